@@ -1,0 +1,724 @@
+//! `helpdesk.toml`: what the gateway reads, checked once at start. Every error names the
+//! key and says how to fix it, because the person reading it is setting up a mail server
+//! at the time, not reading our source.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use crate::domain::{CodePrefix, EmailAddress, Language};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {key}: {message}")]
+    Syntax {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
+    #[error("{key}: {message}; {hint}")]
+    Invalid {
+        key: String,
+        message: String,
+        hint: String,
+    },
+}
+
+fn invalid(key: &str, message: impl Into<String>, hint: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        message: message.into(),
+        hint: hint.into(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    gateway: RawGateway,
+    database: RawDatabase,
+    source: RawSource,
+    outbox: RawOutbox,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGateway {
+    support_address: String,
+    #[serde(default = "default_support_name")]
+    support_name: String,
+    #[serde(default = "default_prefix")]
+    reference_prefix: String,
+    #[serde(default = "default_language")]
+    default_language: String,
+    #[serde(default)]
+    templates_dir: Option<PathBuf>,
+}
+
+fn default_support_name() -> String {
+    "Support".into()
+}
+fn default_prefix() -> String {
+    "HD".into()
+}
+fn default_language() -> String {
+    "fr".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDatabase {
+    url: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    kind: String,
+    maildir: Option<RawMaildir>,
+    imap: Option<RawImap>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMaildir {
+    path: PathBuf,
+    #[serde(default = "default_maildir_poll", with = "humantime_serde")]
+    poll_interval: Duration,
+}
+
+fn default_maildir_poll() -> Duration {
+    Duration::from_secs(1)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawImap {
+    host: String,
+    port: Option<u16>,
+    #[serde(default = "default_tls")]
+    tls: String,
+    username: String,
+    password: Option<String>,
+    password_file: Option<PathBuf>,
+    ca_file: Option<PathBuf>,
+    #[serde(default = "default_mailbox")]
+    mailbox: String,
+    #[serde(default = "default_processed")]
+    processed_folder: String,
+    #[serde(default = "default_quarantine")]
+    quarantine_folder: String,
+    #[serde(default = "default_imap_poll", with = "humantime_serde")]
+    poll_interval: Duration,
+    #[serde(default = "default_true")]
+    idle: bool,
+    #[serde(default = "default_idle_timeout", with = "humantime_serde")]
+    idle_timeout: Duration,
+    #[serde(default = "default_batch")]
+    batch_size: u32,
+}
+
+fn default_tls() -> String {
+    "implicit".into()
+}
+fn default_mailbox() -> String {
+    "INBOX".into()
+}
+fn default_processed() -> String {
+    "Processed".into()
+}
+fn default_quarantine() -> String {
+    "Quarantine".into()
+}
+fn default_imap_poll() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_true() -> bool {
+    true
+}
+fn default_idle_timeout() -> Duration {
+    Duration::from_secs(25 * 60)
+}
+fn default_batch() -> u32 {
+    200
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOutbox {
+    transport: String,
+    file: Option<RawFileTransport>,
+    smtp: Option<RawSmtp>,
+    #[serde(default = "default_retry_base", with = "humantime_serde")]
+    retry_base: Duration,
+    #[serde(default = "default_retry_max", with = "humantime_serde")]
+    retry_max: Duration,
+    #[serde(default = "default_attempts")]
+    max_attempts: u32,
+    #[serde(default = "default_concurrency")]
+    concurrency: usize,
+}
+
+fn default_retry_base() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_retry_max() -> Duration {
+    Duration::from_secs(3600)
+}
+fn default_attempts() -> u32 {
+    10
+}
+fn default_concurrency() -> usize {
+    4
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFileTransport {
+    dir: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSmtp {
+    host: String,
+    port: Option<u16>,
+    #[serde(default = "default_smtp_tls")]
+    tls: String,
+    username: Option<String>,
+    password: Option<String>,
+    password_file: Option<PathBuf>,
+    ca_file: Option<PathBuf>,
+    #[serde(default = "default_smtp_timeout", with = "humantime_serde")]
+    timeout: Duration,
+    /// Name announced in EHLO; defaults to the support address's domain.
+    helo_name: Option<String>,
+}
+
+fn default_smtp_tls() -> String {
+    "starttls".into()
+}
+fn default_smtp_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+/// How a connection is protected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsMode {
+    /// TLS from the first byte (IMAPS 993, SMTPS 465).
+    Implicit,
+    /// Plain connect, then STARTTLS before anything else (IMAP 143, submission 587).
+    StartTls,
+    /// No TLS at all: for a server on loopback only.
+    Plain,
+}
+
+impl TlsMode {
+    fn parse(key: &str, value: &str) -> Result<Self, ConfigError> {
+        match value {
+            "implicit" => Ok(TlsMode::Implicit),
+            "starttls" => Ok(TlsMode::StartTls),
+            "plain" => Ok(TlsMode::Plain),
+            other => Err(invalid(
+                key,
+                format!("{other:?} is not a TLS mode"),
+                "use \"implicit\", \"starttls\" or \"plain\" (plain only for a server on this machine)",
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub gateway: GatewaySettings,
+    pub database_url: String,
+    pub source: SourceSettings,
+    pub outbox: OutboxSettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct GatewaySettings {
+    pub support_address: EmailAddress,
+    pub support_name: String,
+    pub reference_prefix: CodePrefix,
+    pub default_language: Language,
+    pub templates_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub enum SourceSettings {
+    Maildir(MaildirSettings),
+    Imap(ImapSettings),
+}
+
+#[derive(Debug, Clone)]
+pub struct MaildirSettings {
+    pub path: PathBuf,
+    pub poll_interval: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct ImapSettings {
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    pub username: String,
+    pub password: SecretString,
+    pub ca_file: Option<PathBuf>,
+    pub mailbox: String,
+    pub processed_folder: String,
+    pub quarantine_folder: String,
+    pub poll_interval: Duration,
+    pub idle: bool,
+    pub idle_timeout: Duration,
+    pub batch_size: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct OutboxSettings {
+    pub transport: TransportSettings,
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+    pub max_attempts: u32,
+    pub concurrency: usize,
+}
+
+#[derive(Debug, Clone)]
+pub enum TransportSettings {
+    File { dir: PathBuf },
+    Smtp(SmtpSettings),
+}
+
+#[derive(Debug, Clone)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    pub credentials: Option<(String, SecretString)>,
+    pub ca_file: Option<PathBuf>,
+    pub timeout: Duration,
+    pub helo_name: String,
+}
+
+/// Where secrets come from, so tests can inject them without touching the process env.
+pub trait Env {
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    }
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Config::from_toml(&text, path, &base, &ProcessEnv)
+    }
+
+    /// Parses and validates. Relative paths are taken from `base` (the config file's folder),
+    /// so a desk folder can be moved as a whole.
+    pub fn from_toml(
+        text: &str,
+        path: &Path,
+        base: &Path,
+        env: &dyn Env,
+    ) -> Result<Config, ConfigError> {
+        let de = toml::Deserializer::parse(text).map_err(|e| ConfigError::Syntax {
+            path: path.into(),
+            key: "(file)".into(),
+            message: e.to_string(),
+        })?;
+        let raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            ConfigError::Syntax {
+                path: path.into(),
+                key,
+                message: e.into_inner().message().trim().to_string(),
+            }
+        })?;
+        let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+
+        let g = raw.gateway;
+        let support_address = EmailAddress::parse(&g.support_address).map_err(|_| {
+            invalid(
+                "gateway.support_address",
+                format!("{:?} is not an e-mail address", g.support_address),
+                "write the support mailbox, e.g. \"support@example.com\"",
+            )
+        })?;
+        let reference_prefix = CodePrefix::new(&g.reference_prefix).map_err(|_| {
+            invalid(
+                "gateway.reference_prefix",
+                format!("{:?} is not a valid prefix", g.reference_prefix),
+                "use 1 to 10 letters or digits, e.g. \"HD\"",
+            )
+        })?;
+        let default_language = g.default_language.parse::<Language>().map_err(|_| {
+            invalid(
+                "gateway.default_language",
+                format!(
+                    "{:?} is not a language the gateway writes",
+                    g.default_language
+                ),
+                "use \"fr\" or \"en\"",
+            )
+        })?;
+        let gateway = GatewaySettings {
+            support_name: g.support_name,
+            templates_dir: g.templates_dir.map(resolve),
+            support_address,
+            reference_prefix,
+            default_language,
+        };
+
+        let database_url = resolve_sqlite_url(&raw.database.url, base)?;
+
+        let source = match raw.source.kind.as_str() {
+            "maildir" => {
+                let m = raw.source.maildir.ok_or_else(|| {
+                    invalid(
+                        "source.maildir",
+                        "missing",
+                        "add a [source.maildir] table with path = \"…\"",
+                    )
+                })?;
+                SourceSettings::Maildir(MaildirSettings {
+                    path: resolve(m.path),
+                    poll_interval: m.poll_interval,
+                })
+            }
+            "imap" => {
+                let i = raw.source.imap.ok_or_else(|| {
+                    invalid(
+                        "source.imap",
+                        "missing",
+                        "add a [source.imap] table with host, username and tls",
+                    )
+                })?;
+                let tls = TlsMode::parse("source.imap.tls", &i.tls)?;
+                let port = i.port.unwrap_or(match tls {
+                    TlsMode::Implicit => 993,
+                    _ => 143,
+                });
+                if port == 0 {
+                    return Err(invalid(
+                        "source.imap.port",
+                        "0 is not a port",
+                        "use 1-65535, e.g. 993",
+                    ));
+                }
+                if i.host.trim().is_empty() {
+                    return Err(invalid(
+                        "source.imap.host",
+                        "empty",
+                        "set the IMAP server's host name",
+                    ));
+                }
+                if i.batch_size == 0 || i.batch_size > 5000 {
+                    return Err(invalid(
+                        "source.imap.batch_size",
+                        format!("{} is out of range", i.batch_size),
+                        "use 1-5000 (default 200)",
+                    ));
+                }
+                if i.idle_timeout > Duration::from_secs(29 * 60)
+                    || i.idle_timeout < Duration::from_secs(1)
+                {
+                    return Err(invalid(
+                        "source.imap.idle_timeout",
+                        format!("{:?} is out of range", i.idle_timeout),
+                        "use between 1s and 29m (servers drop IDLE after 30 minutes)",
+                    ));
+                }
+                let password = secret(
+                    "source.imap.password",
+                    i.password,
+                    i.password_file.map(resolve),
+                    env.var("HELPDESK_IMAP_PASSWORD"),
+                    "HELPDESK_IMAP_PASSWORD",
+                )?
+                .ok_or_else(|| {
+                    invalid(
+                        "source.imap.password",
+                        "no password given",
+                        "set HELPDESK_IMAP_PASSWORD, or source.imap.password_file",
+                    )
+                })?;
+                SourceSettings::Imap(ImapSettings {
+                    host: i.host,
+                    port,
+                    tls,
+                    username: i.username,
+                    password,
+                    ca_file: i.ca_file.map(resolve),
+                    mailbox: i.mailbox,
+                    processed_folder: i.processed_folder,
+                    quarantine_folder: i.quarantine_folder,
+                    poll_interval: i.poll_interval,
+                    idle: i.idle,
+                    idle_timeout: i.idle_timeout,
+                    batch_size: i.batch_size,
+                })
+            }
+            other => {
+                return Err(invalid(
+                    "source.kind",
+                    format!("{other:?} is not a mail source"),
+                    "use \"maildir\" or \"imap\"",
+                ));
+            }
+        };
+
+        let o = raw.outbox;
+        let transport = match o.transport.as_str() {
+            "file" => {
+                let f = o.file.ok_or_else(|| {
+                    invalid(
+                        "outbox.file",
+                        "missing",
+                        "add an [outbox.file] table with dir = \"…\"",
+                    )
+                })?;
+                TransportSettings::File {
+                    dir: resolve(f.dir),
+                }
+            }
+            "smtp" => {
+                let s = o.smtp.ok_or_else(|| {
+                    invalid(
+                        "outbox.smtp",
+                        "missing",
+                        "add an [outbox.smtp] table with host and tls",
+                    )
+                })?;
+                let tls = TlsMode::parse("outbox.smtp.tls", &s.tls)?;
+                let port = s.port.unwrap_or(match tls {
+                    TlsMode::Implicit => 465,
+                    TlsMode::StartTls => 587,
+                    TlsMode::Plain => 25,
+                });
+                let password = secret(
+                    "outbox.smtp.password",
+                    s.password,
+                    s.password_file.map(resolve),
+                    env.var("HELPDESK_SMTP_PASSWORD"),
+                    "HELPDESK_SMTP_PASSWORD",
+                )?;
+                let credentials = match (s.username, password) {
+                    (Some(u), Some(p)) => Some((u, p)),
+                    (None, None) => None,
+                    (Some(_), None) => {
+                        return Err(invalid(
+                            "outbox.smtp.password",
+                            "a username is set but no password",
+                            "set HELPDESK_SMTP_PASSWORD or outbox.smtp.password_file",
+                        ));
+                    }
+                    (None, Some(_)) => {
+                        return Err(invalid(
+                            "outbox.smtp.username",
+                            "a password is set but no username",
+                            "set outbox.smtp.username",
+                        ));
+                    }
+                };
+                if credentials.is_some() && tls == TlsMode::Plain && !is_loopback(&s.host) {
+                    return Err(invalid(
+                        "outbox.smtp.tls",
+                        "\"plain\" would send the password in clear to a remote server",
+                        "use \"starttls\" or \"implicit\"",
+                    ));
+                }
+                TransportSettings::Smtp(SmtpSettings {
+                    helo_name: s
+                        .helo_name
+                        .unwrap_or_else(|| gateway.support_address.domain().to_string()),
+                    host: s.host,
+                    port,
+                    tls,
+                    credentials,
+                    ca_file: s.ca_file.map(resolve),
+                    timeout: s.timeout,
+                })
+            }
+            other => {
+                return Err(invalid(
+                    "outbox.transport",
+                    format!("{other:?} is not a transport"),
+                    "use \"smtp\" or \"file\"",
+                ));
+            }
+        };
+        if o.concurrency == 0 || o.concurrency > 64 {
+            return Err(invalid(
+                "outbox.concurrency",
+                format!("{} is out of range", o.concurrency),
+                "use 1-64 (default 4)",
+            ));
+        }
+        if o.max_attempts == 0 {
+            return Err(invalid(
+                "outbox.max_attempts",
+                "0 would never send",
+                "use at least 1 (default 10)",
+            ));
+        }
+
+        Ok(Config {
+            gateway,
+            database_url,
+            source,
+            outbox: OutboxSettings {
+                transport,
+                retry_base: o.retry_base,
+                retry_max: o.retry_max,
+                max_attempts: o.max_attempts,
+                concurrency: o.concurrency,
+            },
+        })
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+fn secret(
+    key: &str,
+    inline: Option<String>,
+    file: Option<PathBuf>,
+    env_value: Option<String>,
+    env_name: &str,
+) -> Result<Option<SecretString>, ConfigError> {
+    if let Some(v) = env_value {
+        return Ok(Some(SecretString::from(v)));
+    }
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            invalid(
+                &format!("{key}_file"),
+                format!("cannot read {}: {e}", path.display()),
+                format!("fix the path, or set {env_name}"),
+            )
+        })?;
+        return Ok(Some(SecretString::from(
+            text.trim_end_matches(['\n', '\r']).to_string(),
+        )));
+    }
+    Ok(inline.map(SecretString::from))
+}
+
+/// Makes `sqlite:` URLs with relative paths relative to the config file's folder.
+fn resolve_sqlite_url(url: &str, base: &Path) -> Result<String, ConfigError> {
+    let Some(rest) = url.strip_prefix("sqlite:") else {
+        return Err(invalid(
+            "database.url",
+            format!("{url:?} is not a supported database URL"),
+            "use \"sqlite:helpdesk.db\" (a file path)",
+        ));
+    };
+    let path_part = rest.trim_start_matches("//");
+    if path_part.is_empty() {
+        return Err(invalid(
+            "database.url",
+            "no file name",
+            "use \"sqlite:helpdesk.db\"",
+        ));
+    }
+    if path_part.starts_with(':') || Path::new(path_part).is_absolute() {
+        return Ok(format!("sqlite:{path_part}"));
+    }
+    Ok(format!("sqlite:{}", base.join(path_part).display()))
+}
+
+/// The commented config `helpdesk init DIR` writes: the embedded default, all inside DIR.
+pub fn embedded_default_toml() -> &'static str {
+    include_str!("../templates/helpdesk.example.toml")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct NoEnv;
+    impl Env for NoEnv {
+        fn var(&self, _: &str) -> Option<String> {
+            None
+        }
+    }
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        Config::from_toml(text, Path::new("helpdesk.toml"), Path::new("/desk"), &NoEnv)
+    }
+
+    #[test]
+    fn the_embedded_default_config_is_valid_and_stays_in_its_folder() {
+        let c = load(embedded_default_toml()).unwrap();
+        assert_eq!(c.database_url, "sqlite:/desk/helpdesk.db");
+        match c.source {
+            SourceSettings::Maildir(m) => assert_eq!(m.path, Path::new("/desk/Maildir")),
+            other => panic!("{other:?}"),
+        }
+        match c.outbox.transport {
+            TransportSettings::File { dir } => assert_eq!(dir, Path::new("/desk/outgoing")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_unknown_key_is_named() {
+        let text =
+            embedded_default_toml().replace("[gateway]", "[gateway]\nsupport_adress = \"x@y\"");
+        let err = load(&text).unwrap_err().to_string();
+        assert!(err.contains("support_adress"), "{err}");
+    }
+
+    #[test]
+    fn a_wrong_value_names_the_key_and_the_fix() {
+        let text = embedded_default_toml()
+            .replace("default_language = \"fr\"", "default_language = \"de\"");
+        let err = load(&text).unwrap_err().to_string();
+        assert!(
+            err.contains("gateway.default_language") && err.contains("\"fr\" or \"en\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_port_out_of_range_names_the_key() {
+        let text = imap_config("port = 99999\n");
+        let err = load(&text).unwrap_err().to_string();
+        assert!(err.contains("source.imap.port"), "{err}");
+    }
+
+    #[test]
+    fn imap_without_password_says_where_to_put_it() {
+        let err = load(&imap_config("")).unwrap_err().to_string();
+        assert!(err.contains("HELPDESK_IMAP_PASSWORD"), "{err}");
+    }
+
+    fn imap_config(extra: &str) -> String {
+        embedded_default_toml().replace(
+            "kind = \"maildir\"",
+            &format!("kind = \"imap\"\n[source.imap]\nhost = \"mail.example.com\"\nusername = \"support\"\n{extra}"),
+        )
+    }
+}

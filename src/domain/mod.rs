@@ -1,0 +1,12 @@
+//! Pure domain types: no I/O, no async. Each parses once at the edge so that the rest of
+//! the gateway never handles an unchecked code, address, status or tier.
+
+pub mod email_address;
+pub mod language;
+pub mod reference_code;
+pub mod ticket;
+
+pub use email_address::EmailAddress;
+pub use language::Language;
+pub use reference_code::{CodePrefix, ReferenceCode};
+pub use ticket::{TicketStatus, Tier};

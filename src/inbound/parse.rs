@@ -1,0 +1,360 @@
+//! Raw bytes to [`InboundMail`]: everything the pipeline needs, decoded once.
+//!
+//! Pure: no I/O. mail-parser does the MIME work; this module adds what it leaves to the
+//! caller: raw 8-bit header bytes in a legacy charset (decoded here instead of becoming
+//! U+FFFD), HTML-only mail turned into text, and the headers the classifier reads.
+
+use std::borrow::Cow;
+
+use mail_parser::{Address, HeaderValue, MessageParser, MimeHeaders};
+
+use super::quote_strip;
+use crate::domain::EmailAddress;
+
+/// A person or program named in an address header.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mailbox {
+    pub address: EmailAddress,
+    pub name: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Attachment {
+    pub filename: Option<String>,
+    pub content_type: String,
+    pub content: Vec<u8>,
+}
+
+/// The header facts machine-mail detection is decided on (see `classify`).
+#[derive(Clone, Debug, Default)]
+pub struct MachineSignals {
+    pub auto_submitted: Option<String>,
+    pub precedence: Option<String>,
+    pub list_id: bool,
+    pub list_unsubscribe: bool,
+    pub empty_return_path: bool,
+    pub report_type: Option<String>,
+    pub x_autoreply: bool,
+    pub x_auto_response_suppress: Option<String>,
+    pub loop_header: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct InboundMail {
+    pub subject: String,
+    pub from: Option<Mailbox>,
+    pub reply_to: Option<Mailbox>,
+    pub to: Vec<EmailAddress>,
+    pub cc: Vec<EmailAddress>,
+    /// Without angle brackets, as stored and compared everywhere.
+    pub message_id: Option<String>,
+    pub in_reply_to: Vec<String>,
+    pub references: Vec<String>,
+    /// Seconds since the epoch, from the Date header when it parses.
+    pub date: Option<i64>,
+    pub content_language: Option<String>,
+    /// The whole text of the message.
+    pub body_text: String,
+    /// What the sender wrote this time, without the quoted history.
+    pub reply_text: String,
+    /// The quoted history cut from `reply_text` (empty when there was none).
+    pub quoted_text: String,
+    pub attachments: Vec<Attachment>,
+    pub signals: MachineSignals,
+}
+
+/// Why a mail could not be read at all. The raw bytes are kept either way.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ParseFailure {
+    #[error("empty message")]
+    Empty,
+    #[error("no RFC 5322 header could be read")]
+    NoHeader,
+}
+
+/// The name of the header this gateway puts on everything it sends, so that its own mail
+/// coming back (a forward rule, a customer who is also the support address) never loops.
+pub const LOOP_HEADER: &str = "X-Helpdesk-Loop";
+
+pub fn parse(raw: &[u8]) -> Result<InboundMail, ParseFailure> {
+    if raw.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(ParseFailure::Empty);
+    }
+    let readable = decode_raw_headers(raw);
+    let msg = MessageParser::default()
+        .parse(readable.as_ref())
+        .ok_or(ParseFailure::NoHeader)?;
+    if msg.headers().is_empty() {
+        return Err(ParseFailure::NoHeader);
+    }
+
+    let body_text = body_text(&msg);
+    let split = quote_strip::split(&body_text);
+    let signals = MachineSignals {
+        auto_submitted: header_text(&msg, "Auto-Submitted"),
+        precedence: header_text(&msg, "Precedence"),
+        list_id: msg.header("List-Id").is_some(),
+        list_unsubscribe: msg.header("List-Unsubscribe").is_some(),
+        empty_return_path: return_path_is_empty(&msg),
+        report_type: report_type(&msg),
+        x_autoreply: msg.header("X-Autoreply").is_some()
+            || msg.header("X-Autorespond").is_some()
+            || msg.header("X-Autoresponder").is_some(),
+        x_auto_response_suppress: header_text(&msg, "X-Auto-Response-Suppress"),
+        loop_header: header_text(&msg, LOOP_HEADER),
+    };
+
+    Ok(InboundMail {
+        subject: msg.subject().map(clean_header_text).unwrap_or_default(),
+        from: msg.from().and_then(first_mailbox),
+        reply_to: msg.reply_to().and_then(first_mailbox),
+        to: addresses(msg.header_values("To")),
+        cc: addresses(msg.header_values("Cc")),
+        message_id: msg.message_id().map(clean_id).filter(|id| !id.is_empty()),
+        in_reply_to: ids(msg.in_reply_to()),
+        references: ids(msg.references()),
+        date: msg.date().map(|d| d.to_timestamp()),
+        content_language: header_text(&msg, "Content-Language"),
+        reply_text: split.reply,
+        quoted_text: split.quoted,
+        body_text,
+        attachments: attachments(&msg),
+        signals,
+    })
+}
+
+/// Headers must be ASCII or UTF-8, yet old clients write raw ISO-8859-x or the body's
+/// charset. Lines that are not valid UTF-8 are re-encoded from the message's declared
+/// charset (windows-1252 when none is declared, a superset of Latin-1), so the subject
+/// reads "Håvard" and not "H\u{FFFD}vard". Bodies are left to mail-parser.
+fn decode_raw_headers(raw: &[u8]) -> Cow<'_, [u8]> {
+    let header_end = find_header_end(raw);
+    let header = &raw[..header_end];
+    if std::str::from_utf8(header).is_ok() {
+        return Cow::Borrowed(raw);
+    }
+    let encoding = declared_charset(header)
+        .and_then(|label| encoding_rs::Encoding::for_label(label.as_bytes()))
+        .filter(|e| e.is_ascii_compatible() && *e != encoding_rs::UTF_8)
+        .unwrap_or(encoding_rs::WINDOWS_1252);
+    let mut out = Vec::with_capacity(raw.len() + 64);
+    for line in header.split_inclusive(|&b| b == b'\n') {
+        if std::str::from_utf8(line).is_ok() {
+            out.extend_from_slice(line);
+        } else {
+            let (text, _, _) = encoding.decode(line);
+            out.extend_from_slice(text.as_bytes());
+        }
+    }
+    out.extend_from_slice(&raw[header_end..]);
+    Cow::Owned(out)
+}
+
+fn find_header_end(raw: &[u8]) -> usize {
+    let mut i = 0;
+    while i < raw.len() {
+        if raw[i] == b'\n' {
+            let rest = &raw[i + 1..];
+            if rest.starts_with(b"\n") || rest.starts_with(b"\r\n") {
+                return i + 1;
+            }
+        }
+        i += 1;
+    }
+    raw.len()
+}
+
+fn declared_charset(header: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(header).to_ascii_lowercase();
+    let start = text.find("charset=")? + "charset=".len();
+    let value: String = text[start..]
+        .trim_start_matches(['"', '\''])
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | ':' | '.'))
+        .collect();
+    (!value.is_empty()).then_some(value)
+}
+
+fn body_text(msg: &mail_parser::Message<'_>) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for i in 0..msg.text_body_count() {
+        if let Some(text) = msg.body_text(i)
+            && !text.trim().is_empty()
+        {
+            parts.push(text.into_owned());
+        }
+    }
+    if parts.is_empty() {
+        // An empty text/plain beside a real HTML part (Outlook does this): use the HTML.
+        for i in 0..msg.html_body_count() {
+            if let Some(html) = msg.body_html(i) {
+                let text = mail_parser::decoders::html::html_to_text(&html);
+                if !text.trim().is_empty() {
+                    parts.push(text);
+                }
+            }
+        }
+    }
+    normalise_newlines(&parts.join("\n\n"))
+}
+
+fn normalise_newlines(text: &str) -> String {
+    text.replace("\r\n", "\n").replace('\r', "\n")
+}
+
+fn clean_header_text(text: &str) -> String {
+    let joined: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    joined.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn clean_id(id: &str) -> String {
+    id.trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .trim()
+        .to_owned()
+}
+
+fn ids(value: &HeaderValue<'_>) -> Vec<String> {
+    let list: Vec<String> = match value {
+        HeaderValue::Text(t) => vec![clean_id(t)],
+        HeaderValue::TextList(l) => l.iter().map(|t| clean_id(t)).collect(),
+        _ => Vec::new(),
+    };
+    let mut out: Vec<String> = Vec::new();
+    for id in list {
+        if !id.is_empty() && !out.contains(&id) {
+            out.push(id);
+        }
+    }
+    out
+}
+
+fn first_mailbox(address: &Address<'_>) -> Option<Mailbox> {
+    match address {
+        Address::List(list) => list.iter().find_map(to_mailbox),
+        Address::Group(groups) => groups
+            .iter()
+            .flat_map(|g| g.addresses.iter())
+            .find_map(to_mailbox),
+    }
+}
+
+fn to_mailbox(addr: &mail_parser::Addr<'_>) -> Option<Mailbox> {
+    let address = EmailAddress::parse(addr.address()?).ok()?;
+    let name = addr.name().map(clean_header_text).filter(|n| !n.is_empty());
+    Some(Mailbox { address, name })
+}
+
+fn addresses<'a>(values: impl Iterator<Item = &'a HeaderValue<'a>>) -> Vec<EmailAddress> {
+    let mut out = Vec::new();
+    for value in values {
+        if let HeaderValue::Address(address) = value {
+            let list: Vec<&mail_parser::Addr<'_>> = match address {
+                Address::List(l) => l.iter().collect(),
+                Address::Group(g) => g.iter().flat_map(|g| g.addresses.iter()).collect(),
+            };
+            for addr in list {
+                if let Some(a) = addr.address().and_then(|a| EmailAddress::parse(a).ok())
+                    && !out.contains(&a)
+                {
+                    out.push(a);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn header_text(msg: &mail_parser::Message<'_>, name: &str) -> Option<String> {
+    let raw = msg.header_raw(name)?;
+    let text = clean_header_text(raw);
+    Some(text)
+}
+
+fn return_path_is_empty(msg: &mail_parser::Message<'_>) -> bool {
+    msg.header_raw("Return-Path").is_some_and(|raw| {
+        let inner: String = raw.chars().filter(|c| !c.is_whitespace()).collect();
+        inner.is_empty() || inner == "<>"
+    })
+}
+
+fn report_type(msg: &mail_parser::Message<'_>) -> Option<String> {
+    let ct = msg.root_part().content_type()?;
+    let is_report = ct.ctype().eq_ignore_ascii_case("multipart")
+        && ct
+            .subtype()
+            .is_some_and(|s| s.eq_ignore_ascii_case("report"));
+    is_report.then(|| {
+        ct.attribute("report-type")
+            .unwrap_or("unknown")
+            .to_ascii_lowercase()
+    })
+}
+
+fn attachments(msg: &mail_parser::Message<'_>) -> Vec<Attachment> {
+    msg.attachments()
+        .map(|part| {
+            let content_type = part
+                .content_type()
+                .map(|ct| match ct.subtype() {
+                    Some(sub) => format!("{}/{}", ct.ctype(), sub),
+                    None => ct.ctype().to_string(),
+                })
+                .unwrap_or_else(|| "application/octet-stream".into())
+                .to_ascii_lowercase();
+            let content = match &part.body {
+                mail_parser::PartType::Message(m) => m.raw_message().to_vec(),
+                _ => part.contents().to_vec(),
+            };
+            Attachment {
+                filename: part.attachment_name().map(clean_header_text),
+                content_type,
+                content,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_latin1_subject_is_decoded_not_garbled() {
+        let raw = b"From: H\xe5vard <hw@example.no>\r\nSubject: Probl\xe8me d'acc\xe8s\r\nContent-Type: text/plain; charset=iso-8859-1\r\n\r\nCorps\r\n";
+        let mail = parse(raw).unwrap();
+        assert_eq!(mail.subject, "Problème d'accès");
+        assert_eq!(mail.from.unwrap().name.as_deref(), Some("Håvard"));
+    }
+
+    #[test]
+    fn encoded_word_subject_and_threading_headers_are_read() {
+        let raw = b"From: a@example.com\nSubject: =?UTF-8?Q?Imprimante_bloqu=C3=A9e?=\nMessage-ID: <abc@x>\nIn-Reply-To: <p1@x>\nReferences: <p0@x> <p1@x>\n\nhi\n";
+        let mail = parse(raw).unwrap();
+        assert_eq!(mail.subject, "Imprimante bloquée");
+        assert_eq!(mail.message_id.as_deref(), Some("abc@x"));
+        assert_eq!(mail.in_reply_to, vec!["p1@x"]);
+        assert_eq!(mail.references, vec!["p0@x", "p1@x"]);
+    }
+
+    #[test]
+    fn html_only_mail_gets_a_text_body() {
+        let raw = b"From: a@example.com\nSubject: x\nContent-Type: text/html\n\n<p>Hello <b>there</b></p>\n";
+        let mail = parse(raw).unwrap();
+        assert!(
+            mail.body_text.contains("Hello there"),
+            "{:?}",
+            mail.body_text
+        );
+    }
+
+    #[test]
+    fn empty_input_is_a_parse_failure() {
+        assert_eq!(parse(b"").unwrap_err(), ParseFailure::Empty);
+        assert_eq!(parse(b"\r\n\r\n").unwrap_err(), ParseFailure::Empty);
+    }
+}

@@ -1,0 +1,187 @@
+//! Mail waiting to leave, and the worker that sends it.
+//!
+//! The outbox is a table, written in the same transaction as the ticket that caused the
+//! mail, so an acknowledgement is never lost to a crash and never sent for a ticket that
+//! was rolled back. The worker claims due rows with a lease, sends them, and marks each
+//! `sent` only once the server accepted it. Temporary failures come back with exponential
+//! back-off; permanent ones (5xx) are marked `failed` and logged.
+
+pub mod transport;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::OutboxSettings;
+use crate::store::{Millis, OutboxItem, Store, StoreError, now_millis};
+pub use transport::{SendError, Transport};
+
+/// How long a claimed row stays ours before another worker may take it (crash recovery).
+const LEASE_MS: Millis = 5 * 60 * 1000;
+const CLAIM_BATCH: u32 = 64;
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct StepReport {
+    pub sent: usize,
+    pub retried: usize,
+    pub failed: usize,
+}
+
+impl StepReport {
+    pub fn handled(&self) -> usize {
+        self.sent + self.retried + self.failed
+    }
+}
+
+pub struct OutboxWorker {
+    store: Arc<dyn Store>,
+    transport: Transport,
+    settings: OutboxSettings,
+    wakeup: Arc<Notify>,
+}
+
+impl OutboxWorker {
+    pub fn new(
+        store: Arc<dyn Store>,
+        transport: Transport,
+        settings: OutboxSettings,
+        wakeup: Arc<Notify>,
+    ) -> Self {
+        Self {
+            store,
+            transport,
+            settings,
+            wakeup,
+        }
+    }
+
+    /// Claims what is due and sends it. Returns what happened; tests drive this directly.
+    pub async fn step(&self) -> Result<StepReport, StoreError> {
+        let now = now_millis();
+        let items = self
+            .store
+            .claim_outbox(now, now + LEASE_MS, CLAIM_BATCH)
+            .await?;
+        let mut report = StepReport::default();
+        let results: Vec<_> = futures::stream::iter(items)
+            .map(|item| async move {
+                let result = self
+                    .transport
+                    .send(item.id, &item.mail_from, &item.rcpt_to, &item.raw)
+                    .await;
+                (item, result)
+            })
+            .buffer_unordered(self.settings.concurrency)
+            .collect()
+            .await;
+        for (item, result) in results {
+            self.settle(&item, result, &mut report).await?;
+        }
+        Ok(report)
+    }
+
+    async fn settle(
+        &self,
+        item: &OutboxItem,
+        result: Result<(), SendError>,
+        report: &mut StepReport,
+    ) -> Result<(), StoreError> {
+        let now = now_millis();
+        match result {
+            Ok(()) => {
+                self.store.mark_sent(item.id, now).await?;
+                report.sent += 1;
+            }
+            Err(SendError::Temporary(e)) if item.attempts < self.settings.max_attempts => {
+                let delay = self.backoff(item.attempts);
+                tracing::warn!(outbox = item.id, attempt = item.attempts, retry_in = ?delay, error = %e, "sending failed, will retry");
+                self.store
+                    .mark_retry(item.id, now + delay.as_millis() as Millis, &e)
+                    .await?;
+                report.retried += 1;
+            }
+            Err(e) => {
+                tracing::error!(outbox = item.id, attempts = item.attempts, error = %e, "sending failed for good");
+                self.store.mark_failed(item.id, &e.to_string(), now).await?;
+                report.failed += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        retry_delay(self.settings.retry_base, self.settings.retry_max, attempt)
+    }
+
+    /// Sends until nothing is due, e.g. before `helpdesk ingest` exits. Rows waiting for a
+    /// later retry are left for `run`.
+    pub async fn drain(&self) -> Result<StepReport, StoreError> {
+        let mut total = StepReport::default();
+        loop {
+            let r = self.step().await?;
+            total.sent += r.sent;
+            total.retried += r.retried;
+            total.failed += r.failed;
+            if r.handled() == 0 {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Loops until `shutdown`, waking when the pipeline queues mail or a retry falls due.
+    pub async fn run(&self, shutdown: CancellationToken) {
+        let mut error_backoff = Duration::from_millis(500);
+        while !shutdown.is_cancelled() {
+            match self.step().await {
+                Ok(report) if report.handled() > 0 => {
+                    error_backoff = Duration::from_millis(500);
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "outbox step failed");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(error_backoff) => {}
+                    }
+                    error_backoff = (error_backoff * 2).min(Duration::from_secs(30));
+                    continue;
+                }
+            }
+            let wait = match self.store.outbox_backlog().await {
+                Ok((_, Some(next))) => {
+                    Duration::from_millis((next - now_millis()).clamp(0, 60_000) as u64)
+                }
+                _ => Duration::from_secs(60),
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = self.wakeup.notified() => {}
+                _ = tokio::time::sleep(wait.max(Duration::from_millis(50))) => {}
+            }
+        }
+    }
+}
+
+/// `base * 2^(attempt-1)`, capped at `max`.
+pub fn retry_delay(base: Duration, max: Duration, attempt: u32) -> Duration {
+    let factor = 2u32.saturating_pow(attempt.saturating_sub(1).min(20));
+    base.saturating_mul(factor).min(max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delay_doubles_and_is_capped() {
+        let (base, max) = (Duration::from_secs(30), Duration::from_secs(3600));
+        assert_eq!(retry_delay(base, max, 1), Duration::from_secs(30));
+        assert_eq!(retry_delay(base, max, 2), Duration::from_secs(60));
+        assert_eq!(retry_delay(base, max, 3), Duration::from_secs(120));
+        assert_eq!(retry_delay(base, max, 30), Duration::from_secs(3600));
+    }
+}

@@ -1,0 +1,428 @@
+//! Outgoing mail from handlebars templates: one template per message, language and part
+//! (`templates/{en,fr}/NAME.{subject,txt,html}.hbs`), built into the binary and
+//! overridable file by file from `gateway.templates_dir`.
+//!
+//! Strict mode everywhere, so a template naming a variable we do not pass fails in the test
+//! that renders every template, not in a customer's inbox. Text parts are not HTML-escaped
+//! (a subject `"printer" & co` stays as written); HTML parts are.
+
+use std::path::Path;
+
+use handlebars::Handlebars;
+use lettre::message::header::{ContentType, HeaderName, HeaderValue};
+use lettre::message::{Mailbox as LettreMailbox, MultiPart, SinglePart};
+use rand::Rng;
+use serde::Serialize;
+
+use crate::domain::{EmailAddress, Language};
+use crate::inbound::parse::LOOP_HEADER;
+
+/// The messages the gateway knows how to write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Template {
+    Acknowledgement,
+}
+
+impl Template {
+    pub const ALL: [Template; 1] = [Template::Acknowledgement];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Template::Acknowledgement => "acknowledgement",
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Part {
+    Subject,
+    Text,
+    Html,
+}
+
+impl Part {
+    #[cfg(test)]
+    const ALL: [Part; 3] = [Part::Subject, Part::Text, Part::Html];
+    fn suffix(self) -> &'static str {
+        match self {
+            Part::Subject => "subject",
+            Part::Text => "txt",
+            Part::Html => "html",
+        }
+    }
+}
+
+macro_rules! builtin {
+    ($lang:literal, $name:literal) => {
+        [
+            concat!($lang, "/", $name, ".subject.hbs"),
+            include_str!(concat!("../templates/", $lang, "/", $name, ".subject.hbs")),
+            concat!($lang, "/", $name, ".txt.hbs"),
+            include_str!(concat!("../templates/", $lang, "/", $name, ".txt.hbs")),
+            concat!($lang, "/", $name, ".html.hbs"),
+            include_str!(concat!("../templates/", $lang, "/", $name, ".html.hbs")),
+        ]
+    };
+}
+
+/// Built-in templates as (file name, text) pairs, file names relative to `templates/`.
+fn builtin_templates() -> Vec<(&'static str, &'static str)> {
+    let sets = [
+        builtin!("en", "acknowledgement"),
+        builtin!("fr", "acknowledgement"),
+        [
+            "en/footer.txt.hbs",
+            include_str!("../templates/en/footer.txt.hbs"),
+            "fr/footer.txt.hbs",
+            include_str!("../templates/fr/footer.txt.hbs"),
+            "partials/style.html.hbs",
+            include_str!("../templates/partials/style.html.hbs"),
+        ],
+    ];
+    sets.iter()
+        .flat_map(|s| s.chunks(2).map(|c| (c[0], c[1])))
+        .collect()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("cannot read template {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("template {name}: {source}")]
+    Template {
+        name: String,
+        source: Box<handlebars::TemplateError>,
+    },
+    #[error("rendering {name}: {source}")]
+    Render {
+        name: String,
+        source: Box<handlebars::RenderError>,
+    },
+    #[error("building the mail: {0}")]
+    Build(String),
+}
+
+pub struct Renderer {
+    text: Handlebars<'static>,
+    html: Handlebars<'static>,
+}
+
+/// What a template may use. Adding a field here is how a template gets a new variable.
+#[derive(Serialize, Clone, Debug)]
+pub struct AckContext {
+    pub code: String,
+    /// `[HD-7K3M9QXA]`, as it must stay in the subject of every reply.
+    pub tag: String,
+    pub subject: String,
+    pub customer_name: String,
+    pub support_name: String,
+    pub support_address: String,
+}
+
+/// A rendered mail ready for the outbox.
+pub struct Rendered {
+    pub message_id: String,
+    pub subject: String,
+    pub text: String,
+    pub raw: Vec<u8>,
+}
+
+/// Where a rendered mail goes and what it answers.
+pub struct Envelope<'a> {
+    pub from: &'a EmailAddress,
+    pub from_name: &'a str,
+    pub to: &'a EmailAddress,
+    pub to_name: Option<&'a str>,
+    pub in_reply_to: Option<&'a str>,
+    pub references: &'a [String],
+    pub language: Language,
+    /// Marks the mail as automatic (RFC 3834) so well-behaved responders stay quiet.
+    pub auto_reply: bool,
+}
+
+impl Renderer {
+    /// Built-in templates, with any file of the same name in `override_dir` taking precedence.
+    pub fn new(override_dir: Option<&Path>) -> Result<Self, RenderError> {
+        let mut text = Handlebars::new();
+        text.set_strict_mode(true);
+        text.register_escape_fn(handlebars::no_escape);
+        let mut html = Handlebars::new();
+        html.set_strict_mode(true);
+        for (file, builtin) in builtin_templates() {
+            let source = match override_dir.map(|d| d.join(file)).filter(|p| p.is_file()) {
+                Some(path) => {
+                    std::fs::read_to_string(&path).map_err(|source| RenderError::Read {
+                        path: path.display().to_string(),
+                        source,
+                    })?
+                }
+                None => builtin.to_string(),
+            };
+            let name = file.trim_end_matches(".hbs");
+            let registry = if file.ends_with(".html.hbs") {
+                &mut html
+            } else {
+                &mut text
+            };
+            let register_name = name.strip_prefix("partials/").unwrap_or(name);
+            registry
+                .register_template_string(register_name, source)
+                .map_err(|source| RenderError::Template {
+                    name: file.into(),
+                    source: Box::new(source),
+                })?;
+        }
+        Ok(Self { text, html })
+    }
+
+    fn part(
+        &self,
+        template: Template,
+        language: Language,
+        part: Part,
+        ctx: &impl Serialize,
+    ) -> Result<String, RenderError> {
+        let name = format!(
+            "{}/{}.{}",
+            language.as_str(),
+            template.name(),
+            part.suffix()
+        );
+        let registry = match part {
+            Part::Html => &self.html,
+            _ => &self.text,
+        };
+        registry
+            .render(&name, ctx)
+            .map_err(|source| RenderError::Render {
+                name,
+                source: Box::new(source),
+            })
+    }
+
+    /// Renders `template` and builds the whole RFC 5322 mail, headers included.
+    pub fn render(
+        &self,
+        template: Template,
+        ctx: &impl Serialize,
+        env: &Envelope<'_>,
+    ) -> Result<Rendered, RenderError> {
+        let subject = self.part(template, env.language, Part::Subject, ctx)?;
+        let subject = subject.split_whitespace().collect::<Vec<_>>().join(" ");
+        let text = self.part(template, env.language, Part::Text, ctx)?;
+        let html = self.part(template, env.language, Part::Html, ctx)?;
+        let message_id = new_message_id(env.from);
+
+        let mailbox =
+            |name: Option<&str>, addr: &EmailAddress| -> Result<LettreMailbox, RenderError> {
+                let address = addr
+                    .as_str()
+                    .parse()
+                    .map_err(|e| RenderError::Build(format!("address {addr}: {e}")))?;
+                Ok(LettreMailbox::new(
+                    name.map(str::to_string).filter(|n| !n.is_empty()),
+                    address,
+                ))
+            };
+        let mut builder = lettre::Message::builder()
+            .from(mailbox(Some(env.from_name), env.from)?)
+            .to(mailbox(env.to_name, env.to)?)
+            .subject(subject.clone())
+            .message_id(Some(format!("<{message_id}>")))
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str(LOOP_HEADER),
+                env.from.to_string(),
+            ))
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("Content-Language"),
+                env.language.as_str().into(),
+            ));
+        if env.auto_reply {
+            builder = builder
+                .raw_header(HeaderValue::new(
+                    HeaderName::new_from_ascii_str("Auto-Submitted"),
+                    "auto-replied".into(),
+                ))
+                .raw_header(HeaderValue::new(
+                    HeaderName::new_from_ascii_str("X-Auto-Response-Suppress"),
+                    "All".into(),
+                ));
+        }
+        if let Some(parent) = env.in_reply_to {
+            builder = builder.in_reply_to(format!("<{parent}>"));
+        }
+        let mut refs: Vec<String> = env
+            .references
+            .iter()
+            .rev()
+            .take(10)
+            .rev()
+            .map(|r| format!("<{r}>"))
+            .collect();
+        if let Some(parent) = env.in_reply_to {
+            let p = format!("<{parent}>");
+            if !refs.contains(&p) {
+                refs.push(p);
+            }
+        }
+        if !refs.is_empty() {
+            builder = builder.references(refs.join(" "));
+        }
+        let message = builder
+            .multipart(
+                MultiPart::alternative()
+                    .singlepart(
+                        SinglePart::builder()
+                            .header(ContentType::TEXT_PLAIN)
+                            .body(text.clone()),
+                    )
+                    .singlepart(
+                        SinglePart::builder()
+                            .header(ContentType::TEXT_HTML)
+                            .body(html),
+                    ),
+            )
+            .map_err(|e| RenderError::Build(e.to_string()))?;
+        Ok(Rendered {
+            message_id,
+            subject,
+            text,
+            raw: message.formatted(),
+        })
+    }
+}
+
+/// `<random.timestamp@support-domain>`: ours, unique, and recognisable in References.
+fn new_message_id(from: &EmailAddress) -> String {
+    let mut rng = rand::rng();
+    let random: String = (0..16)
+        .map(|_| char::from(b"0123456789abcdefghijklmnopqrstuv"[rng.random_range(0..32)]))
+        .collect();
+    format!(
+        "{}.{}@{}",
+        random,
+        chrono::Utc::now().timestamp_millis(),
+        from.domain()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx() -> AckContext {
+        AckContext {
+            code: "HD-7K3M9QXA".into(),
+            tag: "[HD-7K3M9QXA]".into(),
+            subject: "\"printer\" & co <urgent>".into(),
+            customer_name: "Marie".into(),
+            support_name: "Support".into(),
+            support_address: "support@example.test".into(),
+        }
+    }
+
+    #[test]
+    fn every_template_renders_in_every_language_in_strict_mode() {
+        let r = Renderer::new(None).unwrap();
+        let support = EmailAddress::parse("support@example.test").unwrap();
+        let customer = EmailAddress::parse("marie@example.fr").unwrap();
+        for template in Template::ALL {
+            for language in Language::ALL {
+                for part in Part::ALL {
+                    let out = r.part(template, language, part, &ctx()).unwrap();
+                    assert!(!out.trim().is_empty(), "{template:?} {language} empty");
+                }
+                let env = Envelope {
+                    from: &support,
+                    from_name: "Support",
+                    to: &customer,
+                    to_name: Some("Marie"),
+                    in_reply_to: Some("abc@example.fr"),
+                    references: &[],
+                    language,
+                    auto_reply: true,
+                };
+                let mail = r.render(template, &ctx(), &env).unwrap();
+                assert!(
+                    mail.subject.starts_with("[HD-7K3M9QXA]"),
+                    "{}",
+                    mail.subject
+                );
+                let raw = String::from_utf8_lossy(&mail.raw);
+                assert!(raw.contains("Auto-Submitted: auto-replied"));
+                assert!(raw.contains("In-Reply-To: <abc@example.fr>"));
+                assert!(raw.contains("X-Helpdesk-Loop: support@example.test"));
+            }
+        }
+    }
+
+    #[test]
+    fn text_is_not_escaped_and_html_is() {
+        let r = Renderer::new(None).unwrap();
+        let text = r
+            .part(Template::Acknowledgement, Language::En, Part::Text, &ctx())
+            .unwrap();
+        assert!(text.contains("\"printer\" & co <urgent>"), "{text}");
+        let html = r
+            .part(Template::Acknowledgement, Language::En, Part::Html, &ctx())
+            .unwrap();
+        assert!(
+            html.contains("&quot;printer&quot; &amp; co &lt;urgent&gt;"),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn french_and_english_acknowledgements_differ() {
+        let r = Renderer::new(None).unwrap();
+        let fr = r
+            .part(Template::Acknowledgement, Language::Fr, Part::Text, &ctx())
+            .unwrap();
+        let en = r
+            .part(Template::Acknowledgement, Language::En, Part::Text, &ctx())
+            .unwrap();
+        assert_ne!(fr, en);
+        assert!(fr.contains("Bonjour"));
+    }
+
+    #[test]
+    fn a_template_directory_overrides_one_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("en")).unwrap();
+        std::fs::write(
+            dir.path().join("en/acknowledgement.txt.hbs"),
+            "Custom {{code}}",
+        )
+        .unwrap();
+        let r = Renderer::new(Some(dir.path())).unwrap();
+        assert_eq!(
+            r.part(Template::Acknowledgement, Language::En, Part::Text, &ctx())
+                .unwrap(),
+            "Custom HD-7K3M9QXA"
+        );
+        assert!(
+            r.part(Template::Acknowledgement, Language::Fr, Part::Text, &ctx())
+                .unwrap()
+                .contains("Bonjour")
+        );
+    }
+
+    #[test]
+    fn a_template_with_an_unknown_variable_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("en")).unwrap();
+        std::fs::write(
+            dir.path().join("en/acknowledgement.txt.hbs"),
+            "{{no_such_thing}}",
+        )
+        .unwrap();
+        let r = Renderer::new(Some(dir.path())).unwrap();
+        assert!(
+            r.part(Template::Acknowledgement, Language::En, Part::Text, &ctx())
+                .is_err()
+        );
+    }
+}

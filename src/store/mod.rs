@@ -1,0 +1,356 @@
+//! Everything the gateway keeps: tickets, every mail in and out with its raw bytes, the
+//! outbox, mailbox checkpoints and the event log.
+//!
+//! [`Store`] and [`StoreTx`] are the only way in, one method per query, so a second
+//! backend (PostgreSQL, for several gateways sharing the work) is one more impl and no
+//! change to the pipeline. Rows become domain types here and nowhere else.
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use crate::domain::{EmailAddress, Language, ReferenceCode, TicketStatus, Tier};
+
+pub type TicketId = i64;
+pub type MessageRowId = i64;
+pub type OutboxId = i64;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached or opened: worth retrying later (EX_TEMPFAIL).
+    #[error("cannot reach the database: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("reference code {0} is already taken")]
+    CodeTaken(String),
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+    #[error("database error: {0}")]
+    Other(#[source] sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Tls(_) => StoreError::Unavailable(e),
+            other => StoreError::Other(other),
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub type Millis = i64;
+
+pub fn now_millis() -> Millis {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// The part of a ticket the pipeline decides on.
+#[derive(Clone, Debug)]
+pub struct TicketRef {
+    pub id: TicketId,
+    pub code: ReferenceCode,
+    pub status: TicketStatus,
+    pub customer: EmailAddress,
+    pub language: Language,
+}
+
+pub struct NewTicket<'a> {
+    pub code: &'a ReferenceCode,
+    pub tier: Tier,
+    pub customer: &'a EmailAddress,
+    pub customer_name: Option<&'a str>,
+    pub subject: &'a str,
+    pub thread_key: &'a str,
+    pub language: Language,
+    pub at: Millis,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    Inbound,
+    Outbound,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+        }
+    }
+}
+
+/// What a stored mail became, as kept in `messages.outcome`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoredOutcome {
+    NewTicket,
+    Appended,
+    Duplicate,
+    Ignored,
+    Quarantined,
+    Outgoing,
+}
+
+impl StoredOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoredOutcome::NewTicket => "new_ticket",
+            StoredOutcome::Appended => "appended",
+            StoredOutcome::Duplicate => "duplicate",
+            StoredOutcome::Ignored => "ignored",
+            StoredOutcome::Quarantined => "quarantined",
+            StoredOutcome::Outgoing => "outgoing",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::NewTicket,
+            Self::Appended,
+            Self::Duplicate,
+            Self::Ignored,
+            Self::Quarantined,
+            Self::Outgoing,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == s)
+    }
+}
+
+/// One mail to store. `raw` is always kept, whatever the outcome.
+pub struct NewMessage<'a> {
+    pub ticket: Option<TicketId>,
+    pub direction: Direction,
+    pub outcome: StoredOutcome,
+    pub outcome_detail: Option<&'a str>,
+    pub source_key: Option<&'a str>,
+    pub message_id: Option<&'a str>,
+    pub raw: &'a [u8],
+    pub raw_sha256: &'a str,
+    pub from_addr: Option<&'a str>,
+    pub from_name: Option<&'a str>,
+    pub reply_to: Option<&'a str>,
+    pub to: Vec<String>,
+    pub cc: Vec<String>,
+    pub subject: &'a str,
+    pub in_reply_to: &'a [String],
+    pub references: &'a [String],
+    pub sent_date: Option<Millis>,
+    pub body_text: &'a str,
+    pub reply_text: &'a str,
+    pub quoted_text: &'a str,
+    pub language: Option<Language>,
+    pub machine_kind: Option<&'a str>,
+    pub at: Millis,
+}
+
+pub struct NewAttachment<'a> {
+    pub filename: Option<&'a str>,
+    pub content_type: &'a str,
+    pub content: &'a [u8],
+}
+
+pub struct NewEvent<'a> {
+    pub ticket: Option<TicketId>,
+    pub message: Option<MessageRowId>,
+    pub kind: &'a str,
+    pub actor: &'a str,
+    pub detail: serde_json::Value,
+    pub at: Millis,
+}
+
+pub struct NewOutgoing<'a> {
+    pub ticket: Option<TicketId>,
+    pub message: MessageRowId,
+    pub kind: &'a str,
+    pub mail_from: &'a str,
+    pub rcpt_to: &'a [String],
+    pub at: Millis,
+}
+
+/// A mail the outbox worker has claimed and must now send.
+#[derive(Clone, Debug)]
+pub struct OutboxItem {
+    pub id: OutboxId,
+    pub mail_from: String,
+    pub rcpt_to: Vec<String>,
+    pub raw: Vec<u8>,
+    pub attempts: u32,
+}
+
+/// A mailbox's read position: mail with a UID up to `last_uid` is committed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub uid_validity: u32,
+    pub last_uid: u32,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TicketSummary {
+    pub code: String,
+    pub status: TicketStatus,
+    pub tier: Tier,
+    pub customer: String,
+    pub customer_name: Option<String>,
+    pub subject: String,
+    pub language: Language,
+    pub messages: i64,
+    pub reopen_count: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct MessageView {
+    pub direction: String,
+    pub from: Option<String>,
+    pub to: Vec<String>,
+    pub subject: String,
+    pub message_id: Option<String>,
+    pub body_text: String,
+    pub reply_text: String,
+    pub outcome: String,
+    pub detail: Option<String>,
+    pub delivery: Option<String>,
+    pub attachments: Vec<AttachmentView>,
+    pub received_at: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct AttachmentView {
+    pub filename: Option<String>,
+    pub content_type: String,
+    pub size: i64,
+}
+
+/// A ticket with its messages. Serialises as the summary object whose `messages` is the
+/// list instead of the count.
+#[derive(Clone, Debug)]
+pub struct TicketDetail {
+    pub summary: TicketSummary,
+    pub messages: Vec<MessageView>,
+}
+
+impl TicketDetail {
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut value = serde_json::to_value(&self.summary).unwrap_or_default();
+        if let Some(obj) = value.as_object_mut() {
+            obj.insert(
+                "messages".into(),
+                serde_json::to_value(&self.messages).unwrap_or_default(),
+            );
+        }
+        value
+    }
+}
+
+/// Work done inside one transaction: all of it lands, or none of it.
+#[async_trait]
+pub trait StoreTx: Send {
+    /// The outcome recorded for a source mail already processed, if any.
+    async fn source_outcome(
+        &mut self,
+        source_key: &str,
+    ) -> Result<Option<StoredOutcome>, StoreError>;
+    /// A non-duplicate message with this Message-ID, and its ticket.
+    async fn message_by_message_id(
+        &mut self,
+        message_id: &str,
+    ) -> Result<Option<(MessageRowId, Option<TicketId>)>, StoreError>;
+    /// A message with these exact raw bytes (for mail without a Message-ID).
+    async fn message_by_sha(
+        &mut self,
+        sha256: &str,
+    ) -> Result<Option<(MessageRowId, Option<TicketId>)>, StoreError>;
+    async fn ticket_by_code(
+        &mut self,
+        code: &ReferenceCode,
+    ) -> Result<Option<TicketRef>, StoreError>;
+    async fn ticket_by_id(&mut self, id: TicketId) -> Result<Option<TicketRef>, StoreError>;
+    /// The ticket of the most recent message whose Message-ID is one of `ids`.
+    async fn ticket_by_message_ids(
+        &mut self,
+        ids: &[String],
+    ) -> Result<Option<TicketRef>, StoreError>;
+    /// The customer's most recent ticket with this thread key, updated since `since`.
+    async fn ticket_by_thread_key(
+        &mut self,
+        customer: &EmailAddress,
+        key: &str,
+        since: Millis,
+    ) -> Result<Option<TicketRef>, StoreError>;
+    async fn insert_ticket(&mut self, ticket: NewTicket<'_>) -> Result<TicketId, StoreError>;
+    async fn set_ticket_status(
+        &mut self,
+        id: TicketId,
+        status: TicketStatus,
+        reopened: bool,
+        at: Millis,
+    ) -> Result<(), StoreError>;
+    async fn touch_ticket(&mut self, id: TicketId, at: Millis) -> Result<(), StoreError>;
+    async fn insert_message(&mut self, message: NewMessage<'_>)
+    -> Result<MessageRowId, StoreError>;
+    async fn insert_attachment(
+        &mut self,
+        message: MessageRowId,
+        attachment: NewAttachment<'_>,
+    ) -> Result<(), StoreError>;
+    async fn insert_event(&mut self, event: NewEvent<'_>) -> Result<(), StoreError>;
+    async fn enqueue(&mut self, outgoing: NewOutgoing<'_>) -> Result<OutboxId, StoreError>;
+    async fn set_checkpoint(
+        &mut self,
+        mailbox: &str,
+        checkpoint: Checkpoint,
+        at: Millis,
+    ) -> Result<(), StoreError>;
+    async fn commit(self: Box<Self>) -> Result<(), StoreError>;
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Starts a write transaction (SQLite: `BEGIN IMMEDIATE`, so two writers queue instead of failing).
+    async fn begin(&self) -> Result<Box<dyn StoreTx>, StoreError>;
+
+    async fn checkpoint(&self, mailbox: &str) -> Result<Option<Checkpoint>, StoreError>;
+    /// For source keys already processed: key and outcome.
+    async fn source_outcomes(
+        &self,
+        keys: &[String],
+    ) -> Result<Vec<(String, StoredOutcome)>, StoreError>;
+
+    /// Claims up to `limit` due outbox rows (pending, or `sending` whose lease ran out after
+    /// a crash) until `lease_until`.
+    async fn claim_outbox(
+        &self,
+        now: Millis,
+        lease_until: Millis,
+        limit: u32,
+    ) -> Result<Vec<OutboxItem>, StoreError>;
+    async fn mark_sent(&self, id: OutboxId, at: Millis) -> Result<(), StoreError>;
+    async fn mark_retry(
+        &self,
+        id: OutboxId,
+        next_attempt_at: Millis,
+        error: &str,
+    ) -> Result<(), StoreError>;
+    async fn mark_failed(&self, id: OutboxId, error: &str, at: Millis) -> Result<(), StoreError>;
+    /// Rows still to send (pending or sending), and the earliest time one is due.
+    async fn outbox_backlog(&self) -> Result<(i64, Option<Millis>), StoreError>;
+
+    async fn list_tickets(
+        &self,
+        status: Option<TicketStatus>,
+    ) -> Result<Vec<TicketSummary>, StoreError>;
+    async fn ticket_detail(&self, code: &ReferenceCode)
+    -> Result<Option<TicketDetail>, StoreError>;
+}
+
+pub fn format_millis(ms: Millis) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}

@@ -1,0 +1,608 @@
+//! The embedded backend: one SQLite file in WAL mode. Writers use `BEGIN IMMEDIATE`, so the
+//! pipeline and the outbox worker queue on the write lock (busy timeout) instead of one of
+//! them failing half-way through a deferred transaction.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{AssertSqlSafe, Row, Sqlite, SqlitePool, Transaction};
+
+use super::*;
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) and migrates the database at `url` (`sqlite:path`).
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(StoreError::Unavailable)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(30));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await
+            .map_err(StoreError::Unavailable)?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Unavailable(sqlx::Error::Migrate(Box::new(e))))?;
+        Ok(Self { pool })
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+struct SqliteTx {
+    tx: Transaction<'static, Sqlite>,
+}
+
+const TICKET_REF_COLUMNS: &str = "t.id, t.code, t.status, t.customer, t.language";
+
+fn ticket_ref(row: &SqliteRow) -> Result<TicketRef, StoreError> {
+    let status: String = row.try_get("status")?;
+    let customer: String = row.try_get("customer")?;
+    let language: String = row.try_get("language")?;
+    Ok(TicketRef {
+        id: row.try_get("id")?,
+        code: ReferenceCode::from_stored(row.try_get("code")?),
+        status: status
+            .parse()
+            .map_err(|e| StoreError::Corrupt(format!("{e}")))?,
+        customer: EmailAddress::parse(&customer)
+            .map_err(|e| StoreError::Corrupt(format!("{e}")))?,
+        language: language
+            .parse()
+            .map_err(|e| StoreError::Corrupt(format!("{e}")))?,
+    })
+}
+
+fn json_list(items: &[String]) -> String {
+    serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+#[async_trait]
+impl StoreTx for SqliteTx {
+    async fn source_outcome(
+        &mut self,
+        source_key: &str,
+    ) -> Result<Option<StoredOutcome>, StoreError> {
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT outcome FROM messages WHERE source_key = ?")
+                .bind(source_key)
+                .fetch_optional(&mut *self.tx)
+                .await?;
+        Ok(row.and_then(|(o,)| StoredOutcome::parse(&o)))
+    }
+
+    async fn message_by_message_id(
+        &mut self,
+        message_id: &str,
+    ) -> Result<Option<(MessageRowId, Option<TicketId>)>, StoreError> {
+        Ok(sqlx::query_as("SELECT id, ticket_id FROM messages WHERE message_id = ? AND outcome <> 'duplicate' LIMIT 1")
+            .bind(message_id)
+            .fetch_optional(&mut *self.tx)
+            .await?)
+    }
+
+    async fn message_by_sha(
+        &mut self,
+        sha256: &str,
+    ) -> Result<Option<(MessageRowId, Option<TicketId>)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT id, ticket_id FROM messages WHERE raw_sha256 = ? AND direction = 'inbound' AND outcome <> 'duplicate' LIMIT 1",
+        )
+        .bind(sha256)
+        .fetch_optional(&mut *self.tx)
+        .await?)
+    }
+
+    async fn ticket_by_code(
+        &mut self,
+        code: &ReferenceCode,
+    ) -> Result<Option<TicketRef>, StoreError> {
+        let sql = format!("SELECT {TICKET_REF_COLUMNS} FROM tickets t WHERE t.code = ?");
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(code.as_str())
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        row.as_ref().map(ticket_ref).transpose()
+    }
+
+    async fn ticket_by_id(&mut self, id: TicketId) -> Result<Option<TicketRef>, StoreError> {
+        let sql = format!("SELECT {TICKET_REF_COLUMNS} FROM tickets t WHERE t.id = ?");
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        row.as_ref().map(ticket_ref).transpose()
+    }
+
+    async fn ticket_by_message_ids(
+        &mut self,
+        ids: &[String],
+    ) -> Result<Option<TicketRef>, StoreError> {
+        if ids.is_empty() {
+            return Ok(None);
+        }
+        let placeholders = vec!["?"; ids.len()].join(", ");
+        let sql = format!(
+            "SELECT {TICKET_REF_COLUMNS} FROM messages m JOIN tickets t ON t.id = m.ticket_id \
+             WHERE m.message_id IN ({placeholders}) ORDER BY m.id DESC LIMIT 1"
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for id in ids {
+            query = query.bind(id.as_str());
+        }
+        let row = query.fetch_optional(&mut *self.tx).await?;
+        row.as_ref().map(ticket_ref).transpose()
+    }
+
+    async fn ticket_by_thread_key(
+        &mut self,
+        customer: &EmailAddress,
+        key: &str,
+        since: Millis,
+    ) -> Result<Option<TicketRef>, StoreError> {
+        let sql = format!(
+            "SELECT {TICKET_REF_COLUMNS} FROM tickets t WHERE t.customer = ? AND t.thread_key = ? \
+             AND t.updated_at >= ? AND t.status <> 'closed' ORDER BY t.updated_at DESC LIMIT 1"
+        );
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(customer.as_str())
+            .bind(key)
+            .bind(since)
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        row.as_ref().map(ticket_ref).transpose()
+    }
+
+    async fn insert_ticket(&mut self, t: NewTicket<'_>) -> Result<TicketId, StoreError> {
+        // A savepoint, so a code collision does not abort the surrounding transaction.
+        sqlx::query("SAVEPOINT new_ticket")
+            .execute(&mut *self.tx)
+            .await?;
+        let result = sqlx::query(
+            "INSERT INTO tickets (code, status, tier, customer, customer_name, subject, thread_key, language, created_at, updated_at) \
+             VALUES (?, 'new', ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(t.code.as_str())
+        .bind(t.tier.as_str())
+        .bind(t.customer.as_str())
+        .bind(t.customer_name)
+        .bind(t.subject)
+        .bind(t.thread_key)
+        .bind(t.language.as_str())
+        .bind(t.at)
+        .bind(t.at)
+        .fetch_one(&mut *self.tx)
+        .await;
+        match result {
+            Ok(row) => {
+                sqlx::query("RELEASE new_ticket")
+                    .execute(&mut *self.tx)
+                    .await?;
+                Ok(row.try_get(0)?)
+            }
+            Err(e) if is_unique_violation(&e) => {
+                sqlx::query("ROLLBACK TO new_ticket")
+                    .execute(&mut *self.tx)
+                    .await?;
+                sqlx::query("RELEASE new_ticket")
+                    .execute(&mut *self.tx)
+                    .await?;
+                Err(StoreError::CodeTaken(t.code.to_string()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn set_ticket_status(
+        &mut self,
+        id: TicketId,
+        status: TicketStatus,
+        reopened: bool,
+        at: Millis,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE tickets SET status = ?, updated_at = ?, reopen_count = reopen_count + ?, \
+             resolved_at = CASE WHEN ? IN ('resolved', 'closed') THEN ? ELSE NULL END WHERE id = ?",
+        )
+        .bind(status.as_str())
+        .bind(at)
+        .bind(i64::from(reopened))
+        .bind(status.as_str())
+        .bind(at)
+        .bind(id)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn touch_ticket(&mut self, id: TicketId, at: Millis) -> Result<(), StoreError> {
+        sqlx::query("UPDATE tickets SET updated_at = ? WHERE id = ?")
+            .bind(at)
+            .bind(id)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn insert_message(&mut self, m: NewMessage<'_>) -> Result<MessageRowId, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO messages (ticket_id, direction, outcome, outcome_detail, source_key, message_id, raw_sha256, raw, \
+             from_addr, from_name, reply_to, to_addrs, cc_addrs, subject, in_reply_to, refs, sent_date, body_text, reply_text, \
+             quoted_text, language, machine_kind, received_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(m.ticket)
+        .bind(m.direction.as_str())
+        .bind(m.outcome.as_str())
+        .bind(m.outcome_detail)
+        .bind(m.source_key)
+        .bind(m.message_id)
+        .bind(m.raw_sha256)
+        .bind(m.raw)
+        .bind(m.from_addr)
+        .bind(m.from_name)
+        .bind(m.reply_to)
+        .bind(json_list(&m.to))
+        .bind(json_list(&m.cc))
+        .bind(m.subject)
+        .bind(json_list(m.in_reply_to))
+        .bind(json_list(m.references))
+        .bind(m.sent_date)
+        .bind(m.body_text)
+        .bind(m.reply_text)
+        .bind(m.quoted_text)
+        .bind(m.language.map(|l| l.as_str()))
+        .bind(m.machine_kind)
+        .bind(m.at)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    async fn insert_attachment(
+        &mut self,
+        message: MessageRowId,
+        a: NewAttachment<'_>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO attachments (message_id, filename, content_type, size, content) VALUES (?, ?, ?, ?, ?)")
+            .bind(message)
+            .bind(a.filename)
+            .bind(a.content_type)
+            .bind(a.content.len() as i64)
+            .bind(a.content)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn insert_event(&mut self, e: NewEvent<'_>) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO events (ticket_id, message_row, kind, actor, detail, at) VALUES (?, ?, ?, ?, ?, ?)")
+            .bind(e.ticket)
+            .bind(e.message)
+            .bind(e.kind)
+            .bind(e.actor)
+            .bind(e.detail.to_string())
+            .bind(e.at)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn enqueue(&mut self, o: NewOutgoing<'_>) -> Result<OutboxId, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO outbox (ticket_id, message_row, kind, mail_from, rcpt_to, status, next_attempt_at, created_at) \
+             VALUES (?, ?, ?, ?, ?, 'pending', ?, ?) RETURNING id",
+        )
+        .bind(o.ticket)
+        .bind(o.message)
+        .bind(o.kind)
+        .bind(o.mail_from)
+        .bind(json_list(o.rcpt_to))
+        .bind(o.at)
+        .bind(o.at)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    async fn set_checkpoint(
+        &mut self,
+        mailbox: &str,
+        c: Checkpoint,
+        at: Millis,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO mailbox_checkpoints (mailbox, uid_validity, last_uid, updated_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (mailbox) DO UPDATE SET uid_validity = excluded.uid_validity, \
+             last_uid = CASE WHEN mailbox_checkpoints.uid_validity = excluded.uid_validity \
+                             THEN MAX(mailbox_checkpoints.last_uid, excluded.last_uid) ELSE excluded.last_uid END, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(mailbox)
+        .bind(i64::from(c.uid_validity))
+        .bind(i64::from(c.last_uid))
+        .bind(at)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
+fn summary(row: &SqliteRow) -> Result<TicketSummary, StoreError> {
+    let corrupt = |e: crate::domain::ticket::UnknownValue| StoreError::Corrupt(e.to_string());
+    Ok(TicketSummary {
+        code: row.try_get("code")?,
+        status: row
+            .try_get::<String, _>("status")?
+            .parse()
+            .map_err(corrupt)?,
+        tier: row.try_get::<String, _>("tier")?.parse().map_err(corrupt)?,
+        customer: row.try_get("customer")?,
+        customer_name: row.try_get("customer_name")?,
+        subject: row.try_get("subject")?,
+        language: row
+            .try_get::<String, _>("language")?
+            .parse()
+            .map_err(corrupt)?,
+        messages: row.try_get("message_count")?,
+        reopen_count: row.try_get("reopen_count")?,
+        created_at: format_millis(row.try_get("created_at")?),
+        updated_at: format_millis(row.try_get("updated_at")?),
+    })
+}
+
+const SUMMARY_SELECT: &str = "SELECT t.code, t.status, t.tier, t.customer, t.customer_name, t.subject, t.language, \
+     t.reopen_count, t.created_at, t.updated_at, \
+     (SELECT COUNT(*) FROM messages m WHERE m.ticket_id = t.id) AS message_count FROM tickets t";
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn begin(&self) -> Result<Box<dyn StoreTx>, StoreError> {
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        Ok(Box::new(SqliteTx { tx }))
+    }
+
+    async fn checkpoint(&self, mailbox: &str) -> Result<Option<Checkpoint>, StoreError> {
+        let row: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT uid_validity, last_uid FROM mailbox_checkpoints WHERE mailbox = ?",
+        )
+        .bind(mailbox)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(v, u)| Checkpoint {
+            uid_validity: v as u32,
+            last_uid: u as u32,
+        }))
+    }
+
+    async fn source_outcomes(
+        &self,
+        keys: &[String],
+    ) -> Result<Vec<(String, StoredOutcome)>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in keys.chunks(500) {
+            let placeholders = vec!["?"; chunk.len()].join(", ");
+            let sql = format!(
+                "SELECT source_key, outcome FROM messages WHERE source_key IN ({placeholders})"
+            );
+            let mut query = sqlx::query_as::<_, (String, String)>(AssertSqlSafe(sql));
+            for k in chunk {
+                query = query.bind(k.as_str());
+            }
+            for (key, outcome) in query.fetch_all(&self.pool).await? {
+                if let Some(o) = StoredOutcome::parse(&outcome) {
+                    out.push((key, o));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn claim_outbox(
+        &self,
+        now: Millis,
+        lease_until: Millis,
+        limit: u32,
+    ) -> Result<Vec<OutboxItem>, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let rows = sqlx::query(
+            "UPDATE outbox SET status = 'sending', lease_until = ?, attempts = attempts + 1 \
+             WHERE id IN (SELECT id FROM outbox WHERE (status = 'pending' AND next_attempt_at <= ?) \
+                          OR (status = 'sending' AND lease_until < ?) ORDER BY next_attempt_at, id LIMIT ?) \
+             RETURNING id, mail_from, rcpt_to, attempts, message_row",
+        )
+        .bind(lease_until)
+        .bind(now)
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut items = Vec::with_capacity(rows.len());
+        for row in rows {
+            let message_row: i64 = row.try_get("message_row")?;
+            let (raw,): (Vec<u8>,) = sqlx::query_as("SELECT raw FROM messages WHERE id = ?")
+                .bind(message_row)
+                .fetch_one(&mut *tx)
+                .await?;
+            let rcpt: String = row.try_get("rcpt_to")?;
+            items.push(OutboxItem {
+                id: row.try_get("id")?,
+                mail_from: row.try_get("mail_from")?,
+                rcpt_to: serde_json::from_str(&rcpt)
+                    .map_err(|e| StoreError::Corrupt(format!("outbox rcpt_to: {e}")))?,
+                raw,
+                attempts: row.try_get::<i64, _>("attempts")? as u32,
+            });
+        }
+        tx.commit().await?;
+        items.sort_by_key(|i| i.id);
+        Ok(items)
+    }
+
+    async fn mark_sent(&self, id: OutboxId, at: Millis) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query("UPDATE outbox SET status = 'sent', sent_at = ?, lease_until = NULL, last_error = NULL WHERE id = ?")
+            .bind(at)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO events (ticket_id, message_row, kind, actor, detail, at) \
+             SELECT ticket_id, message_row, 'mail_sent', 'gateway', json_object('outbox', id, 'kind', kind), ? FROM outbox WHERE id = ?",
+        )
+        .bind(at)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn mark_retry(
+        &self,
+        id: OutboxId,
+        next_attempt_at: Millis,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE outbox SET status = 'pending', next_attempt_at = ?, lease_until = NULL, last_error = ? WHERE id = ?")
+            .bind(next_attempt_at)
+            .bind(error)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn mark_failed(&self, id: OutboxId, error: &str, at: Millis) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query(
+            "UPDATE outbox SET status = 'failed', lease_until = NULL, last_error = ? WHERE id = ?",
+        )
+        .bind(error)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO events (ticket_id, message_row, kind, actor, detail, at) \
+             SELECT ticket_id, message_row, 'mail_failed', 'gateway', json_object('outbox', id, 'error', ?), ? FROM outbox WHERE id = ?",
+        )
+        .bind(error)
+        .bind(at)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn outbox_backlog(&self) -> Result<(i64, Option<Millis>), StoreError> {
+        let (count, next): (i64, Option<i64>) = sqlx::query_as(
+            "SELECT COUNT(*), MIN(CASE WHEN status = 'pending' THEN next_attempt_at ELSE lease_until END) \
+             FROM outbox WHERE status IN ('pending', 'sending')",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((count, next))
+    }
+
+    async fn list_tickets(
+        &self,
+        status: Option<TicketStatus>,
+    ) -> Result<Vec<TicketSummary>, StoreError> {
+        let rows = match status {
+            Some(st) => {
+                let sql =
+                    format!("{SUMMARY_SELECT} WHERE t.status = ? ORDER BY t.created_at, t.id");
+                sqlx::query(AssertSqlSafe(sql))
+                    .bind(st.as_str())
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                let sql = format!("{SUMMARY_SELECT} ORDER BY t.created_at, t.id");
+                sqlx::query(AssertSqlSafe(sql))
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        rows.iter().map(summary).collect()
+    }
+
+    async fn ticket_detail(
+        &self,
+        code: &ReferenceCode,
+    ) -> Result<Option<TicketDetail>, StoreError> {
+        let sql = format!("{SUMMARY_SELECT} WHERE t.code = ?");
+        let Some(row) = sqlx::query(AssertSqlSafe(sql))
+            .bind(code.as_str())
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let summary = summary(&row)?;
+        let rows = sqlx::query(
+            "SELECT m.id, m.direction, m.from_addr, m.to_addrs, m.subject, m.message_id, m.body_text, m.reply_text, \
+             m.outcome, m.outcome_detail, m.received_at, o.status AS delivery \
+             FROM messages m JOIN tickets t ON t.id = m.ticket_id LEFT JOIN outbox o ON o.message_row = m.id \
+             WHERE t.code = ? ORDER BY m.id",
+        )
+        .bind(code.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        let mut messages = Vec::with_capacity(rows.len());
+        for r in rows {
+            let id: i64 = r.try_get("id")?;
+            let attachments = sqlx::query_as::<_, (Option<String>, String, i64)>(
+                "SELECT filename, content_type, size FROM attachments WHERE message_id = ? ORDER BY id",
+            )
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(|(filename, content_type, size)| AttachmentView { filename, content_type, size })
+            .collect();
+            let to: String = r.try_get("to_addrs")?;
+            messages.push(MessageView {
+                direction: r.try_get("direction")?,
+                from: r.try_get("from_addr")?,
+                to: serde_json::from_str(&to).unwrap_or_default(),
+                subject: r.try_get("subject")?,
+                message_id: r.try_get("message_id")?,
+                body_text: r.try_get("body_text")?,
+                reply_text: r.try_get("reply_text")?,
+                outcome: r.try_get("outcome")?,
+                detail: r.try_get("outcome_detail")?,
+                delivery: r.try_get("delivery")?,
+                attachments,
+                received_at: format_millis(r.try_get("received_at")?),
+            });
+        }
+        Ok(Some(TicketDetail { summary, messages }))
+    }
+}
