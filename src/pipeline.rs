@@ -151,6 +151,10 @@ impl Pipeline {
         }
         let now = now_millis();
         let outcome = match parsed {
+            Err(_) if tx.message_by_sha(&sha).await?.is_some() => {
+                self.record_duplicate_raw(&mut *tx, source, raw, &sha, now).await?;
+                Processed::Duplicate
+            }
             Err(failure) => {
                 let reason = QuarantineReason::Unparseable(failure);
                 self.record_quarantine(&mut *tx, source, raw, &sha, None, &reason, now)
@@ -544,6 +548,11 @@ impl Pipeline {
         Ok(())
     }
 
+    async fn record_duplicate_raw(&self, tx: &mut dyn StoreTx, source: &SourceRef, raw: &[u8], sha: &str, now: Millis) -> Result<(), StoreError> {
+        tx.insert_message(bare_record(source, raw, sha, StoredOutcome::Duplicate, Some("same bytes as an earlier mail"), now)).await?;
+        Ok(())
+    }
+
     #[allow(clippy::too_many_arguments)]
     async fn record_quarantine(
         &self,
@@ -570,31 +579,7 @@ impl Pipeline {
                 None,
                 now,
             ),
-            None => NewMessage {
-                ticket: None,
-                direction: Direction::Inbound,
-                outcome: StoredOutcome::Quarantined,
-                outcome_detail: Some(&detail),
-                source_key: source.key.as_deref(),
-                message_id: None,
-                raw,
-                raw_sha256: sha,
-                from_addr: None,
-                from_name: None,
-                reply_to: None,
-                to: Vec::new(),
-                cc: Vec::new(),
-                subject: "",
-                in_reply_to: &[],
-                references: &[],
-                sent_date: None,
-                body_text: "",
-                reply_text: "",
-                quoted_text: "",
-                language: None,
-                machine_kind: None,
-                at: now,
-            },
+            None => bare_record(source, raw, sha, StoredOutcome::Quarantined, Some(&detail), now),
         };
         let message = tx.insert_message(record).await?;
         tx.insert_event(NewEvent {
@@ -648,5 +633,34 @@ impl Pipeline {
             machine_kind: machine.map(|m| m.as_str()),
             at: now,
         }
+    }
+}
+
+/// A stored mail we could not read: raw bytes and outcome only.
+fn bare_record<'a>(source: &'a SourceRef, raw: &'a [u8], sha: &'a str, outcome: StoredOutcome, detail: Option<&'a str>, now: Millis) -> NewMessage<'a> {
+    NewMessage {
+        ticket: None,
+        direction: Direction::Inbound,
+        outcome,
+        outcome_detail: detail,
+        source_key: source.key.as_deref(),
+        message_id: None,
+        raw,
+        raw_sha256: sha,
+        from_addr: None,
+        from_name: None,
+        reply_to: None,
+        to: Vec::new(),
+        cc: Vec::new(),
+        subject: "",
+        in_reply_to: &[],
+        references: &[],
+        sent_date: None,
+        body_text: "",
+        reply_text: "",
+        quoted_text: "",
+        language: None,
+        machine_kind: None,
+        at: now,
     }
 }

@@ -80,7 +80,9 @@ pub fn parse(raw: &[u8]) -> Result<InboundMail, ParseFailure> {
     if raw.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(ParseFailure::Empty);
     }
-    let readable = decode_raw_headers(raw);
+    let raw = strip_mbox_separator(raw);
+    let raw = old_mac_line_endings(raw);
+    let readable = decode_raw_headers(&raw);
     let msg = MessageParser::default()
         .parse(readable.as_ref())
         .ok_or(ParseFailure::NoHeader)?;
@@ -106,7 +108,7 @@ pub fn parse(raw: &[u8]) -> Result<InboundMail, ParseFailure> {
 
     Ok(InboundMail {
         subject: msg.subject().map(clean_header_text).unwrap_or_default(),
-        from: msg.from().and_then(first_mailbox),
+        from: msg.from().and_then(first_mailbox).or_else(|| loose_sender(&msg)),
         reply_to: msg.reply_to().and_then(first_mailbox),
         to: addresses(msg.header_values("To")),
         cc: addresses(msg.header_values("Cc")),
@@ -196,6 +198,55 @@ fn body_text(msg: &mail_parser::Message<'_>) -> String {
         }
     }
     normalise_newlines(&parts.join("\n\n"))
+}
+
+/// Classic Mac OS ended lines with a bare CR; mail-parser reads such a message as one long
+/// header. When bare CRs outnumber LFs, they are line ends: make them LFs.
+fn old_mac_line_endings(raw: &[u8]) -> Cow<'_, [u8]> {
+    let lf = raw.iter().filter(|&&b| b == b'\n').count();
+    let bare_cr = raw.windows(2).filter(|w| w[0] == b'\r' && w[1] != b'\n').count() + usize::from(raw.last() == Some(&b'\r'));
+    if bare_cr <= lf {
+        return Cow::Borrowed(raw);
+    }
+    let mut out = Vec::with_capacity(raw.len());
+    for (i, &b) in raw.iter().enumerate() {
+        if b == b'\r' && raw.get(i + 1) != Some(&b'\n') {
+            out.push(b'\n');
+        } else {
+            out.push(b);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// An mbox file's `From sender date` line is not a header; mail-parser would read the
+/// message as headerless if we left it.
+fn strip_mbox_separator(raw: &[u8]) -> &[u8] {
+    if raw.starts_with(b"From ") {
+        let end = raw.iter().position(|&b| b == b'\n').map(|p| p + 1).unwrap_or(raw.len());
+        &raw[end..]
+    } else {
+        raw
+    }
+}
+
+/// A sender that RFC 5322 parsing missed: `From: Big Bug bb@bug.com` (no angle brackets)
+/// still names an address a person can be answered at. Tried in order: From, Sender,
+/// Return-Path.
+fn loose_sender(msg: &mail_parser::Message<'_>) -> Option<Mailbox> {
+    for header in ["From", "Sender", "Return-Path"] {
+        let Some(value) = msg.header_raw(header) else { continue };
+        let found = value.split(|c: char| c.is_whitespace() || matches!(c, '<' | '>' | '"' | '(' | ')' | ',' | ';')).find_map(|token| {
+            let token = token.trim_matches(|c: char| c == '.' || c == ':' || c == '\'');
+            token.contains('@').then(|| EmailAddress::parse(token).ok()).flatten()
+        });
+        if let Some(address) = found {
+            let name = value.replace(address.as_str(), "");
+            let name = clean_header_text(name.trim_matches(|c: char| c.is_whitespace() || matches!(c, '<' | '>' | '"' | '(' | ')')));
+            return Some(Mailbox { address, name: (!name.is_empty()).then_some(name) });
+        }
+    }
+    None
 }
 
 fn normalise_newlines(text: &str) -> String {

@@ -108,9 +108,7 @@ pub fn split(text: &str) -> Split {
 }
 
 fn join<'a>(lines: impl Iterator<Item = &'a str>) -> String {
-    let text = lines.collect::<Vec<_>>().join("\n");
-    let trimmed: Vec<&str> = text.lines().map(|l| l.trim_end()).collect();
-    trimmed.join("\n").trim_matches('\n').trim().to_string()
+    lines.collect::<Vec<_>>().join("\n").trim().to_string()
 }
 
 fn is_quoted(line: &str) -> bool {
@@ -142,7 +140,8 @@ fn header_len(lines: &[&str], i: usize) -> Option<usize> {
     }
     if let Some(next) = lines.get(i + 1) {
         let starts = ["on ", "le ", "am ", "el ", "il ", "op ", "den "];
-        if starts.iter().any(|s| bare.starts_with(s)) {
+        let starts_with_date = bare.chars().take(12).filter(|c| c.is_ascii_digit()).count() >= 4;
+        if starts.iter().any(|s| bare.starts_with(s)) || starts_with_date {
             let joined = format!("{} {}", lower, next.trim().to_lowercase());
             if is_attribution(&joined) {
                 return Some(2);

@@ -1,0 +1,76 @@
+//! Test desks: a temporary folder with a config, a SQLite database and the real pipeline.
+
+pub mod stack;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use helpdesk::app::{self, App};
+use helpdesk::config::{Config, ProcessEnv};
+use helpdesk::pipeline::{Processed, SourceRef};
+use sqlx::SqlitePool;
+use sqlx::sqlite::SqliteConnectOptions;
+use tempfile::TempDir;
+
+pub fn corpus_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus")
+}
+
+pub fn embedded_config() -> String {
+    helpdesk::config::embedded_default_toml().to_string()
+}
+
+pub struct Desk {
+    pub dir: TempDir,
+    pub app: Arc<App>,
+    pub config_path: PathBuf,
+}
+
+impl Desk {
+    /// The embedded default (Maildir in, .eml files out) in a fresh folder.
+    pub async fn new() -> Desk {
+        Desk::with_config(&embedded_config()).await
+    }
+
+    pub async fn with_config(toml: &str) -> Desk {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config_path = dir.path().join("helpdesk.toml");
+        std::fs::write(&config_path, toml).unwrap();
+        let config = Config::from_toml(toml, &config_path, dir.path(), &ProcessEnv).expect("valid test config");
+        let store = app::open_store(&config).await.expect("store opens");
+        let app = Arc::new(App::build(config, store).await.expect("app builds"));
+        Desk { dir, app, config_path }
+    }
+
+    pub async fn file(&self, raw: &[u8]) -> Processed {
+        self.app.pipeline.process(&SourceRef::none(), raw).await.expect("store error")
+    }
+
+    /// A second connection to the desk's database, for asserting on what was stored.
+    pub async fn db(&self) -> SqlitePool {
+        let opts = SqliteConnectOptions::new().filename(self.dir.path().join("helpdesk.db"));
+        SqlitePool::connect_with(opts).await.unwrap()
+    }
+
+    pub async fn count(&self, sql: &'static str) -> i64 {
+        let (n,): (i64,) = sqlx::query_as(sql).fetch_one(&self.db().await).await.unwrap();
+        n
+    }
+
+    pub fn outgoing(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(self.dir.path().join("outgoing"))
+            .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "eml")).collect())
+            .unwrap_or_default();
+        files.sort();
+        files
+    }
+}
+
+/// A plain customer mail.
+pub fn customer_mail(from: &str, subject: &str, message_id: &str, body: &str) -> Vec<u8> {
+    format!(
+        "From: {from}\r\nTo: support@example.test\r\nSubject: {subject}\r\nMessage-ID: <{message_id}>\r\n\
+         Date: Mon, 2 Mar 2026 10:00:00 +0100\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
+    )
+    .into_bytes()
+}
