@@ -152,7 +152,8 @@ impl Pipeline {
         let now = now_millis();
         let outcome = match parsed {
             Err(_) if tx.message_by_sha(&sha).await?.is_some() => {
-                self.record_duplicate_raw(&mut *tx, source, raw, &sha, now).await?;
+                self.record_duplicate_raw(&mut *tx, source, raw, &sha, now)
+                    .await?;
                 Processed::Duplicate
             }
             Err(failure) => {
@@ -548,8 +549,23 @@ impl Pipeline {
         Ok(())
     }
 
-    async fn record_duplicate_raw(&self, tx: &mut dyn StoreTx, source: &SourceRef, raw: &[u8], sha: &str, now: Millis) -> Result<(), StoreError> {
-        tx.insert_message(bare_record(source, raw, sha, StoredOutcome::Duplicate, Some("same bytes as an earlier mail"), now)).await?;
+    async fn record_duplicate_raw(
+        &self,
+        tx: &mut dyn StoreTx,
+        source: &SourceRef,
+        raw: &[u8],
+        sha: &str,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        tx.insert_message(bare_record(
+            source,
+            raw,
+            sha,
+            StoredOutcome::Duplicate,
+            Some("same bytes as an earlier mail"),
+            now,
+        ))
+        .await?;
         Ok(())
     }
 
@@ -579,7 +595,14 @@ impl Pipeline {
                 None,
                 now,
             ),
-            None => bare_record(source, raw, sha, StoredOutcome::Quarantined, Some(&detail), now),
+            None => bare_record(
+                source,
+                raw,
+                sha,
+                StoredOutcome::Quarantined,
+                Some(&detail),
+                now,
+            ),
         };
         let message = tx.insert_message(record).await?;
         tx.insert_event(NewEvent {
@@ -637,7 +660,14 @@ impl Pipeline {
 }
 
 /// A stored mail we could not read: raw bytes and outcome only.
-fn bare_record<'a>(source: &'a SourceRef, raw: &'a [u8], sha: &'a str, outcome: StoredOutcome, detail: Option<&'a str>, now: Millis) -> NewMessage<'a> {
+fn bare_record<'a>(
+    source: &'a SourceRef,
+    raw: &'a [u8],
+    sha: &'a str,
+    outcome: StoredOutcome,
+    detail: Option<&'a str>,
+    now: Millis,
+) -> NewMessage<'a> {
     NewMessage {
         ticket: None,
         direction: Direction::Inbound,

@@ -108,7 +108,10 @@ pub fn parse(raw: &[u8]) -> Result<InboundMail, ParseFailure> {
 
     Ok(InboundMail {
         subject: msg.subject().map(clean_header_text).unwrap_or_default(),
-        from: msg.from().and_then(first_mailbox).or_else(|| loose_sender(&msg)),
+        from: msg
+            .from()
+            .and_then(first_mailbox)
+            .or_else(|| loose_sender(&msg)),
         reply_to: msg.reply_to().and_then(first_mailbox),
         to: addresses(msg.header_values("To")),
         cc: addresses(msg.header_values("Cc")),
@@ -204,7 +207,11 @@ fn body_text(msg: &mail_parser::Message<'_>) -> String {
 /// header. When bare CRs outnumber LFs, they are line ends: make them LFs.
 fn old_mac_line_endings(raw: &[u8]) -> Cow<'_, [u8]> {
     let lf = raw.iter().filter(|&&b| b == b'\n').count();
-    let bare_cr = raw.windows(2).filter(|w| w[0] == b'\r' && w[1] != b'\n').count() + usize::from(raw.last() == Some(&b'\r'));
+    let bare_cr = raw
+        .windows(2)
+        .filter(|w| w[0] == b'\r' && w[1] != b'\n')
+        .count()
+        + usize::from(raw.last() == Some(&b'\r'));
     if bare_cr <= lf {
         return Cow::Borrowed(raw);
     }
@@ -223,7 +230,11 @@ fn old_mac_line_endings(raw: &[u8]) -> Cow<'_, [u8]> {
 /// message as headerless if we left it.
 fn strip_mbox_separator(raw: &[u8]) -> &[u8] {
     if raw.starts_with(b"From ") {
-        let end = raw.iter().position(|&b| b == b'\n').map(|p| p + 1).unwrap_or(raw.len());
+        let end = raw
+            .iter()
+            .position(|&b| b == b'\n')
+            .map(|p| p + 1)
+            .unwrap_or(raw.len());
         &raw[end..]
     } else {
         raw
@@ -235,15 +246,29 @@ fn strip_mbox_separator(raw: &[u8]) -> &[u8] {
 /// Return-Path.
 fn loose_sender(msg: &mail_parser::Message<'_>) -> Option<Mailbox> {
     for header in ["From", "Sender", "Return-Path"] {
-        let Some(value) = msg.header_raw(header) else { continue };
-        let found = value.split(|c: char| c.is_whitespace() || matches!(c, '<' | '>' | '"' | '(' | ')' | ',' | ';')).find_map(|token| {
-            let token = token.trim_matches(|c: char| c == '.' || c == ':' || c == '\'');
-            token.contains('@').then(|| EmailAddress::parse(token).ok()).flatten()
-        });
+        let Some(value) = msg.header_raw(header) else {
+            continue;
+        };
+        let found = value
+            .split(|c: char| {
+                c.is_whitespace() || matches!(c, '<' | '>' | '"' | '(' | ')' | ',' | ';')
+            })
+            .find_map(|token| {
+                let token = token.trim_matches(|c: char| c == '.' || c == ':' || c == '\'');
+                token
+                    .contains('@')
+                    .then(|| EmailAddress::parse(token).ok())
+                    .flatten()
+            });
         if let Some(address) = found {
             let name = value.replace(address.as_str(), "");
-            let name = clean_header_text(name.trim_matches(|c: char| c.is_whitespace() || matches!(c, '<' | '>' | '"' | '(' | ')')));
-            return Some(Mailbox { address, name: (!name.is_empty()).then_some(name) });
+            let name = clean_header_text(name.trim_matches(|c: char| {
+                c.is_whitespace() || matches!(c, '<' | '>' | '"' | '(' | ')')
+            }));
+            return Some(Mailbox {
+                address,
+                name: (!name.is_empty()).then_some(name),
+            });
         }
     }
     None

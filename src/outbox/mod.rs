@@ -19,8 +19,6 @@ use crate::config::OutboxSettings;
 use crate::store::{Millis, OutboxItem, Store, StoreError, now_millis};
 pub use transport::{SendError, Transport};
 
-/// How long a claimed row stays ours before another worker may take it (crash recovery).
-const LEASE_MS: Millis = 5 * 60 * 1000;
 const CLAIM_BATCH: u32 = 64;
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -63,7 +61,7 @@ impl OutboxWorker {
         let now = now_millis();
         let items = self
             .store
-            .claim_outbox(now, now + LEASE_MS, CLAIM_BATCH)
+            .claim_outbox(now, now + self.lease().as_millis() as Millis, CLAIM_BATCH)
             .await?;
         let mut report = StepReport::default();
         let results: Vec<_> = futures::stream::iter(items)
@@ -110,6 +108,16 @@ impl OutboxWorker {
             }
         }
         Ok(())
+    }
+
+    /// How long a claimed row stays ours. A worker that dies while sending (crash, SIGKILL)
+    /// leaves its rows `sending`; once the lease is over they are sent again. It must
+    /// outlast the slowest send, which the SMTP timeout bounds.
+    fn lease(&self) -> Duration {
+        match &self.settings.transport {
+            crate::config::TransportSettings::Smtp(s) => s.timeout * 2 + Duration::from_secs(10),
+            crate::config::TransportSettings::File { .. } => Duration::from_secs(10),
+        }
     }
 
     fn backoff(&self, attempt: u32) -> Duration {

@@ -1,0 +1,286 @@
+//! The `helpdesk` binary as scripts and MTAs use it: init, ingest, tickets, check-config, run.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::{corpus_dir, customer_mail};
+
+fn helpdesk(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_helpdesk"))
+        .args(args)
+        .env("HELPDESK_LOG", "warn")
+        .output()
+        .expect("run helpdesk")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn init_desk() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = helpdesk(&["init", dir.path().to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config = dir.path().join("helpdesk.toml").display().to_string();
+    (dir, config)
+}
+
+#[test]
+fn init_writes_a_config_whose_paths_stay_inside_the_folder() {
+    let (dir, config) = init_desk();
+    for sub in ["Maildir/new", "Maildir/cur", "Maildir/tmp", "outgoing"] {
+        assert!(dir.path().join(sub).is_dir(), "{sub} missing");
+    }
+    let out = helpdesk(&["--config", &config, "check-config"]);
+    assert!(out.status.success());
+    // Running init again keeps the existing file.
+    std::fs::write(
+        dir.path().join("helpdesk.toml"),
+        std::fs::read_to_string(&config)
+            .unwrap()
+            .replace("Support\"", "Desk\""),
+    )
+    .unwrap();
+    assert!(
+        helpdesk(&["init", dir.path().to_str().unwrap()])
+            .status
+            .success()
+    );
+    assert!(
+        std::fs::read_to_string(&config)
+            .unwrap()
+            .contains("support_name = \"Desk\"")
+    );
+}
+
+#[test]
+fn ingest_files_a_ticket_writes_the_acknowledgement_and_lists_it_as_json() {
+    let (dir, config) = init_desk();
+    let mail = dir.path().join("mail.eml");
+    std::fs::write(
+        &mail,
+        customer_mail(
+            "Jean Martin <jean@example.fr>",
+            "Mot de passe expiré",
+            "cli-1@example.fr",
+            "Bonjour, mon mot de passe a expiré et je ne peux plus me connecter.",
+        ),
+    )
+    .unwrap();
+    let out = helpdesk(&["--config", &config, "ingest", mail.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = stdout(&out);
+    let cols: Vec<&str> = line.trim().split('\t').collect();
+    assert_eq!(cols[1], "new_ticket", "{line}");
+    let code = cols[2].to_string();
+
+    let files: Vec<_> = std::fs::read_dir(dir.path().join("outgoing"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .collect();
+    assert_eq!(files.len(), 1, "one .eml written by the file transport");
+    let eml = std::fs::read_to_string(files[0].path()).unwrap();
+    assert!(eml.contains(&format!("[{code}]")));
+    assert!(
+        eml.contains("To: Jean Martin <jean@example.fr>")
+            || eml.contains("To: \"Jean Martin\" <jean@example.fr>"),
+        "{eml}"
+    );
+
+    let list = helpdesk(&["--config", &config, "tickets", "list", "--json"]);
+    let json: serde_json::Value = serde_json::from_str(&stdout(&list)).unwrap();
+    let t = &json.as_array().unwrap()[0];
+    assert_eq!(t["code"], code.as_str());
+    assert_eq!(t["status"], "new");
+    assert_eq!(t["tier"], "L1");
+    assert_eq!(t["customer"], "jean@example.fr");
+    assert_eq!(t["subject"], "Mot de passe expiré");
+    assert_eq!(t["messages"], 2);
+    assert!(t["created_at"].as_str().unwrap().ends_with('Z'));
+
+    let show = helpdesk(&["--config", &config, "tickets", "show", &code, "--json"]);
+    let json: serde_json::Value = serde_json::from_str(&stdout(&show)).unwrap();
+    let msgs = json["messages"].as_array().unwrap();
+    assert_eq!(msgs.len(), 2);
+    assert_eq!(msgs[0]["direction"], "inbound");
+    assert_eq!(msgs[0]["message_id"], "cli-1@example.fr");
+    assert_eq!(msgs[0]["outcome"], "new_ticket");
+    assert!(
+        msgs[0]["body_text"]
+            .as_str()
+            .unwrap()
+            .contains("mot de passe a expiré")
+    );
+    assert_eq!(msgs[1]["direction"], "outbound");
+    assert_eq!(msgs[1]["to"][0], "jean@example.fr");
+    assert!(
+        msgs[1]["subject"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("[{code}]"))
+    );
+
+    // The same mail again is a duplicate and changes nothing.
+    let again = helpdesk(&["--config", &config, "ingest", mail.to_str().unwrap()]);
+    assert!(stdout(&again).contains("\tduplicate\t"));
+    let list = helpdesk(&[
+        "--config", &config, "tickets", "list", "--status", "new", "--json",
+    ]);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&stdout(&list))
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn ingest_reads_standard_input_and_holds_mail_back_with_no_send() {
+    let (dir, config) = init_desk();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_helpdesk"))
+        .args(["--config", &config, "ingest", "--no-send"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&customer_mail(
+            "a@example.com",
+            "Printer",
+            "stdin@example.com",
+            "The printer is jammed again.",
+        ))
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert!(stdout(&out).starts_with("-\tnew_ticket\tHD-"));
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("outgoing"))
+            .unwrap()
+            .count(),
+        0,
+        "--no-send leaves the outbox queued"
+    );
+}
+
+#[test]
+fn ingest_exits_75_when_the_database_cannot_be_reached() {
+    let (dir, config) = init_desk();
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("sqlite:helpdesk.db", "sqlite:/nonexistent-dir/helpdesk.db");
+    std::fs::write(&config, text).unwrap();
+    let mail = dir.path().join("m.eml");
+    std::fs::write(
+        &mail,
+        customer_mail("a@example.com", "x", "x@example.com", "x"),
+    )
+    .unwrap();
+    let out = helpdesk(&["--config", &config, "ingest", mail.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(75),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_wrong_config_value_is_reported_with_its_key_and_fix() {
+    let (_dir, config) = init_desk();
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("transport = \"file\"", "transport = \"pigeon\"");
+    std::fs::write(&config, text).unwrap();
+    let out = helpdesk(&["--config", &config, "check-config"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("outbox.transport") && err.contains("\"smtp\" or \"file\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn ingesting_the_whole_corpus_in_one_call_never_fails() {
+    let (_dir, config) = init_desk();
+    let files: Vec<String> = std::fs::read_dir(corpus_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+        .map(|p| p.display().to_string())
+        .collect();
+    let mut args = vec!["--config", config.as_str(), "ingest", "--no-send"];
+    args.extend(files.iter().map(String::as_str));
+    let out = helpdesk(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout(&out).lines().count(),
+        files.len(),
+        "one outcome line per mail"
+    );
+}
+
+#[test]
+fn run_on_the_embedded_default_answers_mail_dropped_into_the_maildir() {
+    let (dir, config) = init_desk();
+    let mut gateway = Command::new(env!("CARGO_BIN_EXE_helpdesk"))
+        .args(["--config", &config, "run"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let maildir = dir.path().join("Maildir");
+    std::fs::write(
+        maildir.join("tmp/1.test"),
+        customer_mail(
+            "a@example.com",
+            "Access to the share",
+            "run@example.com",
+            "I cannot open the team share.",
+        ),
+    )
+    .unwrap();
+    std::fs::rename(maildir.join("tmp/1.test"), maildir.join("new/1.test")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::read_dir(dir.path().join("outgoing"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+        .count()
+        == 0
+    {
+        assert!(Instant::now() < deadline, "no acknowledgement written");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        Path::new(&maildir.join("cur/1.test:2,")).exists(),
+        "filed mail moved to cur/"
+    );
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(gateway.id().to_string())
+        .status()
+        .unwrap();
+    let status = gateway.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+}

@@ -15,14 +15,19 @@ struct Label {
 }
 
 fn labels() -> Vec<Label> {
-    let text = std::fs::read_to_string(corpus_dir().join("labels.tsv")).expect("tests/corpus/labels.tsv");
+    let text =
+        std::fs::read_to_string(corpus_dir().join("labels.tsv")).expect("tests/corpus/labels.tsv");
     let labels: Vec<Label> = text
         .lines()
         .skip(1)
         .filter(|l| !l.trim().is_empty())
         .map(|l| {
             let cols: Vec<&str> = l.split('\t').collect();
-            Label { file: cols[0].into(), category: cols[1].into(), expected: cols[2].into() }
+            Label {
+                file: cols[0].into(),
+                category: cols[1].into(),
+                expected: cols[2].into(),
+            }
         })
         .collect();
     assert_eq!(labels.len(), 275, "the corpus has 275 labelled messages");
@@ -38,7 +43,12 @@ fn raw(file: &str) -> Vec<u8> {
 fn parent_of(reply: &[u8]) -> Vec<u8> {
     let mail = inbound::parse(reply).expect("a labelled reply parses");
     let from = mail.from.expect("a labelled reply has a sender");
-    let parent_id = mail.in_reply_to.first().or(mail.references.last()).cloned().unwrap_or_else(|| "seed@corpus.test".into());
+    let parent_id = mail
+        .in_reply_to
+        .first()
+        .or(mail.references.last())
+        .cloned()
+        .unwrap_or_else(|| "seed@corpus.test".into());
     let subject = inbound::subject::analyse(&mail.subject).base;
     format!(
         "From: {}\r\nTo: support@example.test\r\nSubject: {subject}\r\nMessage-ID: <{parent_id}>\r\n\r\nThe original request.\r\n",
@@ -65,26 +75,49 @@ async fn every_corpus_message_gets_the_outcome_its_label_asks_for() {
         let outbox_before = desk.count("SELECT COUNT(*) FROM outbox").await;
         let outcome = desk.file(&bytes).await;
         let acks = desk.count("SELECT COUNT(*) FROM outbox").await - outbox_before;
-        *tally.entry(format!("{} -> {}", label.category, outcome.label())).or_default() += 1;
+        *tally
+            .entry(format!("{} -> {}", label.category, outcome.label()))
+            .or_default() += 1;
         let ok = match label.expected.as_str() {
             "create_ticket" => matches!(outcome, Processed::Filed { .. }) && acks == 1,
-            "thread" => matches!(outcome, Processed::Appended { ticket, .. } if Some(ticket) == seeded) && acks == 0,
-            "no_autoreply" => matches!(outcome, Processed::Ignored(_) | Processed::Quarantined(_)) && acks == 0,
-            "quarantine_or_ticket" => matches!(outcome, Processed::Filed { .. } | Processed::Quarantined(_) | Processed::Ignored(_)),
+            "thread" => {
+                matches!(outcome, Processed::Appended { ticket, .. } if Some(ticket) == seeded)
+                    && acks == 0
+            }
+            "no_autoreply" => {
+                matches!(outcome, Processed::Ignored(_) | Processed::Quarantined(_)) && acks == 0
+            }
+            "quarantine_or_ticket" => matches!(
+                outcome,
+                Processed::Filed { .. } | Processed::Quarantined(_) | Processed::Ignored(_)
+            ),
             other => panic!("unknown expectation {other}"),
         };
         if !ok {
-            wrong.push(format!("{} ({}): expected {}, got {:?} with {acks} acknowledgement(s)", label.file, label.category, label.expected, outcome));
+            wrong.push(format!(
+                "{} ({}): expected {}, got {:?} with {acks} acknowledgement(s)",
+                label.file, label.category, label.expected, outcome
+            ));
         }
         // Whatever the outcome, the raw bytes are stored.
-        let stored = desk.count("SELECT COUNT(*) FROM messages WHERE direction = 'inbound' AND length(raw) > 0").await;
+        let stored = desk
+            .count("SELECT COUNT(*) FROM messages WHERE direction = 'inbound' AND length(raw) > 0")
+            .await;
         let expected_rows = if seeded.is_some() { 2 } else { 1 };
         if stored != expected_rows && !bytes.is_empty() {
-            wrong.push(format!("{}: {stored} inbound rows stored, expected {expected_rows}", label.file));
+            wrong.push(format!(
+                "{}: {stored} inbound rows stored, expected {expected_rows}",
+                label.file
+            ));
         }
     }
     eprintln!("corpus outcomes: {tally:#?}");
-    assert!(wrong.is_empty(), "{} of 275 corpus messages handled wrongly:\n{}", wrong.len(), wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "{} of 275 corpus messages handled wrongly:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
 }
 
 #[tokio::test]
@@ -93,10 +126,16 @@ async fn visible_reply_text_matches_what_the_upstream_tests_state() {
     for entry in std::fs::read_dir(corpus_dir()).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().to_string();
-        let Some(stem) = name.strip_suffix(".expected.txt") else { continue };
+        let Some(stem) = name.strip_suffix(".expected.txt") else {
+            continue;
+        };
         let expected = std::fs::read_to_string(&path).unwrap();
         let mail = inbound::parse(&raw(&format!("{stem}.eml"))).unwrap();
-        assert_eq!(mail.reply_text.trim(), expected.trim(), "{stem}: reply text");
+        assert_eq!(
+            mail.reply_text.trim(),
+            expected.trim(),
+            "{stem}: reply text"
+        );
         checked += 1;
     }
     assert_eq!(checked, 13);
@@ -104,11 +143,27 @@ async fn visible_reply_text_matches_what_the_upstream_tests_state() {
 
 #[tokio::test]
 async fn redmine_replies_above_a_quoted_marker_keep_only_the_new_text() {
-    for file in ["110-redmine-issue_update_with_multiple_quoted_reply_above.eml", "111-redmine-issue_update_with_quoted_reply_above.eml"] {
+    for file in [
+        "110-redmine-issue_update_with_multiple_quoted_reply_above.eml",
+        "111-redmine-issue_update_with_quoted_reply_above.eml",
+    ] {
         let mail = inbound::parse(&raw(file)).unwrap();
-        assert!(mail.reply_text.contains("An update to the issue by the sender."), "{file}");
-        assert!(!mail.reply_text.contains("Looks like the JSON api for projects was missed."), "{file}");
-        assert!(mail.quoted_text.contains("Looks like the JSON api for projects was missed."), "{file}");
+        assert!(
+            mail.reply_text
+                .contains("An update to the issue by the sender."),
+            "{file}"
+        );
+        assert!(
+            !mail
+                .reply_text
+                .contains("Looks like the JSON api for projects was missed."),
+            "{file}"
+        );
+        assert!(
+            mail.quoted_text
+                .contains("Looks like the JSON api for projects was missed."),
+            "{file}"
+        );
     }
 }
 
@@ -119,15 +174,25 @@ async fn the_whole_corpus_in_one_mailbox_records_every_message_once() {
     for label in &labels {
         desk.file(&raw(&label.file)).await;
     }
-    let inbound = desk.count("SELECT COUNT(*) FROM messages WHERE direction = 'inbound'").await;
-    assert_eq!(inbound, labels.len() as i64, "one stored row per mail, whatever became of it");
+    let inbound = desk
+        .count("SELECT COUNT(*) FROM messages WHERE direction = 'inbound'")
+        .await;
+    assert_eq!(
+        inbound,
+        labels.len() as i64,
+        "one stored row per mail, whatever became of it"
+    );
     let acks = desk.count("SELECT COUNT(*) FROM outbox").await;
     let tickets = desk.count("SELECT COUNT(*) FROM tickets").await;
     assert_eq!(acks, tickets, "exactly one acknowledgement per new ticket");
     // Feeding the same mailbox again files nothing new: every mail is a duplicate now.
     for label in &labels {
         let outcome = desk.file(&raw(&label.file)).await;
-        assert!(matches!(outcome, Processed::Duplicate), "{}: second pass gave {outcome:?}", label.file);
+        assert!(
+            matches!(outcome, Processed::Duplicate),
+            "{}: second pass gave {outcome:?}",
+            label.file
+        );
     }
     assert_eq!(desk.count("SELECT COUNT(*) FROM tickets").await, tickets);
 }
@@ -135,7 +200,10 @@ async fn the_whole_corpus_in_one_mailbox_records_every_message_once() {
 #[tokio::test]
 async fn raw_latin1_subjects_from_request_tracker_fixtures_are_readable() {
     let mail = inbound::parse(&raw("074-rt-new-ticket-from-iso-8859-1.eml")).unwrap();
-    assert_eq!(mail.from.unwrap().name.as_deref(), Some("Wilhelmsen Håvard"));
+    assert_eq!(
+        mail.from.unwrap().name.as_deref(),
+        Some("Wilhelmsen Håvard")
+    );
     let mail = inbound::parse(&raw("001-rt-8859-15-message-series-msg1.eml")).unwrap();
     assert!(mail.subject.contains("äöüß"), "{}", mail.subject);
 }

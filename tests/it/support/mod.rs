@@ -36,14 +36,23 @@ impl Desk {
         let dir = tempfile::tempdir().expect("tempdir");
         let config_path = dir.path().join("helpdesk.toml");
         std::fs::write(&config_path, toml).unwrap();
-        let config = Config::from_toml(toml, &config_path, dir.path(), &ProcessEnv).expect("valid test config");
+        let config = Config::from_toml(toml, &config_path, dir.path(), &ProcessEnv)
+            .expect("valid test config");
         let store = app::open_store(&config).await.expect("store opens");
         let app = Arc::new(App::build(config, store).await.expect("app builds"));
-        Desk { dir, app, config_path }
+        Desk {
+            dir,
+            app,
+            config_path,
+        }
     }
 
     pub async fn file(&self, raw: &[u8]) -> Processed {
-        self.app.pipeline.process(&SourceRef::none(), raw).await.expect("store error")
+        self.app
+            .pipeline
+            .process(&SourceRef::none(), raw)
+            .await
+            .expect("store error")
     }
 
     /// A second connection to the desk's database, for asserting on what was stored.
@@ -53,16 +62,11 @@ impl Desk {
     }
 
     pub async fn count(&self, sql: &'static str) -> i64 {
-        let (n,): (i64,) = sqlx::query_as(sql).fetch_one(&self.db().await).await.unwrap();
+        let (n,): (i64,) = sqlx::query_as(sql)
+            .fetch_one(&self.db().await)
+            .await
+            .unwrap();
         n
-    }
-
-    pub fn outgoing(&self) -> Vec<PathBuf> {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(self.dir.path().join("outgoing"))
-            .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "eml")).collect())
-            .unwrap_or_default();
-        files.sort();
-        files
     }
 }
 
