@@ -88,6 +88,10 @@ impl AsyncWrite for ImapConn {
 
 pub type ImapSession = async_imap::Session<ImapConn>;
 
+/// Mails committed together. Large enough to spare thousands of commits on a backlog,
+/// small enough that a shutdown finishes the group in hand within milliseconds.
+const COMMIT_GROUP: usize = 50;
+
 /// Opens a logged-in session as the settings say (implicit TLS, STARTTLS or plain).
 pub async fn connect(settings: &ImapSettings) -> Result<ImapSession> {
     let target = format!("{}:{}", settings.host, settings.port);
@@ -253,45 +257,65 @@ impl ImapSource {
         let fresh: Vec<u32> = fresh.into_iter().collect();
         for chunk in fresh.chunks(self.settings.batch_size as usize) {
             let set = uid_set(chunk);
+            let fetch_started = std::time::Instant::now();
             let mut fetched: Vec<_> = session
                 .uid_fetch(&set, "(UID BODY.PEEK[])")
                 .await?
                 .try_collect()
                 .await?;
             fetched.sort_by_key(|f| f.uid);
+            tracing::debug!(mails = fetched.len(), took = ?fetch_started.elapsed(), "fetched");
             let mut done = Vec::with_capacity(fetched.len());
             let mut quarantined = Vec::new();
-            for f in &fetched {
-                let Some(uid) = f.uid.filter(|u| *u > last) else {
-                    continue;
-                };
-                let raw = f.body().unwrap_or_default();
-                let source = SourceRef {
-                    key: Some(format!("{key};UIDVALIDITY={uid_validity}/;UID={uid}")),
-                    checkpoint: Some((
-                        key.clone(),
-                        Checkpoint {
-                            uid_validity,
-                            last_uid: uid,
-                        },
-                    )),
-                };
-                let outcome = self
-                    .pipeline
-                    .process(&source, raw)
-                    .await
-                    .with_context(|| format!("filing UID {uid}"))?;
-                tracing::info!(
-                    uid,
-                    outcome = outcome.label(),
-                    code = outcome.code().map(|c| c.as_str()),
-                    "mail filed"
-                );
-                report.processed += 1;
-                if outcome.is_quarantined() {
-                    quarantined.push(uid);
-                } else {
-                    done.push(uid);
+            let items: Vec<(u32, SourceRef, &[u8])> = fetched
+                .iter()
+                .filter_map(|f| {
+                    let uid = f.uid.filter(|u| *u > last)?;
+                    let source = SourceRef {
+                        key: Some(format!("{key};UIDVALIDITY={uid_validity}/;UID={uid}")),
+                        checkpoint: Some((
+                            key.clone(),
+                            Checkpoint {
+                                uid_validity,
+                                last_uid: uid,
+                            },
+                        )),
+                    };
+                    Some((uid, source, f.body().unwrap_or_default()))
+                })
+                .collect();
+            // Small transactions, so a shutdown waits for at most one of them.
+            for group in items.chunks(COMMIT_GROUP) {
+                let batch: Vec<(SourceRef, &[u8])> =
+                    group.iter().map(|(_, s, raw)| (s.clone(), *raw)).collect();
+                let started = std::time::Instant::now();
+                let outcomes = self.pipeline.process_batch(&batch).await;
+                tracing::debug!(mails = batch.len(), took = ?started.elapsed(), "group committed");
+                for ((uid, _, _), outcome) in group.iter().zip(outcomes) {
+                    let outcome = match outcome {
+                        Ok(o) => o,
+                        Err(e) => {
+                            // Move what is committed, then give up this pass; the rest
+                            // is read again on the next one.
+                            self.move_to(session, &done, &self.settings.processed_folder)
+                                .await?;
+                            self.move_to(session, &quarantined, &self.settings.quarantine_folder)
+                                .await?;
+                            return Err(e).with_context(|| format!("filing UID {uid}"));
+                        }
+                    };
+                    tracing::debug!(
+                        uid,
+                        outcome = outcome.label(),
+                        code = outcome.code().map(|c| c.as_str()),
+                        "mail filed"
+                    );
+                    report.processed += 1;
+                    if outcome.is_quarantined() {
+                        quarantined.push(*uid);
+                    } else {
+                        done.push(*uid);
+                    }
                 }
                 if shutdown.is_cancelled() {
                     report.interrupted = true;

@@ -75,25 +75,30 @@ impl OutboxWorker {
             .buffer_unordered(self.settings.concurrency)
             .collect()
             .await;
+        let sent: Vec<_> = results
+            .iter()
+            .filter(|(_, r)| r.is_ok())
+            .map(|(i, _)| i.id)
+            .collect();
+        self.store.mark_sent(&sent, now_millis()).await?;
+        report.sent = sent.len();
         for (item, result) in results {
-            self.settle(&item, result, &mut report).await?;
+            if let Err(e) = result {
+                self.settle_failure(&item, e, &mut report).await?;
+            }
         }
         Ok(report)
     }
 
-    async fn settle(
+    async fn settle_failure(
         &self,
         item: &OutboxItem,
-        result: Result<(), SendError>,
+        error: SendError,
         report: &mut StepReport,
     ) -> Result<(), StoreError> {
         let now = now_millis();
-        match result {
-            Ok(()) => {
-                self.store.mark_sent(item.id, now).await?;
-                report.sent += 1;
-            }
-            Err(SendError::Temporary(e)) if item.attempts < self.settings.max_attempts => {
+        match error {
+            SendError::Temporary(e) if item.attempts < self.settings.max_attempts => {
                 let delay = self.backoff(item.attempts);
                 tracing::warn!(outbox = item.id, attempt = item.attempts, retry_in = ?delay, error = %e, "sending failed, will retry");
                 self.store
@@ -101,7 +106,7 @@ impl OutboxWorker {
                     .await?;
                 report.retried += 1;
             }
-            Err(e) => {
+            e => {
                 tracing::error!(outbox = item.id, attempts = item.attempts, error = %e, "sending failed for good");
                 self.store.mark_failed(item.id, &e.to_string(), now).await?;
                 report.failed += 1;

@@ -330,7 +330,8 @@ pub trait Store: Send + Sync {
         lease_until: Millis,
         limit: u32,
     ) -> Result<Vec<OutboxItem>, StoreError>;
-    async fn mark_sent(&self, id: OutboxId, at: Millis) -> Result<(), StoreError>;
+    /// Marks rows sent, in one transaction.
+    async fn mark_sent(&self, ids: &[OutboxId], at: Millis) -> Result<(), StoreError>;
     async fn mark_retry(
         &self,
         id: OutboxId,

@@ -73,10 +73,6 @@ fn json_list(items: &[String]) -> String {
     serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
 }
 
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
-}
-
 #[async_trait]
 impl StoreTx for SqliteTx {
     async fn source_outcome(
@@ -174,13 +170,10 @@ impl StoreTx for SqliteTx {
     }
 
     async fn insert_ticket(&mut self, t: NewTicket<'_>) -> Result<TicketId, StoreError> {
-        // A savepoint, so a code collision does not abort the surrounding transaction.
-        sqlx::query("SAVEPOINT new_ticket")
-            .execute(&mut *self.tx)
-            .await?;
-        let result = sqlx::query(
+        // ON CONFLICT keeps a code collision from aborting the surrounding transaction.
+        let row = sqlx::query(
             "INSERT INTO tickets (code, status, tier, customer, customer_name, subject, thread_key, language, created_at, updated_at) \
-             VALUES (?, 'new', ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+             VALUES (?, 'new', ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (code) DO NOTHING RETURNING id",
         )
         .bind(t.code.as_str())
         .bind(t.tier.as_str())
@@ -191,25 +184,11 @@ impl StoreTx for SqliteTx {
         .bind(t.language.as_str())
         .bind(t.at)
         .bind(t.at)
-        .fetch_one(&mut *self.tx)
-        .await;
-        match result {
-            Ok(row) => {
-                sqlx::query("RELEASE new_ticket")
-                    .execute(&mut *self.tx)
-                    .await?;
-                Ok(row.try_get(0)?)
-            }
-            Err(e) if is_unique_violation(&e) => {
-                sqlx::query("ROLLBACK TO new_ticket")
-                    .execute(&mut *self.tx)
-                    .await?;
-                sqlx::query("RELEASE new_ticket")
-                    .execute(&mut *self.tx)
-                    .await?;
-                Err(StoreError::CodeTaken(t.code.to_string()))
-            }
-            Err(e) => Err(e.into()),
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        match row {
+            Some(row) => Ok(row.try_get(0)?),
+            None => Err(StoreError::CodeTaken(t.code.to_string())),
         }
     }
 
@@ -464,21 +443,29 @@ impl Store for SqliteStore {
         Ok(items)
     }
 
-    async fn mark_sent(&self, id: OutboxId, at: Millis) -> Result<(), StoreError> {
+    async fn mark_sent(&self, ids: &[OutboxId], at: Millis) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query("UPDATE outbox SET status = 'sent', sent_at = ?, lease_until = NULL, last_error = NULL WHERE id = ?")
+        for id in ids {
+            sqlx::query(
+                "UPDATE outbox SET status = 'sent', sent_at = ?, lease_until = NULL, last_error = NULL WHERE id = ?",
+            )
             .bind(at)
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query(
-            "INSERT INTO events (ticket_id, message_row, kind, actor, detail, at) \
-             SELECT ticket_id, message_row, 'mail_sent', 'gateway', json_object('outbox', id, 'kind', kind), ? FROM outbox WHERE id = ?",
-        )
-        .bind(at)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+            sqlx::query(
+                "INSERT INTO events (ticket_id, message_row, kind, actor, detail, at) \
+                 SELECT ticket_id, message_row, 'mail_sent', 'gateway', json_object('outbox', id, 'kind', kind), ? \
+                 FROM outbox WHERE id = ?",
+            )
+            .bind(at)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(())
     }
