@@ -4,4 +4,5 @@
 mod cli;
 mod corpus;
 mod mail_stack;
+mod pipeline;
 mod support;
