@@ -5,7 +5,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use helpdesk::config::TlsMode;
-use helpdesk::ingest::imap::ImapSource;
+use helpdesk::ingest::imap::{ImapSession, ImapSource, PassReport};
 use tokio_util::sync::CancellationToken;
 
 use crate::support::stack::MailStack;
@@ -328,6 +328,22 @@ async fn a_gateway_stopped_mid_batch_and_restarted_files_every_mail_exactly_once
     assert!(acks.len() >= N);
 }
 
+/// A desk reading support@'s INBOX, after one pass of its IMAP source.
+async fn one_pass(stack: &MailStack) -> (Desk, ImapSource, ImapSession, PassReport) {
+    let desk = Desk::with_config(&stack.gateway_config("starttls", "")).await;
+    let source = ImapSource::new(
+        stack.imap_settings("support", TlsMode::StartTls),
+        desk.app.pipeline.clone(),
+    );
+    let mut session = stack.imap("support").await;
+    source.prepare(&mut session).await.unwrap();
+    let report = source
+        .pass(&mut session, &CancellationToken::new())
+        .await
+        .unwrap();
+    (desk, source, session, report)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreadable_mail_is_quarantined_and_the_mail_behind_it_is_filed() {
     let stack = MailStack::start();
@@ -346,17 +362,7 @@ async fn unreadable_mail_is_quarantined_and_the_mail_behind_it_is_filed() {
             ],
         )
         .await;
-    let desk = Desk::with_config(&stack.gateway_config("starttls", "")).await;
-    let source = ImapSource::new(
-        stack.imap_settings("support", TlsMode::StartTls),
-        desk.app.pipeline.clone(),
-    );
-    let mut session = stack.imap("support").await;
-    source.prepare(&mut session).await.unwrap();
-    let report = source
-        .pass(&mut session, &CancellationToken::new())
-        .await
-        .unwrap();
+    let (desk, source, mut session, report) = one_pass(&stack).await;
     assert_eq!(report.processed, 2);
     assert_eq!(stack.messages("support", "Quarantine").await.len(), 1);
     assert_eq!(stack.messages("support", "Processed").await.len(), 1);
@@ -400,17 +406,7 @@ async fn mail_already_read_by_another_client_is_still_filed() {
     .unwrap();
     other.logout().await.ok();
 
-    let desk = Desk::with_config(&stack.gateway_config("starttls", "")).await;
-    let source = ImapSource::new(
-        stack.imap_settings("support", TlsMode::StartTls),
-        desk.app.pipeline.clone(),
-    );
-    let mut session = stack.imap("support").await;
-    source.prepare(&mut session).await.unwrap();
-    let report = source
-        .pass(&mut session, &CancellationToken::new())
-        .await
-        .unwrap();
+    let (desk, _source, _session, report) = one_pass(&stack).await;
     assert_eq!(report.processed, 1);
     assert_eq!(desk.count("SELECT COUNT(*) FROM tickets").await, 1);
 }
