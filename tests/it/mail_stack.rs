@@ -212,7 +212,7 @@ fn spawn_gateway(desk: &Desk) -> Child {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gateway_stopped_mid_batch_and_restarted_files_every_mail_exactly_once() {
-    const N: usize = 120;
+    const N: usize = 300;
     let stack = MailStack::start();
     let mails: Vec<Vec<u8>> = (0..N)
         .map(|i| {
