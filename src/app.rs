@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, SourceSettings};
-use crate::ingest::imap::ImapSource;
+use crate::ingest::imap::{ImapSource, ImapStats};
 use crate::ingest::maildir::MaildirSource;
 use crate::outbox::{OutboxWorker, Transport};
 use crate::pipeline::Pipeline;
@@ -21,6 +21,8 @@ pub struct App {
     pub config: Config,
     pub pipeline: Arc<Pipeline>,
     pub outbox: Arc<OutboxWorker>,
+    /// The IMAP source's counters (zero for other sources).
+    pub imap_stats: Arc<ImapStats>,
 }
 
 /// Opens the configured store. Kept apart so the CLI can tell "database unreachable"
@@ -53,31 +55,64 @@ impl App {
             config,
             pipeline,
             outbox,
+            imap_stats: Arc::default(),
         })
     }
 
     /// Runs the source and the outbox until `shutdown` is cancelled, then waits for both
     /// to finish what they hold.
+    ///
+    /// Both loops retry their own errors forever; if one of them still ends before
+    /// shutdown (a panic in a dependency, a bug), the other is stopped and this returns an
+    /// error, so the process exits non-zero and its supervisor restarts it, rather than
+    /// living on with no ingestion.
     pub async fn run(&self, shutdown: CancellationToken) -> Result<()> {
         let tracker = TaskTracker::new();
+        let stop = shutdown.child_token();
         let outbox = self.outbox.clone();
-        let token = shutdown.clone();
-        tracker.spawn(async move { outbox.run(token).await });
-        match &self.config.source {
+        let token = stop.clone();
+        let outbox_task = tracker.spawn(async move { outbox.run(token).await });
+        let source_task = match &self.config.source {
             SourceSettings::Maildir(m) => {
                 let source =
                     MaildirSource::new(m.path.clone(), m.poll_interval, self.pipeline.clone());
-                let token = shutdown.clone();
-                tracker.spawn(async move { source.run(token).await });
+                let token = stop.clone();
+                tracker.spawn(async move { source.run(token).await })
             }
             SourceSettings::Imap(settings) => {
-                let source = ImapSource::new(settings.clone(), self.pipeline.clone());
-                let token = shutdown.clone();
-                tracker.spawn(async move { source.run(token).await });
+                let source = ImapSource::with_stats(
+                    settings.clone(),
+                    self.pipeline.clone(),
+                    self.imap_stats.clone(),
+                );
+                let token = stop.clone();
+                tracker.spawn(async move { source.run(token).await })
             }
-        }
+        };
         tracker.close();
+        let (which, ended) = tokio::select! {
+            r = source_task => ("mail source", r),
+            r = outbox_task => ("outbox", r),
+        };
+        let died = !shutdown.is_cancelled();
+        stop.cancel();
         tracker.wait().await;
+        if died {
+            let why = match ended {
+                Err(e) if e.is_panic() => {
+                    let panic = e.into_panic();
+                    panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "a panic".into())
+                }
+                Err(e) => e.to_string(),
+                Ok(()) => "it returned".into(),
+            };
+            tracing::error!(task = which, why = %why, "a worker stopped on its own; exiting so the supervisor restarts the gateway");
+            anyhow::bail!("the {which} stopped unexpectedly ({why})");
+        }
         Ok(())
     }
 }

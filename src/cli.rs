@@ -95,10 +95,8 @@ pub async fn main(cli: Cli) -> ExitCode {
         Err(e) => {
             eprintln!("helpdesk: {e:#}");
             if e.chain().any(|c| {
-                matches!(
-                    c.downcast_ref::<StoreError>(),
-                    Some(StoreError::Unavailable(_))
-                )
+                c.downcast_ref::<StoreError>()
+                    .is_some_and(StoreError::is_temporary)
             }) {
                 ExitCode::from(EX_TEMPFAIL)
             } else if e
@@ -120,6 +118,23 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             let config = Config::load(&cli.config)?;
             crate::render::Renderer::new(config.gateway.templates_dir.as_deref())
                 .context("templates")?;
+            // Build the clients as `run` would (TLS roots, ca_file), without connecting.
+            crate::outbox::Transport::check(&config.outbox.transport).map_err(|e| {
+                crate::config::ConfigError::Invalid {
+                    key: "outbox.smtp".into(),
+                    message: format!("{e:#}"),
+                    hint: "fix the [outbox.smtp] settings".into(),
+                }
+            })?;
+            if let crate::config::SourceSettings::Imap(imap) = &config.source {
+                crate::ingest::imap::tls_connector(imap).map_err(|e| {
+                    crate::config::ConfigError::Invalid {
+                        key: "source.imap.ca_file".into(),
+                        message: format!("{e:#}"),
+                        hint: "give a readable PEM file of the CA that signed the server's certificate".into(),
+                    }
+                })?;
+            }
             println!("{}: ok", cli.config.display());
             Ok(ExitCode::SUCCESS)
         }
@@ -196,6 +211,7 @@ async fn ingest(config_path: &Path, args: IngestArgs) -> Result<ExitCode> {
             .pipeline
             .process(&SourceRef::none(), &raw)
             .await
+            .map_err(|e| e.at(&app.config.database_url))
             .with_context(|| format!("filing {name}"))?;
         println!(
             "{name}\t{}\t{}",

@@ -411,6 +411,16 @@ impl Config {
                     )
                 })?;
                 let tls = TlsMode::parse("source.imap.tls", &i.tls)?;
+                if tls == TlsMode::Plain && !is_loopback(&i.host) {
+                    return Err(invalid(
+                        "source.imap.tls",
+                        format!(
+                            "\"plain\" would send the password in clear to {}",
+                            i.host
+                        ),
+                        "use \"implicit\" or \"starttls\" (\"plain\" is for a server on this machine only)",
+                    ));
+                }
                 let port = i.port.unwrap_or(match tls {
                     TlsMode::Implicit => 993,
                     _ => 143,
@@ -707,6 +717,18 @@ mod tests {
         let text = imap_config("port = 99999\n");
         let err = load(&text).unwrap_err().to_string();
         assert!(err.contains("source.imap.port"), "{err}");
+    }
+
+    #[test]
+    fn plain_imap_is_refused_off_loopback_and_accepted_on_it() {
+        let remote = imap_config("tls = \"plain\"\npassword = \"x\"\n");
+        let err = load(&remote).unwrap_err().to_string();
+        assert!(
+            err.contains("source.imap.tls") && err.contains("mail.example.com"),
+            "{err}"
+        );
+        let local = remote.replace("mail.example.com", "127.0.0.1");
+        assert!(load(&local).is_ok());
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::domain::{Language, ReferenceCode, TicketStatus, Tier};
 use crate::inbound::{self, InboundMail, MachineKind, ParseFailure, subject};
 use crate::render::{AckContext, Envelope, RenderError, Renderer, Template};
 use crate::store::{
-    Checkpoint, Direction, Millis, NewAttachment, NewEvent, NewMessage, NewOutgoing, NewTicket,
+    Checkpoint, Direction, MailContent, Millis, NewAttachment, ParticipantRole, NewEvent, NewMessage, NewOutgoing, NewTicket,
     Store, StoreError, StoreTx, StoredOutcome, TicketId, TicketRef, now_millis,
 };
 
@@ -51,7 +51,9 @@ pub enum Processed {
         code: ReferenceCode,
         reopened: bool,
     },
-    Duplicate,
+    /// The same mail delivered again; carries what the first copy became, so a copy of a
+    /// quarantined mail goes to quarantine too.
+    Duplicate(StoredOutcome),
     Ignored(MachineKind),
     Quarantined(QuarantineReason),
     /// The source handed us a mail we had already committed (crash between commit and move).
@@ -63,7 +65,7 @@ impl Processed {
         match self {
             Processed::Filed { .. } => "new_ticket",
             Processed::Appended { .. } => "appended",
-            Processed::Duplicate => "duplicate",
+            Processed::Duplicate(_) => "duplicate",
             Processed::Ignored(_) => "ignored",
             Processed::Quarantined(_) => "quarantined",
             Processed::AlreadyProcessed(_) => "already_processed",
@@ -73,7 +75,9 @@ impl Processed {
     pub fn is_quarantined(&self) -> bool {
         matches!(
             self,
-            Processed::Quarantined(_) | Processed::AlreadyProcessed(StoredOutcome::Quarantined)
+            Processed::Quarantined(_)
+                | Processed::AlreadyProcessed(StoredOutcome::Quarantined)
+                | Processed::Duplicate(StoredOutcome::Quarantined)
         )
     }
 
@@ -152,8 +156,9 @@ impl Pipeline {
 
     /// Files several mails in one transaction: the same outcomes as one `process` each,
     /// with one commit instead of many (what makes a backlog of thousands quick). If the
-    /// batch fails, each mail is tried again on its own, so one mail that upsets the store
-    /// cannot hold back the others.
+    /// batch fails, its mails are filed again one by one, in order, up to the first that
+    /// still fails: the result ends with that error and has no entry for the mails after
+    /// it, whose checkpoint must not be passed (they are read again on the next pass).
     pub async fn process_batch(
         &self,
         mails: &[(SourceRef, &[u8])],
@@ -188,7 +193,12 @@ impl Pipeline {
                 tracing::warn!(error = %e, "batch failed; filing its mails one by one");
                 let mut out = Vec::with_capacity(mails.len());
                 for (source, raw) in mails {
-                    out.push(self.process(source, raw).await);
+                    let result = self.process(source, raw).await;
+                    let failed = result.is_err();
+                    out.push(result);
+                    if failed {
+                        break;
+                    }
                 }
                 out
             }
@@ -208,21 +218,33 @@ impl Pipeline {
         {
             return Ok(Processed::AlreadyProcessed(outcome));
         }
-        let parsed = inbound::parse(raw);
+        // A parser bug on one hostile mail must cost that mail (quarantined, raw kept), never
+        // the source task that reads the mailbox.
+        let parsed = std::panic::catch_unwind(|| inbound::parse(raw)).unwrap_or_else(|panic| {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(panic = %what, "the parser panicked on a mail; quarantining it");
+            Err(ParseFailure::ParserPanicked)
+        });
         let sha = hex::encode(Sha256::digest(raw));
         let now = now_millis();
         let outcome = match parsed {
-            Err(_) if tx.message_by_sha(&sha).await?.is_some() => {
-                self.record_duplicate_raw(tx, source, raw, &sha, now)
-                    .await?;
-                Processed::Duplicate
-            }
-            Err(failure) => {
-                let reason = QuarantineReason::Unparseable(failure);
-                self.record_quarantine(tx, source, raw, &sha, None, &reason, now)
-                    .await?;
-                Processed::Quarantined(reason)
-            }
+            Err(failure) => match tx.message_by_sha(&sha).await? {
+                Some(first) => {
+                    self.record_duplicate_raw(tx, source, raw, &sha, now)
+                        .await?;
+                    Processed::Duplicate(first.outcome)
+                }
+                None => {
+                    let reason = QuarantineReason::Unparseable(failure);
+                    self.record_quarantine(tx, source, raw, &sha, None, &reason, now)
+                        .await?;
+                    Processed::Quarantined(reason)
+                }
+            },
             Ok(mail) => self.file(tx, source, raw, &sha, &mail, now).await?,
         };
         if write_checkpoint && let Some((mailbox, checkpoint)) = &source.checkpoint {
@@ -244,17 +266,25 @@ impl Pipeline {
         let machine = inbound::classify(mail, &own);
 
         let earlier = match &mail.message_id {
-            Some(id) => tx.message_by_message_id(id).await?,
+            Some(id) => {
+                let content = MailContent {
+                    sha256: &mail.content_sha256,
+                    from: mail.from.as_ref().map(|f| f.address.as_str()),
+                    subject: &mail.subject,
+                    body_text: &mail.body_text,
+                };
+                tx.same_mail(id, &content).await?
+            }
             None => tx.message_by_sha(sha).await?,
         };
-        if let Some((first, ticket)) = earlier {
-            let detail = format!("duplicate of message {first}");
+        if let Some(first) = earlier {
+            let detail = format!("duplicate of message {}", first.row);
             let record = self.message_record(
                 mail,
                 source,
                 raw,
                 sha,
-                ticket,
+                first.ticket,
                 StoredOutcome::Duplicate,
                 Some(&detail),
                 machine,
@@ -262,8 +292,14 @@ impl Pipeline {
                 now,
             );
             tx.insert_message(record).await?;
-            return Ok(Processed::Duplicate);
+            return Ok(Processed::Duplicate(first.outcome));
         }
+        // Same Message-ID, other content: a different mail from a careless mailer. It is
+        // filed on its own; the collision is recorded so nobody wonders later.
+        let collision = match &mail.message_id {
+            Some(id) => tx.message_id_in_use(id).await?,
+            None => None,
+        };
 
         let language = Language::choose(
             mail.content_language.as_deref(),
@@ -271,6 +307,43 @@ impl Pipeline {
             self.settings.default_language,
         );
 
+        let outcome = self
+            .file_new_mail(tx, source, raw, sha, mail, machine, language, now)
+            .await?;
+        if let (Some(earlier), Some(id)) = (collision, &mail.message_id) {
+            tracing::warn!(message_id = %id, earlier, "a different mail reuses a Message-ID; filed on its own");
+            tx.insert_event(NewEvent {
+                ticket: match &outcome {
+                    Processed::Filed { ticket, .. } | Processed::Appended { ticket, .. } => {
+                        Some(*ticket)
+                    }
+                    _ => None,
+                },
+                message: None,
+                kind: "message_id_collision",
+                actor: "gateway",
+                detail: json!({ "message_id": id, "earlier_message": earlier, "outcome": outcome.label() }),
+                at: now,
+            })
+            .await?;
+        }
+        Ok(outcome)
+    }
+
+    /// A mail seen for the first time: threaded onto its ticket, ignored, quarantined, or
+    /// a new ticket.
+    #[allow(clippy::too_many_arguments)]
+    async fn file_new_mail(
+        &self,
+        tx: &mut dyn StoreTx,
+        source: &SourceRef,
+        raw: &[u8],
+        sha: &str,
+        mail: &InboundMail,
+        machine: Option<MachineKind>,
+        language: Language,
+        now: Millis,
+    ) -> Result<Processed, StoreError> {
         match self.thread(tx, mail, machine).await? {
             Thread::Ticket(ticket, how) => {
                 self.append(
@@ -362,7 +435,13 @@ impl Pipeline {
         language: Language,
         now: Millis,
     ) -> Result<Processed, StoreError> {
-        let record = self.message_record(
+        // A stranger quoting a valid code is kept on the ticket, marked, and sent nothing;
+        // what to do with them is the agents' call.
+        let participant = match &mail.from {
+            Some(from) => tx.is_participant(ticket.id, &from.address).await?,
+            None => false,
+        };
+        let mut record = self.message_record(
             mail,
             source,
             raw,
@@ -374,6 +453,7 @@ impl Pipeline {
             Some(language),
             now,
         );
+        record.from_non_participant = !participant;
         let message = tx.insert_message(record).await?;
         self.store_attachments(tx, message, mail).await?;
         let actor = mail
@@ -386,7 +466,11 @@ impl Pipeline {
             message: Some(message),
             kind: "message_received",
             actor: &actor,
-            detail: json!({ "threaded_by": how, "machine": machine.map(|m| m.as_str()) }),
+            detail: json!({
+                "threaded_by": how,
+                "machine": machine.map(|m| m.as_str()),
+                "from_non_participant": !participant,
+            }),
             at: now,
         })
         .await?;
@@ -490,6 +574,18 @@ impl Pipeline {
         );
         let message = tx.insert_message(record).await?;
         self.store_attachments(tx, message, mail).await?;
+        tx.add_participant(ticket_id, &from.address, ParticipantRole::Customer, now)
+            .await?;
+        if reply_to.address != from.address {
+            tx.add_participant(ticket_id, &reply_to.address, ParticipantRole::Customer, now)
+                .await?;
+        }
+        for cc in &mail.cc {
+            if *cc != self.settings.support_address {
+                tx.add_participant(ticket_id, cc, ParticipantRole::Cc, now)
+                    .await?;
+            }
+        }
         tx.insert_event(NewEvent {
             ticket: Some(ticket_id),
             message: Some(message),
@@ -510,6 +606,7 @@ impl Pipeline {
                 outcome_detail: Some("acknowledgement"),
                 source_key: None,
                 message_id: Some(&ack.message_id),
+                content_sha256: None,
                 raw: &ack.raw,
                 raw_sha256: &hex::encode(Sha256::digest(&ack.raw)),
                 from_addr: Some(&support),
@@ -526,6 +623,7 @@ impl Pipeline {
                 quoted_text: "",
                 language: Some(language),
                 machine_kind: None,
+                from_non_participant: false,
                 at: now,
             })
             .await?;
@@ -564,11 +662,11 @@ impl Pipeline {
         let ctx = AckContext {
             code: code.to_string(),
             tag: code.tag(),
-            subject: if base_subject.is_empty() {
-                mail.subject.clone()
+            subject: crate::render::echoed_subject(if base_subject.is_empty() {
+                &mail.subject
             } else {
-                base_subject.to_string()
-            },
+                base_subject
+            }),
             customer_name: to.name.clone().unwrap_or_default(),
             support_name: self.settings.support_name.clone(),
             support_address: self.settings.support_address.to_string(),
@@ -711,6 +809,8 @@ impl Pipeline {
             quoted_text: &mail.quoted_text,
             language,
             machine_kind: machine.map(|m| m.as_str()),
+            from_non_participant: false,
+            content_sha256: Some(&mail.content_sha256),
             at: now,
         }
     }
@@ -748,6 +848,8 @@ fn bare_record<'a>(
         quoted_text: "",
         language: None,
         machine_kind: None,
+        from_non_participant: false,
+        content_sha256: None,
         at: now,
     }
 }

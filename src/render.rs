@@ -251,18 +251,20 @@ impl Renderer {
                     "All".into(),
                 ));
         }
-        if let Some(parent) = env.in_reply_to {
+        let parent = env.in_reply_to.filter(|id| usable_message_id(id));
+        if let Some(parent) = parent {
             builder = builder.in_reply_to(format!("<{parent}>"));
         }
-        let mut refs: Vec<String> = env
+        let usable: Vec<&String> = env
             .references
             .iter()
-            .rev()
-            .take(10)
-            .rev()
+            .filter(|r| usable_message_id(r))
+            .collect();
+        let mut refs: Vec<String> = usable[usable.len().saturating_sub(10)..]
+            .iter()
             .map(|r| format!("<{r}>"))
             .collect();
-        if let Some(parent) = env.in_reply_to {
+        if let Some(parent) = parent {
             let p = format!("<{parent}>");
             if !refs.contains(&p) {
                 refs.push(p);
@@ -293,6 +295,29 @@ impl Renderer {
             raw: message.formatted(),
         })
     }
+}
+
+/// The longest subject of someone else's that we repeat: a stranger must not be able to
+/// make the gateway mail out 100 KB of their text.
+pub const ECHOED_SUBJECT_MAX_CHARS: usize = 200;
+
+/// `subject` cut to [`ECHOED_SUBJECT_MAX_CHARS`] characters, with "…" when it was cut.
+pub fn echoed_subject(subject: &str) -> String {
+    match subject.char_indices().nth(ECHOED_SUBJECT_MAX_CHARS) {
+        Some((cut, _)) => format!("{}…", subject[..cut].trim_end()),
+        None => subject.to_string(),
+    }
+}
+
+/// Whether a Message-ID may be repeated in our `In-Reply-To`/`References`. Real ones are
+/// well under 250 characters; a longer one, or one with spaces or controls, cannot be
+/// folded onto a legal header line (998 characters at most) and threads nothing anyway.
+pub fn usable_message_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 250
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'<' && b != b'>')
 }
 
 /// `<random.timestamp@support-domain>`: ours, unique, and recognisable in References.
@@ -357,6 +382,46 @@ mod tests {
                 assert!(raw.contains("X-Helpdesk-Loop: support@example.test"));
             }
         }
+    }
+
+    #[test]
+    fn a_huge_subject_and_absurd_message_ids_never_make_an_overlong_header_line() {
+        let r = Renderer::new(None).unwrap();
+        let support = EmailAddress::parse("support@example.test").unwrap();
+        let customer = EmailAddress::parse("marie@example.fr").unwrap();
+        let mut context = ctx();
+        context.subject = echoed_subject(&"Ä".repeat(50_000));
+        assert_eq!(context.subject.chars().count(), ECHOED_SUBJECT_MAX_CHARS + 1);
+        let mut spaced = ctx();
+        spaced.subject = echoed_subject(&"word ".repeat(20_000));
+        let huge_id = format!("{}@example.fr", "x".repeat(10_000));
+        let refs = vec![huge_id.clone(), "ok@example.fr".to_string()];
+        for context in [context, spaced] {
+            let env = Envelope {
+                from: &support,
+                from_name: "Support",
+                to: &customer,
+                to_name: Some("Marie"),
+                in_reply_to: Some(&huge_id),
+                references: &refs,
+                language: Language::En,
+                auto_reply: true,
+            };
+            let mail = r.render(Template::Acknowledgement, &context, &env).unwrap();
+            let raw = String::from_utf8(mail.raw).unwrap();
+            let longest = raw.split("\r\n").map(str::len).max().unwrap();
+            assert!(longest <= 998, "a line of {longest} characters");
+            assert!(raw.len() < 10_000, "{} bytes sent", raw.len());
+            assert!(!raw.contains("xxxxxxxxxx"), "the absurd id was echoed");
+            assert!(raw.contains("References: <ok@example.fr>"), "{raw}");
+        }
+    }
+
+    #[test]
+    fn short_subjects_are_echoed_whole() {
+        assert_eq!(echoed_subject("Imprimante"), "Imprimante");
+        let exactly = "a".repeat(ECHOED_SUBJECT_MAX_CHARS);
+        assert_eq!(echoed_subject(&exactly), exactly);
     }
 
     #[test]

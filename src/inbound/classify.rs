@@ -40,17 +40,41 @@ const BOUNCE_SENDERS: &[&str] = &[
     "maildaemon",
     "mailerdaemon",
 ];
-const NO_REPLY_SENDERS: &[&str] = &[
+/// Found anywhere in a local part (`newsalerts-noreply@`, `alerts.donotreply@`): nobody
+/// names a person's mailbox like this.
+const NO_REPLY_MARKERS: &[&str] = &[
     "noreply",
     "no-reply",
     "no_reply",
+    "no.reply",
     "donotreply",
     "do-not-reply",
     "do_not_reply",
+    "do.not.reply",
+    "dontreply",
     "nepasrepondre",
     "ne-pas-repondre",
-    "bounce",
-    "bounces",
+    "ne_pas_repondre",
+    "nepasrepondre",
+    "pasderéponse",
+];
+/// Whole local parts (or their first word: `bounces+x@`, `bounce-123@`).
+const NO_REPLY_SENDERS: &[&str] = &["bounce", "bounces"];
+/// Newsletter senders, some of which send without any list header.
+const BULK_SENDERS: &[&str] = &[
+    "newsletter",
+    "newsletters",
+    "news",
+    "enews",
+    "e-news",
+    "mailing",
+    "mailings",
+    "mailinglist",
+    "infolettre",
+    "lettre-info",
+    "marketing",
+    "promo",
+    "promotions",
 ];
 const BOUNCE_SUBJECTS: &[&str] = &[
     "undeliverable",
@@ -186,13 +210,13 @@ pub fn classify(mail: &InboundMail, own_addresses: &[&str]) -> Option<MachineKin
     if looks_like_ndr_subject(&subject) {
         return Some(MachineKind::Bounce);
     }
-    if NO_REPLY_SENDERS.iter().any(|n| {
-        local == *n
-            || local.starts_with(&format!("{n}-"))
-            || local.starts_with(&format!("{n}+"))
-            || local.starts_with(&format!("{n}."))
-    }) {
+    if NO_REPLY_MARKERS.iter().any(|n| local.contains(n))
+        || NO_REPLY_SENDERS.iter().any(|n| local_is(&local, n))
+    {
         return Some(MachineKind::NoReplySender);
+    }
+    if BULK_SENDERS.iter().any(|n| local_is(&local, n)) || local.contains("newsletter") {
+        return Some(MachineKind::Bulk);
     }
     if s.empty_return_path {
         // An empty envelope sender is reserved for notifications (RFC 5321 §4.5.5).
@@ -206,7 +230,120 @@ pub fn classify(mail: &InboundMail, own_addresses: &[&str]) -> Option<MachineKin
     {
         return Some(MachineKind::AutoReply);
     }
+    // Some out-of-office replies carry no header at all and a subject in any language;
+    // only their first lines say what they are.
+    if body_opens_like_out_of_office(&mail.body_text) {
+        return Some(MachineKind::AutoReply);
+    }
     None
+}
+
+/// `local` is `name`, or starts with it followed by a separator (`news-fr`, `bounces+x`).
+fn local_is(local: &str, name: &str) -> bool {
+    local
+        .strip_prefix(name)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(['-', '+', '.', '_']))
+}
+
+/// How out-of-office notices open, in the languages our users' correspondents write.
+/// Matched at the start of one of the first lines, after accents are kept as written.
+const OUT_OF_OFFICE_OPENINGS: &[&str] = &[
+    // English
+    "i am out of the office",
+    "i am out of office",
+    "i'm out of the office",
+    "i'm out of office",
+    "i am currently out of the office",
+    "i am currently out of office",
+    "i'm currently out of the office",
+    "i will be out of the office",
+    "i will be out of office",
+    "i am away from the office",
+    "i am currently away",
+    "i'm currently away",
+    "i am on vacation",
+    "i am on holiday",
+    "i am on leave",
+    "i am on annual leave",
+    "i'm on vacation",
+    "i'm on holiday",
+    "i'm on leave",
+    // French
+    "je suis absent",
+    "je suis actuellement absent",
+    "je serai absent",
+    "je suis en congé",
+    "je suis actuellement en congé",
+    "je suis en vacances",
+    "je suis hors du bureau",
+    "je suis en dehors du bureau",
+    "je suis en déplacement",
+    // German
+    "ich bin nicht im büro",
+    "ich bin derzeit nicht im büro",
+    "ich bin zurzeit nicht im büro",
+    "ich bin momentan nicht im büro",
+    "ich bin abwesend",
+    "ich bin derzeit abwesend",
+    "ich bin im urlaub",
+    "ich bin bis ",
+    "vielen dank für ihre nachricht. ich bin",
+    // Spanish
+    "estoy fuera de la oficina",
+    "me encuentro fuera de la oficina",
+    "estaré fuera de la oficina",
+    "estoy de vacaciones",
+    "me encuentro de vacaciones",
+    "estoy ausente",
+    // Italian
+    "sono fuori ufficio",
+    "sarò fuori ufficio",
+    "sono assente",
+    "sarò assente",
+    "sono in ferie",
+    "attualmente sono fuori ufficio",
+    // Dutch
+    "ik ben afwezig",
+    "ik ben niet op kantoor",
+    "ik ben met vakantie",
+    "ik ben momenteel afwezig",
+    "ik ben momenteel niet aanwezig",
+    "ik ben tot en met",
+];
+
+/// What an absence notice says next: when the person is back, or whom to write to
+/// meanwhile. A customer who happens to write "I am out of office and cannot reach the
+/// VPN" rarely adds a return date; an absence notice nearly always does.
+const OUT_OF_OFFICE_FOLLOW_UPS: &[&str] = &[
+    "until", "return", "back on", "back in", "limited access", "in my absence", "urgent",
+    "jusqu'", "jusqu’", "retour", "accès limité", "en mon absence", "urgence",
+    "bis ", "zurück", "wieder im büro", "wieder erreichbar", "dringend", "vertretung",
+    "hasta", "regres", "urgente", "fino al", "rientr", "urgenz", "tot ", "terug", "dringend",
+];
+
+fn body_opens_like_out_of_office(body: &str) -> bool {
+    let lines: Vec<String> = body
+        .lines()
+        .map(|l| l.trim().to_lowercase())
+        .filter(|l| !l.is_empty())
+        .take(4)
+        .collect();
+    let opens = lines.iter().take(3).any(|line| {
+        // "Bonjour, je suis absent…", "Hello, I am out of the office…"
+        let after_greeting = line
+            .split_once([',', '!'])
+            .map(|(_, rest)| rest.trim_start())
+            .unwrap_or("");
+        OUT_OF_OFFICE_OPENINGS
+            .iter()
+            .any(|o| line.starts_with(o) || after_greeting.starts_with(o))
+    });
+    if !opens {
+        return false;
+    }
+    let head = lines.join(" ").replace('’', "'");
+    OUT_OF_OFFICE_FOLLOW_UPS.iter().any(|f| head.contains(f))
+        || head.chars().any(|c| c.is_ascii_digit())
 }
 
 /// Subjects that only a mail system writes, checked without header support.
@@ -335,6 +472,86 @@ mod tests {
             kind("Return-Path: <>\nFrom: x@example.com\nSubject: hello\n\nx"),
             Some(MachineKind::AutoReply)
         );
+    }
+
+    #[test]
+    fn a_local_part_that_only_contains_the_no_reply_marker_is_a_machine() {
+        for from in [
+            "newsalerts-noreply@bank.example",
+            "alerts.donotreply@bank.example",
+            "shop_no_reply@shop.example",
+            "ne-pas-repondre@impots.example",
+            "bounces+123@lists.example",
+        ] {
+            assert_eq!(
+                kind(&format!("From: {from}\nSubject: Your statement\n\nHello")),
+                Some(MachineKind::NoReplySender),
+                "{from}"
+            );
+        }
+    }
+
+    #[test]
+    fn newsletter_senders_without_list_headers_are_bulk() {
+        for from in [
+            "newsletter@vendor.example",
+            "news@vendor.example",
+            "mailing@vendor.example",
+            "news-fr@vendor.example",
+            "monthly-newsletter@vendor.example",
+        ] {
+            assert_eq!(
+                kind(&format!("From: {from}\nSubject: Our offers\n\nHello")),
+                Some(MachineKind::Bulk),
+                "{from}"
+            );
+        }
+    }
+
+    #[test]
+    fn people_whose_address_resembles_a_machine_word_are_people() {
+        for from in [
+            "newman@example.com",
+            "newsome@example.com",
+            "bouncer.paul@example.com",
+            "marketa@example.com",
+        ] {
+            assert_eq!(
+                kind(&format!("From: {from}\nSubject: Printer\n\nIt jams.")),
+                None,
+                "{from}"
+            );
+        }
+    }
+
+    #[test]
+    fn out_of_office_bodies_without_headers_are_auto_replies_in_six_languages() {
+        for body in [
+            "I am out of office until Monday 9 March with limited access to e-mail.",
+            "Hello,\n\nI am out of the office and will return on March 9.",
+            "Bonjour,\nJe suis absent du bureau jusqu'au 9 mars inclus.",
+            "Je suis actuellement en congé, retour le lundi 9 mars.",
+            "Ich bin nicht im Büro. Ab dem 9. März bin ich wieder erreichbar.",
+            "Vielen Dank für Ihre Nachricht. Ich bin bis 9. März im Urlaub.",
+            "Estoy fuera de la oficina hasta el 9 de marzo.",
+            "Sono fuori ufficio fino al 9 marzo.",
+            "Ik ben afwezig tot en met 9 maart.",
+        ] {
+            let raw = format!("From: colleague@example.com\nSubject: Fuori sede / Poissons\n\n{body}\n");
+            assert_eq!(kind(&raw), Some(MachineKind::AutoReply), "{body}");
+        }
+    }
+
+    #[test]
+    fn a_customer_who_mentions_being_away_is_still_a_customer() {
+        for body in [
+            "Bonjour, je suis absent la semaine prochaine, pouvez-vous réinitialiser mon mot de passe avant ?",
+            "Hello, my colleague is out of the office and I need access to her mailbox.",
+            "Hi,\nThe printer on floor 2 says I am out of paper.",
+        ] {
+            let raw = format!("From: marie@example.fr\nSubject: Demande\n\n{body}\n");
+            assert_eq!(kind(&raw), None, "{body}");
+        }
     }
 
     #[test]

@@ -61,6 +61,9 @@ pub struct InboundMail {
     pub quoted_text: String,
     pub attachments: Vec<Attachment>,
     pub signals: MachineSignals,
+    /// SHA-256 of sender, subject and body text: what makes two mails with one Message-ID
+    /// the same mail (transport headers such as `Received` may differ between copies).
+    pub content_sha256: String,
 }
 
 /// Why a mail could not be read at all. The raw bytes are kept either way.
@@ -70,6 +73,9 @@ pub enum ParseFailure {
     Empty,
     #[error("no RFC 5322 header could be read")]
     NoHeader,
+    /// The parser (ours or a dependency) panicked on it.
+    #[error("the mail parser crashed on this mail")]
+    ParserPanicked,
 }
 
 /// The name of the header this gateway puts on everything it sends, so that its own mail
@@ -80,7 +86,7 @@ pub fn parse(raw: &[u8]) -> Result<InboundMail, ParseFailure> {
     if raw.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(ParseFailure::Empty);
     }
-    let raw = strip_mbox_separator(raw);
+    let raw = skip_preamble(raw);
     let raw = old_mac_line_endings(raw);
     let readable = decode_raw_headers(&raw);
     let msg = MessageParser::default()
@@ -106,12 +112,24 @@ pub fn parse(raw: &[u8]) -> Result<InboundMail, ParseFailure> {
         loop_header: header_text(&msg, LOOP_HEADER),
     };
 
+    let subject = msg.subject().map(clean_header_text).unwrap_or_default();
+    let from = msg
+        .from()
+        .and_then(first_mailbox)
+        .or_else(|| loose_sender(&msg));
+    let content_sha256 = {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(from.as_ref().map(|f| f.address.as_str()).unwrap_or(""));
+        h.update([0]);
+        h.update(&subject);
+        h.update([0]);
+        h.update(&body_text);
+        hex::encode(h.finalize())
+    };
     Ok(InboundMail {
-        subject: msg.subject().map(clean_header_text).unwrap_or_default(),
-        from: msg
-            .from()
-            .and_then(first_mailbox)
-            .or_else(|| loose_sender(&msg)),
+        subject,
+        from,
         reply_to: msg.reply_to().and_then(first_mailbox),
         to: addresses(msg.header_values("To")),
         cc: addresses(msg.header_values("Cc")),
@@ -125,6 +143,7 @@ pub fn parse(raw: &[u8]) -> Result<InboundMail, ParseFailure> {
         body_text,
         attachments: attachments(&msg),
         signals,
+        content_sha256,
     })
 }
 
@@ -226,18 +245,23 @@ fn old_mac_line_endings(raw: &[u8]) -> Cow<'_, [u8]> {
     Cow::Owned(out)
 }
 
-/// An mbox file's `From sender date` line is not a header; mail-parser would read the
-/// message as headerless if we left it.
-fn strip_mbox_separator(raw: &[u8]) -> &[u8] {
-    if raw.starts_with(b"From ") {
+/// What some saved mail carries before its first header, which mail-parser would take for
+/// a headerless message: blank or whitespace-only lines, an mbox `From sender date`
+/// separator, or that separator escaped as `>From ` by a second mbox round-trip.
+fn skip_preamble(mut raw: &[u8]) -> &[u8] {
+    loop {
         let end = raw
             .iter()
             .position(|&b| b == b'\n')
             .map(|p| p + 1)
             .unwrap_or(raw.len());
-        &raw[end..]
-    } else {
-        raw
+        let line = &raw[..end];
+        let blank = line.iter().all(|b| b.is_ascii_whitespace());
+        let separator = line.starts_with(b"From ") || line.starts_with(b">From ");
+        if end == raw.len() || !(blank || separator) {
+            return raw;
+        }
+        raw = &raw[end..];
     }
 }
 
@@ -274,20 +298,26 @@ fn loose_sender(msg: &mail_parser::Message<'_>) -> Option<Mailbox> {
     None
 }
 
+/// LF line ends, and no NUL: a NUL would cut the text short in C-string consumers
+/// (SQLite's text functions, terminals, many mail clients). The raw bytes keep it.
 fn normalise_newlines(text: &str) -> String {
-    text.replace("\r\n", "\n").replace('\r', "\n")
+    text.replace("\r\n", "\n")
+        .replace('\r', "\n")
+        .replace('\0', "")
 }
 
 fn clean_header_text(text: &str) -> String {
     let joined: String = text
         .chars()
+        .filter(|c| *c != '\0')
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
     joined.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn clean_id(id: &str) -> String {
-    id.trim()
+    id.replace('\0', "")
+        .trim()
         .trim_start_matches('<')
         .trim_end_matches('>')
         .trim()
@@ -426,6 +456,47 @@ mod tests {
             "{:?}",
             mail.body_text
         );
+    }
+
+    #[test]
+    fn leading_blank_lines_and_mbox_separators_are_not_taken_for_a_body() {
+        let mail = "From: a@example.com\nSubject: Printer\n\nIt jams.\n";
+        for preamble in [
+            "\n\n",
+            " \r\n\t\n",
+            "From a@example.com Mon Mar  2 10:00:00 2026\n",
+            ">From a@example.com Mon Mar  2 10:00:00 2026\n",
+            "\r\nFrom a@example.com Mon Mar  2 10:00:00 2026\r\n\r\n",
+        ] {
+            let parsed = parse(format!("{preamble}{mail}").as_bytes())
+                .unwrap_or_else(|e| panic!("{preamble:?}: {e}"));
+            assert_eq!(parsed.subject, "Printer", "{preamble:?}");
+            assert_eq!(
+                parsed.from.map(|f| f.address.to_string()).as_deref(),
+                Some("a@example.com")
+            );
+        }
+    }
+
+    #[test]
+    fn a_body_without_any_header_is_still_no_header() {
+        assert_eq!(
+            parse(b"\n\njust some words\nand more\n").unwrap_err(),
+            ParseFailure::NoHeader
+        );
+    }
+
+    #[test]
+    fn nul_bytes_do_not_cut_the_text() {
+        let raw = b"From: a@example.com\nSubject: Nul\0 here\n\nbefore\0after the nul\nsecond line\n";
+        let mail = parse(raw).unwrap();
+        assert_eq!(mail.subject, "Nul here");
+        assert!(
+            mail.body_text.contains("beforeafter the nul\nsecond line"),
+            "{:?}",
+            mail.body_text
+        );
+        assert!(!mail.reply_text.contains('\0'));
     }
 
     #[test]

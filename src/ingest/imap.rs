@@ -7,7 +7,8 @@
 //! Mail left in the inbox by a crash between commit and move is recognised by its UID and
 //! moved on the next pass, never filed twice.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::fmt;
 use std::io;
 use std::pin::Pin;
@@ -153,7 +154,9 @@ fn server_name(host: &str) -> Result<ServerName<'static>> {
         .map_err(|e| anyhow!("source.imap.host {host:?} is not a valid TLS server name: {e}"))
 }
 
-fn tls_connector(settings: &ImapSettings) -> Result<TlsConnector> {
+/// The TLS client the source would use (CA roots, `ca_file`), built without connecting:
+/// `check-config` calls it so a bad `ca_file` is reported before the gateway starts.
+pub fn tls_connector(settings: &ImapSettings) -> Result<TlsConnector> {
     let mut roots = RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(ca) = &settings.ca_file {
@@ -180,14 +183,51 @@ pub struct PassReport {
     pub interrupted: bool,
 }
 
+/// Counters a test or an operator can read while the source runs.
+#[derive(Debug, Default)]
+pub struct ImapStats {
+    /// Times the source entered IDLE.
+    pub idle_entered: AtomicU64,
+    /// Times IDLE ended because the server announced a change (not a timeout).
+    pub idle_woken: AtomicU64,
+    /// Passes over the mailbox.
+    pub passes: AtomicU64,
+}
+
+/// The folders filed mail goes to, as named on this server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Folders {
+    pub processed: String,
+    pub quarantine: String,
+}
+
 pub struct ImapSource {
     settings: ImapSettings,
     pipeline: Arc<Pipeline>,
+    stats: Arc<ImapStats>,
+    folders: std::sync::Mutex<Option<Folders>>,
 }
 
 impl ImapSource {
     pub fn new(settings: ImapSettings, pipeline: Arc<Pipeline>) -> Self {
-        Self { settings, pipeline }
+        Self::with_stats(settings, pipeline, Arc::default())
+    }
+
+    pub fn with_stats(
+        settings: ImapSettings,
+        pipeline: Arc<Pipeline>,
+        stats: Arc<ImapStats>,
+    ) -> Self {
+        Self {
+            settings,
+            pipeline,
+            stats,
+            folders: std::sync::Mutex::new(None),
+        }
+    }
+
+    pub fn stats(&self) -> &Arc<ImapStats> {
+        &self.stats
     }
 
     /// The name under which this mailbox's checkpoint is kept: `imap://user@host/INBOX`.
@@ -198,25 +238,61 @@ impl ImapSource {
         )
     }
 
-    /// Creates the target folders if missing (an "already exists" answer is fine).
-    pub async fn prepare(&self, session: &mut ImapSession) -> Result<()> {
-        for folder in [
-            &self.settings.processed_folder,
-            &self.settings.quarantine_folder,
-        ] {
-            if let Err(e) = session.create(folder).await {
-                tracing::debug!(folder = %folder, error = %e, "CREATE refused (usually: exists already)");
-            }
-        }
-        Ok(())
+    fn source_key(&self, uid_validity: u32, uid: u32) -> String {
+        format!(
+            "{};UIDVALIDITY={uid_validity}/;UID={uid}",
+            self.mailbox_key()
+        )
     }
 
-    /// Selects the mailbox, moves what earlier passes committed, then files every new mail.
+    /// The folders as prepared, or as configured if `prepare` was not called.
+    pub fn folders(&self) -> Folders {
+        self.folders
+            .lock()
+            .ok()
+            .and_then(|f| f.clone())
+            .unwrap_or_else(|| Folders {
+                processed: self.settings.processed_folder.clone(),
+                quarantine: self.settings.quarantine_folder.clone(),
+            })
+    }
+
+    /// Finds where this server keeps personal folders (NAMESPACE, RFC 2342), names the
+    /// target folders there, and makes sure both exist. Fails with the server's own words
+    /// when a folder can neither be found nor created: a source that cannot move mail
+    /// must say so at start, not file silently while mail piles up in the inbox.
+    pub async fn prepare(&self, session: &mut ImapSession) -> Result<Folders> {
+        let caps = session.capabilities().await?;
+        let personal = if caps.has_str("NAMESPACE") {
+            personal_namespace(session).await?
+        } else {
+            None
+        };
+        let folders = Folders {
+            processed: folder_name(&self.settings.processed_folder, personal.as_ref()),
+            quarantine: folder_name(&self.settings.quarantine_folder, personal.as_ref()),
+        };
+        for (key, folder) in [
+            ("source.imap.processed_folder", &folders.processed),
+            ("source.imap.quarantine_folder", &folders.quarantine),
+        ] {
+            ensure_folder(session, key, folder).await?;
+        }
+        tracing::debug!(?personal, ?folders, "IMAP folders ready");
+        if let Ok(mut slot) = self.folders.lock() {
+            *slot = Some(folders.clone());
+        }
+        Ok(folders)
+    }
+
+    /// Selects the mailbox, finishes what earlier passes left (moves, and mail below the
+    /// checkpoint that has no record), then files every new mail.
     pub async fn pass(
         &self,
         session: &mut ImapSession,
         shutdown: &CancellationToken,
     ) -> Result<PassReport> {
+        self.stats.passes.fetch_add(1, Ordering::Relaxed);
         let mailbox = session
             .select(&self.settings.mailbox)
             .await
@@ -242,9 +318,20 @@ impl ImapSource {
                 .filter(|u| *u <= last)
                 .collect();
             if !leftovers.is_empty() {
-                report.moved += self
-                    .move_committed(session, uid_validity, &leftovers)
+                let unfiled = self
+                    .move_committed(session, uid_validity, &leftovers, &mut report)
                     .await?;
+                if !unfiled.is_empty() {
+                    tracing::warn!(
+                        uids = %uid_set(&unfiled),
+                        "mail below the checkpoint has no record: filing it now"
+                    );
+                    self.file_uids(session, uid_validity, &unfiled, shutdown, &mut report)
+                        .await?;
+                    if report.interrupted {
+                        return Ok(report);
+                    }
+                }
             }
         }
 
@@ -255,66 +342,77 @@ impl ImapSource {
             .filter(|u| *u > last)
             .collect();
         let fresh: Vec<u32> = fresh.into_iter().collect();
-        for chunk in fresh.chunks(self.settings.batch_size as usize) {
-            let set = uid_set(chunk);
-            let fetch_started = std::time::Instant::now();
-            let mut fetched: Vec<_> = session
-                .uid_fetch(&set, "(UID BODY.PEEK[])")
-                .await?
-                .try_collect()
-                .await?;
-            fetched.sort_by_key(|f| f.uid);
-            tracing::debug!(mails = fetched.len(), took = ?fetch_started.elapsed(), "fetched");
-            let mut done = Vec::with_capacity(fetched.len());
+        self.file_uids(session, uid_validity, &fresh, shutdown, &mut report)
+            .await?;
+        Ok(report)
+    }
+
+    /// Fetches and files `uids` (ascending) in batches, moving each batch out once it is
+    /// committed. Stops at the first mail it cannot file, so the checkpoint never passes
+    /// a mail that has no record.
+    async fn file_uids(
+        &self,
+        session: &mut ImapSession,
+        uid_validity: u32,
+        uids: &[u32],
+        shutdown: &CancellationToken,
+        report: &mut PassReport,
+    ) -> Result<()> {
+        let key = self.mailbox_key();
+        for chunk in uids.chunks(self.settings.batch_size as usize) {
+            let bodies = self.fetch_bodies(session, chunk).await?;
+            let mut done = Vec::with_capacity(chunk.len());
             let mut quarantined = Vec::new();
-            let items: Vec<(u32, SourceRef, &[u8])> = fetched
-                .iter()
-                .filter_map(|f| {
-                    let uid = f.uid.filter(|u| *u > last)?;
-                    let source = SourceRef {
-                        key: Some(format!("{key};UIDVALIDITY={uid_validity}/;UID={uid}")),
-                        checkpoint: Some((
-                            key.clone(),
-                            Checkpoint {
-                                uid_validity,
-                                last_uid: uid,
-                            },
-                        )),
-                    };
-                    Some((uid, source, f.body().unwrap_or_default()))
-                })
-                .collect();
+            // Only the UIDs asked for, in order, up to the first one that came back without
+            // a body (an unsolicited FETCH, a server hiccup): that one and those after it are
+            // fetched again on the next pass, never filed as empty mail.
+            let mut items: Vec<(u32, SourceRef, &[u8])> = Vec::with_capacity(chunk.len());
+            let mut missing = None;
+            for &uid in chunk {
+                let Some(body) = bodies.get(&uid) else {
+                    missing = Some(uid);
+                    break;
+                };
+                let source = SourceRef {
+                    key: Some(self.source_key(uid_validity, uid)),
+                    checkpoint: Some((
+                        key.clone(),
+                        Checkpoint {
+                            uid_validity,
+                            last_uid: uid,
+                        },
+                    )),
+                };
+                items.push((uid, source, body.as_slice()));
+            }
+            let mut failure = None;
             // Small transactions, so a shutdown waits for at most one of them.
-            for group in items.chunks(COMMIT_GROUP) {
+            'groups: for group in items.chunks(COMMIT_GROUP) {
                 let batch: Vec<(SourceRef, &[u8])> =
                     group.iter().map(|(_, s, raw)| (s.clone(), *raw)).collect();
                 let started = std::time::Instant::now();
                 let outcomes = self.pipeline.process_batch(&batch).await;
                 tracing::debug!(mails = batch.len(), took = ?started.elapsed(), "group committed");
                 for ((uid, _, _), outcome) in group.iter().zip(outcomes) {
-                    let outcome = match outcome {
-                        Ok(o) => o,
-                        Err(e) => {
-                            // Move what is committed, then give up this pass; the rest
-                            // is read again on the next one.
-                            self.move_to(session, &done, &self.settings.processed_folder)
-                                .await?;
-                            self.move_to(session, &quarantined, &self.settings.quarantine_folder)
-                                .await?;
-                            return Err(e).with_context(|| format!("filing UID {uid}"));
+                    match outcome {
+                        Ok(outcome) => {
+                            tracing::debug!(
+                                uid,
+                                outcome = outcome.label(),
+                                code = outcome.code().map(|c| c.as_str()),
+                                "mail filed"
+                            );
+                            report.processed += 1;
+                            if outcome.is_quarantined() {
+                                quarantined.push(*uid);
+                            } else {
+                                done.push(*uid);
+                            }
                         }
-                    };
-                    tracing::debug!(
-                        uid,
-                        outcome = outcome.label(),
-                        code = outcome.code().map(|c| c.as_str()),
-                        "mail filed"
-                    );
-                    report.processed += 1;
-                    if outcome.is_quarantined() {
-                        quarantined.push(*uid);
-                    } else {
-                        done.push(*uid);
+                        Err(e) => {
+                            failure = Some(anyhow::Error::new(e).context(format!("filing UID {uid}")));
+                            break 'groups;
+                        }
                     }
                 }
                 if shutdown.is_cancelled() {
@@ -322,61 +420,133 @@ impl ImapSource {
                     break;
                 }
             }
+            let folders = self.folders();
             report.moved += self
-                .move_to(session, &done, &self.settings.processed_folder)
-                .await?;
+                .move_or_leave(session, uid_validity, &done, &folders.processed)
+                .await;
             report.moved += self
-                .move_to(session, &quarantined, &self.settings.quarantine_folder)
-                .await?;
+                .move_or_leave(session, uid_validity, &quarantined, &folders.quarantine)
+                .await;
+            if let Some(e) = failure {
+                // Committed mail is moved; the rest is read again on the next pass.
+                return Err(e);
+            }
+            if let Some(uid) = missing {
+                return Err(anyhow!(
+                    "the server sent no body for UID {uid}; it will be fetched again"
+                ));
+            }
             if report.interrupted {
                 break;
             }
         }
-        Ok(report)
+        Ok(())
     }
 
+    /// `UID FETCH` of `uids`, keeping only answers for those UIDs that carry a body. Servers
+    /// may slip other clients' flag changes into the reply (`* 2 FETCH (FLAGS (\Flagged)
+    /// UID 17)`, RFC 3501 §7): those are not mail. A UID that came back without a body is
+    /// asked for once more.
+    async fn fetch_bodies(
+        &self,
+        session: &mut ImapSession,
+        uids: &[u32],
+    ) -> Result<HashMap<u32, Vec<u8>>> {
+        let wanted: BTreeSet<u32> = uids.iter().copied().collect();
+        let mut bodies: HashMap<u32, Vec<u8>> = HashMap::with_capacity(uids.len());
+        for attempt in 0..2 {
+            let ask: Vec<u32> = wanted
+                .iter()
+                .copied()
+                .filter(|u| !bodies.contains_key(u))
+                .collect();
+            if ask.is_empty() {
+                break;
+            }
+            if attempt > 0 {
+                tracing::warn!(uids = %uid_set(&ask), "fetched again: the first answer had no body");
+            }
+            let started = std::time::Instant::now();
+            let fetched: Vec<_> = session
+                .uid_fetch(uid_set(&ask), "(UID BODY.PEEK[])")
+                .await?
+                .try_collect()
+                .await?;
+            tracing::debug!(mails = fetched.len(), took = ?started.elapsed(), "fetched");
+            for f in &fetched {
+                if let (Some(uid), Some(body)) = (f.uid, f.body())
+                    && wanted.contains(&uid)
+                {
+                    bodies.entry(uid).or_insert_with(|| body.to_vec());
+                }
+            }
+        }
+        Ok(bodies)
+    }
+
+    /// Moves what is recorded, and returns the UIDs below the checkpoint that have no
+    /// record at all (a batch that failed half-way on an older version): those are filed.
     async fn move_committed(
         &self,
         session: &mut ImapSession,
         uid_validity: u32,
         uids: &BTreeSet<u32>,
-    ) -> Result<usize> {
-        let base = self.mailbox_key();
+        report: &mut PassReport,
+    ) -> Result<Vec<u32>> {
         let keys: Vec<String> = uids
             .iter()
-            .map(|u| format!("{base};UIDVALIDITY={uid_validity}/;UID={u}"))
+            .map(|u| self.source_key(uid_validity, *u))
             .collect();
-        let outcomes = self.pipeline.store().source_outcomes(&keys).await?;
+        let outcomes: HashMap<String, StoredOutcome> = self
+            .pipeline
+            .store()
+            .source_outcomes(&keys)
+            .await?
+            .into_iter()
+            .collect();
         let mut processed = Vec::new();
         let mut quarantined = Vec::new();
-        for (k, outcome) in outcomes {
-            let Some(uid) = k.rsplit("UID=").next().and_then(|u| u.parse::<u32>().ok()) else {
-                continue;
-            };
-            if outcome == StoredOutcome::Quarantined {
-                quarantined.push(uid);
-            } else {
-                processed.push(uid);
+        let mut unfiled = Vec::new();
+        for (uid, key) in uids.iter().zip(&keys) {
+            match outcomes.get(key) {
+                Some(StoredOutcome::Quarantined) => quarantined.push(*uid),
+                Some(_) => processed.push(*uid),
+                None => unfiled.push(*uid),
             }
         }
-        // Mail below the checkpoint with no record was filed under another UIDVALIDITY
-        // or by another gateway; it is committed either way.
-        for uid in uids {
-            if !processed.contains(uid) && !quarantined.contains(uid) {
-                processed.push(*uid);
+        let folders = self.folders();
+        report.moved += self
+            .move_or_leave(session, uid_validity, &processed, &folders.processed)
+            .await;
+        report.moved += self
+            .move_or_leave(session, uid_validity, &quarantined, &folders.quarantine)
+            .await;
+        Ok(unfiled)
+    }
+
+    /// Moves filed mail to `folder`. A failure is logged and the mail stays in the inbox,
+    /// which is harmless (its source key is known, the next pass moves it): filing new
+    /// mail must never wait on a folder.
+    async fn move_or_leave(
+        &self,
+        session: &mut ImapSession,
+        uid_validity: u32,
+        uids: &[u32],
+        folder: &str,
+    ) -> usize {
+        match self.move_to(session, uid_validity, uids, folder).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(folder, uids = %uid_set(uids), error = format!("{e:#}"), "filed mail left in the inbox; moving it is retried on the next pass");
+                0
             }
         }
-        Ok(self
-            .move_to(session, &processed, &self.settings.processed_folder)
-            .await?
-            + self
-                .move_to(session, &quarantined, &self.settings.quarantine_folder)
-                .await?)
     }
 
     async fn move_to(
         &self,
         session: &mut ImapSession,
+        uid_validity: u32,
         uids: &[u32],
         folder: &str,
     ) -> Result<usize> {
@@ -385,28 +555,52 @@ impl ImapSource {
         }
         let mut sorted = uids.to_vec();
         sorted.sort_unstable();
-        let set = uid_set(&sorted);
         let caps = session.capabilities().await?;
         if caps.has_str("MOVE") {
             session
-                .uid_mv(&set, folder)
+                .uid_mv(uid_set(&sorted), folder)
                 .await
                 .with_context(|| format!("cannot move mail to {folder}"))?;
-        } else {
+            return Ok(uids.len());
+        }
+        // COPY, then \Deleted and EXPUNGE. Another client may wipe our \Deleted between
+        // the two (a STORE FLAGS of its own), leaving a copied mail in the inbox: copies
+        // are recorded, so such a mail is flagged and expunged again, never copied twice.
+        let store = self.pipeline.store();
+        let keys: Vec<String> = sorted
+            .iter()
+            .map(|u| self.source_key(uid_validity, *u))
+            .collect();
+        let copied: BTreeSet<String> = store.imap_copied(&keys).await?.into_iter().collect();
+        let to_copy: Vec<u32> = sorted
+            .iter()
+            .zip(&keys)
+            .filter(|(_, k)| !copied.contains(*k))
+            .map(|(u, _)| *u)
+            .collect();
+        if !to_copy.is_empty() {
             session
-                .uid_copy(&set, folder)
+                .uid_copy(uid_set(&to_copy), folder)
                 .await
                 .with_context(|| format!("cannot copy mail to {folder}"))?;
-            let _: Vec<_> = session
-                .uid_store(&set, "+FLAGS.SILENT (\\Deleted)")
-                .await?
-                .try_collect()
+            let copied_keys: Vec<String> = to_copy
+                .iter()
+                .map(|u| self.source_key(uid_validity, *u))
+                .collect();
+            store
+                .record_imap_copies(&copied_keys, folder, crate::store::now_millis())
                 .await?;
-            if caps.has_str("UIDPLUS") {
-                let _: Vec<_> = session.uid_expunge(&set).await?.try_collect().await?;
-            } else {
-                let _: Vec<_> = session.expunge().await?.try_collect().await?;
-            }
+        }
+        let set = uid_set(&sorted);
+        let _: Vec<_> = session
+            .uid_store(&set, "+FLAGS.SILENT (\\Deleted)")
+            .await?
+            .try_collect()
+            .await?;
+        if caps.has_str("UIDPLUS") {
+            let _: Vec<_> = session.uid_expunge(&set).await?.try_collect().await?;
+        } else {
+            let _: Vec<_> = session.expunge().await?.try_collect().await?;
         }
         Ok(uids.len())
     }
@@ -450,6 +644,7 @@ impl ImapSource {
             if idle {
                 let mut handle = session.idle();
                 handle.init().await.context("IDLE refused")?;
+                self.stats.idle_entered.fetch_add(1, Ordering::Relaxed);
                 let (wait, stop) = handle.wait_with_timeout(self.settings.idle_timeout);
                 let woke = tokio::select! {
                     r = wait => Some(r),
@@ -462,7 +657,10 @@ impl ImapSource {
                         session.logout().await.ok();
                         return Ok(());
                     }
-                    Some(Ok(IdleResponse::NewData(_))) => tracing::debug!("IDLE: mailbox changed"),
+                    Some(Ok(IdleResponse::NewData(_))) => {
+                        self.stats.idle_woken.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!("IDLE: mailbox changed")
+                    }
                     Some(Ok(_)) => {}
                     Some(Err(e)) => return Err(e).context("IDLE failed"),
                 }
@@ -494,6 +692,107 @@ fn new_mail_announced(session: &ImapSession) -> bool {
     announced
 }
 
+/// The personal namespace's prefix and hierarchy delimiter, from `NAMESPACE`.
+///
+/// async-imap's parser does not know the NAMESPACE response, and an unknown response
+/// breaks its stream, so this one command is written and read on the raw connection,
+/// between two commands, when nothing else is in flight.
+async fn personal_namespace(session: &mut ImapSession) -> Result<Option<(String, String)>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let stream = session.get_mut();
+    stream.write_all(b"hdns NAMESPACE\r\n").await?;
+    stream.flush().await?;
+    let mut personal = None;
+    let mut line = Vec::with_capacity(256);
+    loop {
+        line.clear();
+        loop {
+            let byte = stream.read_u8().await.context("reading the NAMESPACE answer")?;
+            line.push(byte);
+            if line.ends_with(b"\r\n") || line.len() > 64 * 1024 {
+                break;
+            }
+        }
+        let text = String::from_utf8_lossy(&line);
+        if let Some(rest) = text.strip_prefix("* NAMESPACE ") {
+            personal = parse_personal_namespace(rest);
+        } else if let Some(status) = text.strip_prefix("hdns ") {
+            if status.starts_with("OK") {
+                return Ok(personal);
+            }
+            // A server that refuses NAMESPACE has the folders where it lists them.
+            tracing::debug!(answer = %status.trim(), "NAMESPACE refused");
+            return Ok(None);
+        }
+    }
+}
+
+/// `(("INBOX." ".")) NIL NIL` → `("INBOX.", ".")`; `NIL …` → none.
+fn parse_personal_namespace(rest: &str) -> Option<(String, String)> {
+    let rest = rest.trim_start();
+    let rest = rest.strip_prefix("((")?;
+    let mut parts = rest.splitn(3, '"');
+    parts.next()?;
+    let prefix = parts.next()?.to_string();
+    let after = parts.next()?.trim_start();
+    let delimiter = if let Some(d) = after.strip_prefix('"') {
+        d.split('"').next().unwrap_or("").to_string()
+    } else {
+        String::new()
+    };
+    Some((prefix, delimiter))
+}
+
+/// Where a configured folder lives on this server. A name that is already full (it starts
+/// with the personal prefix or INBOX, or names a level with the delimiter) is kept as
+/// written; a bare name goes under the personal prefix (`Processed` → `INBOX.Processed`
+/// on Cyrus and Courier, `Processed` on Dovecot).
+fn folder_name(configured: &str, personal: Option<&(String, String)>) -> String {
+    let Some((prefix, delimiter)) = personal else {
+        return configured.to_string();
+    };
+    let upper = configured.to_ascii_uppercase();
+    let full = prefix.is_empty()
+        || configured.starts_with(prefix.as_str())
+        || upper == "INBOX"
+        || (!delimiter.is_empty()
+            && (upper.starts_with(&format!("INBOX{delimiter}")) || configured.contains(delimiter.as_str())));
+    if full {
+        configured.to_string()
+    } else {
+        format!("{prefix}{configured}")
+    }
+}
+
+/// Makes sure `folder` exists, creating it if needed.
+async fn ensure_folder(session: &mut ImapSession, key: &str, folder: &str) -> Result<()> {
+    if folder_exists(session, folder).await? {
+        return Ok(());
+    }
+    let created = session.create(folder).await;
+    if folder_exists(session, folder).await? {
+        return Ok(());
+    }
+    let words = match created {
+        Err(e) => e.to_string(),
+        Ok(()) => "CREATE said OK but the folder is not listed".to_string(),
+    };
+    Err(anyhow!(
+        "IMAP folder {folder:?} does not exist and cannot be created: the server said {words:?}; \
+         create it with a mail client, or set {key} to an existing folder (its full name, e.g. \"INBOX.{folder}\")"
+    ))
+}
+
+async fn folder_exists(session: &mut ImapSession, folder: &str) -> Result<bool> {
+    let quoted = format!("\"{}\"", folder.replace('\\', "\\\\").replace('"', "\\\""));
+    let names: Vec<_> = session
+        .list(Some(""), Some(&quoted))
+        .await?
+        .try_collect()
+        .await?;
+    Ok(names.iter().any(|n| n.name() == folder))
+}
+
 /// `1,3:5,9` from sorted UIDs.
 fn uid_set(sorted: &[u32]) -> String {
     let mut out = String::new();
@@ -521,6 +820,34 @@ fn uid_set(sorted: &[u32]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn personal_namespaces_are_read_from_the_answer() {
+        assert_eq!(
+            parse_personal_namespace(r#"(("INBOX." ".")) (("user." ".")) (("" "."))"#),
+            Some(("INBOX.".into(), ".".into()))
+        );
+        assert_eq!(
+            parse_personal_namespace(r#"(("" "/")) NIL NIL"#),
+            Some(("".into(), "/".into()))
+        );
+        assert_eq!(parse_personal_namespace("NIL NIL NIL"), None);
+        assert_eq!(
+            parse_personal_namespace(r#"(("" NIL)) NIL NIL"#),
+            Some(("".into(), "".into()))
+        );
+    }
+
+    #[test]
+    fn bare_folder_names_go_under_the_personal_prefix_and_full_ones_stay() {
+        let cyrus = ("INBOX.".to_string(), ".".to_string());
+        let dovecot = (String::new(), ".".to_string());
+        assert_eq!(folder_name("Processed", Some(&cyrus)), "INBOX.Processed");
+        assert_eq!(folder_name("INBOX.Processed", Some(&cyrus)), "INBOX.Processed");
+        assert_eq!(folder_name("Archive.Filed", Some(&cyrus)), "Archive.Filed");
+        assert_eq!(folder_name("Processed", Some(&dovecot)), "Processed");
+        assert_eq!(folder_name("Processed", None), "Processed");
+    }
 
     #[test]
     fn uid_sets_compress_runs() {

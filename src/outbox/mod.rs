@@ -16,7 +16,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::OutboxSettings;
-use crate::store::{Millis, OutboxItem, Store, StoreError, now_millis};
+use crate::store::{Millis, OutboxId, OutboxItem, Store, StoreError, now_millis};
 pub use transport::{SendError, Transport};
 
 const CLAIM_BATCH: u32 = 64;
@@ -39,6 +39,8 @@ pub struct OutboxWorker {
     transport: Transport,
     settings: OutboxSettings,
     wakeup: Arc<Notify>,
+    /// Names this worker's leases, so that it renews its own rows and nobody else's.
+    owner: String,
 }
 
 impl OutboxWorker {
@@ -48,23 +50,45 @@ impl OutboxWorker {
         settings: OutboxSettings,
         wakeup: Arc<Notify>,
     ) -> Self {
+        use rand::Rng;
+        let owner = format!(
+            "{}-{:016x}",
+            std::process::id(),
+            rand::rng().random::<u64>()
+        );
         Self {
             store,
             transport,
             settings,
             wakeup,
+            owner,
         }
     }
 
     /// Claims what is due and sends it. Returns what happened; tests drive this directly.
+    ///
+    /// The rows stay leased to this worker until they are settled: the lease is renewed
+    /// every third of its length while the sends run, however slow the server is, so a
+    /// second worker never takes a row this one is still sending. Only a worker that died
+    /// (or stalled past a whole lease) loses its rows to another.
     pub async fn step(&self) -> Result<StepReport, StoreError> {
         let now = now_millis();
+        let lease = self.lease();
         let items = self
             .store
-            .claim_outbox(now, now + self.lease().as_millis() as Millis, CLAIM_BATCH)
+            .claim_outbox(
+                now,
+                now + lease.as_millis() as Millis,
+                CLAIM_BATCH,
+                &self.owner,
+            )
             .await?;
         let mut report = StepReport::default();
-        let results: Vec<_> = futures::stream::iter(items)
+        if items.is_empty() {
+            return Ok(report);
+        }
+        let ids: Vec<OutboxId> = items.iter().map(|i| i.id).collect();
+        let sending = futures::stream::iter(items)
             .map(|item| async move {
                 let result = self
                     .transport
@@ -73,8 +97,27 @@ impl OutboxWorker {
                 (item, result)
             })
             .buffer_unordered(self.settings.concurrency)
-            .collect()
-            .await;
+            .collect::<Vec<_>>();
+        tokio::pin!(sending);
+        let mut renew = tokio::time::interval(lease / 3);
+        renew.tick().await;
+        let results = loop {
+            tokio::select! {
+                results = &mut sending => break results,
+                _ = renew.tick() => {
+                    let until = now_millis() + lease.as_millis() as Millis;
+                    match self.store.renew_lease(&ids, &self.owner, until).await {
+                        Ok(n) if (n as usize) < ids.len() => tracing::warn!(
+                            renewed = n,
+                            claimed = ids.len(),
+                            "some outbox rows were taken over by another worker after this one stalled"
+                        ),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "cannot renew the outbox lease"),
+                    }
+                }
+            }
+        };
         let sent: Vec<_> = results
             .iter()
             .filter(|(_, r)| r.is_ok())
@@ -115,9 +158,9 @@ impl OutboxWorker {
         Ok(())
     }
 
-    /// How long a claimed row stays ours. A worker that dies while sending (crash, SIGKILL)
-    /// leaves its rows `sending`; once the lease is over they are sent again. It must
-    /// outlast the slowest send, which the SMTP timeout bounds.
+    /// How long a claimed row stays ours without a renewal. A worker that dies while
+    /// sending (crash, SIGKILL) leaves its rows `sending`; once the lease is over they are
+    /// sent again. Renewed every third of it while the worker sends.
     fn lease(&self) -> Duration {
         match &self.settings.transport {
             crate::config::TransportSettings::Smtp(s) => s.timeout * 2 + Duration::from_secs(10),

@@ -41,6 +41,15 @@ impl Transport {
         }
     }
 
+    /// Builds what `from_settings` would (the SMTP client with its TLS roots), without
+    /// creating anything on disk: for `check-config`.
+    pub fn check(settings: &TransportSettings) -> anyhow::Result<()> {
+        match settings {
+            TransportSettings::File { .. } => Ok(()),
+            TransportSettings::Smtp(s) => smtp(s).map(|_| ()),
+        }
+    }
+
     /// Sends one mail. `id` names the file for the file transport, so sending the same
     /// outbox row twice (after a crash) rewrites one file instead of adding a second.
     pub async fn send(

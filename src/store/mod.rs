@@ -18,9 +18,17 @@ pub type OutboxId = i64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The database cannot be reached or opened: worth retrying later (EX_TEMPFAIL).
-    #[error("cannot reach the database: {0}")]
+    /// The database cannot be reached, opened or written just now (busy, locked,
+    /// read-only, disk full, I/O error): worth retrying later (EX_TEMPFAIL).
+    #[error("database unavailable: {0}")]
     Unavailable(#[source] sqlx::Error),
+    /// Anything that went wrong with the database at `path`, so the operator knows which file.
+    #[error("database {path}: {source}")]
+    At {
+        path: String,
+        #[source]
+        source: Box<StoreError>,
+    },
     #[error("reference code {0} is already taken")]
     CodeTaken(String),
     #[error("stored data is inconsistent: {0}")]
@@ -29,13 +37,52 @@ pub enum StoreError {
     Other(#[source] sqlx::Error),
 }
 
+impl StoreError {
+    /// Whether the same work may succeed later, untouched: what an MTA pipe defers
+    /// (exit 75) instead of bouncing the customer's mail.
+    pub fn is_temporary(&self) -> bool {
+        match self {
+            StoreError::Unavailable(_) => true,
+            StoreError::At { source, .. } => source.is_temporary(),
+            _ => false,
+        }
+    }
+
+    pub fn at(self, path: &str) -> StoreError {
+        match self {
+            at @ StoreError::At { .. } => at,
+            other => StoreError::At {
+                path: path.to_string(),
+                source: Box::new(other),
+            },
+        }
+    }
+}
+
+/// SQLite result codes (the primary code, the low byte of an extended one) that describe
+/// the database's state rather than the statement: busy or locked after the busy timeout,
+/// read-only, I/O error, disk full, cannot open, lock protocol error.
+const SQLITE_TEMPORARY_CODES: &[i64] = &[5, 6, 8, 10, 13, 14, 15];
+
+fn is_temporary_database_error(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => db
+            .code()
+            .and_then(|c| c.parse::<i64>().ok())
+            .is_some_and(|code| SQLITE_TEMPORARY_CODES.contains(&(code & 0xff))),
+        _ => false,
+    }
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match e {
             sqlx::Error::Io(_)
             | sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
-            | sqlx::Error::Tls(_) => StoreError::Unavailable(e),
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e),
+            e if is_temporary_database_error(&e) => StoreError::Unavailable(e),
             other => StoreError::Other(other),
         }
     }
@@ -129,6 +176,8 @@ pub struct NewMessage<'a> {
     pub outcome_detail: Option<&'a str>,
     pub source_key: Option<&'a str>,
     pub message_id: Option<&'a str>,
+    /// What makes two mails with one Message-ID the same mail: sender, subject, body text.
+    pub content_sha256: Option<&'a str>,
     pub raw: &'a [u8],
     pub raw_sha256: &'a str,
     pub from_addr: Option<&'a str>,
@@ -145,7 +194,33 @@ pub struct NewMessage<'a> {
     pub quoted_text: &'a str,
     pub language: Option<Language>,
     pub machine_kind: Option<&'a str>,
+    /// Threaded onto a ticket whose participants do not include the sender.
+    pub from_non_participant: bool,
     pub at: Millis,
+}
+
+/// A stored inbound mail that a new one may repeat.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EarlierMail {
+    pub row: MessageRowId,
+    pub ticket: Option<TicketId>,
+    pub outcome: StoredOutcome,
+}
+
+/// How someone takes part in a ticket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParticipantRole {
+    Customer,
+    Cc,
+}
+
+impl ParticipantRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ParticipantRole::Customer => "customer",
+            ParticipantRole::Cc => "cc",
+        }
+    }
 }
 
 pub struct NewAttachment<'a> {
@@ -170,6 +245,14 @@ pub struct NewOutgoing<'a> {
     pub mail_from: &'a str,
     pub rcpt_to: &'a [String],
     pub at: Millis,
+}
+
+/// What makes a mail the same mail: compared when a Message-ID comes again.
+pub struct MailContent<'a> {
+    pub sha256: &'a str,
+    pub from: Option<&'a str>,
+    pub subject: &'a str,
+    pub body_text: &'a str,
 }
 
 /// A mail the outbox worker has claimed and must now send.
@@ -215,6 +298,8 @@ pub struct MessageView {
     pub reply_text: String,
     pub outcome: String,
     pub detail: Option<String>,
+    /// The sender is not one of the ticket's participants (customer, first mail's Cc).
+    pub from_non_participant: bool,
     pub delivery: Option<String>,
     pub attachments: Vec<AttachmentView>,
     pub received_at: String,
@@ -256,16 +341,33 @@ pub trait StoreTx: Send {
         &mut self,
         source_key: &str,
     ) -> Result<Option<StoredOutcome>, StoreError>;
-    /// A non-duplicate message with this Message-ID, and its ticket.
-    async fn message_by_message_id(
+    /// The first inbound mail with this Message-ID and this content (the same mail
+    /// delivered again). `content` is the fingerprint; rows stored before fingerprints
+    /// existed are compared on `from`, `subject` and `body_text`.
+    async fn same_mail(
         &mut self,
         message_id: &str,
-    ) -> Result<Option<(MessageRowId, Option<TicketId>)>, StoreError>;
-    /// A message with these exact raw bytes (for mail without a Message-ID).
-    async fn message_by_sha(
+        content: &MailContent<'_>,
+    ) -> Result<Option<EarlierMail>, StoreError>;
+    /// The first non-duplicate message using this Message-ID, whatever its content.
+    async fn message_id_in_use(
         &mut self,
-        sha256: &str,
-    ) -> Result<Option<(MessageRowId, Option<TicketId>)>, StoreError>;
+        message_id: &str,
+    ) -> Result<Option<MessageRowId>, StoreError>;
+    /// An inbound mail with these exact raw bytes (for mail without a Message-ID).
+    async fn message_by_sha(&mut self, sha256: &str) -> Result<Option<EarlierMail>, StoreError>;
+    async fn add_participant(
+        &mut self,
+        ticket: TicketId,
+        address: &EmailAddress,
+        role: ParticipantRole,
+        at: Millis,
+    ) -> Result<(), StoreError>;
+    async fn is_participant(
+        &mut self,
+        ticket: TicketId,
+        address: &EmailAddress,
+    ) -> Result<bool, StoreError>;
     async fn ticket_by_code(
         &mut self,
         code: &ReferenceCode,
@@ -322,14 +424,31 @@ pub trait Store: Send + Sync {
         keys: &[String],
     ) -> Result<Vec<(String, StoredOutcome)>, StoreError>;
 
+    /// Source mails (by key) already copied to a folder by a server without MOVE.
+    async fn imap_copied(&self, keys: &[String]) -> Result<Vec<String>, StoreError>;
+    async fn record_imap_copies(
+        &self,
+        keys: &[String],
+        folder: &str,
+        at: Millis,
+    ) -> Result<(), StoreError>;
+
     /// Claims up to `limit` due outbox rows (pending, or `sending` whose lease ran out after
-    /// a crash) until `lease_until`.
+    /// a crash) for `owner` until `lease_until`.
     async fn claim_outbox(
         &self,
         now: Millis,
         lease_until: Millis,
         limit: u32,
+        owner: &str,
     ) -> Result<Vec<OutboxItem>, StoreError>;
+    /// Extends the lease on the rows of `ids` that `owner` still holds; returns how many.
+    async fn renew_lease(
+        &self,
+        ids: &[OutboxId],
+        owner: &str,
+        lease_until: Millis,
+    ) -> Result<u64, StoreError>;
     /// Marks rows sent, in one transaction.
     async fn mark_sent(&self, ids: &[OutboxId], at: Millis) -> Result<(), StoreError>;
     async fn mark_retry(

@@ -9,7 +9,8 @@ use async_trait::async_trait;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{AssertSqlSafe, Row, Sqlite, SqlitePool, Transaction};
+use sqlx::pool::PoolConnection;
+use sqlx::{AssertSqlSafe, Row, Sqlite, SqliteConnection, SqlitePool};
 
 use super::*;
 
@@ -19,7 +20,13 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     /// Opens (creating if missing) and migrates the database at `url` (`sqlite:path`).
+    /// Errors name the file.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let path = url.trim_start_matches("sqlite:").to_string();
+        Self::open_inner(url, &path).await.map_err(|e| e.at(&path))
+    }
+
+    async fn open_inner(url: &str, path: &str) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(StoreError::Unavailable)?
             .create_if_missing(true)
@@ -33,6 +40,9 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(StoreError::Unavailable)?;
+        // Several `helpdesk ingest` started at once on a fresh desk (an MTA delivering in
+        // parallel) must not all create the tables: one migrates, the others wait for it.
+        let _lock = MigrationLock::acquire(path).await?;
         sqlx::migrate!("./migrations/sqlite")
             .run(&pool)
             .await
@@ -43,10 +53,99 @@ impl SqliteStore {
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
+
+    async fn begin_immediate(&self) -> Result<ImmediateTx, StoreError> {
+        ImmediateTx::begin(&self.pool).await
+    }
 }
 
 struct SqliteTx {
-    tx: Transaction<'static, Sqlite>,
+    tx: ImmediateTx,
+}
+
+/// An exclusive lock on `<database>.migrate.lock`, held while migrations run.
+struct MigrationLock(Option<std::fs::File>);
+
+impl MigrationLock {
+    async fn acquire(db_path: &str) -> Result<Self, StoreError> {
+        if db_path.starts_with(':') || db_path.contains("mode=memory") {
+            return Ok(MigrationLock(None));
+        }
+        let lock_path = format!("{}.migrate.lock", db_path.split('?').next().unwrap_or(db_path));
+        let file = tokio::task::spawn_blocking(move || {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&lock_path)?;
+            file.lock()?;
+            Ok::<_, std::io::Error>(file)
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(sqlx::Error::Io(std::io::Error::other(e))))?
+        .map_err(|e| StoreError::Unavailable(sqlx::Error::Io(e)))?;
+        Ok(MigrationLock(Some(file)))
+    }
+}
+
+impl Drop for MigrationLock {
+    fn drop(&mut self) {
+        if let Some(file) = &self.0 {
+            file.unlock().ok();
+        }
+    }
+}
+
+/// A `BEGIN IMMEDIATE` transaction on a pooled connection that goes back to the pool only
+/// after a successful COMMIT. Any other end (an error, a failed COMMIT, a dropped future)
+/// closes the connection, which rolls the transaction back.
+///
+/// Why not sqlx's `Transaction`: when SQLite itself rolls a transaction back on an error
+/// (SQLITE_FULL, SQLITE_IOERR…), sqlx's ROLLBACK on drop then fails, its transaction depth
+/// stays at 1, and the connection returns to the pool unusable: every later
+/// `begin_with` fails with "non-zero transaction depth" until the process restarts.
+pub(crate) struct ImmediateTx {
+    conn: PoolConnection<Sqlite>,
+    committed: bool,
+}
+
+impl ImmediateTx {
+    async fn begin(pool: &SqlitePool) -> Result<Self, StoreError> {
+        let conn = pool.acquire().await?;
+        let mut tx = ImmediateTx {
+            conn,
+            committed: false,
+        };
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut *tx.conn).await?;
+        Ok(tx)
+    }
+
+    async fn commit(mut self) -> Result<(), StoreError> {
+        sqlx::query("COMMIT").execute(&mut *self.conn).await?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl std::ops::Deref for ImmediateTx {
+    type Target = SqliteConnection;
+    fn deref(&self) -> &SqliteConnection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for ImmediateTx {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        &mut self.conn
+    }
+}
+
+impl Drop for ImmediateTx {
+    fn drop(&mut self) {
+        if !self.committed {
+            self.conn.close_on_drop();
+        }
+    }
 }
 
 const TICKET_REF_COLUMNS: &str = "t.id, t.code, t.status, t.customer, t.language";
@@ -69,6 +168,15 @@ fn ticket_ref(row: &SqliteRow) -> Result<TicketRef, StoreError> {
     })
 }
 
+fn earlier((row, ticket, outcome): (i64, Option<i64>, String)) -> Result<EarlierMail, StoreError> {
+    Ok(EarlierMail {
+        row,
+        ticket,
+        outcome: StoredOutcome::parse(&outcome)
+            .ok_or_else(|| StoreError::Corrupt(format!("message {row}: outcome {outcome:?}")))?,
+    })
+}
+
 fn json_list(items: &[String]) -> String {
     serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
 }
@@ -87,26 +195,83 @@ impl StoreTx for SqliteTx {
         Ok(row.and_then(|(o,)| StoredOutcome::parse(&o)))
     }
 
-    async fn message_by_message_id(
+    async fn same_mail(
         &mut self,
         message_id: &str,
-    ) -> Result<Option<(MessageRowId, Option<TicketId>)>, StoreError> {
-        Ok(sqlx::query_as("SELECT id, ticket_id FROM messages WHERE message_id = ? AND outcome <> 'duplicate' LIMIT 1")
-            .bind(message_id)
-            .fetch_optional(&mut *self.tx)
-            .await?)
+        content: &MailContent<'_>,
+    ) -> Result<Option<EarlierMail>, StoreError> {
+        let row: Option<(i64, Option<i64>, String)> = sqlx::query_as(
+            "SELECT id, ticket_id, outcome FROM messages \
+             WHERE message_id = ? AND direction = 'inbound' AND outcome <> 'duplicate' \
+             AND (content_sha256 = ? OR (content_sha256 IS NULL AND from_addr IS ? AND subject = ? AND body_text = ?)) \
+             ORDER BY id LIMIT 1",
+        )
+        .bind(message_id)
+        .bind(content.sha256)
+        .bind(content.from)
+        .bind(content.subject)
+        .bind(content.body_text)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        row.map(earlier).transpose()
     }
 
-    async fn message_by_sha(
+    async fn message_id_in_use(
         &mut self,
-        sha256: &str,
-    ) -> Result<Option<(MessageRowId, Option<TicketId>)>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT id, ticket_id FROM messages WHERE raw_sha256 = ? AND direction = 'inbound' AND outcome <> 'duplicate' LIMIT 1",
+        message_id: &str,
+    ) -> Result<Option<MessageRowId>, StoreError> {
+        let row: Option<(i64,)> = sqlx::query_as(
+            "SELECT id FROM messages WHERE message_id = ? AND outcome <> 'duplicate' ORDER BY id LIMIT 1",
+        )
+        .bind(message_id)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        Ok(row.map(|(id,)| id))
+    }
+
+    async fn message_by_sha(&mut self, sha256: &str) -> Result<Option<EarlierMail>, StoreError> {
+        let row: Option<(i64, Option<i64>, String)> = sqlx::query_as(
+            "SELECT id, ticket_id, outcome FROM messages WHERE raw_sha256 = ? AND direction = 'inbound' AND outcome <> 'duplicate' ORDER BY id LIMIT 1",
         )
         .bind(sha256)
         .fetch_optional(&mut *self.tx)
-        .await?)
+        .await?;
+        row.map(earlier).transpose()
+    }
+
+    async fn add_participant(
+        &mut self,
+        ticket: TicketId,
+        address: &EmailAddress,
+        role: ParticipantRole,
+        at: Millis,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO ticket_participants (ticket_id, address, role, added_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (ticket_id, address) DO NOTHING",
+        )
+        .bind(ticket)
+        .bind(address.as_str())
+        .bind(role.as_str())
+        .bind(at)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn is_participant(
+        &mut self,
+        ticket: TicketId,
+        address: &EmailAddress,
+    ) -> Result<bool, StoreError> {
+        let row: Option<(i64,)> = sqlx::query_as(
+            "SELECT 1 FROM ticket_participants WHERE ticket_id = ? AND address = ?",
+        )
+        .bind(ticket)
+        .bind(address.as_str())
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        Ok(row.is_some())
     }
 
     async fn ticket_by_code(
@@ -227,8 +392,8 @@ impl StoreTx for SqliteTx {
         let row = sqlx::query(
             "INSERT INTO messages (ticket_id, direction, outcome, outcome_detail, source_key, message_id, raw_sha256, raw, \
              from_addr, from_name, reply_to, to_addrs, cc_addrs, subject, in_reply_to, refs, sent_date, body_text, reply_text, \
-             quoted_text, language, machine_kind, received_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+             quoted_text, language, machine_kind, received_at, content_sha256, from_non_participant) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(m.ticket)
         .bind(m.direction.as_str())
@@ -253,6 +418,8 @@ impl StoreTx for SqliteTx {
         .bind(m.language.map(|l| l.as_str()))
         .bind(m.machine_kind)
         .bind(m.at)
+        .bind(m.content_sha256)
+        .bind(m.from_non_participant)
         .fetch_one(&mut *self.tx)
         .await?;
         Ok(row.try_get(0)?)
@@ -327,8 +494,7 @@ impl StoreTx for SqliteTx {
     }
 
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
-        self.tx.commit().await?;
-        Ok(())
+        self.tx.commit().await
     }
 }
 
@@ -362,7 +528,7 @@ const SUMMARY_SELECT: &str = "SELECT t.code, t.status, t.tier, t.customer, t.cus
 #[async_trait]
 impl Store for SqliteStore {
     async fn begin(&self) -> Result<Box<dyn StoreTx>, StoreError> {
-        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let tx = self.begin_immediate().await?;
         Ok(Box::new(SqliteTx { tx }))
     }
 
@@ -402,20 +568,80 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
+    async fn imap_copied(&self, keys: &[String]) -> Result<Vec<String>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in keys.chunks(500) {
+            let placeholders = vec!["?"; chunk.len()].join(", ");
+            let sql =
+                format!("SELECT source_key FROM imap_copies WHERE source_key IN ({placeholders})");
+            let mut query = sqlx::query_as::<_, (String,)>(AssertSqlSafe(sql));
+            for k in chunk {
+                query = query.bind(k.as_str());
+            }
+            out.extend(query.fetch_all(&self.pool).await?.into_iter().map(|(k,)| k));
+        }
+        Ok(out)
+    }
+
+    async fn record_imap_copies(
+        &self,
+        keys: &[String],
+        folder: &str,
+        at: Millis,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_immediate().await?;
+        for key in keys {
+            sqlx::query(
+                "INSERT INTO imap_copies (source_key, folder, copied_at) VALUES (?, ?, ?) \
+                 ON CONFLICT (source_key) DO NOTHING",
+            )
+            .bind(key)
+            .bind(folder)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn renew_lease(
+        &self,
+        ids: &[OutboxId],
+        owner: &str,
+        lease_until: Millis,
+    ) -> Result<u64, StoreError> {
+        let mut renewed = 0;
+        for chunk in ids.chunks(500) {
+            let placeholders = vec!["?"; chunk.len()].join(", ");
+            let sql = format!(
+                "UPDATE outbox SET lease_until = ? WHERE status = 'sending' AND lease_owner = ? AND id IN ({placeholders})"
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql)).bind(lease_until).bind(owner);
+            for id in chunk {
+                query = query.bind(id);
+            }
+            renewed += query.execute(&self.pool).await?.rows_affected();
+        }
+        Ok(renewed)
+    }
+
     async fn claim_outbox(
         &self,
         now: Millis,
         lease_until: Millis,
         limit: u32,
+        owner: &str,
     ) -> Result<Vec<OutboxItem>, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_immediate().await?;
         let rows = sqlx::query(
-            "UPDATE outbox SET status = 'sending', lease_until = ?, attempts = attempts + 1 \
+            "UPDATE outbox SET status = 'sending', lease_until = ?, lease_owner = ?, attempts = attempts + 1 \
              WHERE id IN (SELECT id FROM outbox WHERE (status = 'pending' AND next_attempt_at <= ?) \
                           OR (status = 'sending' AND lease_until < ?) ORDER BY next_attempt_at, id LIMIT ?) \
              RETURNING id, mail_from, rcpt_to, attempts, message_row",
         )
         .bind(lease_until)
+        .bind(owner)
         .bind(now)
         .bind(now)
         .bind(i64::from(limit))
@@ -447,10 +673,10 @@ impl Store for SqliteStore {
         if ids.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_immediate().await?;
         for id in ids {
             sqlx::query(
-                "UPDATE outbox SET status = 'sent', sent_at = ?, lease_until = NULL, last_error = NULL WHERE id = ?",
+                "UPDATE outbox SET status = 'sent', sent_at = ?, lease_until = NULL, lease_owner = NULL, last_error = NULL WHERE id = ?",
             )
             .bind(at)
             .bind(id)
@@ -476,7 +702,7 @@ impl Store for SqliteStore {
         next_attempt_at: Millis,
         error: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE outbox SET status = 'pending', next_attempt_at = ?, lease_until = NULL, last_error = ? WHERE id = ?")
+        sqlx::query("UPDATE outbox SET status = 'pending', next_attempt_at = ?, lease_until = NULL, lease_owner = NULL, last_error = ? WHERE id = ?")
             .bind(next_attempt_at)
             .bind(error)
             .bind(id)
@@ -486,9 +712,9 @@ impl Store for SqliteStore {
     }
 
     async fn mark_failed(&self, id: OutboxId, error: &str, at: Millis) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_immediate().await?;
         sqlx::query(
-            "UPDATE outbox SET status = 'failed', lease_until = NULL, last_error = ? WHERE id = ?",
+            "UPDATE outbox SET status = 'failed', lease_until = NULL, lease_owner = NULL, last_error = ? WHERE id = ?",
         )
         .bind(error)
         .bind(id)
@@ -555,7 +781,7 @@ impl Store for SqliteStore {
         let summary = summary(&row)?;
         let rows = sqlx::query(
             "SELECT m.id, m.direction, m.from_addr, m.to_addrs, m.subject, m.message_id, m.body_text, m.reply_text, \
-             m.outcome, m.outcome_detail, m.received_at, o.status AS delivery \
+             m.outcome, m.outcome_detail, m.from_non_participant, m.received_at, o.status AS delivery \
              FROM messages m JOIN tickets t ON t.id = m.ticket_id LEFT JOIN outbox o ON o.message_row = m.id \
              WHERE t.code = ? ORDER BY m.id",
         )
@@ -585,6 +811,7 @@ impl Store for SqliteStore {
                 reply_text: r.try_get("reply_text")?,
                 outcome: r.try_get("outcome")?,
                 detail: r.try_get("outcome_detail")?,
+                from_non_participant: r.try_get("from_non_participant")?,
                 delivery: r.try_get("delivery")?,
                 attachments,
                 received_at: format_millis(r.try_get("received_at")?),

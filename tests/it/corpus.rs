@@ -189,7 +189,7 @@ async fn the_whole_corpus_in_one_mailbox_records_every_message_once() {
     for label in &labels {
         let outcome = desk.file(&raw(&label.file)).await;
         assert!(
-            matches!(outcome, Processed::Duplicate),
+            matches!(outcome, Processed::Duplicate(_)),
             "{}: second pass gave {outcome:?}",
             label.file
         );
