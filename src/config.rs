@@ -414,10 +414,7 @@ impl Config {
                 if tls == TlsMode::Plain && !is_loopback(&i.host) {
                     return Err(invalid(
                         "source.imap.tls",
-                        format!(
-                            "\"plain\" would send the password in clear to {}",
-                            i.host
-                        ),
+                        format!("\"plain\" would send the password in clear to {}", i.host),
                         "use \"implicit\" or \"starttls\" (\"plain\" is for a server on this machine only)",
                     ));
                 }

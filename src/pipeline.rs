@@ -17,8 +17,9 @@ use crate::domain::{Language, ReferenceCode, TicketStatus, Tier};
 use crate::inbound::{self, InboundMail, MachineKind, ParseFailure, subject};
 use crate::render::{AckContext, Envelope, RenderError, Renderer, Template};
 use crate::store::{
-    Checkpoint, Direction, MailContent, Millis, NewAttachment, ParticipantRole, NewEvent, NewMessage, NewOutgoing, NewTicket,
-    Store, StoreError, StoreTx, StoredOutcome, TicketId, TicketRef, now_millis,
+    Checkpoint, Direction, MailContent, Millis, NewAttachment, NewEvent, NewMessage, NewOutgoing,
+    NewTicket, ParticipantRole, Store, StoreError, StoreTx, StoredOutcome, TicketId, TicketRef,
+    now_millis,
 };
 
 /// Where a mail came from, so a re-read of the same mail is recognised.

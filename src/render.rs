@@ -391,7 +391,10 @@ mod tests {
         let customer = EmailAddress::parse("marie@example.fr").unwrap();
         let mut context = ctx();
         context.subject = echoed_subject(&"Ä".repeat(50_000));
-        assert_eq!(context.subject.chars().count(), ECHOED_SUBJECT_MAX_CHARS + 1);
+        assert_eq!(
+            context.subject.chars().count(),
+            ECHOED_SUBJECT_MAX_CHARS + 1
+        );
         let mut spaced = ctx();
         spaced.subject = echoed_subject(&"word ".repeat(20_000));
         let huge_id = format!("{}@example.fr", "x".repeat(10_000));

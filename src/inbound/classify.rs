@@ -315,10 +315,34 @@ const OUT_OF_OFFICE_OPENINGS: &[&str] = &[
 /// meanwhile. A customer who happens to write "I am out of office and cannot reach the
 /// VPN" rarely adds a return date; an absence notice nearly always does.
 const OUT_OF_OFFICE_FOLLOW_UPS: &[&str] = &[
-    "until", "return", "back on", "back in", "limited access", "in my absence", "urgent",
-    "jusqu'", "jusqu’", "retour", "accès limité", "en mon absence", "urgence",
-    "bis ", "zurück", "wieder im büro", "wieder erreichbar", "dringend", "vertretung",
-    "hasta", "regres", "urgente", "fino al", "rientr", "urgenz", "tot ", "terug", "dringend",
+    "until",
+    "return",
+    "back on",
+    "back in",
+    "limited access",
+    "in my absence",
+    "urgent",
+    "jusqu'",
+    "jusqu’",
+    "retour",
+    "accès limité",
+    "en mon absence",
+    "urgence",
+    "bis ",
+    "zurück",
+    "wieder im büro",
+    "wieder erreichbar",
+    "dringend",
+    "vertretung",
+    "hasta",
+    "regres",
+    "urgente",
+    "fino al",
+    "rientr",
+    "urgenz",
+    "tot ",
+    "terug",
+    "dringend",
 ];
 
 fn body_opens_like_out_of_office(body: &str) -> bool {
@@ -537,7 +561,8 @@ mod tests {
             "Sono fuori ufficio fino al 9 marzo.",
             "Ik ben afwezig tot en met 9 maart.",
         ] {
-            let raw = format!("From: colleague@example.com\nSubject: Fuori sede / Poissons\n\n{body}\n");
+            let raw =
+                format!("From: colleague@example.com\nSubject: Fuori sede / Poissons\n\n{body}\n");
             assert_eq!(kind(&raw), Some(MachineKind::AutoReply), "{body}");
         }
     }

@@ -488,7 +488,8 @@ mod tests {
 
     #[test]
     fn nul_bytes_do_not_cut_the_text() {
-        let raw = b"From: a@example.com\nSubject: Nul\0 here\n\nbefore\0after the nul\nsecond line\n";
+        let raw =
+            b"From: a@example.com\nSubject: Nul\0 here\n\nbefore\0after the nul\nsecond line\n";
         let mail = parse(raw).unwrap();
         assert_eq!(mail.subject, "Nul here");
         assert!(

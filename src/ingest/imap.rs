@@ -8,11 +8,11 @@
 //! moved on the next pass, never filed twice.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::fmt;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -410,7 +410,8 @@ impl ImapSource {
                             }
                         }
                         Err(e) => {
-                            failure = Some(anyhow::Error::new(e).context(format!("filing UID {uid}")));
+                            failure =
+                                Some(anyhow::Error::new(e).context(format!("filing UID {uid}")));
                             break 'groups;
                         }
                     }
@@ -707,7 +708,10 @@ async fn personal_namespace(session: &mut ImapSession) -> Result<Option<(String,
     loop {
         line.clear();
         loop {
-            let byte = stream.read_u8().await.context("reading the NAMESPACE answer")?;
+            let byte = stream
+                .read_u8()
+                .await
+                .context("reading the NAMESPACE answer")?;
             line.push(byte);
             if line.ends_with(b"\r\n") || line.len() > 64 * 1024 {
                 break;
@@ -756,7 +760,8 @@ fn folder_name(configured: &str, personal: Option<&(String, String)>) -> String 
         || configured.starts_with(prefix.as_str())
         || upper == "INBOX"
         || (!delimiter.is_empty()
-            && (upper.starts_with(&format!("INBOX{delimiter}")) || configured.contains(delimiter.as_str())));
+            && (upper.starts_with(&format!("INBOX{delimiter}"))
+                || configured.contains(delimiter.as_str())));
     if full {
         configured.to_string()
     } else {
@@ -843,7 +848,10 @@ mod tests {
         let cyrus = ("INBOX.".to_string(), ".".to_string());
         let dovecot = (String::new(), ".".to_string());
         assert_eq!(folder_name("Processed", Some(&cyrus)), "INBOX.Processed");
-        assert_eq!(folder_name("INBOX.Processed", Some(&cyrus)), "INBOX.Processed");
+        assert_eq!(
+            folder_name("INBOX.Processed", Some(&cyrus)),
+            "INBOX.Processed"
+        );
         assert_eq!(folder_name("Archive.Filed", Some(&cyrus)), "Archive.Filed");
         assert_eq!(folder_name("Processed", Some(&dovecot)), "Processed");
         assert_eq!(folder_name("Processed", None), "Processed");

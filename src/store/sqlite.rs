@@ -6,10 +6,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::pool::PoolConnection;
 use sqlx::{AssertSqlSafe, Row, Sqlite, SqliteConnection, SqlitePool};
 
 use super::*;
@@ -71,7 +71,10 @@ impl MigrationLock {
         if db_path.starts_with(':') || db_path.contains("mode=memory") {
             return Ok(MigrationLock(None));
         }
-        let lock_path = format!("{}.migrate.lock", db_path.split('?').next().unwrap_or(db_path));
+        let lock_path = format!(
+            "{}.migrate.lock",
+            db_path.split('?').next().unwrap_or(db_path)
+        );
         let file = tokio::task::spawn_blocking(move || {
             let file = std::fs::OpenOptions::new()
                 .create(true)
@@ -116,7 +119,9 @@ impl ImmediateTx {
             conn,
             committed: false,
         };
-        sqlx::query("BEGIN IMMEDIATE").execute(&mut *tx.conn).await?;
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut *tx.conn)
+            .await?;
         Ok(tx)
     }
 
@@ -264,13 +269,12 @@ impl StoreTx for SqliteTx {
         ticket: TicketId,
         address: &EmailAddress,
     ) -> Result<bool, StoreError> {
-        let row: Option<(i64,)> = sqlx::query_as(
-            "SELECT 1 FROM ticket_participants WHERE ticket_id = ? AND address = ?",
-        )
-        .bind(ticket)
-        .bind(address.as_str())
-        .fetch_optional(&mut *self.tx)
-        .await?;
+        let row: Option<(i64,)> =
+            sqlx::query_as("SELECT 1 FROM ticket_participants WHERE ticket_id = ? AND address = ?")
+                .bind(ticket)
+                .bind(address.as_str())
+                .fetch_optional(&mut *self.tx)
+                .await?;
         Ok(row.is_some())
     }
 
@@ -617,7 +621,9 @@ impl Store for SqliteStore {
             let sql = format!(
                 "UPDATE outbox SET lease_until = ? WHERE status = 'sending' AND lease_owner = ? AND id IN ({placeholders})"
             );
-            let mut query = sqlx::query(AssertSqlSafe(sql)).bind(lease_until).bind(owner);
+            let mut query = sqlx::query(AssertSqlSafe(sql))
+                .bind(lease_until)
+                .bind(owner);
             for id in chunk {
                 query = query.bind(id);
             }

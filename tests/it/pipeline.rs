@@ -1,8 +1,33 @@
 //! A ticket's life through the pipeline on the embedded store, without servers.
 
+use helpdesk::domain::{ReferenceCode, TicketStatus};
 use helpdesk::pipeline::Processed;
+use helpdesk::store::{StoredOutcome, now_millis};
 
 use crate::support::{Desk, customer_mail};
+
+/// Sets a ticket's status through the store, as an agent's command will.
+async fn set_status(desk: &Desk, code: &str, status: TicketStatus) {
+    let code = ReferenceCode::parse(&Default::default(), code).unwrap();
+    let store = desk.app.pipeline.store();
+    let mut tx = store.begin().await.unwrap();
+    let ticket = tx.ticket_by_code(&code).await.unwrap().expect("ticket");
+    tx.set_ticket_status(ticket.id, status, false, now_millis())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+}
+
+async fn detail(desk: &Desk, code: &str) -> helpdesk::store::TicketDetail {
+    let code = ReferenceCode::parse(&Default::default(), code).unwrap();
+    desk.app
+        .pipeline
+        .store()
+        .ticket_detail(&code)
+        .await
+        .unwrap()
+        .expect("ticket")
+}
 
 async fn file_new(desk: &Desk, from: &str, subject: &str, id: &str) -> String {
     match desk
@@ -23,10 +48,7 @@ async fn file_new(desk: &Desk, from: &str, subject: &str, id: &str) -> String {
 async fn a_customer_reply_reopens_a_resolved_ticket() {
     let desk = Desk::new().await;
     let code = file_new(&desk, "marie@example.fr", "VPN en panne", "v1@example.fr").await;
-    sqlx::query("UPDATE tickets SET status = 'resolved'")
-        .execute(&desk.db().await)
-        .await
-        .unwrap();
+    set_status(&desk, &code, TicketStatus::Resolved).await;
     let reply = customer_mail(
         "marie@example.fr",
         &format!("Re: [{code}] VPN en panne"),
@@ -58,10 +80,7 @@ async fn a_customer_reply_reopens_a_resolved_ticket() {
 async fn an_out_of_office_reply_threads_but_neither_reopens_nor_gets_an_answer() {
     let desk = Desk::new().await;
     let code = file_new(&desk, "marie@example.fr", "VPN en panne", "o1@example.fr").await;
-    sqlx::query("UPDATE tickets SET status = 'resolved'")
-        .execute(&desk.db().await)
-        .await
-        .unwrap();
+    set_status(&desk, &code, TicketStatus::Resolved).await;
     let oof = format!(
         "From: marie@example.fr\r\nSubject: Réponse automatique : [{code}] VPN en panne\r\nAuto-Submitted: auto-replied\r\nMessage-ID: <oof@example.fr>\r\n\r\nJe suis absente.\r\n"
     );
@@ -138,4 +157,223 @@ async fn the_acknowledgement_speaks_the_customers_language() {
         .unwrap();
     assert!(rows[0].1.starts_with("Hello"), "{}", rows[0].1);
     assert!(rows[1].1.starts_with("Bonjour"), "{}", rows[1].1);
+}
+
+#[tokio::test]
+async fn a_different_mail_reusing_a_message_id_is_filed_on_its_own_and_the_collision_logged() {
+    let desk = Desk::new().await;
+    let first = file_new(
+        &desk,
+        "marie@example.fr",
+        "VPN en panne",
+        "same@erp.example",
+    )
+    .await;
+    let other = customer_mail(
+        "paul@example.com",
+        "Printer jammed",
+        "same@erp.example",
+        "Hello, the printer on floor 3 is jammed.",
+    );
+    let outcome = desk.file(&other).await;
+    let Processed::Filed { code, .. } = outcome else {
+        panic!("a different mail with a reused Message-ID must get its own ticket: {outcome:?}")
+    };
+    assert_ne!(code.to_string(), first);
+    assert_eq!(
+        desk.count("SELECT COUNT(*) FROM outbox").await,
+        2,
+        "paul is answered"
+    );
+    assert_eq!(
+        desk.count("SELECT COUNT(*) FROM events WHERE kind = 'message_id_collision'")
+            .await,
+        1
+    );
+    assert_eq!(
+        detail(&desk, &first).await.messages.len(),
+        2,
+        "marie's ticket is untouched"
+    );
+}
+
+#[tokio::test]
+async fn the_same_mail_arriving_by_a_second_route_is_a_duplicate() {
+    let desk = Desk::new().await;
+    file_new(
+        &desk,
+        "marie@example.fr",
+        "VPN en panne",
+        "route@example.fr",
+    )
+    .await;
+    let mut again =
+        b"Received: from relay2.example.net by mx.example.test; Mon, 2 Mar 2026 10:00:05 +0100\r\n"
+            .to_vec();
+    again.extend(customer_mail(
+        "marie@example.fr",
+        "VPN en panne",
+        "route@example.fr",
+        "Bonjour, le VPN ne marche plus depuis ce matin.",
+    ));
+    assert_eq!(
+        desk.file(&again).await,
+        Processed::Duplicate(StoredOutcome::NewTicket)
+    );
+    assert_eq!(desk.count("SELECT COUNT(*) FROM tickets").await, 1);
+    assert_eq!(desk.count("SELECT COUNT(*) FROM outbox").await, 1);
+}
+
+#[tokio::test]
+async fn a_copy_of_a_quarantined_mail_goes_to_quarantine_too() {
+    let desk = Desk::new().await;
+    let broken = b"no header here, only words\r\n".to_vec();
+    assert!(desk.file(&broken).await.is_quarantined());
+    let again = desk.file(&broken).await;
+    assert_eq!(again, Processed::Duplicate(StoredOutcome::Quarantined));
+    assert!(
+        again.is_quarantined(),
+        "the source moves it to Quarantine, not Processed"
+    );
+}
+
+#[tokio::test]
+async fn a_stranger_quoting_a_valid_code_is_marked_and_the_cc_of_the_first_mail_is_not() {
+    let desk = Desk::new().await;
+    let first = b"From: Marie <marie@example.fr>\r\nTo: support@example.test\r\nCc: Chef <chef@example.fr>, support@example.test\r\nSubject: VPN en panne\r\nMessage-ID: <p1@example.fr>\r\n\r\nBonjour, le VPN ne marche plus.\r\n";
+    let Processed::Filed { code, .. } = desk.file(first).await else {
+        panic!("new ticket expected")
+    };
+    let code = code.to_string();
+    for (from, id) in [
+        ("chef@example.fr", "p2@example.fr"),
+        ("stranger@elsewhere.example", "p3@elsewhere.example"),
+        ("marie@example.fr", "p4@example.fr"),
+    ] {
+        let reply = customer_mail(
+            from,
+            &format!("Re: [{code}] VPN en panne"),
+            id,
+            "Une remarque.",
+        );
+        assert!(
+            matches!(desk.file(&reply).await, Processed::Appended { .. }),
+            "{from}"
+        );
+    }
+    let outbox = desk.count("SELECT COUNT(*) FROM outbox").await;
+    assert_eq!(
+        outbox, 1,
+        "nothing of the thread is sent to anyone, the stranger included"
+    );
+    let json = detail(&desk, &code).await.to_json();
+    let marks: Vec<(String, bool)> = json["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["direction"] == "inbound")
+        .map(|m| {
+            (
+                m["from"].as_str().unwrap().to_string(),
+                m["from_non_participant"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        marks,
+        vec![
+            ("marie@example.fr".to_string(), false),
+            ("chef@example.fr".to_string(), false),
+            ("stranger@elsewhere.example".to_string(), true),
+            ("marie@example.fr".to_string(), false),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_mail_saved_with_leading_blank_lines_or_an_mbox_line_is_filed_not_quarantined() {
+    let desk = Desk::new().await;
+    for (i, preamble) in [
+        "\r\n\r\n",
+        "  \n",
+        "From marie@example.fr Mon Mar  2 10:00:00 2026\n",
+        ">From marie@example.fr Mon Mar  2 10:00:00 2026\n",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let mut raw = preamble.as_bytes().to_vec();
+        raw.extend(customer_mail(
+            "marie@example.fr",
+            &format!("Imprimante {i}"),
+            &format!("blank{i}@example.fr"),
+            "Bonjour, l'imprimante est bloquée.",
+        ));
+        let outcome = desk.file(&raw).await;
+        assert!(
+            matches!(outcome, Processed::Filed { .. }),
+            "{preamble:?}: {outcome:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn nul_bytes_do_not_cut_the_stored_text() {
+    let desk = Desk::new().await;
+    let raw = customer_mail(
+        "marie@example.fr",
+        "Nul",
+        "nul@example.fr",
+        "avant\0après le NUL\r\nfin du message",
+    );
+    let Processed::Filed { code, .. } = desk.file(&raw).await else {
+        panic!("ticket")
+    };
+    let d = detail(&desk, &code.to_string()).await;
+    let text = &d.messages[0].body_text;
+    assert!(
+        text.contains("avantaprès le NUL\nfin du message"),
+        "{text:?}"
+    );
+    let stored: (Vec<u8>,) =
+        sqlx::query_as("SELECT raw FROM messages WHERE message_id = 'nul@example.fr'")
+            .fetch_one(&desk.db().await)
+            .await
+            .unwrap();
+    assert_eq!(
+        stored.0, raw,
+        "the raw bytes are kept as they came, NUL included"
+    );
+}
+
+#[tokio::test]
+async fn a_100_kb_subject_and_a_10_kb_message_id_are_not_echoed_back() {
+    let desk = Desk::new().await;
+    let subject = "Panne ".repeat(17_000);
+    let id = format!("{}@example.fr", "x".repeat(10_000));
+    let raw = customer_mail(
+        "marie@example.fr",
+        &subject,
+        &id,
+        "Bonjour, tout est en panne.",
+    );
+    assert!(matches!(desk.file(&raw).await, Processed::Filed { .. }));
+    let (ack,): (Vec<u8>,) =
+        sqlx::query_as("SELECT raw FROM messages WHERE direction = 'outbound'")
+            .fetch_one(&desk.db().await)
+            .await
+            .unwrap();
+    let ack = String::from_utf8(ack).unwrap();
+    let longest = ack.split("\r\n").map(str::len).max().unwrap();
+    assert!(longest <= 998, "a header line of {longest} characters");
+    assert!(
+        ack.len() < 8_000,
+        "the acknowledgement is {} bytes",
+        ack.len()
+    );
+    assert!(
+        !ack.contains("xxxxxxxxxxxxxxxx"),
+        "the absurd Message-ID was echoed"
+    );
+    assert!(!ack.contains("In-Reply-To"), "{ack}");
 }

@@ -1,5 +1,6 @@
 //! Test desks: a temporary folder with a config, a SQLite database and the real pipeline.
 
+pub mod flaky;
 pub mod stack;
 
 use std::path::{Path, PathBuf};
@@ -8,6 +9,7 @@ use std::sync::Arc;
 use helpdesk::app::{self, App};
 use helpdesk::config::{Config, ProcessEnv};
 use helpdesk::pipeline::{Processed, SourceRef};
+use helpdesk::store::Store;
 use sqlx::SqlitePool;
 use sqlx::sqlite::SqliteConnectOptions;
 use tempfile::TempDir;
@@ -33,12 +35,28 @@ impl Desk {
     }
 
     pub async fn with_config(toml: &str) -> Desk {
+        Desk::with_store(toml, |s| s).await
+    }
+
+    /// A desk whose store is `wrap` around the real one (to inject failures).
+    pub async fn with_store(
+        toml: &str,
+        wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>,
+    ) -> Desk {
         let dir = tempfile::tempdir().expect("tempdir");
+        Desk::in_dir(dir, toml, wrap).await
+    }
+
+    pub async fn in_dir(
+        dir: TempDir,
+        toml: &str,
+        wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>,
+    ) -> Desk {
         let config_path = dir.path().join("helpdesk.toml");
         std::fs::write(&config_path, toml).unwrap();
         let config = Config::from_toml(toml, &config_path, dir.path(), &ProcessEnv)
             .expect("valid test config");
-        let store = app::open_store(&config).await.expect("store opens");
+        let store = wrap(app::open_store(&config).await.expect("store opens"));
         let app = Arc::new(App::build(config, store).await.expect("app builds"));
         Desk {
             dir,

@@ -1,0 +1,200 @@
+//! A store that fails on purpose: every call goes to the real SQLite store, except the
+//! insert of a chosen mail (by Message-ID), which fails a set number of times.
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use helpdesk::domain::{EmailAddress, ReferenceCode, TicketStatus};
+use helpdesk::store::*;
+
+pub struct FlakyStore {
+    inner: Arc<dyn Store>,
+    /// Message-ID whose insert fails, and how many more times it fails.
+    fail: Arc<Mutex<Option<(String, usize)>>>,
+}
+
+impl FlakyStore {
+    pub fn new(inner: Arc<dyn Store>, message_id: &str, times: usize) -> Self {
+        FlakyStore {
+            inner,
+            fail: Arc::new(Mutex::new(Some((message_id.to_string(), times)))),
+        }
+    }
+}
+
+struct FlakyTx {
+    inner: Box<dyn StoreTx>,
+    fail: Arc<Mutex<Option<(String, usize)>>>,
+}
+
+#[async_trait]
+impl StoreTx for FlakyTx {
+    async fn source_outcome(&mut self, k: &str) -> Result<Option<StoredOutcome>, StoreError> {
+        self.inner.source_outcome(k).await
+    }
+    async fn same_mail(
+        &mut self,
+        id: &str,
+        c: &MailContent<'_>,
+    ) -> Result<Option<EarlierMail>, StoreError> {
+        self.inner.same_mail(id, c).await
+    }
+    async fn message_id_in_use(&mut self, id: &str) -> Result<Option<MessageRowId>, StoreError> {
+        self.inner.message_id_in_use(id).await
+    }
+    async fn message_by_sha(&mut self, sha: &str) -> Result<Option<EarlierMail>, StoreError> {
+        self.inner.message_by_sha(sha).await
+    }
+    async fn add_participant(
+        &mut self,
+        t: TicketId,
+        a: &EmailAddress,
+        r: ParticipantRole,
+        at: Millis,
+    ) -> Result<(), StoreError> {
+        self.inner.add_participant(t, a, r, at).await
+    }
+    async fn is_participant(&mut self, t: TicketId, a: &EmailAddress) -> Result<bool, StoreError> {
+        self.inner.is_participant(t, a).await
+    }
+    async fn ticket_by_code(&mut self, c: &ReferenceCode) -> Result<Option<TicketRef>, StoreError> {
+        self.inner.ticket_by_code(c).await
+    }
+    async fn ticket_by_id(&mut self, id: TicketId) -> Result<Option<TicketRef>, StoreError> {
+        self.inner.ticket_by_id(id).await
+    }
+    async fn ticket_by_message_ids(
+        &mut self,
+        ids: &[String],
+    ) -> Result<Option<TicketRef>, StoreError> {
+        self.inner.ticket_by_message_ids(ids).await
+    }
+    async fn ticket_by_thread_key(
+        &mut self,
+        c: &EmailAddress,
+        k: &str,
+        since: Millis,
+    ) -> Result<Option<TicketRef>, StoreError> {
+        self.inner.ticket_by_thread_key(c, k, since).await
+    }
+    async fn insert_ticket(&mut self, t: NewTicket<'_>) -> Result<TicketId, StoreError> {
+        self.inner.insert_ticket(t).await
+    }
+    async fn set_ticket_status(
+        &mut self,
+        id: TicketId,
+        s: TicketStatus,
+        reopened: bool,
+        at: Millis,
+    ) -> Result<(), StoreError> {
+        self.inner.set_ticket_status(id, s, reopened, at).await
+    }
+    async fn touch_ticket(&mut self, id: TicketId, at: Millis) -> Result<(), StoreError> {
+        self.inner.touch_ticket(id, at).await
+    }
+    async fn insert_message(&mut self, m: NewMessage<'_>) -> Result<MessageRowId, StoreError> {
+        if let Some(id) = m.message_id {
+            let mut fail = self.fail.lock().unwrap();
+            if let Some((target, left)) = fail.as_mut()
+                && target == id
+                && *left > 0
+            {
+                *left -= 1;
+                return Err(StoreError::Corrupt(format!("injected failure for {id}")));
+            }
+        }
+        self.inner.insert_message(m).await
+    }
+    async fn insert_attachment(
+        &mut self,
+        m: MessageRowId,
+        a: NewAttachment<'_>,
+    ) -> Result<(), StoreError> {
+        self.inner.insert_attachment(m, a).await
+    }
+    async fn insert_event(&mut self, e: NewEvent<'_>) -> Result<(), StoreError> {
+        self.inner.insert_event(e).await
+    }
+    async fn enqueue(&mut self, o: NewOutgoing<'_>) -> Result<OutboxId, StoreError> {
+        self.inner.enqueue(o).await
+    }
+    async fn set_checkpoint(
+        &mut self,
+        mb: &str,
+        c: Checkpoint,
+        at: Millis,
+    ) -> Result<(), StoreError> {
+        self.inner.set_checkpoint(mb, c, at).await
+    }
+    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
+        self.inner.commit().await
+    }
+}
+
+#[async_trait]
+impl Store for FlakyStore {
+    async fn begin(&self) -> Result<Box<dyn StoreTx>, StoreError> {
+        Ok(Box::new(FlakyTx {
+            inner: self.inner.begin().await?,
+            fail: self.fail.clone(),
+        }))
+    }
+    async fn checkpoint(&self, mb: &str) -> Result<Option<Checkpoint>, StoreError> {
+        self.inner.checkpoint(mb).await
+    }
+    async fn source_outcomes(
+        &self,
+        keys: &[String],
+    ) -> Result<Vec<(String, StoredOutcome)>, StoreError> {
+        self.inner.source_outcomes(keys).await
+    }
+    async fn imap_copied(&self, keys: &[String]) -> Result<Vec<String>, StoreError> {
+        self.inner.imap_copied(keys).await
+    }
+    async fn record_imap_copies(
+        &self,
+        keys: &[String],
+        folder: &str,
+        at: Millis,
+    ) -> Result<(), StoreError> {
+        self.inner.record_imap_copies(keys, folder, at).await
+    }
+    async fn claim_outbox(
+        &self,
+        now: Millis,
+        until: Millis,
+        limit: u32,
+        owner: &str,
+    ) -> Result<Vec<OutboxItem>, StoreError> {
+        self.inner.claim_outbox(now, until, limit, owner).await
+    }
+    async fn renew_lease(
+        &self,
+        ids: &[OutboxId],
+        owner: &str,
+        until: Millis,
+    ) -> Result<u64, StoreError> {
+        self.inner.renew_lease(ids, owner, until).await
+    }
+    async fn mark_sent(&self, ids: &[OutboxId], at: Millis) -> Result<(), StoreError> {
+        self.inner.mark_sent(ids, at).await
+    }
+    async fn mark_retry(&self, id: OutboxId, next: Millis, e: &str) -> Result<(), StoreError> {
+        self.inner.mark_retry(id, next, e).await
+    }
+    async fn mark_failed(&self, id: OutboxId, e: &str, at: Millis) -> Result<(), StoreError> {
+        self.inner.mark_failed(id, e, at).await
+    }
+    async fn outbox_backlog(&self) -> Result<(i64, Option<Millis>), StoreError> {
+        self.inner.outbox_backlog().await
+    }
+    async fn list_tickets(
+        &self,
+        s: Option<TicketStatus>,
+    ) -> Result<Vec<TicketSummary>, StoreError> {
+        self.inner.list_tickets(s).await
+    }
+    async fn ticket_detail(&self, c: &ReferenceCode) -> Result<Option<TicketDetail>, StoreError> {
+        self.inner.ticket_detail(c).await
+    }
+}
