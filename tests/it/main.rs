@@ -3,6 +3,7 @@
 
 mod cli;
 mod corpus;
+mod database;
 mod mail_stack;
 mod pipeline;
 mod support;
