@@ -162,10 +162,18 @@ pub fn tls_connector(settings: &ImapSettings) -> Result<TlsConnector> {
     if let Some(ca) = &settings.ca_file {
         let pem = std::fs::read(ca)
             .with_context(|| format!("source.imap.ca_file: cannot read {}", ca.display()))?;
+        let mut found = 0;
         for cert in CertificateDer::pem_slice_iter(&pem) {
             roots.add(
                 cert.with_context(|| format!("source.imap.ca_file: {} is not PEM", ca.display()))?,
             )?;
+            found += 1;
+        }
+        if found == 0 {
+            anyhow::bail!(
+                "source.imap.ca_file: {} holds no PEM certificate",
+                ca.display()
+            );
         }
     }
     let config = ClientConfig::builder()

@@ -284,3 +284,88 @@ fn run_on_the_embedded_default_answers_mail_dropped_into_the_maildir() {
     let status = gateway.wait().unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+/// The embedded default with `[source]` swapped for an IMAP source and extra outbox lines.
+fn with_imap_source(config: &str, imap: &str) -> String {
+    let text = std::fs::read_to_string(config).unwrap();
+    text.replace(
+        "kind = \"maildir\"",
+        &format!("kind = \"imap\"\n\n[source.imap]\n{imap}\n"),
+    )
+}
+
+#[test]
+fn check_config_builds_the_tls_clients_so_a_bad_ca_file_exits_78() {
+    let (dir, config) = init_desk();
+    let not_pem = dir.path().join("ca.pem");
+    std::fs::write(&not_pem, "this is not a certificate").unwrap();
+    let imap = format!(
+        "host = \"imap.example.com\"\nusername = \"support\"\npassword = \"x\"\nca_file = \"{}\"",
+        not_pem.display()
+    );
+    std::fs::write(&config, with_imap_source(&config, &imap)).unwrap();
+    let out = helpdesk(&["--config", &config, "check-config"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{err}");
+    assert!(err.contains("source.imap.ca_file"), "{err}");
+
+    // The same for the SMTP client's ca_file.
+    let (dir, config) = init_desk();
+    let missing = dir.path().join("missing.pem");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("transport = \"file\"", "transport = \"smtp\"")
+        + &format!(
+            "\n[outbox.smtp]\nhost = \"smtp.example.com\"\nca_file = \"{}\"\n",
+            missing.display()
+        );
+    std::fs::write(&config, text).unwrap();
+    let out = helpdesk(&["--config", &config, "check-config"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{err}");
+    assert!(err.contains("outbox.smtp.ca_file"), "{err}");
+}
+
+#[test]
+fn plain_imap_to_a_remote_server_is_refused_with_78() {
+    let (_dir, config) = init_desk();
+    let imap =
+        "host = \"imap.example.com\"\ntls = \"plain\"\nusername = \"support\"\npassword = \"x\"";
+    std::fs::write(&config, with_imap_source(&config, imap)).unwrap();
+    let out = helpdesk(&["--config", &config, "check-config"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{err}");
+    assert!(err.contains("source.imap.tls"), "{err}");
+}
+
+#[test]
+fn run_exits_non_zero_when_its_mail_source_dies() {
+    let (dir, config) = init_desk();
+    // A Maildir path under a regular file can never be created: the source gives up.
+    std::fs::write(dir.path().join("blocker"), "a file, not a folder").unwrap();
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("path = \"Maildir\"", "path = \"blocker/Maildir\"");
+    std::fs::write(&config, text).unwrap();
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_helpdesk"))
+        .args(["--config", &config, "run"])
+        .env("HELPDESK_LOG", "warn")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            child.kill().ok();
+            panic!("run kept living without a mail source");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(!status.success(), "{err}");
+    assert!(err.contains("mail source stopped"), "{err}");
+}
