@@ -11,7 +11,8 @@
 #   install: Debian's cyrus-imapd conflicts with dovecot-imapd (both provide imap-server),
 #   so only cyrus-common is installed as a package and imapd is unpacked from cyrus-imapd's
 #   .deb into $CYRUS_ROOT.
-# Environment: CYRUS_IMAP_PORT (default 11143), CYRUS_ROOT (default /opt/helpdesk-test/cyrus)
+# Environment: CYRUS_IMAP_PORT (default 11143), CYRUS_ROOT (default /opt/helpdesk-test/cyrus),
+#   CYRUS_EXTRA_CONF (lines added to imapd.conf, e.g. "suppress_capabilities: MOVE")
 set -euo pipefail
 
 : "${CYRUS_IMAP_PORT:=11143}"
@@ -87,6 +88,7 @@ lmtpsocket: $D/socket/lmtp
 idlesocket: $D/socket/idle
 notifysocket: $D/socket/notify
 syslog_prefix: cyrus-test
+${CYRUS_EXTRA_CONF:-}
 CONF
   cat > "$D/cyrus.conf" <<CONF
 START {
@@ -99,9 +101,18 @@ EVENTS {
 }
 CONF
   chown -R cyrus:mail "$D"
-  # master forks the services; -D keeps it in the foreground of this background job.
-  (cd "$D" && setsid "$MASTER" -C "$D/imapd.conf" -M "$D/cyrus.conf" -p "$D/master.pid" -D \
-      >"$D/log/master.log" 2>&1 &)
+  # master forks the services; -D keeps it in the foreground of this background job. Every
+  # descriptor but 0-2 is closed first: a caller waiting on our stdout pipe (a test's
+  # Command::output) must not wait for master too.
+  (
+    cd "$D"
+    for fd in /proc/$BASHPID/fd/*; do
+      fd=${fd##*/}
+      [ "$fd" -gt 2 ] 2>/dev/null && eval "exec $fd>&-"
+    done
+    exec setsid "$MASTER" -C "$D/imapd.conf" -M "$D/cyrus.conf" -p "$D/master.pid" -D \
+      </dev/null >"$D/log/master.log" 2>&1
+  ) &
   _wait_port "$CYRUS_IMAP_PORT" || { cat "$D/log/master.log" >&2; return 1; }
   echo "cyrus imap on 127.0.0.1:$CYRUS_IMAP_PORT"
 }

@@ -1,5 +1,6 @@
 //! Test desks: a temporary folder with a config, a SQLite database and the real pipeline.
 
+pub mod cyrus;
 pub mod flaky;
 pub mod stack;
 
