@@ -200,6 +200,12 @@ pub struct ImapStats {
     pub idle_woken: AtomicU64,
     /// Passes over the mailbox.
     pub passes: AtomicU64,
+    /// FETCH responses set aside because they were not a body asked for (another client's
+    /// flag change reported in the middle of our fetch).
+    pub unsolicited_fetches: AtomicU64,
+    /// Mails found still in the inbox after their copy (without MOVE, another client
+    /// wiped our `\Deleted`): flagged and expunged again instead of copied again.
+    pub copies_not_repeated: AtomicU64,
 }
 
 /// The folders filed mail goes to, as named on this server.
@@ -483,10 +489,15 @@ impl ImapSource {
                 .await?;
             tracing::debug!(mails = fetched.len(), took = ?started.elapsed(), "fetched");
             for f in &fetched {
-                if let (Some(uid), Some(body)) = (f.uid, f.body())
-                    && wanted.contains(&uid)
-                {
-                    bodies.entry(uid).or_insert_with(|| body.to_vec());
+                match (f.uid, f.body()) {
+                    (Some(uid), Some(body)) if wanted.contains(&uid) => {
+                        bodies.entry(uid).or_insert_with(|| body.to_vec());
+                    }
+                    _ => {
+                        self.stats
+                            .unsolicited_fetches
+                            .fetch_add(1, Ordering::Relaxed);
+                    }
                 }
             }
         }
@@ -587,6 +598,9 @@ impl ImapSource {
             .filter(|(_, k)| !copied.contains(*k))
             .map(|(u, _)| *u)
             .collect();
+        self.stats
+            .copies_not_repeated
+            .fetch_add((sorted.len() - to_copy.len()) as u64, Ordering::Relaxed);
         if !to_copy.is_empty() {
             session
                 .uid_copy(uid_set(&to_copy), folder)

@@ -99,6 +99,12 @@ async fn on_cyrus_a_backlog_is_filed_once_while_another_client_flags_mail() {
         rounds > 0,
         "the other client changed flags during the backlog"
     );
+    let unsolicited = source.stats().unsolicited_fetches.load(Ordering::Relaxed);
+    eprintln!("flag rounds: {rounds}, unsolicited FETCH responses set aside: {unsolicited}");
+    assert!(
+        unsolicited > 0,
+        "Cyrus reported no flag change inside our fetches: the test did not exercise the case"
+    );
 
     assert_eq!(filed, N);
     assert_eq!(count(&desk, "SELECT COUNT(*) FROM tickets").await, N as i64);
@@ -147,6 +153,12 @@ async fn without_move_a_mail_whose_deleted_flag_was_wiped_is_copied_once() {
     assert_eq!(count(&desk, "SELECT COUNT(*) FROM tickets").await, N as i64);
     let processed = cyrus.messages("support", "INBOX.Processed").await;
     assert_eq!(processed.len(), N, "each mail copied exactly once");
+    let saved = source.stats().copies_not_repeated.load(Ordering::Relaxed);
+    eprintln!("copies not repeated: {saved}");
+    assert!(
+        saved > 0,
+        "no \\Deleted flag was wiped: the test did not exercise the case"
+    );
     assert!(cyrus.messages("support", "INBOX").await.is_empty());
 }
 
