@@ -2,6 +2,7 @@
 //! acknowledgements out through authenticated submission, IDLE, restarts.
 
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use helpdesk::config::TlsMode;
@@ -157,8 +158,14 @@ async fn idle_wakes_the_gateway_within_two_seconds_of_a_new_mail() {
     let app = desk.app.clone();
     let token = shutdown.clone();
     let running = tokio::spawn(async move { app.run(token).await });
-    // Let the source connect, find the mailbox empty and enter IDLE.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let stats = desk.app.imap_stats.clone();
+    // Until the source has found the mailbox empty and is waiting in IDLE.
+    wait_until("the source to enter IDLE", Duration::from_secs(10), || {
+        let stats = stats.clone();
+        async move { stats.idle_entered.load(Ordering::Relaxed) >= 1 }
+    })
+    .await;
+    let passes_before = stats.passes.load(Ordering::Relaxed);
 
     let mail = customer_mail(
         "customer@example.test",
@@ -166,9 +173,8 @@ async fn idle_wakes_the_gateway_within_two_seconds_of_a_new_mail() {
         "idle@customer.test",
         "Hello, the VPN is down since this morning.",
     );
-    stack
-        .deliver("customer@example.test", "support@example.test", &mail)
-        .await;
+    // APPEND returns once Dovecot has stored the mail: the clock starts there.
+    stack.append("support", "INBOX", &[mail]).await;
     let accepted = Instant::now();
     let pool = desk.db().await;
     wait_until("the mail to be filed", Duration::from_secs(10), || {
@@ -183,10 +189,21 @@ async fn idle_wakes_the_gateway_within_two_seconds_of_a_new_mail() {
     })
     .await;
     let took = accepted.elapsed();
-    eprintln!("SMTP accept -> ticket filed: {took:?}");
+    eprintln!("Dovecot stored the mail -> ticket filed: {took:?}");
     assert!(
         took < Duration::from_secs(2),
         "filed {took:?} after delivery"
+    );
+    assert!(
+        stats.idle_woken.load(Ordering::Relaxed) >= 1,
+        "the server's IDLE announcement woke the source"
+    );
+    // The pass IDLE started, then a check or two for more (the moves' own EXISTS
+    // updates); no timer, and no busy loop.
+    let passes = stats.passes.load(Ordering::Relaxed) - passes_before;
+    assert!(
+        (1..=3).contains(&passes),
+        "{passes} passes after the mail came: only IDLE started them (polling is every 10 minutes)"
     );
     shutdown.cancel();
     running.await.unwrap().unwrap();
@@ -247,27 +264,43 @@ async fn a_gateway_stopped_mid_batch_and_restarted_files_every_mail_exactly_once
     gateway.wait().unwrap();
     let after_kill = filed(pool.clone()).await;
 
-    // Second run: stopped with SIGTERM, which finishes the mail in hand.
+    // Second run: stopped with SIGTERM, which finishes the mail in hand. The test holds
+    // the database's write lock so the gateway is held mid-batch when the signal lands,
+    // whatever the speed of the machine.
     let mut gateway = spawn_gateway(&desk);
     wait_until("more of the batch", Duration::from_secs(60), || {
         let p = pool.clone();
         async move { filed(p).await >= after_kill + 10 }
     })
     .await;
+    let mut holder = pool.acquire().await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let held_at = filed(pool.clone()).await;
     let term = Command::new("kill")
         .arg("-TERM")
         .arg(gateway.id().to_string())
         .status()
         .unwrap();
     assert!(term.success());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        gateway.try_wait().unwrap().is_none(),
+        "the gateway waits for the group in hand"
+    );
+    sqlx::query("ROLLBACK").execute(&mut *holder).await.unwrap();
+    drop(holder);
     let status = gateway.wait().unwrap();
     assert!(
         status.success(),
         "SIGTERM ends the gateway cleanly: {status:?}"
     );
+    let after_term = filed(pool.clone()).await;
     assert!(
-        filed(pool.clone()).await < N,
-        "the test stopped the gateway before the end of the batch"
+        after_term < N && after_term <= held_at + 50,
+        "SIGTERM stopped the gateway after the group in hand ({held_at} -> {after_term} of {N})"
     );
 
     // Third run: to the end.
