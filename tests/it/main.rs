@@ -6,5 +6,6 @@ mod corpus;
 mod database;
 mod imap_source;
 mod mail_stack;
+mod outbox;
 mod pipeline;
 mod support;

@@ -2,6 +2,7 @@
 
 pub mod cyrus;
 pub mod flaky;
+pub mod slow_smtp;
 pub mod stack;
 
 use std::path::{Path, PathBuf};
