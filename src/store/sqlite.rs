@@ -826,3 +826,63 @@ impl Store for SqliteStore {
         Ok(Some(TicketDetail { summary, messages }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_busy_database_is_a_temporary_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("busy.db").display());
+        let store = SqliteStore::open(&url).await.unwrap();
+        let _held = store.begin_immediate().await.unwrap();
+        let impatient = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(
+                SqliteConnectOptions::from_str(&url)
+                    .unwrap()
+                    .busy_timeout(Duration::ZERO),
+            )
+            .await
+            .unwrap();
+        let err = sqlx::query("BEGIN IMMEDIATE")
+            .execute(&impatient)
+            .await
+            .unwrap_err();
+        let err = StoreError::from(err);
+        assert!(err.is_temporary(), "{err}");
+        assert!(err.at("busy.db").to_string().contains("busy.db"));
+    }
+
+    #[tokio::test]
+    async fn dropped_transactions_roll_back_and_leave_the_pool_usable() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("t.db").display());
+        let store = SqliteStore::open(&url).await.unwrap();
+        for _ in 0..8 {
+            let mut tx = store.begin().await.unwrap();
+            // Work done, then the transaction dropped without a commit (an error path).
+            let write = tx.set_checkpoint(
+                "m",
+                Checkpoint {
+                    uid_validity: 1,
+                    last_uid: 1,
+                },
+                0,
+            );
+            write.await.unwrap();
+            drop(tx);
+        }
+        // Every connection of the pool still begins a fresh transaction.
+        for _ in 0..8 {
+            let tx = store.begin().await.unwrap();
+            tx.commit().await.unwrap();
+        }
+        assert_eq!(
+            store.checkpoint("m").await.unwrap(),
+            None,
+            "dropped work rolled back"
+        );
+    }
+}
