@@ -222,11 +222,7 @@ impl Pipeline {
         // A parser bug on one hostile mail must cost that mail (quarantined, raw kept), never
         // the source task that reads the mailbox.
         let parsed = std::panic::catch_unwind(|| inbound::parse(raw)).unwrap_or_else(|panic| {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
+            let what = crate::app::panic_message(panic.as_ref());
             tracing::error!(panic = %what, "the parser panicked on a mail; quarantining it");
             Err(ParseFailure::ParserPanicked)
         });

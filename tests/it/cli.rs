@@ -369,3 +369,26 @@ fn run_exits_non_zero_when_its_mail_source_dies() {
     assert!(!status.success(), "{err}");
     assert!(err.contains("mail source stopped"), "{err}");
 }
+
+#[test]
+fn logs_written_to_a_file_or_pipe_carry_no_colour_codes() {
+    let (_dir, config) = init_desk();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_helpdesk"))
+        .args(["--config", &config, "ingest", "--no-send"])
+        .env("HELPDESK_LOG", "debug")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // An unreadable mail: quarantined, which the gateway logs as a warning.
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"no header at all\r\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("mail quarantined"), "{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "ANSI escape in a piped log: {log:?}"
+    );
+}

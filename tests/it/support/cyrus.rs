@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use futures::TryStreamExt;
 use helpdesk::config::{ImapSettings, TlsMode};
 use helpdesk::ingest::imap::{ImapSession, connect};
 use tempfile::TempDir;
@@ -83,27 +82,7 @@ impl Cyrus {
 
     /// Full messages in a folder, by its full name.
     pub async fn messages(&self, user: &str, folder: &str) -> Vec<Vec<u8>> {
-        let mut s = self.session(user).await;
-        let Ok(mb) = s.select(folder).await else {
-            return Vec::new();
-        };
-        if mb.exists == 0 {
-            s.logout().await.ok();
-            return Vec::new();
-        }
-        let fetched: Vec<_> = s
-            .fetch("1:*", "BODY.PEEK[]")
-            .await
-            .unwrap()
-            .try_collect()
-            .await
-            .unwrap();
-        let out = fetched
-            .iter()
-            .filter_map(|f| f.body().map(<[u8]>::to_vec))
-            .collect();
-        s.logout().await.ok();
-        out
+        super::stack::folder_messages(self.session(user).await, folder).await
     }
 }
 

@@ -189,27 +189,7 @@ timeout = "5s"
 
     /// Full messages in a user's mailbox (BODY.PEEK, nothing is marked read).
     pub async fn messages(&self, user: &str, mailbox: &str) -> Vec<Vec<u8>> {
-        let mut s = self.imap(user).await;
-        let Ok(mb) = s.select(mailbox).await else {
-            return Vec::new();
-        };
-        if mb.exists == 0 {
-            s.logout().await.ok();
-            return Vec::new();
-        }
-        let fetched: Vec<_> = s
-            .fetch("1:*", "BODY.PEEK[]")
-            .await
-            .unwrap()
-            .try_collect()
-            .await
-            .unwrap();
-        let out = fetched
-            .iter()
-            .filter_map(|f| f.body().map(|b| b.to_vec()))
-            .collect();
-        s.logout().await.ok();
-        out
+        folder_messages(self.imap(user).await, mailbox).await
     }
 
     /// Polls until `user`'s mailbox holds at least `n` messages, or panics after `timeout`.
@@ -234,6 +214,31 @@ timeout = "5s"
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+/// Every message of `folder` (BODY.PEEK, nothing is marked read), then logs out. A folder
+/// that does not exist holds nothing.
+pub async fn folder_messages(mut s: ImapSession, folder: &str) -> Vec<Vec<u8>> {
+    let Ok(mb) = s.select(folder).await else {
+        return Vec::new();
+    };
+    if mb.exists == 0 {
+        s.logout().await.ok();
+        return Vec::new();
+    }
+    let fetched: Vec<_> = s
+        .fetch("1:*", "BODY.PEEK[]")
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    let out = fetched
+        .iter()
+        .filter_map(|f| f.body().map(<[u8]>::to_vec))
+        .collect();
+    s.logout().await.ok();
+    out
 }
 
 impl Drop for MailStack {
