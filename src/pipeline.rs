@@ -112,11 +112,15 @@ impl QuarantineReason {
 /// threading headers.
 const SUBJECT_THREADING_WINDOW_MS: Millis = 30 * 24 * 3600 * 1000;
 
+/// Raw bytes to a mail: `inbound::parse`, or a stand-in in tests.
+pub type Parser = fn(&[u8]) -> Result<InboundMail, ParseFailure>;
+
 pub struct Pipeline {
     store: Arc<dyn Store>,
     renderer: Arc<Renderer>,
     settings: GatewaySettings,
     outbox_wakeup: Arc<Notify>,
+    parser: Parser,
 }
 
 enum Thread {
@@ -136,7 +140,15 @@ impl Pipeline {
             renderer,
             settings,
             outbox_wakeup,
+            parser: inbound::parse,
         }
+    }
+
+    /// The same pipeline reading mail with `parser` (tests give one that panics, to check
+    /// that a parser crash costs one quarantined mail and nothing else).
+    pub fn with_parser(mut self, parser: Parser) -> Self {
+        self.parser = parser;
+        self
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -221,7 +233,11 @@ impl Pipeline {
         }
         // A parser bug on one hostile mail must cost that mail (quarantined, raw kept), never
         // the source task that reads the mailbox.
-        let parsed = std::panic::catch_unwind(|| inbound::parse(raw)).unwrap_or_else(|panic| {
+        let parsed = {
+            let parser = self.parser;
+            std::panic::catch_unwind(|| parser(raw))
+        }
+        .unwrap_or_else(|panic| {
             let what = crate::app::panic_message(panic.as_ref());
             tracing::error!(panic = %what, "the parser panicked on a mail; quarantining it");
             Err(ParseFailure::ParserPanicked)

@@ -377,3 +377,39 @@ async fn a_100_kb_subject_and_a_10_kb_message_id_are_not_echoed_back() {
     );
     assert!(!ack.contains("In-Reply-To"), "{ack}");
 }
+
+#[tokio::test]
+async fn a_mail_that_crashes_the_parser_is_quarantined_and_the_next_one_is_filed() {
+    use helpdesk::inbound::ParseFailure;
+    use helpdesk::pipeline::{Pipeline, QuarantineReason, SourceRef};
+    let desk = Desk::new().await;
+    let app = &desk.app;
+    let crashing = Pipeline::new(
+        app.pipeline.store().clone(),
+        std::sync::Arc::new(helpdesk::render::Renderer::new(None).unwrap()),
+        app.config.gateway.clone(),
+        std::sync::Arc::new(tokio::sync::Notify::new()),
+    )
+    .with_parser(|_| panic!("a dependency's bug"));
+    let raw = customer_mail("marie@example.fr", "Boom", "boom@example.fr", "Bonjour.");
+    let outcome = crashing.process(&SourceRef::none(), &raw).await.unwrap();
+    assert_eq!(
+        outcome,
+        Processed::Quarantined(QuarantineReason::Unparseable(ParseFailure::ParserPanicked))
+    );
+    assert_eq!(
+        desk.count(
+            "SELECT COUNT(*) FROM messages WHERE outcome = 'quarantined' AND length(raw) > 0"
+        )
+        .await,
+        1,
+        "the raw bytes are kept"
+    );
+    let next = customer_mail(
+        "paul@example.fr",
+        "Imprimante",
+        "next@example.fr",
+        "Bonjour, l'imprimante est bloquée.",
+    );
+    assert!(matches!(desk.file(&next).await, Processed::Filed { .. }));
+}
