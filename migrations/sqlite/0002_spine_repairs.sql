@@ -22,6 +22,16 @@ CREATE TABLE ticket_participants (
     added_at        INTEGER NOT NULL,
     PRIMARY KEY (ticket_id, address)
 );
+-- Tickets filed before participants were kept: their customer, the Reply-To and the Cc of
+-- the mail that opened them.
+INSERT OR IGNORE INTO ticket_participants (ticket_id, address, role, added_at)
+    SELECT id, customer, 'customer', created_at FROM tickets;
+INSERT OR IGNORE INTO ticket_participants (ticket_id, address, role, added_at)
+    SELECT m.ticket_id, lower(m.reply_to), 'customer', m.received_at
+    FROM messages m WHERE m.outcome = 'new_ticket' AND m.reply_to IS NOT NULL;
+INSERT OR IGNORE INTO ticket_participants (ticket_id, address, role, added_at)
+    SELECT m.ticket_id, lower(cc.value), 'cc', m.received_at
+    FROM messages m, json_each(m.cc_addrs) cc WHERE m.outcome = 'new_ticket';
 
 -- Source mails already copied to their folder on a server without MOVE, so a mail whose
 -- \Deleted flag another client wiped is expunged again rather than copied twice.
