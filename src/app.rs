@@ -44,7 +44,8 @@ impl App {
             config.gateway.clone(),
             wakeup.clone(),
         ));
-        let transport = Transport::from_settings(&config.outbox.transport)?;
+        let transport =
+            Transport::from_settings(&config.outbox.transport, config.outbox.concurrency)?;
         let outbox = Arc::new(OutboxWorker::new(
             store,
             transport,

@@ -658,6 +658,7 @@ impl Pipeline {
             at: now,
         })
         .await?;
+        tracing::info!(code = %code, to = %rcpt[0], "ticket opened, acknowledgement queued");
         Ok(Processed::Filed {
             ticket: ticket_id,
             code,

@@ -6,6 +6,7 @@
 //! `sent` only once the server accepted it. Temporary failures come back with exponential
 //! back-off; permanent ones (5xx) are marked `failed` and logged.
 
+pub mod smtp;
 pub mod transport;
 
 use std::sync::Arc;
@@ -88,13 +89,22 @@ impl OutboxWorker {
             return Ok(report);
         }
         let ids: Vec<OutboxId> = items.iter().map(|i| i.id).collect();
+        // Each row is marked sent the moment the server accepted it, not when the whole
+        // claim is done: a customer's acknowledgement is recorded as sent when it was.
         let sending = futures::stream::iter(items)
             .map(|item| async move {
                 let result = self
                     .transport
                     .send(item.id, &item.mail_from, &item.rcpt_to, &item.raw)
                     .await;
-                (item, result)
+                let marked = match &result {
+                    Ok(()) => {
+                        tracing::info!(outbox = item.id, to = ?item.rcpt_to, "mail sent");
+                        self.store.mark_sent(&[item.id], now_millis()).await
+                    }
+                    Err(_) => Ok(()),
+                };
+                (item, result, marked)
             })
             .buffer_unordered(self.settings.concurrency)
             .collect::<Vec<_>>();
@@ -118,19 +128,23 @@ impl OutboxWorker {
                 }
             }
         };
-        let sent: Vec<_> = results
-            .iter()
-            .filter(|(_, r)| r.is_ok())
-            .map(|(i, _)| i.id)
-            .collect();
-        self.store.mark_sent(&sent, now_millis()).await?;
-        report.sent = sent.len();
-        for (item, result) in results {
-            if let Err(e) = result {
-                self.settle_failure(&item, e, &mut report).await?;
+        let mut store_error = None;
+        for (item, result, marked) in results {
+            match (result, marked) {
+                (Ok(()), Ok(())) => report.sent += 1,
+                // Sent but not recorded: the row stays leased and is sent again once the
+                // lease runs out (delivery is at least once).
+                (Ok(()), Err(e)) => {
+                    tracing::error!(outbox = item.id, error = %e, "sent, but cannot record it");
+                    store_error.get_or_insert(e);
+                }
+                (Err(e), _) => self.settle_failure(&item, e, &mut report).await?,
             }
         }
-        Ok(report)
+        match store_error {
+            Some(e) => Err(e),
+            None => Ok(report),
+        }
     }
 
     async fn settle_failure(

@@ -4,14 +4,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use lettre::address::Envelope;
-use lettre::transport::smtp::PoolConfig;
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-use lettre::transport::smtp::extension::ClientId;
-use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
-use secrecy::ExposeSecret;
 
-use crate::config::{SmtpSettings, TlsMode, TransportSettings};
+use super::smtp::SmtpSender;
+use crate::config::TransportSettings;
 
 /// Whether trying again later can help.
 #[derive(Debug, thiserror::Error)]
@@ -24,12 +19,14 @@ pub enum SendError {
 
 #[derive(Clone)]
 pub enum Transport {
-    Smtp(Arc<AsyncSmtpTransport<Tokio1Executor>>),
+    Smtp(Arc<SmtpSender>),
     File(PathBuf),
 }
 
 impl Transport {
-    pub fn from_settings(settings: &TransportSettings) -> anyhow::Result<Self> {
+    /// `connections`: how many SMTP connections to keep open between mails (the outbox's
+    /// concurrency).
+    pub fn from_settings(settings: &TransportSettings, connections: usize) -> anyhow::Result<Self> {
         match settings {
             TransportSettings::File { dir } => {
                 std::fs::create_dir_all(dir).map_err(|e| {
@@ -37,7 +34,9 @@ impl Transport {
                 })?;
                 Ok(Transport::File(dir.clone()))
             }
-            TransportSettings::Smtp(s) => Ok(Transport::Smtp(Arc::new(smtp(s)?))),
+            TransportSettings::Smtp(s) => {
+                Ok(Transport::Smtp(Arc::new(SmtpSender::new(s, connections)?)))
+            }
         }
     }
 
@@ -46,7 +45,7 @@ impl Transport {
     pub fn check(settings: &TransportSettings) -> anyhow::Result<()> {
         match settings {
             TransportSettings::File { .. } => Ok(()),
-            TransportSettings::Smtp(s) => smtp(s).map(|_| ()),
+            TransportSettings::Smtp(s) => SmtpSender::new(s, 0).map(|_| ()),
         }
     }
 
@@ -73,11 +72,7 @@ impl Transport {
                     .collect::<Result<Vec<_>, _>>()?;
                 let envelope = Envelope::new(Some(from), to)
                     .map_err(|e| SendError::Permanent(e.to_string()))?;
-                match smtp.send_raw(&envelope, raw).await {
-                    Ok(_) => Ok(()),
-                    Err(e) if e.is_permanent() => Err(SendError::Permanent(e.to_string())),
-                    Err(e) => Err(SendError::Temporary(e.to_string())),
-                }
+                smtp.send(&envelope, raw).await
             }
             Transport::File(dir) => {
                 let name = format!("{id:08}.eml");
@@ -94,37 +89,4 @@ impl Transport {
             }
         }
     }
-}
-
-fn smtp(s: &SmtpSettings) -> anyhow::Result<AsyncSmtpTransport<Tokio1Executor>> {
-    let tls_params = || -> anyhow::Result<TlsParameters> {
-        let mut builder = TlsParameters::builder(s.host.clone());
-        if let Some(ca) = &s.ca_file {
-            let pem = std::fs::read(ca).map_err(|e| {
-                anyhow::anyhow!("outbox.smtp.ca_file: cannot read {}: {e}", ca.display())
-            })?;
-            let cert = Certificate::from_pem(&pem)
-                .map_err(|e| anyhow::anyhow!("outbox.smtp.ca_file: {e}"))?;
-            builder = builder.add_root_certificate(cert);
-        }
-        Ok(builder.build_rustls()?)
-    };
-    let tls = match s.tls {
-        TlsMode::Implicit => Tls::Wrapper(tls_params()?),
-        TlsMode::StartTls => Tls::Required(tls_params()?),
-        TlsMode::Plain => Tls::None,
-    };
-    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host)
-        .port(s.port)
-        .tls(tls)
-        .timeout(Some(s.timeout))
-        .hello_name(ClientId::Domain(s.helo_name.clone()))
-        .pool_config(PoolConfig::new().max_size(16));
-    if let Some((user, password)) = &s.credentials {
-        builder = builder.credentials(Credentials::new(
-            user.clone(),
-            password.expose_secret().to_string(),
-        ));
-    }
-    Ok(builder.build())
 }

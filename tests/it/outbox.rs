@@ -33,7 +33,7 @@ async fn two_workers_and_a_slow_server_send_each_mail_once() {
     }
     let second = OutboxWorker::new(
         desk.app.pipeline.store().clone(),
-        Transport::from_settings(&desk.app.config.outbox.transport).unwrap(),
+        Transport::from_settings(&desk.app.config.outbox.transport, 4).unwrap(),
         desk.app.config.outbox.clone(),
         Arc::new(Notify::new()),
     );
