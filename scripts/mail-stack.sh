@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Copied from the team's verified recipe (shared/recipes/mail-stack.md); used by tests/it and scripts/bench.
+# Ours: SMTPS_PORT, when set, adds an implicit-TLS submission port (smtpd_tls_wrappermode).
 # mailstack.sh - throwaway loopback mail stack for integration tests (no systemd needed).
 #   Dovecot 2.3: IMAP (plaintext+STARTTLS) + IMAPS, LMTP on a unix socket, passwd-file users
 #   Postfix 3.7: SMTP "MX" port (no auth, accepts mail for $MAIL_DOMAIN only) and a
@@ -202,6 +203,10 @@ EOF
   -o smtpd_sasl_auth_enable=yes
   -o smtpd_tls_auth_only=no
   -o smtpd_relay_restrictions=permit_sasl_authenticated,reject
+${SMTPS_PORT:+127.0.0.1:$SMTPS_PORT inet n - n - - smtpd
+  -o smtpd_tls_wrappermode=yes
+  -o smtpd_sasl_auth_enable=yes
+  -o smtpd_relay_restrictions=permit_sasl_authenticated,reject}
 pickup    unix  n - n 60 1 pickup
 cleanup   unix  n - n -  0 cleanup
 qmgr      unix  n - n 300 1 qmgr
@@ -236,6 +241,7 @@ EOF
     mailstack_stop "$D"; return 1; }
   _ms_wait_port "$IMAP_PORT"; _ms_wait_port "$IMAPS_PORT"
   _ms_wait_port "$SMTP_PORT"; _ms_wait_port "$SUBMISSION_PORT"
+  [ -z "${SMTPS_PORT:-}" ] || _ms_wait_port "$SMTPS_PORT"
   local i; for i in $(seq 1 500); do [ -S "$D/run/dovecot/lmtp" ] && break; sleep 0.01; done
   echo "mailstack up: IMAP 127.0.0.1:$IMAP_PORT IMAPS :$IMAPS_PORT SMTP :$SMTP_PORT SUBMISSION :$SUBMISSION_PORT CA $D/tls/ca.pem"
 }

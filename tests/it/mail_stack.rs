@@ -496,3 +496,30 @@ async fn a_rejected_acknowledgement_is_marked_failed_and_an_unreachable_server_i
     assert_eq!((report.sent, report.retried, report.failed), (0, 1, 0));
     assert_eq!(down.count("SELECT COUNT(*) FROM outbox WHERE status = 'pending' AND attempts = 1 AND next_attempt_at > created_at").await, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledgements_leave_over_implicit_tls_too() {
+    let stack = MailStack::start();
+    let config = stack.gateway_config("starttls", "").replace(
+        &format!(
+            "port = {}\ntls = \"starttls\"\nusername",
+            stack.submission_port
+        ),
+        &format!("port = {}\ntls = \"implicit\"\nusername", stack.smtps_port),
+    );
+    assert!(config.contains("tls = \"implicit\""), "{config}");
+    let desk = Desk::with_config(&config).await;
+    desk.file(&customer_mail(
+        "customer@example.test",
+        "Over SMTPS",
+        "smtps@customer.test",
+        "Hello, my keyboard is broken.",
+    ))
+    .await;
+    let report = desk.app.outbox.step().await.unwrap();
+    assert_eq!(report.sent, 1, "{report:?}");
+    let inbox = stack
+        .wait_for("customer", "INBOX", 1, Duration::from_secs(20))
+        .await;
+    assert!(String::from_utf8_lossy(&inbox[0]).contains("Over SMTPS"));
+}

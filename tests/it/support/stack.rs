@@ -20,6 +20,8 @@ pub struct MailStack {
     pub imaps_port: u16,
     pub smtp_port: u16,
     pub submission_port: u16,
+    /// Submission with TLS from the first byte (SMTPS), AUTH required.
+    pub smtps_port: u16,
 }
 
 fn free_port() -> u16 {
@@ -57,6 +59,7 @@ impl MailStack {
             imaps_port: free_port(),
             smtp_port: free_port(),
             submission_port: free_port(),
+            smtps_port: free_port(),
         };
         let out = Command::new("bash")
             .arg(script())
@@ -66,6 +69,7 @@ impl MailStack {
             .env("IMAPS_PORT", stack.imaps_port.to_string())
             .env("SMTP_PORT", stack.smtp_port.to_string())
             .env("SUBMISSION_PORT", stack.submission_port.to_string())
+            .env("SMTPS_PORT", stack.smtps_port.to_string())
             .env(
                 "PATH",
                 format!(
