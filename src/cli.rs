@@ -93,7 +93,7 @@ pub async fn main(cli: Cli) -> ExitCode {
     match dispatch(cli).await {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("helpdesk: {e:#}");
+            eprintln!("helpdesk: {}", report(&e));
             if e.chain().any(|c| {
                 c.downcast_ref::<StoreError>()
                     .is_some_and(StoreError::is_temporary)
@@ -109,6 +109,24 @@ pub async fn main(cli: Cli) -> ExitCode {
             }
         }
     }
+}
+
+/// The error and its causes on one line, each said once: our errors repeat their cause in
+/// their own message (so a log line with `%e` is complete), and anyhow's `{:#}` would then
+/// print it again for every level.
+fn report(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 async fn dispatch(cli: Cli) -> Result<ExitCode> {

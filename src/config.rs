@@ -12,7 +12,10 @@ use crate::domain::{CodePrefix, EmailAddress, Language};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
+    #[error(
+        "cannot read config file {path}: {source}; point at one with --config DIR/helpdesk.toml \
+         or HELPDESK_CONFIG, or write one with `helpdesk init DIR`"
+    )]
     Read {
         path: PathBuf,
         source: std::io::Error,

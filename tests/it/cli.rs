@@ -392,3 +392,37 @@ fn logs_written_to_a_file_or_pipe_carry_no_colour_codes() {
         "ANSI escape in a piped log: {log:?}"
     );
 }
+
+#[test]
+fn an_error_says_each_cause_once_and_a_missing_config_says_how_to_point_at_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_helpdesk"))
+        .args(["tickets", "list"])
+        .current_dir(dir.path())
+        .env_remove("HELPDESK_CONFIG")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{err}");
+    assert!(
+        err.contains("--config") && err.contains("HELPDESK_CONFIG"),
+        "{err}"
+    );
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+
+    // A database that cannot be opened: one line, the file named once per level, the
+    // SQLite message once.
+    let (dir, config) = init_desk();
+    let db = dir.path().join("helpdesk.db");
+    let _ = std::fs::remove_file(&db);
+    std::fs::create_dir(&db).unwrap();
+    let out = helpdesk(&["--config", &config, "tickets", "list"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(75), "{err}");
+    assert!(err.contains(&db.display().to_string()), "{err}");
+    assert_eq!(
+        err.matches("unable to open database file").count(),
+        1,
+        "{err}"
+    );
+}
