@@ -89,23 +89,8 @@ impl OutboxWorker {
             return Ok(report);
         }
         let ids: Vec<OutboxId> = items.iter().map(|i| i.id).collect();
-        // Each row is marked sent the moment the server accepted it, not when the whole
-        // claim is done: a customer's acknowledgement is recorded as sent when it was.
         let sending = futures::stream::iter(items)
-            .map(|item| async move {
-                let result = self
-                    .transport
-                    .send(item.id, &item.mail_from, &item.rcpt_to, &item.raw)
-                    .await;
-                let marked = match &result {
-                    Ok(()) => {
-                        tracing::info!(outbox = item.id, to = ?item.rcpt_to, "mail sent");
-                        self.store.mark_sent(&[item.id], now_millis()).await
-                    }
-                    Err(_) => Ok(()),
-                };
-                (item, result, marked)
-            })
+            .map(|item| self.send_one(item))
             .buffer_unordered(self.settings.concurrency)
             .collect::<Vec<_>>();
         tokio::pin!(sending);
@@ -114,36 +99,72 @@ impl OutboxWorker {
         let results = loop {
             tokio::select! {
                 results = &mut sending => break results,
-                _ = renew.tick() => {
-                    let until = now_millis() + lease.as_millis() as Millis;
-                    match self.store.renew_lease(&ids, &self.owner, until).await {
-                        Ok(n) if (n as usize) < ids.len() => tracing::warn!(
-                            renewed = n,
-                            claimed = ids.len(),
-                            "some outbox rows were taken over by another worker after this one stalled"
-                        ),
-                        Ok(_) => {}
-                        Err(e) => tracing::warn!(error = %e, "cannot renew the outbox lease"),
-                    }
-                }
+                _ = renew.tick() => self.renew(&ids).await,
             }
         };
         let mut store_error = None;
-        for (item, result, marked) in results {
-            match (result, marked) {
-                (Ok(()), Ok(())) => report.sent += 1,
-                // Sent but not recorded: the row stays leased and is sent again once the
-                // lease runs out (delivery is at least once).
-                (Ok(()), Err(e)) => {
-                    tracing::error!(outbox = item.id, error = %e, "sent, but cannot record it");
-                    store_error.get_or_insert(e);
-                }
-                (Err(e), _) => self.settle_failure(&item, e, &mut report).await?,
+        for sent in results {
+            if let Err(e) = self.settle(sent, &mut report).await {
+                store_error.get_or_insert(e);
             }
         }
         match store_error {
             Some(e) => Err(e),
             None => Ok(report),
+        }
+    }
+
+    /// A send as a task of its own that never panics: a panic in the transport becomes a
+    /// temporary failure of that one row, retried later.
+    fn send_one(&self, item: OutboxItem) -> impl Future<Output = Sent> + Send + 'static {
+        use futures::FutureExt;
+        let (store, transport) = (self.store.clone(), self.transport.clone());
+        async move {
+            let fallback = item.clone();
+            std::panic::AssertUnwindSafe(send_and_mark(store, transport, item))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|panic| Sent {
+                    item: fallback,
+                    result: Err(SendError::Temporary(format!(
+                        "the transport panicked: {}",
+                        crate::app::panic_message(panic.as_ref())
+                    ))),
+                    marked: Ok(()),
+                })
+        }
+    }
+
+    /// Records what became of a send: counted as sent, or retried / failed.
+    async fn settle(&self, sent: Sent, report: &mut StepReport) -> Result<(), StoreError> {
+        match (sent.result, sent.marked) {
+            (Ok(()), Ok(())) => {
+                report.sent += 1;
+                Ok(())
+            }
+            // Sent but not recorded: the row stays leased and is sent again once the lease
+            // runs out (delivery is at least once).
+            (Ok(()), Err(e)) => {
+                tracing::error!(outbox = sent.item.id, error = %e, "sent, but cannot record it");
+                Err(e)
+            }
+            (Err(e), _) => self.settle_failure(&sent.item, e, report).await,
+        }
+    }
+
+    async fn renew(&self, ids: &[OutboxId]) {
+        if ids.is_empty() {
+            return;
+        }
+        let until = now_millis() + self.lease().as_millis() as Millis;
+        match self.store.renew_lease(ids, &self.owner, until).await {
+            Ok(n) if (n as usize) < ids.len() => tracing::warn!(
+                renewed = n,
+                claimed = ids.len(),
+                "some outbox rows were taken over by another worker after this one stalled"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot renew the outbox lease"),
         }
     }
 
@@ -201,39 +222,116 @@ impl OutboxWorker {
         }
     }
 
-    /// Loops until `shutdown`, waking when the pipeline queues mail or a retry falls due.
+    /// Sends until `shutdown`, keeping `concurrency` sends in flight: each time one ends
+    /// (or the pipeline commits new mail) the free places are claimed at once, so a new
+    /// acknowledgement never waits behind a batch. On shutdown it claims nothing more and
+    /// finishes the sends in hand.
     pub async fn run(&self, shutdown: CancellationToken) {
+        let lease = self.lease();
+        // Each send is a task of its own: marking a row sent takes SQLite's write lock, and
+        // a future holding it must keep running while this loop awaits a claim (which
+        // needs the same lock), or the two would wait on each other until the busy timeout.
+        let mut in_flight = tokio::task::JoinSet::new();
+        let mut leased: Vec<OutboxId> = Vec::new();
+        let mut renew = tokio::time::interval(lease / 3);
+        renew.tick().await;
         let mut error_backoff = Duration::from_millis(500);
-        while !shutdown.is_cancelled() {
-            match self.step().await {
-                Ok(report) if report.handled() > 0 => {
-                    error_backoff = Duration::from_millis(500);
-                    continue;
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::error!(error = %e, "outbox step failed");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => break,
-                        _ = tokio::time::sleep(error_backoff) => {}
+        let mut report = StepReport::default();
+        loop {
+            let free = self.settings.concurrency.saturating_sub(in_flight.len());
+            if free > 0 && !shutdown.is_cancelled() {
+                let now = now_millis();
+                match self
+                    .store
+                    .claim_outbox(
+                        now,
+                        now + lease.as_millis() as Millis,
+                        free as u32,
+                        &self.owner,
+                    )
+                    .await
+                {
+                    Ok(items) => {
+                        error_backoff = Duration::from_millis(500);
+                        for item in items {
+                            leased.push(item.id);
+                            in_flight.spawn(self.send_one(item));
+                        }
                     }
-                    error_backoff = (error_backoff * 2).min(Duration::from_secs(30));
-                    continue;
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot claim outbox rows");
+                        if in_flight.is_empty() {
+                            tokio::select! {
+                                _ = shutdown.cancelled() => break,
+                                _ = tokio::time::sleep(error_backoff) => {}
+                            }
+                            error_backoff = (error_backoff * 2).min(Duration::from_secs(30));
+                            continue;
+                        }
+                    }
                 }
             }
-            let wait = match self.store.outbox_backlog().await {
-                Ok((_, Some(next))) => {
-                    Duration::from_millis((next - now_millis()).clamp(0, 60_000) as u64)
+            if in_flight.is_empty() {
+                if shutdown.is_cancelled() {
+                    break;
                 }
-                _ => Duration::from_secs(60),
-            };
+                let wait = match self.store.outbox_backlog().await {
+                    Ok((_, Some(next))) => {
+                        Duration::from_millis((next - now_millis()).clamp(0, 60_000) as u64)
+                    }
+                    _ => Duration::from_secs(60),
+                };
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = self.wakeup.notified() => {}
+                    _ = tokio::time::sleep(wait.max(Duration::from_millis(50))) => {}
+                }
+                continue;
+            }
             tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = self.wakeup.notified() => {}
-                _ = tokio::time::sleep(wait.max(Duration::from_millis(50))) => {}
+                Some(joined) = in_flight.join_next() => {
+                    let Ok(sent) = joined else {
+                        tracing::error!("an outbox send task was lost");
+                        continue;
+                    };
+                    leased.retain(|id| *id != sent.item.id);
+                    if let Err(e) = self.settle(sent, &mut report).await {
+                        tracing::error!(error = %e, "cannot record what became of a mail");
+                    }
+                }
+                _ = self.wakeup.notified(), if !shutdown.is_cancelled() => {}
+                _ = renew.tick() => self.renew(&leased).await,
             }
         }
+        tracing::debug!(?report, "outbox worker stopped");
     }
+}
+
+/// Sends one claimed row and, once the server accepted it, marks it sent at once: a
+/// customer's acknowledgement is recorded as sent when it was, not when a batch ends.
+async fn send_and_mark(store: Arc<dyn Store>, transport: Transport, item: OutboxItem) -> Sent {
+    let result = transport
+        .send(item.id, &item.mail_from, &item.rcpt_to, &item.raw)
+        .await;
+    let marked = match &result {
+        Ok(()) => {
+            tracing::info!(outbox = item.id, to = ?item.rcpt_to, "mail sent");
+            store.mark_sent(&[item.id], now_millis()).await
+        }
+        Err(_) => Ok(()),
+    };
+    Sent {
+        item,
+        result,
+        marked,
+    }
+}
+
+/// One send's result, and whether marking it sent was recorded.
+struct Sent {
+    item: OutboxItem,
+    result: Result<(), SendError>,
+    marked: Result<(), StoreError>,
 }
 
 /// `base * 2^(attempt-1)`, capped at `max`.

@@ -77,7 +77,10 @@ impl Desk {
 
     /// A second connection to the desk's database, for asserting on what was stored.
     pub async fn db(&self) -> SqlitePool {
-        let opts = SqliteConnectOptions::new().filename(self.dir.path().join("helpdesk.db"));
+        // As patient as the gateway: it writes often, and SQLite's busy handler does not queue.
+        let opts = SqliteConnectOptions::new()
+            .filename(self.dir.path().join("helpdesk.db"))
+            .busy_timeout(std::time::Duration::from_secs(30));
         SqlitePool::connect_with(opts).await.unwrap()
     }
 
