@@ -209,8 +209,31 @@ async fn idle_wakes_the_gateway_within_two_seconds_of_a_new_mail() {
     running.await.unwrap().unwrap();
 }
 
-fn spawn_gateway(desk: &Desk) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_helpdesk"))
+/// A `helpdesk run` process, killed when dropped so a failing test leaves none behind.
+struct Gateway(Child);
+
+impl std::ops::Deref for Gateway {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Gateway {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_gateway(desk: &Desk) -> Gateway {
+    let child = Command::new(env!("CARGO_BIN_EXE_helpdesk"))
         .arg("--config")
         .arg(&desk.config_path)
         .arg("run")
@@ -224,7 +247,8 @@ fn spawn_gateway(desk: &Desk) -> Child {
                 .unwrap(),
         )
         .spawn()
-        .expect("start helpdesk run")
+        .expect("start helpdesk run");
+    Gateway(child)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
