@@ -90,7 +90,7 @@ impl OutboxWorker {
         }
         let ids: Vec<OutboxId> = items.iter().map(|i| i.id).collect();
         let sending = futures::stream::iter(items)
-            .map(|item| self.send_one(item))
+            .map(|item| send_and_mark(self.store.clone(), self.transport.clone(), item))
             .buffer_unordered(self.settings.concurrency)
             .collect::<Vec<_>>();
         tokio::pin!(sending);
@@ -111,27 +111,6 @@ impl OutboxWorker {
         match store_error {
             Some(e) => Err(e),
             None => Ok(report),
-        }
-    }
-
-    /// A send as a task of its own that never panics: a panic in the transport becomes a
-    /// temporary failure of that one row, retried later.
-    fn send_one(&self, item: OutboxItem) -> impl Future<Output = Sent> + Send + 'static {
-        use futures::FutureExt;
-        let (store, transport) = (self.store.clone(), self.transport.clone());
-        async move {
-            let fallback = item.clone();
-            std::panic::AssertUnwindSafe(send_and_mark(store, transport, item))
-                .catch_unwind()
-                .await
-                .unwrap_or_else(|panic| Sent {
-                    item: fallback,
-                    result: Err(SendError::Temporary(format!(
-                        "the transport panicked: {}",
-                        crate::app::panic_message(panic.as_ref())
-                    ))),
-                    marked: Ok(()),
-                })
         }
     }
 
@@ -222,54 +201,65 @@ impl OutboxWorker {
         }
     }
 
-    /// Sends until `shutdown`, keeping `concurrency` sends in flight: each time one ends
-    /// (or the pipeline commits new mail) the free places are claimed at once, so a new
-    /// acknowledgement never waits behind a batch. On shutdown it claims nothing more and
-    /// finishes the sends in hand.
+    /// Sends until `shutdown`, keeping `concurrency` sends in flight from a small queue of
+    /// claimed rows: each time a send ends the next starts at once, and the queue is
+    /// refilled as soon as it runs low or the pipeline commits new mail, so a new
+    /// acknowledgement never waits for a whole batch to finish. Rows are marked sent by a
+    /// marker task as soon as the server accepted them, several per transaction when many
+    /// are accepted at once. On shutdown it claims nothing more, hands the queued rows
+    /// back, and finishes the sends in hand.
     pub async fn run(&self, shutdown: CancellationToken) {
         let lease = self.lease();
-        // Each send is a task of its own: marking a row sent takes SQLite's write lock, and
-        // a future holding it must keep running while this loop awaits a claim (which
-        // needs the same lock), or the two would wait on each other until the busy timeout.
+        let concurrency = self.settings.concurrency;
+        let (marks, marked) = tokio::sync::mpsc::unbounded_channel();
+        let marker = tokio::spawn(mark_sent_as_accepted(self.store.clone(), marked));
+        // Each send is a task of its own, so it keeps running while this loop awaits the
+        // store.
         let mut in_flight = tokio::task::JoinSet::new();
+        let mut queue: std::collections::VecDeque<OutboxItem> = Default::default();
         let mut leased: Vec<OutboxId> = Vec::new();
         let mut renew = tokio::time::interval(lease / 3);
         renew.tick().await;
         let mut error_backoff = Duration::from_millis(500);
         let mut report = StepReport::default();
         loop {
-            let free = self.settings.concurrency.saturating_sub(in_flight.len());
-            if free > 0 && !shutdown.is_cancelled() {
-                let now = now_millis();
-                match self
-                    .store
-                    .claim_outbox(
-                        now,
-                        now + lease.as_millis() as Millis,
-                        free as u32,
-                        &self.owner,
-                    )
-                    .await
-                {
-                    Ok(items) => {
-                        error_backoff = Duration::from_millis(500);
-                        for item in items {
-                            leased.push(item.id);
-                            in_flight.spawn(self.send_one(item));
+            if !shutdown.is_cancelled() && queue.len() < concurrency {
+                let room = (CLAIM_BATCH as usize).saturating_sub(queue.len() + in_flight.len());
+                if room > 0 {
+                    let now = now_millis();
+                    match self
+                        .store
+                        .claim_outbox(
+                            now,
+                            now + lease.as_millis() as Millis,
+                            room as u32,
+                            &self.owner,
+                        )
+                        .await
+                    {
+                        Ok(items) => {
+                            error_backoff = Duration::from_millis(500);
+                            leased.extend(items.iter().map(|i| i.id));
+                            queue.extend(items);
                         }
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot claim outbox rows");
-                        if in_flight.is_empty() {
-                            tokio::select! {
-                                _ = shutdown.cancelled() => break,
-                                _ = tokio::time::sleep(error_backoff) => {}
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot claim outbox rows");
+                            if in_flight.is_empty() && queue.is_empty() {
+                                tokio::select! {
+                                    _ = shutdown.cancelled() => break,
+                                    _ = tokio::time::sleep(error_backoff) => {}
+                                }
+                                error_backoff = (error_backoff * 2).min(Duration::from_secs(30));
+                                continue;
                             }
-                            error_backoff = (error_backoff * 2).min(Duration::from_secs(30));
-                            continue;
                         }
                     }
                 }
+            }
+            while in_flight.len() < concurrency
+                && let Some(item) = queue.pop_front()
+            {
+                in_flight.spawn(self.send_only(item, marks.clone()));
             }
             if in_flight.is_empty() {
                 if shutdown.is_cancelled() {
@@ -303,7 +293,80 @@ impl OutboxWorker {
                 _ = renew.tick() => self.renew(&leased).await,
             }
         }
+        // Claimed but never started: back to pending, for the next start or another worker.
+        for item in queue {
+            if let Err(e) = self
+                .store
+                .mark_retry(item.id, now_millis(), "handed back at shutdown")
+                .await
+            {
+                tracing::warn!(outbox = item.id, error = %e, "cannot hand a claimed mail back");
+            }
+        }
+        drop(marks);
+        let _ = marker.await;
         tracing::debug!(?report, "outbox worker stopped");
+    }
+
+    /// Sends one row as a task of its own that never panics (a panic in the transport is a
+    /// temporary failure of that row); once accepted, its id goes to the marker.
+    fn send_only(
+        &self,
+        item: OutboxItem,
+        marks: tokio::sync::mpsc::UnboundedSender<OutboxId>,
+    ) -> impl Future<Output = Sent> + Send + 'static {
+        use futures::FutureExt;
+        let transport = self.transport.clone();
+        async move {
+            let result = std::panic::AssertUnwindSafe(transport.send(
+                item.id,
+                &item.mail_from,
+                &item.rcpt_to,
+                &item.raw,
+            ))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|panic| {
+                Err(SendError::Temporary(format!(
+                    "the transport panicked: {}",
+                    crate::app::panic_message(panic.as_ref())
+                )))
+            });
+            if result.is_ok() {
+                tracing::info!(outbox = item.id, to = ?item.rcpt_to, "mail sent");
+                let _ = marks.send(item.id);
+            }
+            Sent {
+                item,
+                result,
+                marked: Ok(()),
+            }
+        }
+    }
+}
+
+/// How long the marker gathers accepted rows before writing them: short enough that a row
+/// is recorded as sent when it was, long enough that a burst costs a write every few
+/// milliseconds rather than one per mail (each write takes SQLite's only write lock, which
+/// the filing of new mail needs too).
+const MARK_GATHER: Duration = Duration::from_millis(5);
+
+/// Marks rows sent as their ids arrive, a group per transaction. A row whose mark fails
+/// stays leased and is sent again once its lease runs out (delivery is at least once).
+async fn mark_sent_as_accepted(
+    store: Arc<dyn Store>,
+    mut ids: tokio::sync::mpsc::UnboundedReceiver<OutboxId>,
+) {
+    let mut group = Vec::new();
+    while ids.recv_many(&mut group, 256).await > 0 {
+        tokio::time::sleep(MARK_GATHER).await;
+        while let Ok(id) = ids.try_recv() {
+            group.push(id);
+        }
+        if let Err(e) = store.mark_sent(&group, now_millis()).await {
+            tracing::error!(rows = group.len(), error = %e, "sent, but cannot record it");
+        }
+        group.clear();
     }
 }
 
