@@ -6,6 +6,7 @@ mod corpus;
 mod database;
 mod imap_source;
 mod mail_stack;
+mod mta_pipe;
 mod outbox;
 mod pipeline;
 mod support;

@@ -88,6 +88,78 @@ impl MailStack {
         stack
     }
 
+    /// The stack's private folder (configs under `postfix/etc`, logs under `log`).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Routes mail for `address` to a Postfix `pipe(8)` transport running `argv` as `user`,
+    /// as a site delivering into `helpdesk ingest` would configure it.
+    pub fn pipe_to(&self, address: &str, user: &str, argv: &str) {
+        let etc = self.dir.path().join("postfix/etc");
+        std::fs::write(etc.join("transport"), format!("{address} helpdesk:\n")).unwrap();
+        let postconf = |args: &[&str]| {
+            let out = Command::new("postconf")
+                .arg("-c")
+                .arg(&etc)
+                .args(args)
+                .env(
+                    "PATH",
+                    format!(
+                        "{}:/usr/sbin:/sbin",
+                        std::env::var("PATH").unwrap_or_default()
+                    ),
+                )
+                .output()
+                .expect("postconf");
+            assert!(
+                out.status.success(),
+                "postconf {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        postconf(&[
+            "-e",
+            &format!(
+                "transport_maps = texthash:{}",
+                etc.join("transport").display()
+            ),
+        ]);
+        postconf(&[
+            "-M",
+            &format!("helpdesk/unix=helpdesk unix - n n - - pipe flags=R user={user} argv={argv}"),
+        ]);
+        self.postfix(&["reload"]);
+    }
+
+    /// Runs `postfix -c <etc> ARGS` (or `postqueue`, when the first argument is "queue").
+    pub fn postfix(&self, args: &[&str]) -> String {
+        let etc = self.dir.path().join("postfix/etc");
+        let (tool, rest) = match args.split_first() {
+            Some((&"queue", rest)) => ("postqueue", rest),
+            _ => ("postfix", args),
+        };
+        let out = Command::new(tool)
+            .arg("-c")
+            .arg(&etc)
+            .args(rest)
+            .env(
+                "PATH",
+                format!(
+                    "{}:/usr/sbin:/sbin",
+                    std::env::var("PATH").unwrap_or_default()
+                ),
+            )
+            .output()
+            .expect("postfix");
+        assert!(
+            out.status.success(),
+            "{tool} {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     pub fn ca(&self) -> PathBuf {
         self.dir.path().join("tls/ca.pem")
     }
