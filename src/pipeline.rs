@@ -108,6 +108,12 @@ impl QuarantineReason {
     }
 }
 
+/// A mail as parsed before any database work.
+struct Read {
+    parsed: Result<InboundMail, ParseFailure>,
+    sha: String,
+}
+
 /// How long a "Re: same subject" from the same customer may thread without a code or
 /// threading headers.
 const SUBJECT_THREADING_WINDOW_MS: Millis = 30 * 24 * 3600 * 1000;
@@ -158,8 +164,9 @@ impl Pipeline {
     /// Files one mail. Errors are only store errors (the database is unreachable or
     /// broken); the mail then stays in its source and is read again later.
     pub async fn process(&self, source: &SourceRef, raw: &[u8]) -> Result<Processed, StoreError> {
+        let read = self.read(raw);
         let mut tx = self.store.begin().await?;
-        let outcome = self.process_in(&mut *tx, source, raw, true).await?;
+        let outcome = self.process_in(&mut *tx, source, raw, &read, true).await?;
         tx.commit().await?;
         if matches!(outcome, Processed::Filed { .. }) {
             self.outbox_wakeup.notify_one();
@@ -176,11 +183,12 @@ impl Pipeline {
         &self,
         mails: &[(SourceRef, &[u8])],
     ) -> Vec<Result<Processed, StoreError>> {
+        let reads: Vec<Read> = mails.iter().map(|(_, raw)| self.read(raw)).collect();
         let batch = async {
             let mut tx = self.store.begin().await?;
             let mut outcomes = Vec::with_capacity(mails.len());
-            for (source, raw) in mails {
-                outcomes.push(self.process_in(&mut *tx, source, raw, false).await?);
+            for ((source, raw), read) in mails.iter().zip(&reads) {
+                outcomes.push(self.process_in(&mut *tx, source, raw, read, false).await?);
             }
             // One checkpoint write for the group; the store keeps the highest UID.
             if let Some((mailbox, checkpoint)) =
@@ -219,11 +227,28 @@ impl Pipeline {
         }
     }
 
+    /// Parses and fingerprints a mail: pure work, done before the write transaction so
+    /// SQLite's only write lock is not held while it runs. A parser bug on one hostile
+    /// mail costs that mail (quarantined, raw kept), never the task that reads the mailbox.
+    fn read(&self, raw: &[u8]) -> Read {
+        let parser = self.parser;
+        let parsed = std::panic::catch_unwind(|| parser(raw)).unwrap_or_else(|panic| {
+            let what = crate::app::panic_message(panic.as_ref());
+            tracing::error!(panic = %what, "the parser panicked on a mail; quarantining it");
+            Err(ParseFailure::ParserPanicked)
+        });
+        Read {
+            parsed,
+            sha: hex::encode(Sha256::digest(raw)),
+        }
+    }
+
     async fn process_in(
         &self,
         tx: &mut dyn StoreTx,
         source: &SourceRef,
         raw: &[u8],
+        read: &Read,
         write_checkpoint: bool,
     ) -> Result<Processed, StoreError> {
         if let Some(key) = &source.key
@@ -231,34 +256,22 @@ impl Pipeline {
         {
             return Ok(Processed::AlreadyProcessed(outcome));
         }
-        // A parser bug on one hostile mail must cost that mail (quarantined, raw kept), never
-        // the source task that reads the mailbox.
-        let parsed = {
-            let parser = self.parser;
-            std::panic::catch_unwind(|| parser(raw))
-        }
-        .unwrap_or_else(|panic| {
-            let what = crate::app::panic_message(panic.as_ref());
-            tracing::error!(panic = %what, "the parser panicked on a mail; quarantining it");
-            Err(ParseFailure::ParserPanicked)
-        });
-        let sha = hex::encode(Sha256::digest(raw));
+        let sha = &read.sha;
         let now = now_millis();
-        let outcome = match parsed {
-            Err(failure) => match tx.message_by_sha(&sha).await? {
+        let outcome = match &read.parsed {
+            Err(failure) => match tx.message_by_sha(sha).await? {
                 Some(first) => {
-                    self.record_duplicate_raw(tx, source, raw, &sha, now)
-                        .await?;
+                    self.record_duplicate_raw(tx, source, raw, sha, now).await?;
                     Processed::Duplicate(first.outcome)
                 }
                 None => {
-                    let reason = QuarantineReason::Unparseable(failure);
-                    self.record_quarantine(tx, source, raw, &sha, None, &reason, now)
+                    let reason = QuarantineReason::Unparseable(failure.clone());
+                    self.record_quarantine(tx, source, raw, sha, None, &reason, now)
                         .await?;
                     Processed::Quarantined(reason)
                 }
             },
-            Ok(mail) => self.file(tx, source, raw, &sha, &mail, now).await?,
+            Ok(mail) => self.file(tx, source, raw, sha, mail, now).await?,
         };
         if write_checkpoint && let Some((mailbox, checkpoint)) = &source.checkpoint {
             tx.set_checkpoint(mailbox, *checkpoint, now).await?;

@@ -34,15 +34,17 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(30));
+        // Several processes opening a fresh desk at once (an MTA delivering in parallel, a
+        // `tickets list` beside it) must not all switch it to WAL and create the tables: the
+        // switch takes an exclusive lock that does not wait (SQLITE_BUSY at once). One opens
+        // and migrates; the others wait for it here.
+        let _lock = MigrationLock::acquire(path).await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options)
             .await
             .map_err(StoreError::Unavailable)?;
-        // Several `helpdesk ingest` started at once on a fresh desk (an MTA delivering in
-        // parallel) must not all create the tables: one migrates, the others wait for it.
-        let _lock = MigrationLock::acquire(path).await?;
         sqlx::migrate!("./migrations/sqlite")
             .run(&pool)
             .await
