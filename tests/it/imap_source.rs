@@ -5,7 +5,6 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use futures::TryStreamExt;
 use helpdesk::config::TlsMode;
@@ -297,5 +296,4 @@ async fn a_pass_keeps_filing_when_moving_fails() {
         "new mail is filed although old mail cannot be moved"
     );
     assert_eq!(count(&desk, "SELECT COUNT(*) FROM tickets").await, 5);
-    let _ = Duration::ZERO;
 }
