@@ -2,9 +2,10 @@
 //!
 //! The outbox is a table, written in the same transaction as the ticket that caused the
 //! mail, so an acknowledgement is never lost to a crash and never sent for a ticket that
-//! was rolled back. The worker claims due rows with a lease, sends them, and marks each
-//! `sent` only once the server accepted it. Temporary failures come back with exponential
-//! back-off; permanent ones (5xx) are marked `failed` and logged.
+//! was rolled back. The worker claims due rows with a lease (renewed while it works),
+//! keeps `concurrency` sends in flight, and marks each row `sent` as soon as the server
+//! accepted it. Temporary failures come back with exponential back-off; permanent ones
+//! (5xx) are marked `failed` and logged.
 
 pub mod smtp;
 pub mod transport;
@@ -20,6 +21,8 @@ use crate::config::OutboxSettings;
 use crate::store::{Millis, OutboxId, OutboxItem, Store, StoreError, now_millis};
 pub use transport::{SendError, Transport};
 
+/// The most rows a worker holds claimed at once (queued and being sent): enough to keep
+/// its connections busy through a backlog, few enough that another worker still gets work.
 const CLAIM_BATCH: u32 = 64;
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
