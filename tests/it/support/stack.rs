@@ -32,6 +32,14 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// PATH with the sbin folders, where Debian puts postfix and dovecot.
+fn sbin_path() -> String {
+    format!(
+        "{}:/usr/sbin:/sbin",
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/mail-stack.sh")
 }
@@ -70,13 +78,7 @@ impl MailStack {
             .env("SMTP_PORT", stack.smtp_port.to_string())
             .env("SUBMISSION_PORT", stack.submission_port.to_string())
             .env("SMTPS_PORT", stack.smtps_port.to_string())
-            .env(
-                "PATH",
-                format!(
-                    "{}:/usr/sbin:/sbin",
-                    std::env::var("PATH").unwrap_or_default()
-                ),
-            )
+            .env("PATH", sbin_path())
             .output()
             .expect("run scripts/mail-stack.sh");
         assert!(
@@ -98,58 +100,31 @@ impl MailStack {
     pub fn pipe_to(&self, address: &str, user: &str, argv: &str) {
         let etc = self.dir.path().join("postfix/etc");
         std::fs::write(etc.join("transport"), format!("{address} helpdesk:\n")).unwrap();
-        let postconf = |args: &[&str]| {
-            let out = Command::new("postconf")
-                .arg("-c")
-                .arg(&etc)
-                .args(args)
-                .env(
-                    "PATH",
-                    format!(
-                        "{}:/usr/sbin:/sbin",
-                        std::env::var("PATH").unwrap_or_default()
-                    ),
-                )
-                .output()
-                .expect("postconf");
-            assert!(
-                out.status.success(),
-                "postconf {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
-        postconf(&[
-            "-e",
-            &format!(
-                "transport_maps = texthash:{}",
-                etc.join("transport").display()
-            ),
-        ]);
-        postconf(&[
-            "-M",
-            &format!("helpdesk/unix=helpdesk unix - n n - - pipe flags=R user={user} argv={argv}"),
-        ]);
+        let maps = format!(
+            "transport_maps = texthash:{}",
+            etc.join("transport").display()
+        );
+        self.postfix(&["conf", "-e", &maps]);
+        let service =
+            format!("helpdesk/unix=helpdesk unix - n n - - pipe flags=R user={user} argv={argv}");
+        self.postfix(&["conf", "-M", &service]);
         self.postfix(&["reload"]);
     }
 
-    /// Runs `postfix -c <etc> ARGS` (or `postqueue`, when the first argument is "queue").
+    /// Runs `postfix -c <etc> ARGS`, or `postqueue`/`postconf` when the first argument is
+    /// "queue"/"conf"; returns its output, panics with its words if it fails.
     pub fn postfix(&self, args: &[&str]) -> String {
         let etc = self.dir.path().join("postfix/etc");
         let (tool, rest) = match args.split_first() {
             Some((&"queue", rest)) => ("postqueue", rest),
+            Some((&"conf", rest)) => ("postconf", rest),
             _ => ("postfix", args),
         };
         let out = Command::new(tool)
             .arg("-c")
             .arg(&etc)
             .args(rest)
-            .env(
-                "PATH",
-                format!(
-                    "{}:/usr/sbin:/sbin",
-                    std::env::var("PATH").unwrap_or_default()
-                ),
-            )
+            .env("PATH", sbin_path())
             .output()
             .expect("postfix");
         assert!(
@@ -323,13 +298,7 @@ impl Drop for MailStack {
             .arg(script())
             .arg("stop")
             .arg(self.dir.path())
-            .env(
-                "PATH",
-                format!(
-                    "{}:/usr/sbin:/sbin",
-                    std::env::var("PATH").unwrap_or_default()
-                ),
-            )
+            .env("PATH", sbin_path())
             .output();
     }
 }
