@@ -19,4 +19,6 @@ pub mod ingest;
 pub mod outbox;
 pub mod pipeline;
 pub mod render;
+pub mod roster;
+pub mod routing;
 pub mod store;

@@ -9,4 +9,4 @@ pub mod ticket;
 pub use email_address::EmailAddress;
 pub use language::Language;
 pub use reference_code::{CodePrefix, ReferenceCode};
-pub use ticket::{TicketStatus, Tier};
+pub use ticket::{Category, Priority, Refusal, TicketStatus, Tier};

@@ -1,4 +1,7 @@
-//! Ticket status and support tier, and the only ways a status may change.
+//! Ticket status, support tier, priority and category, and the only ways a status or a
+//! tier may change: [`TicketStatus::transition`] and [`Tier::escalate`]. Everything that
+//! moves a ticket (mail, the command line, agents' commands, timers) goes through them, so
+//! a closed ticket cannot be "resolved" again by a script and a ticket never escalates down.
 
 use std::fmt;
 use std::str::FromStr;
@@ -27,6 +30,113 @@ pub enum Tier {
     L3Expert,
     #[serde(rename = "L4")]
     L4Vendor,
+}
+
+/// How soon a ticket needs attention. `Ord` is urgency.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    Low,
+    Normal,
+    High,
+    Urgent,
+}
+
+impl Priority {
+    pub const ALL: [Priority; 4] = [Self::Low, Self::Normal, Self::High, Self::Urgent];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Low => "low",
+            Self::Normal => "normal",
+            Self::High => "high",
+            Self::Urgent => "urgent",
+        }
+    }
+}
+
+impl FromStr for Priority {
+    type Err = UnknownValue;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| UnknownValue {
+                kind: "priority",
+                value: s.into(),
+            })
+    }
+}
+
+impl fmt::Display for Priority {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a ticket is about (`printer`, `account`…): a short lower-case id, so that rules,
+/// agents' skills and statistics all name categories the same way.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(transparent)]
+pub struct Category(String);
+
+impl Category {
+    /// The category of a ticket no rule recognised.
+    pub fn general() -> Self {
+        Category("general".into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for Category {
+    type Err = UnknownValue;
+    /// 1 to 40 of `a-z`, `0-9`, `_`, `-`, starting with a letter.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let ok = (1..=40).contains(&s.len())
+            && s.starts_with(|c: char| c.is_ascii_lowercase())
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        if ok {
+            Ok(Category(s.to_string()))
+        } else {
+            Err(UnknownValue {
+                kind: "category",
+                value: s.into(),
+            })
+        }
+    }
+}
+
+impl Default for Category {
+    fn default() -> Self {
+        Category::general()
+    }
+}
+
+impl fmt::Display for Category {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A change a ticket's state does not allow, said in words an operator understands.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Refusal {
+    #[error("the ticket is already {0}")]
+    AlreadyThere(TicketStatus),
+    #[error("a {from} ticket cannot become {to}")]
+    Status { from: TicketStatus, to: TicketStatus },
+    #[error("a ticket at {from} cannot move to {to}: escalation only goes up")]
+    NotUp { from: Tier, to: Tier },
+    #[error("the ticket is at {0}, the highest tier")]
+    TopTier(Tier),
+    #[error("the ticket is closed; reopen it first")]
+    Closed,
+    #[error("{0}")]
+    Other(String),
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -68,6 +178,30 @@ impl TicketStatus {
     pub fn reopens_on_reply(self) -> bool {
         matches!(self, Self::Resolved | Self::Closed)
     }
+
+    /// Whether the ticket still needs work (counts in an agent's load).
+    pub fn is_open(self) -> bool {
+        !matches!(self, Self::Resolved | Self::Closed)
+    }
+
+    /// The only way a ticket's status changes by someone's decision. `reopen` is how a
+    /// resolved or closed ticket comes back; anything else to a status it is already in,
+    /// or out of `closed` but by reopening, is refused.
+    pub fn transition(self, to: TicketStatus) -> Result<TicketStatus, Refusal> {
+        use TicketStatus::*;
+        if self == to {
+            return Err(Refusal::AlreadyThere(self));
+        }
+        match (self, to) {
+            (_, New) => Err(Refusal::Status { from: self, to }),
+            (Closed, Open) | (Resolved, Open) => Ok(to),
+            (Closed, _) => Err(Refusal::Closed),
+            (New | Open | WaitingOnCustomer, Open | WaitingOnCustomer | Resolved | Closed) => Ok(to),
+            (Resolved, Closed) => Ok(to),
+            (Resolved, WaitingOnCustomer) => Err(Refusal::Status { from: self, to }),
+            _ => Err(Refusal::Status { from: self, to }),
+        }
+    }
 }
 
 impl FromStr for TicketStatus {
@@ -97,6 +231,19 @@ impl Tier {
         Self::L3Expert,
         Self::L4Vendor,
     ];
+
+    /// Where a ticket at `self` goes when escalated: `to`, or the next tier up. Refused
+    /// when `to` is not above `self` or there is nothing above.
+    pub fn escalate(self, to: Option<Tier>) -> Result<Tier, Refusal> {
+        match to {
+            Some(to) if to > self => Ok(to),
+            Some(to) => Err(Refusal::NotUp { from: self, to }),
+            None => Self::ALL
+                .into_iter()
+                .find(|t| *t > self)
+                .ok_or(Refusal::TopTier(self)),
+        }
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -157,5 +304,45 @@ mod tests {
     #[test]
     fn tiers_escalate_in_order() {
         assert!(Tier::L1FrontLine < Tier::L2Advanced && Tier::L3Expert < Tier::L4Vendor);
+        assert_eq!(Tier::L1FrontLine.escalate(None), Ok(Tier::L2Advanced));
+        assert_eq!(Tier::L1FrontLine.escalate(Some(Tier::L3Expert)), Ok(Tier::L3Expert));
+        assert_eq!(Tier::L3Expert.escalate(None), Ok(Tier::L4Vendor));
+    }
+
+    #[test]
+    fn escalation_never_goes_down_or_past_the_top() {
+        assert!(matches!(
+            Tier::L2Advanced.escalate(Some(Tier::L1FrontLine)),
+            Err(Refusal::NotUp { .. })
+        ));
+        assert!(Tier::L2Advanced.escalate(Some(Tier::L2Advanced)).is_err());
+        assert_eq!(Tier::L4Vendor.escalate(None), Err(Refusal::TopTier(Tier::L4Vendor)));
+    }
+
+    #[test]
+    fn transitions_refuse_what_a_ticket_cannot_do() {
+        use TicketStatus::*;
+        assert_eq!(Open.transition(Resolved), Ok(Resolved));
+        assert_eq!(New.transition(Resolved), Ok(Resolved));
+        assert_eq!(Resolved.transition(Closed), Ok(Closed));
+        assert_eq!(Resolved.transition(Open), Ok(Open));
+        assert_eq!(Closed.transition(Open), Ok(Open));
+        assert_eq!(Closed.transition(Resolved), Err(Refusal::Closed));
+        assert_eq!(Resolved.transition(Resolved), Err(Refusal::AlreadyThere(Resolved)));
+        assert!(Open.transition(New).is_err());
+        assert!(Resolved.transition(WaitingOnCustomer).is_err());
+    }
+
+    #[test]
+    fn priorities_and_categories_parse_and_refuse_nonsense() {
+        for p in Priority::ALL {
+            assert_eq!(p.as_str().parse::<Priority>().unwrap(), p);
+        }
+        assert!(Priority::Urgent > Priority::High);
+        assert!("asap".parse::<Priority>().is_err());
+        assert_eq!("printer".parse::<Category>().unwrap().as_str(), "printer");
+        for bad in ["", "Printer", "1abc", "a b", &"x".repeat(41)] {
+            assert!(bad.parse::<Category>().is_err(), "{bad:?}");
+        }
     }
 }

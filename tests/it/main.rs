@@ -9,4 +9,5 @@ mod mail_stack;
 mod mta_pipe;
 mod outbox;
 mod pipeline;
+mod routing;
 mod support;
