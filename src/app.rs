@@ -42,6 +42,7 @@ impl App {
             store.clone(),
             renderer,
             config.gateway.clone(),
+            Arc::new(config.desk.clone()),
             wakeup.clone(),
         ));
         let transport =

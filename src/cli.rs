@@ -10,10 +10,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::{self, App};
 use crate::config::Config;
-use crate::domain::{ReferenceCode, TicketStatus};
+use crate::desk::{Command as DeskCommand, CommandError};
+use crate::domain::{Actor, Category, EmailAddress, Priority, ReferenceCode, TicketStatus, Tier};
 use crate::ingest::maildir::MaildirSource;
 use crate::pipeline::SourceRef;
-use crate::store::StoreError;
+use crate::store::{StoreError, TicketFilter};
 
 /// Email helpdesk gateway: files mail sent to the support address as tickets.
 #[derive(Parser, Debug)]
@@ -40,9 +41,19 @@ pub enum Command {
     Run,
     /// File mail from files (or stdin), as the source would, then send what is queued.
     Ingest(IngestArgs),
-    /// Look at tickets.
+    /// Look at tickets and act on them.
     #[command(subcommand)]
     Tickets(TicketsCommand),
+    /// Say what a mail would become (category, priority, tier, rule, assignee) without filing it.
+    Route {
+        /// The mail (RFC 5322); standard input when absent.
+        file: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The roster.
+    #[command(subcommand)]
+    Agents(AgentsCommand),
     /// Check the configuration file and report the first problem.
     CheckConfig,
 }
@@ -67,14 +78,84 @@ pub struct IngestArgs {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum AgentsCommand {
+    /// Each agent with their tiers, categories, languages and open tickets.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Options shared by the commands that change a ticket.
+#[derive(Args, Debug)]
+pub struct ActArgs {
+    /// The ticket's code, e.g. HD-7K3M9QXA.
+    pub code: String,
+    /// Who is acting, as recorded in the ticket's events.
+    #[arg(long = "as", default_value = "cli")]
+    pub actor: String,
+    /// Queue the resulting mail but do not send it now (a running gateway will).
+    #[arg(long)]
+    pub no_send: bool,
+}
+
+#[derive(Subcommand, Debug)]
 pub enum TicketsCommand {
     /// List tickets, oldest first.
     List {
         /// Only tickets in this status (new, open, waiting_on_customer, resolved, closed).
         #[arg(long)]
         status: Option<String>,
+        /// Only tickets at this tier (L0-L4).
+        #[arg(long)]
+        tier: Option<String>,
+        /// Only tickets assigned to this address.
+        #[arg(long)]
+        assignee: Option<String>,
+        #[arg(long)]
+        category: Option<String>,
+        /// low, normal, high or urgent.
+        #[arg(long)]
+        priority: Option<String>,
         #[arg(long)]
         json: bool,
+    },
+    /// Give a ticket to an agent on the roster.
+    Assign {
+        #[command(flatten)]
+        act: ActArgs,
+        /// The agent's address.
+        address: String,
+    },
+    /// Move a ticket up (one tier by default), re-route and re-assign it.
+    Escalate {
+        #[command(flatten)]
+        act: ActArgs,
+        /// The tier to go to (L2-L4).
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Mark a ticket resolved; the customer is told how to reopen it.
+    Resolve {
+        #[command(flatten)]
+        act: ActArgs,
+    },
+    /// Close a ticket.
+    Close {
+        #[command(flatten)]
+        act: ActArgs,
+    },
+    /// Reopen a resolved or closed ticket.
+    Reopen {
+        #[command(flatten)]
+        act: ActArgs,
+    },
+    /// The ticket waits for the customer's answer.
+    Wait {
+        #[command(flatten)]
+        act: ActArgs,
     },
     /// Show one ticket with its messages.
     Show {
@@ -88,6 +169,8 @@ pub enum TicketsCommand {
 const EX_TEMPFAIL: u8 = 75;
 const EX_NOINPUT: u8 = 66;
 const EX_CONFIG: u8 = 78;
+/// A command the ticket's state does not allow (or no such ticket).
+const EX_REFUSED: u8 = 2;
 
 pub async fn main(cli: Cli) -> ExitCode {
     match dispatch(cli).await {
@@ -173,7 +256,143 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Command::Ingest(args) => ingest(&cli.config, args).await,
         Command::Tickets(cmd) => tickets(&cli.config, cmd).await,
+        Command::Route { file, json } => route(&cli.config, file, json).await,
+        Command::Agents(AgentsCommand::List { json }) => agents(&cli.config, json).await,
     }
+}
+
+fn parse_arg<T: std::str::FromStr>(
+    flag: &str,
+    value: Option<String>,
+    hint: &str,
+) -> Result<Option<T>>
+where
+    T::Err: std::fmt::Display,
+{
+    value
+        .map(|v| {
+            v.parse::<T>()
+                .map_err(|e| anyhow::anyhow!("{flag}: {e} ({hint})"))
+        })
+        .transpose()
+}
+
+async fn route(config_path: &Path, file: Option<PathBuf>, json: bool) -> Result<ExitCode> {
+    let config = Config::load(config_path)?;
+    let raw = match &file {
+        Some(f) => std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?,
+        None => {
+            let mut raw = Vec::new();
+            std::io::stdin().read_to_end(&mut raw)?;
+            raw
+        }
+    };
+    let mail =
+        crate::inbound::parse(&raw).map_err(|e| anyhow::anyhow!("cannot read the mail: {e}"))?;
+    let store = app::open_store(&config).await?;
+    let loads = if config.desk.roster.agents().is_empty() {
+        Default::default()
+    } else {
+        store.agent_loads().await?
+    };
+    let preview = crate::desk::decide::preview_route(&mail, &config.gateway, &config.desk, &loads);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&preview)?);
+    } else {
+        println!("category: {}", preview.category);
+        println!("priority: {}", preview.priority);
+        println!("tier:     {}", preview.tier);
+        println!(
+            "rule:     {}",
+            preview.rule.as_deref().unwrap_or("(none: default)")
+        );
+        println!("matched:  {}", preview.matched.join(", "));
+        println!(
+            "assignee: {}",
+            preview.assignee.as_deref().unwrap_or("(nobody)")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn agents(config_path: &Path, json: bool) -> Result<ExitCode> {
+    let config = Config::load(config_path)?;
+    let store = app::open_store(&config).await?;
+    let mut out = Vec::new();
+    for agent in config.desk.roster.agents() {
+        let open = store
+            .list_tickets(&TicketFilter {
+                open_only: true,
+                assignee: Some(agent.address.clone()),
+                ..TicketFilter::default()
+            })
+            .await?;
+        out.push(serde_json::json!({
+            "name": agent.name,
+            "address": agent.address.as_str(),
+            "tiers": agent.tiers,
+            "categories": agent.categories,
+            "languages": agent.languages,
+            "open_tickets": open.len(),
+            "tickets": open.iter().map(|t| serde_json::json!({
+                "code": t.code, "status": t.status, "priority": t.priority, "subject": t.subject,
+            })).collect::<Vec<_>>(),
+        }));
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        for (agent, row) in config.desk.roster.agents().iter().zip(&out) {
+            let tiers: Vec<&str> = agent.tiers.iter().map(|t| t.as_str()).collect();
+            println!(
+                "{} <{}>\t{}\t{} open",
+                agent.name,
+                agent.address,
+                tiers.join(","),
+                row["open_tickets"]
+            );
+            for t in row["tickets"].as_array().into_iter().flatten() {
+                println!(
+                    "    {}\t{}\t{}\t{}",
+                    t["code"].as_str().unwrap_or(""),
+                    t["status"].as_str().unwrap_or(""),
+                    t["priority"].as_str().unwrap_or(""),
+                    t["subject"].as_str().unwrap_or("")
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs one command on a ticket through the pipeline's decide/apply path, then sends what
+/// it queued (unless `--no-send`).
+async fn act(config_path: &Path, act: ActArgs, command: DeskCommand) -> Result<ExitCode> {
+    let config = Config::load(config_path)?;
+    let store = app::open_store(&config).await?;
+    let app = App::build(config, store).await?;
+    let code = ReferenceCode::parse(
+        &app.config.gateway.reference_prefix,
+        act.code.trim_matches(['[', ']']),
+    )?;
+    let actor = match EmailAddress::parse(&act.actor) {
+        Ok(a) if app.config.desk.roster.agent(&a).is_some() => Actor::Agent(a),
+        _ => Actor::Cli(act.actor.clone()),
+    };
+    match app.pipeline.execute(&code, &command, actor).await {
+        Ok(applied) => {
+            println!("{code}\tok\t{} mail queued", applied.queued);
+        }
+        Err(CommandError::Store(e)) => return Err(e.at(&app.config.database_url).into()),
+        Err(e) => {
+            eprintln!("helpdesk: {code}: {e}");
+            return Ok(ExitCode::from(EX_REFUSED));
+        }
+    }
+    if !act.no_send {
+        app.outbox.drain().await?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn init(args: &InitArgs) -> Result<ExitCode> {
@@ -259,26 +478,75 @@ async fn tickets(config_path: &Path, cmd: TicketsCommand) -> Result<ExitCode> {
     let config = Config::load(config_path)?;
     let store = app::open_store(&config).await?;
     match cmd {
-        TicketsCommand::List { status, json } => {
-            let status = match status {
-                Some(s) => Some(s.parse::<TicketStatus>().map_err(|e| {
-                    anyhow::anyhow!(
-                        "--status: {e} (use new, open, waiting_on_customer, resolved or closed)"
-                    )
-                })?),
-                None => None,
+        TicketsCommand::List {
+            status,
+            tier,
+            assignee,
+            category,
+            priority,
+            json,
+        } => {
+            let filter = TicketFilter {
+                status: parse_arg::<TicketStatus>(
+                    "--status",
+                    status,
+                    "use new, open, waiting_on_customer, resolved or closed",
+                )?,
+                open_only: false,
+                tier: parse_arg::<Tier>("--tier", tier, "use L0, L1, L2, L3 or L4")?,
+                assignee: parse_arg::<EmailAddress>("--assignee", assignee, "give an address")?,
+                category: parse_arg::<Category>("--category", category, "e.g. printer")?,
+                priority: parse_arg::<Priority>(
+                    "--priority",
+                    priority,
+                    "use low, normal, high or urgent",
+                )?,
             };
-            let list = store.list_tickets(status).await?;
+            let list = store.list_tickets(&filter).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else {
                 for t in &list {
                     println!(
-                        "{}\t{}\t{}\t{}\t{}\t{}",
-                        t.code, t.status, t.tier, t.messages, t.customer, t.subject
+                        "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                        t.code,
+                        t.status,
+                        t.tier,
+                        t.priority,
+                        t.category,
+                        t.assignee.as_deref().unwrap_or("-"),
+                        t.messages,
+                        t.customer,
+                        t.subject
                     );
                 }
             }
+        }
+        TicketsCommand::Assign { act: a, address } => {
+            let to = EmailAddress::parse(&address).map_err(|e| anyhow::anyhow!("ADDRESS: {e}"))?;
+            drop(store);
+            return act(config_path, a, DeskCommand::Assign(to)).await;
+        }
+        TicketsCommand::Escalate { act: a, to, reason } => {
+            let to = parse_arg::<Tier>("--to", to, "use L2, L3 or L4")?;
+            drop(store);
+            return act(config_path, a, DeskCommand::Escalate { to, reason }).await;
+        }
+        TicketsCommand::Resolve { act: a } => {
+            drop(store);
+            return act(config_path, a, DeskCommand::Resolve).await;
+        }
+        TicketsCommand::Close { act: a } => {
+            drop(store);
+            return act(config_path, a, DeskCommand::Close).await;
+        }
+        TicketsCommand::Reopen { act: a } => {
+            drop(store);
+            return act(config_path, a, DeskCommand::Reopen).await;
+        }
+        TicketsCommand::Wait { act: a } => {
+            drop(store);
+            return act(config_path, a, DeskCommand::Wait).await;
         }
         TicketsCommand::Show { code, json } => {
             let parsed = ReferenceCode::parse(
@@ -296,6 +564,12 @@ async fn tickets(config_path: &Path, cmd: TicketsCommand) -> Result<ExitCode> {
                 println!(
                     "customer: {}   created: {}   updated: {}",
                     s.customer, s.created_at, s.updated_at
+                );
+                println!(
+                    "category: {}   priority: {}   assignee: {}",
+                    s.category,
+                    s.priority,
+                    s.assignee.as_deref().unwrap_or("-")
                 );
                 for m in &detail.messages {
                     println!(

@@ -10,6 +10,9 @@ use serde::Deserialize;
 
 use crate::domain::{CodePrefix, EmailAddress, Language};
 
+mod desk;
+pub use desk::DeskSettings;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error(
@@ -49,6 +52,16 @@ struct RawConfig {
     database: RawDatabase,
     source: RawSource,
     outbox: RawOutbox,
+    #[serde(default)]
+    tiers: std::collections::BTreeMap<String, desk::RawTier>,
+    #[serde(default)]
+    routing: desk::RawRouting,
+    #[serde(default)]
+    agents: Vec<desk::RawAgent>,
+    #[serde(default)]
+    escalation: desk::RawEscalation,
+    #[serde(default)]
+    notifications: desk::RawNotifications,
 }
 
 #[derive(Debug, Deserialize)]
@@ -244,6 +257,7 @@ pub struct Config {
     pub database_url: String,
     pub source: SourceSettings,
     pub outbox: OutboxSettings,
+    pub desk: DeskSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -389,6 +403,16 @@ impl Config {
             default_language,
         };
 
+        let desk = desk::build(
+            desk::RawDesk {
+                tiers: raw.tiers,
+                routing: raw.routing,
+                agents: raw.agents,
+                escalation: raw.escalation,
+                notifications: raw.notifications,
+            },
+            &gateway.support_address,
+        )?;
         let database_url = resolve_sqlite_url(&raw.database.url, base)?;
 
         let source = match raw.source.kind.as_str() {
@@ -591,6 +615,7 @@ impl Config {
 
         Ok(Config {
             gateway,
+            desk,
             database_url,
             source,
             outbox: OutboxSettings {

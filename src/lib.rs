@@ -12,7 +12,9 @@
 
 pub mod app;
 pub mod cli;
+pub mod clock;
 pub mod config;
+pub mod desk;
 pub mod domain;
 pub mod inbound;
 pub mod ingest;

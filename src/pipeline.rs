@@ -6,20 +6,24 @@
 //! checkpoint. Either everything about a mail is committed or nothing is, so a crash
 //! at any point means the mail is read again and filed exactly once.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
 
-use crate::config::GatewaySettings;
-use crate::domain::{Language, ReferenceCode, TicketStatus, Tier};
+use crate::clock::{Clock, SystemClock};
+use crate::config::{DeskSettings, GatewaySettings};
+use crate::desk::decide::{self, Command, CommandSituation, MailSituation, ThreadedBy};
+use crate::desk::{
+    Applied, ApplyContext, CommandError, MailInput, Plan, PlannedOutcome, apply, decide_command,
+    decide_mail,
+};
+use crate::domain::{Actor, ReferenceCode};
 use crate::inbound::{self, InboundMail, MachineKind, ParseFailure, subject};
-use crate::render::{AckContext, Envelope, RenderError, Renderer, Template};
+use crate::render::Renderer;
 use crate::store::{
-    Checkpoint, Direction, MailContent, Millis, NewAttachment, NewEvent, NewMessage, NewOutgoing,
-    NewTicket, ParticipantRole, Store, StoreError, StoreTx, StoredOutcome, TicketId, TicketRef,
-    now_millis,
+    Checkpoint, MailContent, Millis, Store, StoreError, StoreTx, StoredOutcome, TicketId, TicketRef,
 };
 
 /// Where a mail came from, so a re-read of the same mail is recognised.
@@ -90,23 +94,7 @@ impl Processed {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum QuarantineReason {
-    Unparseable(ParseFailure),
-    NoSender,
-    /// The acknowledgement could not be built (e.g. a sender address lettre rejects).
-    Unanswerable(String),
-}
-
-impl QuarantineReason {
-    pub fn describe(&self) -> String {
-        match self {
-            QuarantineReason::Unparseable(f) => format!("unparseable: {f}"),
-            QuarantineReason::NoSender => "no sender address".into(),
-            QuarantineReason::Unanswerable(e) => format!("cannot answer: {e}"),
-        }
-    }
-}
+pub use crate::desk::QuarantineReason;
 
 /// A mail as parsed before any database work.
 struct Read {
@@ -125,13 +113,10 @@ pub struct Pipeline {
     store: Arc<dyn Store>,
     renderer: Arc<Renderer>,
     settings: GatewaySettings,
+    desk: Arc<DeskSettings>,
     outbox_wakeup: Arc<Notify>,
     parser: Parser,
-}
-
-enum Thread {
-    Ticket(TicketRef, &'static str),
-    None,
+    clock: Arc<dyn Clock>,
 }
 
 impl Pipeline {
@@ -139,15 +124,28 @@ impl Pipeline {
         store: Arc<dyn Store>,
         renderer: Arc<Renderer>,
         settings: GatewaySettings,
+        desk: Arc<DeskSettings>,
         outbox_wakeup: Arc<Notify>,
     ) -> Self {
         Self {
             store,
             renderer,
             settings,
+            desk,
             outbox_wakeup,
             parser: inbound::parse,
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// The same pipeline reading the time from `clock` (tests set it).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    pub fn desk(&self) -> &DeskSettings {
+        &self.desk
     }
 
     /// The same pipeline reading mail with `parser` (tests give one that panics, to check
@@ -194,7 +192,7 @@ impl Pipeline {
             if let Some((mailbox, checkpoint)) =
                 mails.iter().rev().find_map(|(s, _)| s.checkpoint.as_ref())
             {
-                tx.set_checkpoint(mailbox, *checkpoint, now_millis())
+                tx.set_checkpoint(mailbox, *checkpoint, self.clock.now())
                     .await?;
             }
             tx.commit().await?;
@@ -256,41 +254,47 @@ impl Pipeline {
         {
             return Ok(Processed::AlreadyProcessed(outcome));
         }
-        let sha = &read.sha;
-        let now = now_millis();
-        let outcome = match &read.parsed {
-            Err(failure) => match tx.message_by_sha(sha).await? {
-                Some(first) => {
-                    self.record_duplicate_raw(tx, source, raw, sha, now).await?;
-                    Processed::Duplicate(first.outcome)
-                }
-                None => {
-                    let reason = QuarantineReason::Unparseable(failure.clone());
-                    self.record_quarantine(tx, source, raw, sha, None, &reason, now)
-                        .await?;
-                    Processed::Quarantined(reason)
-                }
-            },
-            Ok(mail) => self.file(tx, source, raw, sha, mail, now).await?,
+        let now = self.clock.now();
+        let plan = match &read.parsed {
+            Err(failure) => {
+                let earlier = tx.message_by_sha(&read.sha).await?;
+                decide::decide_unreadable(failure, earlier)
+            }
+            Ok(mail) => self.situate_and_decide(tx, mail, &read.sha, now).await?,
         };
+        let input = MailInput {
+            source,
+            raw,
+            sha: &read.sha,
+            parsed: read.parsed.as_ref().ok(),
+        };
+        let applied = apply(tx, &self.apply_context(now), &plan, Some(&input)).await?;
         if write_checkpoint && let Some((mailbox, checkpoint)) = &source.checkpoint {
             tx.set_checkpoint(mailbox, *checkpoint, now).await?;
         }
-        Ok(outcome)
+        Ok(processed(&plan, applied))
     }
 
-    async fn file(
+    fn apply_context(&self, now: Millis) -> ApplyContext<'_> {
+        ApplyContext {
+            renderer: &self.renderer,
+            gateway: &self.settings,
+            roster: &self.desk.roster,
+            now,
+        }
+    }
+
+    /// Gathers what `decide_mail` needs from the store: is it a second delivery, which
+    /// ticket does it thread onto, is the sender on that ticket, how busy are the agents.
+    async fn situate_and_decide(
         &self,
         tx: &mut dyn StoreTx,
-        source: &SourceRef,
-        raw: &[u8],
-        sha: &str,
         mail: &InboundMail,
+        sha: &str,
         now: Millis,
-    ) -> Result<Processed, StoreError> {
+    ) -> Result<Plan, StoreError> {
         let own = [self.settings.support_address.as_str()];
         let machine = inbound::classify(mail, &own);
-
         let earlier = match &mail.message_id {
             Some(id) => {
                 let content = MailContent {
@@ -303,107 +307,49 @@ impl Pipeline {
             }
             None => tx.message_by_sha(sha).await?,
         };
-        if let Some(first) = earlier {
-            let detail = format!("duplicate of message {}", first.row);
-            let record = self.message_record(
-                mail,
-                source,
-                raw,
-                sha,
-                first.ticket,
-                StoredOutcome::Duplicate,
-                Some(&detail),
-                machine,
-                None,
-                now,
-            );
-            tx.insert_message(record).await?;
-            return Ok(Processed::Duplicate(first.outcome));
-        }
-        // Same Message-ID, other content: a different mail from a careless mailer. It is
-        // filed on its own; the collision is recorded so nobody wonders later.
-        let collision = match &mail.message_id {
-            Some(id) => tx.message_id_in_use(id).await?,
-            None => None,
+        let (thread, collision, participant) = if earlier.is_some() {
+            (None, None, false)
+        } else {
+            let collision = match &mail.message_id {
+                Some(id) => tx.message_id_in_use(id).await?,
+                None => None,
+            };
+            let thread = self.thread(tx, mail, machine, now).await?;
+            let participant = match (&thread, &mail.from) {
+                (Some((t, _)), Some(from)) => tx.is_participant(t.id, &from.address).await?,
+                _ => false,
+            };
+            (thread, collision, participant)
         };
-
-        let language = Language::choose(
-            mail.content_language.as_deref(),
-            &format!("{}\n{}", mail.subject, mail.reply_text),
-            self.settings.default_language,
-        );
-
-        let outcome = self
-            .file_new_mail(tx, source, raw, sha, mail, machine, language, now)
-            .await?;
-        if let (Some(earlier), Some(id)) = (collision, &mail.message_id) {
-            tracing::warn!(message_id = %id, earlier, "a different mail reuses a Message-ID; filed on its own");
-            tx.insert_event(NewEvent {
-                ticket: match &outcome {
-                    Processed::Filed { ticket, .. } | Processed::Appended { ticket, .. } => {
-                        Some(*ticket)
-                    }
-                    _ => None,
-                },
-                message: None,
-                kind: "message_id_collision",
-                actor: "gateway",
-                detail: json!({ "message_id": id, "earlier_message": earlier, "outcome": outcome.label() }),
-                at: now,
-            })
-            .await?;
-        }
-        Ok(outcome)
-    }
-
-    /// A mail seen for the first time: threaded onto its ticket, ignored, quarantined, or
-    /// a new ticket.
-    #[allow(clippy::too_many_arguments)]
-    async fn file_new_mail(
-        &self,
-        tx: &mut dyn StoreTx,
-        source: &SourceRef,
-        raw: &[u8],
-        sha: &str,
-        mail: &InboundMail,
-        machine: Option<MachineKind>,
-        language: Language,
-        now: Millis,
-    ) -> Result<Processed, StoreError> {
-        match self.thread(tx, mail, machine).await? {
-            Thread::Ticket(ticket, how) => {
-                self.append(
-                    tx, source, raw, sha, mail, machine, ticket, how, language, now,
-                )
-                .await
+        // Loads are read only when someone may be assigned, and only with a roster.
+        let may_assign = earlier.is_none()
+            && machine.is_none()
+            && (thread.is_none() || thread.as_ref().is_some_and(|(t, _)| !t.status.is_open()));
+        let loads = if may_assign && !self.desk.roster.agents().is_empty() {
+            tx.agent_loads().await?
+        } else {
+            HashMap::new()
+        };
+        let deliverable = match &mail.from {
+            Some(from) => {
+                crate::render::deliverable(&mail.reply_to.as_ref().unwrap_or(from).address)
             }
-            Thread::None => {
-                if let Some(kind) = machine {
-                    let record = self.message_record(
-                        mail,
-                        source,
-                        raw,
-                        sha,
-                        None,
-                        StoredOutcome::Ignored,
-                        Some(kind.as_str()),
-                        machine,
-                        Some(language),
-                        now,
-                    );
-                    tx.insert_message(record).await?;
-                    return Ok(Processed::Ignored(kind));
-                }
-                if mail.from.is_none() {
-                    let reason = QuarantineReason::NoSender;
-                    self.record_quarantine(tx, source, raw, sha, Some(mail), &reason, now)
-                        .await?;
-                    return Ok(Processed::Quarantined(reason));
-                }
-                self.open_ticket(tx, source, raw, sha, mail, language, now)
-                    .await
-            }
-        }
+            None => Ok(()),
+        };
+        let situation = MailSituation {
+            mail,
+            machine,
+            earlier,
+            thread: thread.as_ref().map(|(t, how)| (t, *how)),
+            sender_is_participant: participant,
+            collision,
+            gateway: &self.settings,
+            desk: &self.desk,
+            loads: &loads,
+            deliverable,
+            now,
+        };
+        Ok(decide_mail(&situation))
     }
 
     /// Reference code first, then threading headers, then — only for a mail that says it
@@ -413,12 +359,13 @@ impl Pipeline {
         tx: &mut dyn StoreTx,
         mail: &InboundMail,
         machine: Option<MachineKind>,
-    ) -> Result<Thread, StoreError> {
+        now: Millis,
+    ) -> Result<Option<(TicketRef, ThreadedBy)>, StoreError> {
         if let Some(code) =
             ReferenceCode::find_in_subject(&self.settings.reference_prefix, &mail.subject)
             && let Some(t) = tx.ticket_by_code(&code).await?
         {
-            return Ok(Thread::Ticket(t, "reference_code"));
+            return Ok(Some((t, ThreadedBy::ReferenceCode)));
         }
         let mut ids: Vec<String> = mail.in_reply_to.clone();
         for r in mail.references.iter().rev().take(50) {
@@ -427,7 +374,7 @@ impl Pipeline {
             }
         }
         if let Some(t) = tx.ticket_by_message_ids(&ids).await? {
-            return Ok(Thread::Ticket(t, "references"));
+            return Ok(Some((t, ThreadedBy::References)));
         }
         // Machine mail never threads on subject alone: a list post titled "Re: VPN" must
         // not land on a customer's VPN ticket.
@@ -438,445 +385,60 @@ impl Pipeline {
             let looks_like_reply = analysed.is_reply || !mail.quoted_text.is_empty();
             if looks_like_reply && !analysed.base.is_empty() {
                 let key = subject::thread_key(&mail.subject);
-                let since = now_millis() - SUBJECT_THREADING_WINDOW_MS;
+                let since = now - SUBJECT_THREADING_WINDOW_MS;
                 if let Some(t) = tx.ticket_by_thread_key(&from.address, &key, since).await? {
-                    return Ok(Thread::Ticket(t, "subject"));
+                    return Ok(Some((t, ThreadedBy::Subject)));
                 }
             }
         }
-        Ok(Thread::None)
+        Ok(None)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn append(
+    /// Runs a command on the ticket `code` through the same decide/apply path as mail, in
+    /// one transaction, and wakes the outbox for the mail it queued.
+    pub async fn execute(
         &self,
-        tx: &mut dyn StoreTx,
-        source: &SourceRef,
-        raw: &[u8],
-        sha: &str,
-        mail: &InboundMail,
-        machine: Option<MachineKind>,
-        ticket: TicketRef,
-        how: &str,
-        language: Language,
-        now: Millis,
-    ) -> Result<Processed, StoreError> {
-        // A stranger quoting a valid code is kept on the ticket, marked, and sent nothing;
-        // what to do with them is the agents' call.
-        let participant = match &mail.from {
-            Some(from) => tx.is_participant(ticket.id, &from.address).await?,
-            None => false,
-        };
-        let mut record = self.message_record(
-            mail,
-            source,
-            raw,
-            sha,
-            Some(ticket.id),
-            StoredOutcome::Appended,
-            machine.map(|m| m.as_str()),
-            machine,
-            Some(language),
-            now,
-        );
-        record.from_non_participant = !participant;
-        let message = tx.insert_message(record).await?;
-        self.store_attachments(tx, message, mail).await?;
-        let actor = mail
-            .from
-            .as_ref()
-            .map(|f| f.address.to_string())
-            .unwrap_or_else(|| "unknown".into());
-        tx.insert_event(NewEvent {
-            ticket: Some(ticket.id),
-            message: Some(message),
-            kind: "message_received",
-            actor: &actor,
-            detail: json!({
-                "threaded_by": how,
-                "machine": machine.map(|m| m.as_str()),
-                "from_non_participant": !participant,
-            }),
-            at: now,
-        })
-        .await?;
-
-        // Only a person's mail moves the ticket: an out-of-office must not reopen it.
-        let mut reopened = false;
-        if machine.is_none() {
-            let next = ticket.status.on_customer_reply();
-            reopened = ticket.status.reopens_on_reply();
-            if next != ticket.status {
-                tx.set_ticket_status(ticket.id, next, reopened, now).await?;
-                tx.insert_event(NewEvent {
-                    ticket: Some(ticket.id),
-                    message: Some(message),
-                    kind: if reopened {
-                        "reopened"
-                    } else {
-                        "status_changed"
-                    },
-                    actor: &actor,
-                    detail: json!({ "from": ticket.status.as_str(), "to": next.as_str() }),
-                    at: now,
-                })
-                .await?;
-            } else {
-                tx.touch_ticket(ticket.id, now).await?;
-            }
-        }
-        Ok(Processed::Appended {
-            ticket: ticket.id,
-            code: ticket.code,
-            reopened,
-        })
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn open_ticket(
-        &self,
-        tx: &mut dyn StoreTx,
-        source: &SourceRef,
-        raw: &[u8],
-        sha: &str,
-        mail: &InboundMail,
-        language: Language,
-        now: Millis,
-    ) -> Result<Processed, StoreError> {
-        let Some(from) = &mail.from else {
-            unreachable!("open_ticket is only called for mail with a sender")
-        };
-        let base_subject = subject::analyse(&mail.subject).base;
-        let thread_key = subject::thread_key(&mail.subject);
-        let tier = Tier::L1FrontLine;
-
-        let reply_to = mail.reply_to.as_ref().unwrap_or(from);
-        let mut attempt = 0;
-        let (ticket_id, code, ack) = loop {
-            let code = ReferenceCode::generate(&self.settings.reference_prefix);
-            // Rendered before anything is written, so a mail we cannot answer is
-            // quarantined whole rather than half-filed.
-            let ack = match self.render_ack(mail, &code, &base_subject, reply_to, language) {
-                Ok(ack) => ack,
-                Err(e) => {
-                    let reason = QuarantineReason::Unanswerable(e.to_string());
-                    self.record_quarantine(tx, source, raw, sha, Some(mail), &reason, now)
-                        .await?;
-                    return Ok(Processed::Quarantined(reason));
-                }
-            };
-            let new = NewTicket {
-                code: &code,
-                tier,
-                customer: &from.address,
-                customer_name: from.name.as_deref(),
-                subject: if base_subject.is_empty() {
-                    "(no subject)"
-                } else {
-                    &base_subject
-                },
-                thread_key: &thread_key,
-                language,
-                at: now,
-            };
-            match tx.insert_ticket(new).await {
-                Ok(id) => break (id, code, ack),
-                Err(StoreError::CodeTaken(_)) if attempt < 8 => attempt += 1,
-                Err(e) => return Err(e),
-            }
-        };
-
-        let record = self.message_record(
-            mail,
-            source,
-            raw,
-            sha,
-            Some(ticket_id),
-            StoredOutcome::NewTicket,
-            None,
-            None,
-            Some(language),
-            now,
-        );
-        let message = tx.insert_message(record).await?;
-        self.store_attachments(tx, message, mail).await?;
-        tx.add_participant(ticket_id, &from.address, ParticipantRole::Customer, now)
-            .await?;
-        if reply_to.address != from.address {
-            tx.add_participant(ticket_id, &reply_to.address, ParticipantRole::Customer, now)
-                .await?;
-        }
-        for cc in &mail.cc {
-            if *cc != self.settings.support_address {
-                tx.add_participant(ticket_id, cc, ParticipantRole::Cc, now)
-                    .await?;
-            }
-        }
-        tx.insert_event(NewEvent {
-            ticket: Some(ticket_id),
-            message: Some(message),
-            kind: "created",
-            actor: from.address.as_str(),
-            detail: json!({ "tier": tier.as_str(), "status": TicketStatus::New.as_str(), "language": language.as_str() }),
-            at: now,
-        })
-        .await?;
-
-        let support = self.settings.support_address.to_string();
-        let rcpt = [reply_to.address.to_string()];
-        let ack_row = tx
-            .insert_message(NewMessage {
-                ticket: Some(ticket_id),
-                direction: Direction::Outbound,
-                outcome: StoredOutcome::Outgoing,
-                outcome_detail: Some("acknowledgement"),
-                source_key: None,
-                message_id: Some(&ack.message_id),
-                content_sha256: None,
-                raw: &ack.raw,
-                raw_sha256: &hex::encode(Sha256::digest(&ack.raw)),
-                from_addr: Some(&support),
-                from_name: Some(&self.settings.support_name),
-                reply_to: None,
-                to: rcpt.to_vec(),
-                cc: Vec::new(),
-                subject: &ack.subject,
-                in_reply_to: &mail.message_id.iter().cloned().collect::<Vec<_>>(),
-                references: &[],
-                sent_date: Some(now),
-                body_text: &ack.text,
-                reply_text: &ack.text,
-                quoted_text: "",
-                language: Some(language),
-                machine_kind: None,
-                from_non_participant: false,
-                at: now,
-            })
-            .await?;
-        tx.enqueue(NewOutgoing {
-            ticket: Some(ticket_id),
-            message: ack_row,
-            kind: "acknowledgement",
-            mail_from: &support,
-            rcpt_to: &rcpt,
-            at: now,
-        })
-        .await?;
-        tx.insert_event(NewEvent {
-            ticket: Some(ticket_id),
-            message: Some(ack_row),
-            kind: "acknowledgement_queued",
-            actor: "gateway",
-            detail: json!({ "to": rcpt[0] }),
-            at: now,
-        })
-        .await?;
-        tracing::info!(code = %code, to = %rcpt[0], "ticket opened, acknowledgement queued");
-        Ok(Processed::Filed {
-            ticket: ticket_id,
-            code,
-        })
-    }
-
-    fn render_ack(
-        &self,
-        mail: &InboundMail,
         code: &ReferenceCode,
-        base_subject: &str,
-        to: &inbound::Mailbox,
-        language: Language,
-    ) -> Result<crate::render::Rendered, RenderError> {
-        let ctx = AckContext {
-            code: code.to_string(),
-            tag: code.tag(),
-            subject: crate::render::echoed_subject(if base_subject.is_empty() {
-                &mail.subject
-            } else {
-                base_subject
-            }),
-            customer_name: to.name.clone().unwrap_or_default(),
-            support_name: self.settings.support_name.clone(),
-            support_address: self.settings.support_address.to_string(),
-        };
-        let env = Envelope {
-            from: &self.settings.support_address,
-            from_name: &self.settings.support_name,
-            to: &to.address,
-            to_name: to.name.as_deref(),
-            in_reply_to: mail.message_id.as_deref(),
-            references: &mail.references,
-            language,
-            auto_reply: true,
-        };
-        self.renderer.render(Template::Acknowledgement, &ctx, &env)
-    }
-
-    async fn store_attachments(
-        &self,
-        tx: &mut dyn StoreTx,
-        message: i64,
-        mail: &InboundMail,
-    ) -> Result<(), StoreError> {
-        for a in &mail.attachments {
-            tx.insert_attachment(
-                message,
-                NewAttachment {
-                    filename: a.filename.as_deref(),
-                    content_type: &a.content_type,
-                    content: &a.content,
-                },
-            )
-            .await?;
-        }
-        Ok(())
-    }
-
-    async fn record_duplicate_raw(
-        &self,
-        tx: &mut dyn StoreTx,
-        source: &SourceRef,
-        raw: &[u8],
-        sha: &str,
-        now: Millis,
-    ) -> Result<(), StoreError> {
-        tx.insert_message(bare_record(
-            source,
-            raw,
-            sha,
-            StoredOutcome::Duplicate,
-            Some("same bytes as an earlier mail"),
+        command: &Command,
+        actor: Actor,
+    ) -> Result<Applied, CommandError> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        let ticket = tx
+            .ticket_by_code(code)
+            .await?
+            .ok_or_else(|| CommandError::NoTicket(code.clone()))?;
+        let loads = tx.agent_loads().await?;
+        let plan = decide_command(&CommandSituation {
+            ticket: &ticket,
+            command,
+            actor,
+            gateway: &self.settings,
+            desk: &self.desk,
+            loads: &loads,
             now,
-        ))
-        .await?;
-        Ok(())
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn record_quarantine(
-        &self,
-        tx: &mut dyn StoreTx,
-        source: &SourceRef,
-        raw: &[u8],
-        sha: &str,
-        mail: Option<&InboundMail>,
-        reason: &QuarantineReason,
-        now: Millis,
-    ) -> Result<(), StoreError> {
-        let detail = reason.describe();
-        tracing::warn!(source = source.key.as_deref().unwrap_or("-"), reason = %detail, "mail quarantined");
-        let record = match mail {
-            Some(m) => self.message_record(
-                m,
-                source,
-                raw,
-                sha,
-                None,
-                StoredOutcome::Quarantined,
-                Some(&detail),
-                None,
-                None,
-                now,
-            ),
-            None => bare_record(
-                source,
-                raw,
-                sha,
-                StoredOutcome::Quarantined,
-                Some(&detail),
-                now,
-            ),
-        };
-        let message = tx.insert_message(record).await?;
-        tx.insert_event(NewEvent {
-            ticket: None,
-            message: Some(message),
-            kind: "quarantined",
-            actor: "gateway",
-            detail: json!({ "reason": detail }),
-            at: now,
-        })
-        .await?;
-        Ok(())
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn message_record<'a>(
-        &self,
-        mail: &'a InboundMail,
-        source: &'a SourceRef,
-        raw: &'a [u8],
-        sha: &'a str,
-        ticket: Option<TicketId>,
-        outcome: StoredOutcome,
-        detail: Option<&'a str>,
-        machine: Option<MachineKind>,
-        language: Option<Language>,
-        now: Millis,
-    ) -> NewMessage<'a> {
-        NewMessage {
-            ticket,
-            direction: Direction::Inbound,
-            outcome,
-            outcome_detail: detail,
-            source_key: source.key.as_deref(),
-            message_id: mail.message_id.as_deref(),
-            raw,
-            raw_sha256: sha,
-            from_addr: mail.from.as_ref().map(|f| f.address.as_str()),
-            from_name: mail.from.as_ref().and_then(|f| f.name.as_deref()),
-            reply_to: mail.reply_to.as_ref().map(|f| f.address.as_str()),
-            to: mail.to.iter().map(|a| a.to_string()).collect(),
-            cc: mail.cc.iter().map(|a| a.to_string()).collect(),
-            subject: &mail.subject,
-            in_reply_to: &mail.in_reply_to,
-            references: &mail.references,
-            sent_date: mail.date.map(|d| d * 1000),
-            body_text: &mail.body_text,
-            reply_text: &mail.reply_text,
-            quoted_text: &mail.quoted_text,
-            language,
-            machine_kind: machine.map(|m| m.as_str()),
-            from_non_participant: false,
-            content_sha256: Some(&mail.content_sha256),
-            at: now,
+        })?;
+        let applied = apply(&mut *tx, &self.apply_context(now), &plan, None).await?;
+        tx.commit().await?;
+        if applied.queued > 0 {
+            self.outbox_wakeup.notify_one();
         }
+        Ok(applied)
     }
 }
 
-/// A stored mail we could not read: raw bytes and outcome only.
-fn bare_record<'a>(
-    source: &'a SourceRef,
-    raw: &'a [u8],
-    sha: &'a str,
-    outcome: StoredOutcome,
-    detail: Option<&'a str>,
-    now: Millis,
-) -> NewMessage<'a> {
-    NewMessage {
-        ticket: None,
-        direction: Direction::Inbound,
-        outcome,
-        outcome_detail: detail,
-        source_key: source.key.as_deref(),
-        message_id: None,
-        raw,
-        raw_sha256: sha,
-        from_addr: None,
-        from_name: None,
-        reply_to: None,
-        to: Vec::new(),
-        cc: Vec::new(),
-        subject: "",
-        in_reply_to: &[],
-        references: &[],
-        sent_date: None,
-        body_text: "",
-        reply_text: "",
-        quoted_text: "",
-        language: None,
-        machine_kind: None,
-        from_non_participant: false,
-        content_sha256: None,
-        at: now,
+/// What the caller is told about a filed mail.
+fn processed(plan: &Plan, applied: Applied) -> Processed {
+    match (&plan.outcome, applied.ticket) {
+        (PlannedOutcome::NewTicket, Some((ticket, code))) => Processed::Filed { ticket, code },
+        (PlannedOutcome::Appended { reopened }, Some((ticket, code))) => Processed::Appended {
+            ticket,
+            code,
+            reopened: *reopened,
+        },
+        (PlannedOutcome::Duplicate(o), _) => Processed::Duplicate(*o),
+        (PlannedOutcome::Ignored(k), _) => Processed::Ignored(*k),
+        (PlannedOutcome::Quarantined(r), _) => Processed::Quarantined(r.clone()),
+        (outcome, ticket) => unreachable!("plan outcome {outcome:?} applied as {ticket:?}"),
     }
 }

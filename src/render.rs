@@ -17,18 +17,38 @@ use serde::Serialize;
 use crate::domain::{EmailAddress, Language};
 use crate::inbound::parse::LOOP_HEADER;
 
-/// The messages the gateway knows how to write.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The messages the gateway knows how to write. The name is also the `kind` of the
+/// outgoing mail in the outbox and in `tickets show --json`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Template {
+    /// To the customer, for a new ticket.
     Acknowledgement,
+    /// To the agent given a ticket (or the tier's shared address): the whole thread.
+    AgentNotification,
+    /// To the assignee when the customer writes again: the new text.
+    AgentFollowUp,
+    /// To the agent a ticket was taken from: one line.
+    AgentReassigned,
+    /// To the customer when the ticket changes in a way that matters to them.
+    StatusUpdate,
 }
 
 impl Template {
-    pub const ALL: [Template; 1] = [Template::Acknowledgement];
+    pub const ALL: [Template; 5] = [
+        Template::Acknowledgement,
+        Template::AgentNotification,
+        Template::AgentFollowUp,
+        Template::AgentReassigned,
+        Template::StatusUpdate,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Template::Acknowledgement => "acknowledgement",
+            Template::AgentNotification => "agent_notification",
+            Template::AgentFollowUp => "agent_follow_up",
+            Template::AgentReassigned => "agent_reassigned",
+            Template::StatusUpdate => "status_update",
         }
     }
 }
@@ -70,6 +90,14 @@ fn builtin_templates() -> Vec<(&'static str, &'static str)> {
     let sets = [
         builtin!("en", "acknowledgement"),
         builtin!("fr", "acknowledgement"),
+        builtin!("en", "agent_notification"),
+        builtin!("fr", "agent_notification"),
+        builtin!("en", "agent_follow_up"),
+        builtin!("fr", "agent_follow_up"),
+        builtin!("en", "agent_reassigned"),
+        builtin!("fr", "agent_reassigned"),
+        builtin!("en", "status_update"),
+        builtin!("fr", "status_update"),
         [
             "en/footer.txt.hbs",
             include_str!("../templates/en/footer.txt.hbs"),
@@ -110,16 +138,79 @@ pub struct Renderer {
     html: Handlebars<'static>,
 }
 
-/// What a template may use. Adding a field here is how a template gets a new variable.
-#[derive(Serialize, Clone, Debug)]
-pub struct AckContext {
+/// What every template may use; the same fields for all, so a custom template can show
+/// anything the gateway knows. Adding a field here is how a template gets a new variable.
+#[derive(Serialize, Clone, Debug, Default)]
+pub struct MailContext {
     pub code: String,
     /// `[HD-7K3M9QXA]`, as it must stay in the subject of every reply.
     pub tag: String,
     pub subject: String,
     pub customer_name: String,
+    pub customer_address: String,
     pub support_name: String,
     pub support_address: String,
+    /// Whom this mail is for: the agent's or the customer's name.
+    pub recipient_name: String,
+    pub tier: String,
+    /// "Niveau 2 – support avancé", in the mail's language.
+    pub tier_label: String,
+    pub category: String,
+    pub priority: String,
+    pub status: String,
+    /// The agent who has the ticket now; empty while unassigned.
+    pub assignee_name: String,
+    /// For `status_update`: assigned, escalated, waiting, resolved, closed or reopened.
+    pub change: String,
+    /// Why the ticket moved (escalation reason, rule), when there is one.
+    pub reason: String,
+    /// For `agent_follow_up`: what the customer wrote this time, and who.
+    pub new_text: String,
+    pub new_text_from: String,
+    pub reopened: bool,
+    pub attachments: Vec<AttachmentLine>,
+    /// For `agent_notification`: every message so far, oldest first.
+    pub thread: Vec<ThreadItem>,
+}
+
+#[derive(Serialize, Clone, Debug, PartialEq, Eq)]
+pub struct ThreadItem {
+    pub author: String,
+    pub date: String,
+    pub text: String,
+    pub attachments: Vec<AttachmentLine>,
+}
+
+#[derive(Serialize, Clone, Debug, PartialEq, Eq)]
+pub struct AttachmentLine {
+    pub name: String,
+    /// "12.5 KB"
+    pub size: String,
+}
+
+impl AttachmentLine {
+    pub fn new(name: Option<&str>, bytes: u64) -> Self {
+        let size = if bytes < 1024 {
+            format!("{bytes} B")
+        } else if bytes < 1024 * 1024 {
+            format!("{:.1} KB", bytes as f64 / 1024.0)
+        } else {
+            format!("{:.1} MB", bytes as f64 / (1024.0 * 1024.0))
+        };
+        AttachmentLine {
+            name: name.unwrap_or("(no name)").to_string(),
+            size,
+        }
+    }
+}
+
+/// How a mail marks itself as automatic (RFC 3834), so well-behaved responders stay quiet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AutoSubmitted {
+    /// An answer to someone's mail (the acknowledgement).
+    Replied,
+    /// Sent on the gateway's own initiative (notifications, status mail).
+    Generated,
 }
 
 /// A rendered mail ready for the outbox.
@@ -139,8 +230,7 @@ pub struct Envelope<'a> {
     pub in_reply_to: Option<&'a str>,
     pub references: &'a [String],
     pub language: Language,
-    /// Marks the mail as automatic (RFC 3834) so well-behaved responders stay quiet.
-    pub auto_reply: bool,
+    pub auto_submitted: AutoSubmitted,
 }
 
 impl Renderer {
@@ -240,17 +330,19 @@ impl Renderer {
                 HeaderName::new_from_ascii_str("Content-Language"),
                 env.language.as_str().into(),
             ));
-        if env.auto_reply {
-            builder = builder
-                .raw_header(HeaderValue::new(
-                    HeaderName::new_from_ascii_str("Auto-Submitted"),
-                    "auto-replied".into(),
-                ))
-                .raw_header(HeaderValue::new(
-                    HeaderName::new_from_ascii_str("X-Auto-Response-Suppress"),
-                    "All".into(),
-                ));
-        }
+        let auto_submitted = match env.auto_submitted {
+            AutoSubmitted::Replied => "auto-replied",
+            AutoSubmitted::Generated => "auto-generated",
+        };
+        builder = builder
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("Auto-Submitted"),
+                auto_submitted.into(),
+            ))
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("X-Auto-Response-Suppress"),
+                "All".into(),
+            ));
         let parent = env.in_reply_to.filter(|id| usable_message_id(id));
         if let Some(parent) = parent {
             builder = builder.in_reply_to(format!("<{parent}>"));
@@ -297,6 +389,17 @@ impl Renderer {
     }
 }
 
+/// Whether mail can be written to `address`: our mail library refuses some addresses our
+/// parser accepts (quoted local parts with odd characters). Checked before a ticket is
+/// opened, so such a mail is quarantined whole rather than half-answered.
+pub fn deliverable(address: &EmailAddress) -> Result<(), String> {
+    address
+        .as_str()
+        .parse::<lettre::Address>()
+        .map(|_| ())
+        .map_err(|e| format!("address {address}: {e}"))
+}
+
 /// The longest subject of someone else's that we repeat: a stranger must not be able to
 /// make the gateway mail out 100 KB of their text.
 pub const ECHOED_SUBJECT_MAX_CHARS: usize = 200;
@@ -338,14 +441,34 @@ fn new_message_id(from: &EmailAddress) -> String {
 mod tests {
     use super::*;
 
-    fn ctx() -> AckContext {
-        AckContext {
+    fn ctx() -> MailContext {
+        MailContext {
             code: "HD-7K3M9QXA".into(),
             tag: "[HD-7K3M9QXA]".into(),
             subject: "\"printer\" & co <urgent>".into(),
             customer_name: "Marie".into(),
+            customer_address: "marie@example.fr".into(),
             support_name: "Support".into(),
             support_address: "support@example.test".into(),
+            recipient_name: "Alice Martin".into(),
+            tier: "L2".into(),
+            tier_label: "Niveau 2 – support avancé".into(),
+            category: "printer".into(),
+            priority: "high".into(),
+            status: "open".into(),
+            assignee_name: "Alice Martin".into(),
+            change: "escalated".into(),
+            reason: "reopened twice".into(),
+            new_text: "Toujours en panne.".into(),
+            new_text_from: "Marie <marie@example.fr>".into(),
+            reopened: true,
+            attachments: vec![AttachmentLine::new(Some("photo.jpg"), 12_800)],
+            thread: vec![ThreadItem {
+                author: "Marie <marie@example.fr>".into(),
+                date: "2026-11-23 09:14 UTC".into(),
+                text: "L'imprimante fait un bourrage.".into(),
+                attachments: vec![AttachmentLine::new(Some("photo.jpg"), 12_800)],
+            }],
         }
     }
 
@@ -368,7 +491,7 @@ mod tests {
                     in_reply_to: Some("abc@example.fr"),
                     references: &[],
                     language,
-                    auto_reply: true,
+                    auto_submitted: AutoSubmitted::Replied,
                 };
                 let mail = r.render(template, &ctx(), &env).unwrap();
                 assert!(
@@ -381,6 +504,80 @@ mod tests {
                 assert!(raw.contains("In-Reply-To: <abc@example.fr>"));
                 assert!(raw.contains("X-Helpdesk-Loop: support@example.test"));
             }
+        }
+    }
+
+    #[test]
+    fn every_status_change_has_its_own_sentence_in_both_languages() {
+        let r = Renderer::new(None).unwrap();
+        for language in Language::ALL {
+            let mut seen = std::collections::HashSet::new();
+            for change in [
+                "assigned",
+                "escalated",
+                "waiting",
+                "resolved",
+                "closed",
+                "reopened",
+            ] {
+                let mut c = ctx();
+                c.change = change.into();
+                let text = r
+                    .part(Template::StatusUpdate, language, Part::Text, &c)
+                    .unwrap();
+                assert!(
+                    seen.insert(text.clone()),
+                    "{language} {change}: same text as another change"
+                );
+                let html = r
+                    .part(Template::StatusUpdate, language, Part::Html, &c)
+                    .unwrap();
+                assert!(html.contains("HD-7K3M9QXA"), "{html}");
+            }
+            let escalated = {
+                let mut c = ctx();
+                c.change = "escalated".into();
+                r.part(Template::StatusUpdate, language, Part::Text, &c)
+                    .unwrap()
+            };
+            assert!(
+                escalated.contains("Niveau 2 – support avancé"),
+                "{escalated}"
+            );
+        }
+    }
+
+    #[test]
+    fn templates_render_with_an_unassigned_ticket_and_an_empty_thread() {
+        let r = Renderer::new(None).unwrap();
+        let bare = MailContext {
+            code: "HD-7K3M9QXA".into(),
+            tag: "[HD-7K3M9QXA]".into(),
+            ..MailContext::default()
+        };
+        for template in Template::ALL {
+            for language in Language::ALL {
+                for part in Part::ALL {
+                    r.part(template, language, part, &bare)
+                        .unwrap_or_else(|e| panic!("{template:?} {language}: {e}"));
+                }
+            }
+        }
+        let text = r
+            .part(
+                Template::AgentNotification,
+                Language::En,
+                Part::Text,
+                &ctx(),
+            )
+            .unwrap();
+        for needle in [
+            "L'imprimante fait un bourrage.",
+            "photo.jpg, 12.5 KB",
+            "Marie <marie@example.fr>, 2026-11-23 09:14 UTC",
+            "printer",
+        ] {
+            assert!(text.contains(needle), "{needle} missing from {text}");
         }
     }
 
@@ -408,7 +605,7 @@ mod tests {
                 in_reply_to: Some(&huge_id),
                 references: &refs,
                 language: Language::En,
-                auto_reply: true,
+                auto_submitted: AutoSubmitted::Replied,
             };
             let mail = r.render(Template::Acknowledgement, &context, &env).unwrap();
             let raw = String::from_utf8(mail.raw).unwrap();

@@ -57,7 +57,9 @@ pub enum Assignee {
     Agent(EmailAddress),
     /// Nobody on the roster fits: the ticket stays unassigned and the tier's shared address
     /// (if it has one) is told.
-    Unassigned { tier_address: Option<EmailAddress> },
+    Unassigned {
+        tier_address: Option<EmailAddress>,
+    },
 }
 
 #[derive(Clone, Debug, Default)]
@@ -176,8 +178,18 @@ mod tests {
         );
         Roster::new(
             vec![
-                agent("Alice", &[Tier::L1FrontLine, Tier::L2Advanced], &[], &[Language::Fr, Language::En]),
-                agent("Bob", &[Tier::L1FrontLine], &["printer", "hardware"], &[Language::Fr]),
+                agent(
+                    "Alice",
+                    &[Tier::L1FrontLine, Tier::L2Advanced],
+                    &[],
+                    &[Language::Fr, Language::En],
+                ),
+                agent(
+                    "Bob",
+                    &[Tier::L1FrontLine],
+                    &["printer", "hardware"],
+                    &[Language::Fr],
+                ),
                 agent("Carol", &[Tier::L1FrontLine], &[], &[Language::En]),
                 agent("Dan", &[Tier::L2Advanced], &["security"], &[]),
             ],
@@ -192,7 +204,13 @@ mod tests {
         }
     }
 
-    fn chosen(r: &Roster, tier: Tier, cat: &str, lang: Language, loads: &HashMap<EmailAddress, Load>) -> String {
+    fn chosen(
+        r: &Roster,
+        tier: Tier,
+        cat: &str,
+        lang: Language,
+        loads: &HashMap<EmailAddress, Load>,
+    ) -> String {
         match r.choose(tier, &cat.parse().unwrap(), lang, loads, None) {
             Assignee::Agent(a) => a.to_string(),
             Assignee::Unassigned { tier_address } => format!("unassigned {tier_address:?}"),
@@ -205,9 +223,15 @@ mod tests {
         let mut loads = HashMap::new();
         loads.insert(addr("alice@example.com"), load(3, Some(10)));
         loads.insert(addr("bob@example.com"), load(1, Some(20)));
-        assert_eq!(chosen(&r, Tier::L1FrontLine, "printer", Language::Fr, &loads), "bob@example.com");
+        assert_eq!(
+            chosen(&r, Tier::L1FrontLine, "printer", Language::Fr, &loads),
+            "bob@example.com"
+        );
         loads.insert(addr("bob@example.com"), load(5, Some(20)));
-        assert_eq!(chosen(&r, Tier::L1FrontLine, "printer", Language::Fr, &loads), "alice@example.com");
+        assert_eq!(
+            chosen(&r, Tier::L1FrontLine, "printer", Language::Fr, &loads),
+            "alice@example.com"
+        );
     }
 
     #[test]
@@ -215,16 +239,28 @@ mod tests {
         let r = roster();
         let loads = HashMap::new();
         // Bob does printers but not accounts; Carol speaks no French.
-        assert_eq!(chosen(&r, Tier::L1FrontLine, "account", Language::Fr, &loads), "alice@example.com");
+        assert_eq!(
+            chosen(&r, Tier::L1FrontLine, "account", Language::Fr, &loads),
+            "alice@example.com"
+        );
         let mut loads = HashMap::new();
         loads.insert(addr("alice@example.com"), load(9, None));
-        assert_eq!(chosen(&r, Tier::L1FrontLine, "account", Language::En, &loads), "carol@example.com");
+        assert_eq!(
+            chosen(&r, Tier::L1FrontLine, "account", Language::En, &loads),
+            "carol@example.com"
+        );
         // Dan lists no language: he takes anyone's security ticket.
         loads.insert(addr("alice@example.com"), load(0, None));
         loads.insert(addr("dan@example.com"), load(0, Some(5)));
-        assert_eq!(chosen(&r, Tier::L2Advanced, "security", Language::En, &loads), "alice@example.com");
+        assert_eq!(
+            chosen(&r, Tier::L2Advanced, "security", Language::En, &loads),
+            "alice@example.com"
+        );
         loads.insert(addr("alice@example.com"), load(1, None));
-        assert_eq!(chosen(&r, Tier::L2Advanced, "security", Language::En, &loads), "dan@example.com");
+        assert_eq!(
+            chosen(&r, Tier::L2Advanced, "security", Language::En, &loads),
+            "dan@example.com"
+        );
     }
 
     #[test]
@@ -235,7 +271,10 @@ mod tests {
             chosen(&r, Tier::L3Expert, "general", Language::Fr, &loads),
             "unassigned Some(EmailAddress(\"n3@example.com\"))"
         );
-        assert_eq!(chosen(&r, Tier::L4Vendor, "general", Language::Fr, &loads), "unassigned None");
+        assert_eq!(
+            chosen(&r, Tier::L4Vendor, "general", Language::Fr, &loads),
+            "unassigned None"
+        );
     }
 
     #[test]
@@ -265,16 +304,34 @@ mod tests {
         let r = roster();
         let loads = HashMap::new();
         let alice = addr("alice@example.com");
-        let got = r.choose(Tier::L2Advanced, &"security".parse().unwrap(), Language::Fr, &loads, Some(&alice));
+        let got = r.choose(
+            Tier::L2Advanced,
+            &"security".parse().unwrap(),
+            Language::Fr,
+            &loads,
+            Some(&alice),
+        );
         assert_eq!(got, Assignee::Agent(addr("dan@example.com")));
-        let got = r.choose(Tier::L2Advanced, &"network".parse().unwrap(), Language::Fr, &loads, Some(&alice));
+        let got = r.choose(
+            Tier::L2Advanced,
+            &"network".parse().unwrap(),
+            Language::Fr,
+            &loads,
+            Some(&alice),
+        );
         assert_eq!(got, Assignee::Agent(alice));
     }
 
     #[test]
     fn tier_labels_default_per_language() {
         let r = roster();
-        assert_eq!(r.tier_label(Tier::L2Advanced, Language::Fr), "Niveau 2 – support avancé");
-        assert_eq!(r.tier_label(Tier::L2Advanced, Language::En), "Level 2 – advanced support");
+        assert_eq!(
+            r.tier_label(Tier::L2Advanced, Language::Fr),
+            "Niveau 2 – support avancé"
+        );
+        assert_eq!(
+            r.tier_label(Tier::L2Advanced, Language::En),
+            "Level 2 – advanced support"
+        );
     }
 }

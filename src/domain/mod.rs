@@ -2,11 +2,13 @@
 //! the gateway never handles an unchecked code, address, status or tier.
 
 pub mod email_address;
+pub mod event;
 pub mod language;
 pub mod reference_code;
 pub mod ticket;
 
 pub use email_address::EmailAddress;
+pub use event::{Actor, EventKind};
 pub use language::Language;
 pub use reference_code::{CodePrefix, ReferenceCode};
 pub use ticket::{Category, Priority, Refusal, TicketStatus, Tier};

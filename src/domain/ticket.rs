@@ -128,7 +128,10 @@ pub enum Refusal {
     #[error("the ticket is already {0}")]
     AlreadyThere(TicketStatus),
     #[error("a {from} ticket cannot become {to}")]
-    Status { from: TicketStatus, to: TicketStatus },
+    Status {
+        from: TicketStatus,
+        to: TicketStatus,
+    },
     #[error("a ticket at {from} cannot move to {to}: escalation only goes up")]
     NotUp { from: Tier, to: Tier },
     #[error("the ticket is at {0}, the highest tier")]
@@ -196,7 +199,9 @@ impl TicketStatus {
             (_, New) => Err(Refusal::Status { from: self, to }),
             (Closed, Open) | (Resolved, Open) => Ok(to),
             (Closed, _) => Err(Refusal::Closed),
-            (New | Open | WaitingOnCustomer, Open | WaitingOnCustomer | Resolved | Closed) => Ok(to),
+            (New | Open | WaitingOnCustomer, Open | WaitingOnCustomer | Resolved | Closed) => {
+                Ok(to)
+            }
             (Resolved, Closed) => Ok(to),
             (Resolved, WaitingOnCustomer) => Err(Refusal::Status { from: self, to }),
             _ => Err(Refusal::Status { from: self, to }),
@@ -305,7 +310,10 @@ mod tests {
     fn tiers_escalate_in_order() {
         assert!(Tier::L1FrontLine < Tier::L2Advanced && Tier::L3Expert < Tier::L4Vendor);
         assert_eq!(Tier::L1FrontLine.escalate(None), Ok(Tier::L2Advanced));
-        assert_eq!(Tier::L1FrontLine.escalate(Some(Tier::L3Expert)), Ok(Tier::L3Expert));
+        assert_eq!(
+            Tier::L1FrontLine.escalate(Some(Tier::L3Expert)),
+            Ok(Tier::L3Expert)
+        );
         assert_eq!(Tier::L3Expert.escalate(None), Ok(Tier::L4Vendor));
     }
 
@@ -316,7 +324,10 @@ mod tests {
             Err(Refusal::NotUp { .. })
         ));
         assert!(Tier::L2Advanced.escalate(Some(Tier::L2Advanced)).is_err());
-        assert_eq!(Tier::L4Vendor.escalate(None), Err(Refusal::TopTier(Tier::L4Vendor)));
+        assert_eq!(
+            Tier::L4Vendor.escalate(None),
+            Err(Refusal::TopTier(Tier::L4Vendor))
+        );
     }
 
     #[test]
@@ -328,7 +339,10 @@ mod tests {
         assert_eq!(Resolved.transition(Open), Ok(Open));
         assert_eq!(Closed.transition(Open), Ok(Open));
         assert_eq!(Closed.transition(Resolved), Err(Refusal::Closed));
-        assert_eq!(Resolved.transition(Resolved), Err(Refusal::AlreadyThere(Resolved)));
+        assert_eq!(
+            Resolved.transition(Resolved),
+            Err(Refusal::AlreadyThere(Resolved))
+        );
         assert!(Open.transition(New).is_err());
         assert!(Resolved.transition(WaitingOnCustomer).is_err());
     }

@@ -61,6 +61,12 @@ pub struct InboundMail {
     pub quoted_text: String,
     pub attachments: Vec<Attachment>,
     pub signals: MachineSignals,
+    /// Where the mail was delivered (`Delivered-To`, `X-Original-To`): the support address
+    /// it was sent to when `To` names only a list or a Bcc hid it.
+    pub delivered_to: Vec<EmailAddress>,
+    /// The header fields as written (name, unfolded value), for routing rules on headers.
+    /// At most [`KEPT_HEADERS`], values cut to 1000 characters.
+    pub headers: Vec<(String, String)>,
     /// SHA-256 of sender, subject and body text: what makes two mails with one Message-ID
     /// the same mail (transport headers such as `Received` may differ between copies).
     pub content_sha256: String,
@@ -143,9 +149,31 @@ pub fn parse(raw: &[u8]) -> Result<InboundMail, ParseFailure> {
         body_text,
         attachments: attachments(&msg),
         signals,
+        delivered_to: msg
+            .headers_raw()
+            .filter(|(n, _)| {
+                n.eq_ignore_ascii_case("Delivered-To") || n.eq_ignore_ascii_case("X-Original-To")
+            })
+            .filter_map(|(_, v)| {
+                EmailAddress::parse(v.trim().trim_start_matches('<').trim_end_matches('>')).ok()
+            })
+            .collect(),
+        headers: msg
+            .headers_raw()
+            .take(KEPT_HEADERS)
+            .map(|(n, v)| {
+                let text = clean_header_text(v);
+                let cut = text.char_indices().nth(1000).map_or(text.len(), |(i, _)| i);
+                (n.to_string(), text[..cut].to_string())
+            })
+            .collect(),
         content_sha256,
     })
 }
+
+/// How many header fields a mail keeps for routing: real mail has 20 to 60; a hostile one
+/// with 100,000 costs no more than this.
+pub const KEPT_HEADERS: usize = 200;
 
 /// Headers must be ASCII or UTF-8, yet old clients write raw ISO-8859-x or the body's
 /// charset. Lines that are not valid UTF-8 are re-encoded from the message's declared

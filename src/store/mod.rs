@@ -10,7 +10,12 @@ pub mod sqlite;
 use async_trait::async_trait;
 use serde::Serialize;
 
-use crate::domain::{EmailAddress, Language, ReferenceCode, TicketStatus, Tier};
+use std::collections::HashMap;
+
+use crate::domain::{
+    Actor, Category, EmailAddress, EventKind, Language, Priority, ReferenceCode, TicketStatus, Tier,
+};
+use crate::roster::Load;
 
 pub type TicketId = i64;
 pub type MessageRowId = i64;
@@ -95,19 +100,28 @@ pub fn now_millis() -> Millis {
     chrono::Utc::now().timestamp_millis()
 }
 
-/// The part of a ticket the pipeline decides on.
-#[derive(Clone, Debug)]
+/// The part of a ticket that decisions are made on.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TicketRef {
     pub id: TicketId,
     pub code: ReferenceCode,
     pub status: TicketStatus,
+    pub tier: Tier,
+    pub category: Category,
+    pub priority: Priority,
+    pub assignee: Option<EmailAddress>,
     pub customer: EmailAddress,
+    pub customer_name: Option<String>,
+    pub subject: String,
     pub language: Language,
+    pub reopen_count: u32,
 }
 
 pub struct NewTicket<'a> {
     pub code: &'a ReferenceCode,
     pub tier: Tier,
+    pub category: &'a Category,
+    pub priority: Priority,
     pub customer: &'a EmailAddress,
     pub customer_name: Option<&'a str>,
     pub subject: &'a str,
@@ -232,8 +246,8 @@ pub struct NewAttachment<'a> {
 pub struct NewEvent<'a> {
     pub ticket: Option<TicketId>,
     pub message: Option<MessageRowId>,
-    pub kind: &'a str,
-    pub actor: &'a str,
+    pub kind: EventKind,
+    pub actor: &'a Actor,
     pub detail: serde_json::Value,
     pub at: Millis,
 }
@@ -253,6 +267,28 @@ pub struct MailContent<'a> {
     pub from: Option<&'a str>,
     pub subject: &'a str,
     pub body_text: &'a str,
+}
+
+/// One message of a ticket's conversation as an agent reads it: the new text only.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ThreadEntry {
+    pub from: Option<String>,
+    pub from_name: Option<String>,
+    pub at: Millis,
+    pub text: String,
+    pub attachments: Vec<AttachmentView>,
+}
+
+/// Which tickets `list_tickets` returns; every field given must hold.
+#[derive(Clone, Debug, Default)]
+pub struct TicketFilter {
+    pub status: Option<TicketStatus>,
+    /// Only tickets still needing work (not resolved or closed).
+    pub open_only: bool,
+    pub tier: Option<Tier>,
+    pub assignee: Option<EmailAddress>,
+    pub category: Option<Category>,
+    pub priority: Option<Priority>,
 }
 
 /// A mail the outbox worker has claimed and must now send.
@@ -281,6 +317,11 @@ pub struct TicketSummary {
     pub customer_name: Option<String>,
     pub subject: String,
     pub language: Language,
+    pub category: Category,
+    pub priority: Priority,
+    /// The agent's address; `null` while unassigned.
+    pub assignee: Option<String>,
+    pub participants: Vec<String>,
     pub messages: i64,
     pub reopen_count: i64,
     pub created_at: String,
@@ -290,6 +331,9 @@ pub struct TicketSummary {
 #[derive(Clone, Debug, Serialize)]
 pub struct MessageView {
     pub direction: String,
+    /// For outbound mail: `acknowledgement`, `agent_notification`, `agent_follow_up`,
+    /// `agent_reassigned`, `status_update`; `null` for inbound mail.
+    pub kind: Option<String>,
     pub from: Option<String>,
     pub to: Vec<String>,
     pub subject: String,
@@ -305,7 +349,7 @@ pub struct MessageView {
     pub received_at: String,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct AttachmentView {
     pub filename: Option<String>,
     pub content_type: String,
@@ -386,6 +430,25 @@ pub trait StoreTx: Send {
         since: Millis,
     ) -> Result<Option<TicketRef>, StoreError>;
     async fn insert_ticket(&mut self, ticket: NewTicket<'_>) -> Result<TicketId, StoreError>;
+    async fn set_tier(&mut self, id: TicketId, tier: Tier, at: Millis) -> Result<(), StoreError>;
+    /// `None` leaves the ticket unassigned.
+    async fn set_assignee(
+        &mut self,
+        id: TicketId,
+        assignee: Option<&EmailAddress>,
+        at: Millis,
+    ) -> Result<(), StoreError>;
+    /// Every assignee's open tickets and last assignment, for the roster to choose.
+    async fn agent_loads(&mut self) -> Result<HashMap<EmailAddress, Load>, StoreError>;
+    /// The conversation so far, oldest first: people's inbound mail and agents' replies.
+    async fn thread(&mut self, ticket: TicketId) -> Result<Vec<ThreadEntry>, StoreError>;
+    /// Message-IDs of the ticket's mail from or to `with`, oldest first (the last ten), so
+    /// that a new mail to them continues the thread in their client.
+    async fn thread_message_ids(
+        &mut self,
+        ticket: TicketId,
+        with: &EmailAddress,
+    ) -> Result<Vec<String>, StoreError>;
     async fn set_ticket_status(
         &mut self,
         id: TicketId,
@@ -461,10 +524,8 @@ pub trait Store: Send + Sync {
     /// Rows still to send (pending or sending), and the earliest time one is due.
     async fn outbox_backlog(&self) -> Result<(i64, Option<Millis>), StoreError>;
 
-    async fn list_tickets(
-        &self,
-        status: Option<TicketStatus>,
-    ) -> Result<Vec<TicketSummary>, StoreError>;
+    async fn list_tickets(&self, filter: &TicketFilter) -> Result<Vec<TicketSummary>, StoreError>;
+    async fn agent_loads(&self) -> Result<HashMap<EmailAddress, Load>, StoreError>;
     async fn ticket_detail(&self, code: &ReferenceCode)
     -> Result<Option<TicketDetail>, StoreError>;
 }

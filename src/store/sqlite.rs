@@ -155,24 +155,70 @@ impl Drop for ImmediateTx {
     }
 }
 
-const TICKET_REF_COLUMNS: &str = "t.id, t.code, t.status, t.customer, t.language";
+const TICKET_REF_COLUMNS: &str = "t.id, t.code, t.status, t.tier, t.category, t.priority, t.assignee, \
+     t.customer, t.customer_name, t.subject, t.language, t.reopen_count";
+
+/// A stored value that does not parse: the database was edited by hand or by a newer gateway.
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+fn parsed<T: FromStr>(row: &SqliteRow, column: &str) -> Result<T, StoreError>
+where
+    T::Err: std::fmt::Display,
+{
+    let text: String = row.try_get(column)?;
+    text.parse()
+        .map_err(|e| corrupt(format!("{column} {text:?}: {e}")))
+}
+
+fn address(text: &str) -> Result<EmailAddress, StoreError> {
+    EmailAddress::parse(text).map_err(corrupt)
+}
 
 fn ticket_ref(row: &SqliteRow) -> Result<TicketRef, StoreError> {
-    let status: String = row.try_get("status")?;
     let customer: String = row.try_get("customer")?;
-    let language: String = row.try_get("language")?;
+    let assignee: Option<String> = row.try_get("assignee")?;
     Ok(TicketRef {
         id: row.try_get("id")?,
         code: ReferenceCode::from_stored(row.try_get("code")?),
-        status: status
-            .parse()
-            .map_err(|e| StoreError::Corrupt(format!("{e}")))?,
-        customer: EmailAddress::parse(&customer)
-            .map_err(|e| StoreError::Corrupt(format!("{e}")))?,
-        language: language
-            .parse()
-            .map_err(|e| StoreError::Corrupt(format!("{e}")))?,
+        status: parsed(row, "status")?,
+        tier: parsed(row, "tier")?,
+        category: parsed(row, "category")?,
+        priority: parsed(row, "priority")?,
+        assignee: assignee.as_deref().map(address).transpose()?,
+        customer: address(&customer)?,
+        customer_name: row.try_get("customer_name")?,
+        subject: row.try_get("subject")?,
+        language: parsed(row, "language")?,
+        reopen_count: row.try_get::<i64, _>("reopen_count")?.max(0) as u32,
     })
+}
+
+/// Open tickets per assignee and when each was last given one.
+async fn agent_loads(
+    conn: &mut SqliteConnection,
+) -> Result<HashMap<EmailAddress, Load>, StoreError> {
+    let mut loads: HashMap<EmailAddress, Load> = HashMap::new();
+    let open: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT assignee, COUNT(*) FROM tickets WHERE assignee IS NOT NULL \
+         AND status NOT IN ('resolved', 'closed') GROUP BY assignee",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    for (a, n) in open {
+        loads.entry(address(&a)?).or_default().open_tickets = n.max(0) as u32;
+    }
+    let last: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT assignee, MAX(assigned_at) FROM tickets WHERE assignee IS NOT NULL \
+         AND assigned_at IS NOT NULL GROUP BY assignee",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    for (a, at) in last {
+        loads.entry(address(&a)?).or_default().last_assigned_at = Some(at);
+    }
+    Ok(loads)
 }
 
 fn earlier((row, ticket, outcome): (i64, Option<i64>, String)) -> Result<EarlierMail, StoreError> {
@@ -343,11 +389,13 @@ impl StoreTx for SqliteTx {
     async fn insert_ticket(&mut self, t: NewTicket<'_>) -> Result<TicketId, StoreError> {
         // ON CONFLICT keeps a code collision from aborting the surrounding transaction.
         let row = sqlx::query(
-            "INSERT INTO tickets (code, status, tier, customer, customer_name, subject, thread_key, language, created_at, updated_at) \
-             VALUES (?, 'new', ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (code) DO NOTHING RETURNING id",
+            "INSERT INTO tickets (code, status, tier, category, priority, customer, customer_name, subject, thread_key, language, created_at, updated_at) \
+             VALUES (?, 'new', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (code) DO NOTHING RETURNING id",
         )
         .bind(t.code.as_str())
         .bind(t.tier.as_str())
+        .bind(t.category.as_str())
+        .bind(t.priority.as_str())
         .bind(t.customer.as_str())
         .bind(t.customer_name)
         .bind(t.subject)
@@ -383,6 +431,98 @@ impl StoreTx for SqliteTx {
         .execute(&mut *self.tx)
         .await?;
         Ok(())
+    }
+
+    async fn set_tier(&mut self, id: TicketId, tier: Tier, at: Millis) -> Result<(), StoreError> {
+        sqlx::query("UPDATE tickets SET tier = ?, updated_at = ? WHERE id = ?")
+            .bind(tier.as_str())
+            .bind(at)
+            .bind(id)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn set_assignee(
+        &mut self,
+        id: TicketId,
+        assignee: Option<&EmailAddress>,
+        at: Millis,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE tickets SET assignee = ?, assigned_at = CASE WHEN ? IS NULL THEN assigned_at ELSE ? END, \
+             updated_at = ? WHERE id = ?",
+        )
+        .bind(assignee.map(|a| a.as_str()))
+        .bind(assignee.map(|a| a.as_str()))
+        .bind(at)
+        .bind(at)
+        .bind(id)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn agent_loads(&mut self) -> Result<HashMap<EmailAddress, Load>, StoreError> {
+        agent_loads(&mut self.tx).await
+    }
+
+    async fn thread(&mut self, ticket: TicketId) -> Result<Vec<ThreadEntry>, StoreError> {
+        let rows: Vec<(i64, Option<String>, Option<String>, i64, String)> = sqlx::query_as(
+            "SELECT id, from_addr, from_name, received_at, reply_text FROM messages \
+             WHERE ticket_id = ? AND machine_kind IS NULL AND ( \
+               (direction = 'inbound' AND outcome IN ('new_ticket', 'appended')) \
+               OR (direction = 'outbound' AND outcome_detail = 'agent_reply')) \
+             ORDER BY id",
+        )
+        .bind(ticket)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (id, from, from_name, at, text) in rows {
+            let attachments = sqlx::query_as::<_, (Option<String>, String, i64)>(
+                "SELECT filename, content_type, size FROM attachments WHERE message_id = ? ORDER BY id",
+            )
+            .bind(id)
+            .fetch_all(&mut *self.tx)
+            .await?
+            .into_iter()
+            .map(|(filename, content_type, size)| AttachmentView {
+                filename,
+                content_type,
+                size,
+            })
+            .collect();
+            out.push(ThreadEntry {
+                from,
+                from_name,
+                at,
+                text,
+                attachments,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn thread_message_ids(
+        &mut self,
+        ticket: TicketId,
+        with: &EmailAddress,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut ids: Vec<(String,)> = sqlx::query_as(
+            "SELECT message_id FROM messages m WHERE ticket_id = ? AND message_id IS NOT NULL \
+             AND outcome <> 'duplicate' AND ( \
+               (direction = 'inbound' AND from_addr = ?) \
+               OR (direction = 'outbound' AND EXISTS (SELECT 1 FROM json_each(m.to_addrs) WHERE value = ?))) \
+             ORDER BY id DESC LIMIT 10",
+        )
+        .bind(ticket)
+        .bind(with.as_str())
+        .bind(with.as_str())
+        .fetch_all(&mut *self.tx)
+        .await?;
+        ids.reverse();
+        Ok(ids.into_iter().map(|(id,)| id).collect())
     }
 
     async fn touch_ticket(&mut self, id: TicketId, at: Millis) -> Result<(), StoreError> {
@@ -448,11 +588,12 @@ impl StoreTx for SqliteTx {
     }
 
     async fn insert_event(&mut self, e: NewEvent<'_>) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO events (ticket_id, message_row, kind, actor, detail, at) VALUES (?, ?, ?, ?, ?, ?)")
+        sqlx::query("INSERT INTO events (ticket_id, message_row, kind, actor_kind, actor, detail, at) VALUES (?, ?, ?, ?, ?, ?, ?)")
             .bind(e.ticket)
             .bind(e.message)
-            .bind(e.kind)
-            .bind(e.actor)
+            .bind(e.kind.as_str())
+            .bind(e.actor.kind())
+            .bind(e.actor.name())
             .bind(e.detail.to_string())
             .bind(e.at)
             .execute(&mut *self.tx)
@@ -505,21 +646,19 @@ impl StoreTx for SqliteTx {
 }
 
 fn summary(row: &SqliteRow) -> Result<TicketSummary, StoreError> {
-    let corrupt = |e: crate::domain::ticket::UnknownValue| StoreError::Corrupt(e.to_string());
+    let participants: String = row.try_get("participants")?;
     Ok(TicketSummary {
         code: row.try_get("code")?,
-        status: row
-            .try_get::<String, _>("status")?
-            .parse()
-            .map_err(corrupt)?,
-        tier: row.try_get::<String, _>("tier")?.parse().map_err(corrupt)?,
+        status: parsed(row, "status")?,
+        tier: parsed(row, "tier")?,
         customer: row.try_get("customer")?,
         customer_name: row.try_get("customer_name")?,
         subject: row.try_get("subject")?,
-        language: row
-            .try_get::<String, _>("language")?
-            .parse()
-            .map_err(corrupt)?,
+        language: parsed(row, "language")?,
+        category: parsed(row, "category")?,
+        priority: parsed(row, "priority")?,
+        assignee: row.try_get("assignee")?,
+        participants: serde_json::from_str(&participants).map_err(corrupt)?,
         messages: row.try_get("message_count")?,
         reopen_count: row.try_get("reopen_count")?,
         created_at: format_millis(row.try_get("created_at")?),
@@ -528,8 +667,11 @@ fn summary(row: &SqliteRow) -> Result<TicketSummary, StoreError> {
 }
 
 const SUMMARY_SELECT: &str = "SELECT t.code, t.status, t.tier, t.customer, t.customer_name, t.subject, t.language, \
-     t.reopen_count, t.created_at, t.updated_at, \
-     (SELECT COUNT(*) FROM messages m WHERE m.ticket_id = t.id) AS message_count FROM tickets t";
+     t.category, t.priority, t.assignee, t.reopen_count, t.created_at, t.updated_at, \
+     (SELECT COUNT(*) FROM messages m WHERE m.ticket_id = t.id) AS message_count, \
+     (SELECT json_group_array(address) FROM (SELECT address FROM ticket_participants p \
+        WHERE p.ticket_id = t.id ORDER BY p.added_at, p.address)) AS participants \
+     FROM tickets t";
 
 #[async_trait]
 impl Store for SqliteStore {
@@ -691,8 +833,8 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?;
             sqlx::query(
-                "INSERT INTO events (ticket_id, message_row, kind, actor, detail, at) \
-                 SELECT ticket_id, message_row, 'mail_sent', 'gateway', json_object('outbox', id, 'kind', kind), ? \
+                "INSERT INTO events (ticket_id, message_row, kind, actor_kind, actor, detail, at) \
+                 SELECT ticket_id, message_row, 'mail_sent', 'gateway', 'gateway', json_object('outbox', id, 'kind', kind), ? \
                  FROM outbox WHERE id = ?",
             )
             .bind(at)
@@ -729,8 +871,8 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await?;
         sqlx::query(
-            "INSERT INTO events (ticket_id, message_row, kind, actor, detail, at) \
-             SELECT ticket_id, message_row, 'mail_failed', 'gateway', json_object('outbox', id, 'error', ?), ? FROM outbox WHERE id = ?",
+            "INSERT INTO events (ticket_id, message_row, kind, actor_kind, actor, detail, at) \
+             SELECT ticket_id, message_row, 'mail_failed', 'gateway', 'gateway', json_object('outbox', id, 'error', ?), ? FROM outbox WHERE id = ?",
         )
         .bind(error)
         .bind(at)
@@ -751,27 +893,49 @@ impl Store for SqliteStore {
         Ok((count, next))
     }
 
-    async fn list_tickets(
-        &self,
-        status: Option<TicketStatus>,
-    ) -> Result<Vec<TicketSummary>, StoreError> {
-        let rows = match status {
-            Some(st) => {
-                let sql =
-                    format!("{SUMMARY_SELECT} WHERE t.status = ? ORDER BY t.created_at, t.id");
-                sqlx::query(AssertSqlSafe(sql))
-                    .bind(st.as_str())
-                    .fetch_all(&self.pool)
-                    .await?
-            }
-            None => {
-                let sql = format!("{SUMMARY_SELECT} ORDER BY t.created_at, t.id");
-                sqlx::query(AssertSqlSafe(sql))
-                    .fetch_all(&self.pool)
-                    .await?
-            }
+    async fn list_tickets(&self, filter: &TicketFilter) -> Result<Vec<TicketSummary>, StoreError> {
+        let mut conditions = Vec::new();
+        let mut values: Vec<String> = Vec::new();
+        if let Some(st) = filter.status {
+            conditions.push("t.status = ?");
+            values.push(st.as_str().into());
+        }
+        if filter.open_only {
+            conditions.push("t.status NOT IN ('resolved', 'closed')");
+        }
+        if let Some(tier) = filter.tier {
+            conditions.push("t.tier = ?");
+            values.push(tier.as_str().into());
+        }
+        if let Some(a) = &filter.assignee {
+            conditions.push("t.assignee = ?");
+            values.push(a.to_string());
+        }
+        if let Some(c) = &filter.category {
+            conditions.push("t.category = ?");
+            values.push(c.to_string());
+        }
+        if let Some(p) = filter.priority {
+            conditions.push("t.priority = ?");
+            values.push(p.as_str().into());
+        }
+        let filter_sql = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", conditions.join(" AND "))
         };
+        let sql = format!("{SUMMARY_SELECT}{filter_sql} ORDER BY t.created_at, t.id");
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for v in values {
+            query = query.bind(v);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
         rows.iter().map(summary).collect()
+    }
+
+    async fn agent_loads(&self) -> Result<HashMap<EmailAddress, Load>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        agent_loads(&mut conn).await
     }
 
     async fn ticket_detail(
@@ -809,8 +973,14 @@ impl Store for SqliteStore {
             .map(|(filename, content_type, size)| AttachmentView { filename, content_type, size })
             .collect();
             let to: String = r.try_get("to_addrs")?;
+            let direction: String = r.try_get("direction")?;
             messages.push(MessageView {
-                direction: r.try_get("direction")?,
+                kind: if direction == "outbound" {
+                    r.try_get("outcome_detail")?
+                } else {
+                    None
+                },
+                direction,
                 from: r.try_get("from_addr")?,
                 to: serde_json::from_str(&to).unwrap_or_default(),
                 subject: r.try_get("subject")?,

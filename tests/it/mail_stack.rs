@@ -113,7 +113,13 @@ async fn customer_mail_becomes_a_ticket_and_replies_thread_onto_it() {
     shutdown.cancel();
     running.await.unwrap().unwrap();
 
-    let tickets = desk.app.pipeline.store().list_tickets(None).await.unwrap();
+    let tickets = desk
+        .app
+        .pipeline
+        .store()
+        .list_tickets(&Default::default())
+        .await
+        .unwrap();
     assert_eq!(tickets.len(), 1, "one ticket for the whole conversation");
     assert_eq!(tickets[0].code, code);
     assert_eq!(

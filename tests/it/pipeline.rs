@@ -70,7 +70,14 @@ async fn a_customer_reply_reopens_a_resolved_ticket() {
         1
     );
     assert_eq!(
-        desk.count("SELECT COUNT(*) FROM outbox").await,
+        desk.count("SELECT COUNT(*) FROM outbox WHERE kind = 'status_update'")
+            .await,
+        1,
+        "the customer is told the ticket is open again"
+    );
+    assert_eq!(
+        desk.count("SELECT COUNT(*) FROM outbox WHERE kind = 'acknowledgement'")
+            .await,
         1,
         "no second acknowledgement"
     );
@@ -388,6 +395,7 @@ async fn a_mail_that_crashes_the_parser_is_quarantined_and_the_next_one_is_filed
         app.pipeline.store().clone(),
         std::sync::Arc::new(helpdesk::render::Renderer::new(None).unwrap()),
         app.config.gateway.clone(),
+        std::sync::Arc::new(app.config.desk.clone()),
         std::sync::Arc::new(tokio::sync::Notify::new()),
     )
     .with_parser(|_| panic!("a dependency's bug"));

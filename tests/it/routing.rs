@@ -10,7 +10,10 @@ fn customer_requests_route_to_the_expected_category_priority_and_tier() {
     let rules = Rules::new(Vec::new(), true);
     let mut total = 0;
     let mut wrong = Vec::new();
-    for line in table.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+    for line in table
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
         let cols: Vec<&str> = line.split('\t').collect();
         assert_eq!(cols.len(), 5, "malformed row: {line}");
         let input = RouteInput {
@@ -26,10 +29,16 @@ fn customer_requests_route_to_the_expected_category_priority_and_tier() {
         let got_row = format!("{}\t{}\t{}", got.category, got.priority, got.tier);
         let want_row = cols[2..].join("\t");
         if got_row != want_row {
-            wrong.push(format!("{} | {}: got {got_row} ({:?}), want {want_row}", cols[0], cols[1], got.matched));
+            wrong.push(format!(
+                "{} | {}: got {got_row} ({:?}), want {want_row}",
+                cols[0], cols[1], got.matched
+            ));
         }
     }
     println!("routing table: {}/{} correct", total - wrong.len(), total);
-    assert!(total >= 40, "the table must hold at least 40 requests, has {total}");
+    assert!(
+        total >= 40,
+        "the table must hold at least 40 requests, has {total}"
+    );
     assert!(wrong.is_empty(), "misrouted:\n{}", wrong.join("\n"));
 }

@@ -4,7 +4,10 @@
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use helpdesk::domain::{EmailAddress, ReferenceCode, TicketStatus};
+use std::collections::HashMap;
+
+use helpdesk::domain::{EmailAddress, ReferenceCode, TicketStatus, Tier};
+use helpdesk::roster::Load;
 use helpdesk::store::*;
 
 pub struct FlakyStore {
@@ -126,6 +129,30 @@ impl StoreTx for FlakyTx {
     ) -> Result<(), StoreError> {
         self.inner.set_checkpoint(mb, c, at).await
     }
+    async fn set_tier(&mut self, id: TicketId, t: Tier, at: Millis) -> Result<(), StoreError> {
+        self.inner.set_tier(id, t, at).await
+    }
+    async fn set_assignee(
+        &mut self,
+        id: TicketId,
+        a: Option<&EmailAddress>,
+        at: Millis,
+    ) -> Result<(), StoreError> {
+        self.inner.set_assignee(id, a, at).await
+    }
+    async fn agent_loads(&mut self) -> Result<HashMap<EmailAddress, Load>, StoreError> {
+        self.inner.agent_loads().await
+    }
+    async fn thread(&mut self, t: TicketId) -> Result<Vec<ThreadEntry>, StoreError> {
+        self.inner.thread(t).await
+    }
+    async fn thread_message_ids(
+        &mut self,
+        t: TicketId,
+        with: &EmailAddress,
+    ) -> Result<Vec<String>, StoreError> {
+        self.inner.thread_message_ids(t, with).await
+    }
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
         self.inner.commit().await
     }
@@ -188,11 +215,11 @@ impl Store for FlakyStore {
     async fn outbox_backlog(&self) -> Result<(i64, Option<Millis>), StoreError> {
         self.inner.outbox_backlog().await
     }
-    async fn list_tickets(
-        &self,
-        s: Option<TicketStatus>,
-    ) -> Result<Vec<TicketSummary>, StoreError> {
-        self.inner.list_tickets(s).await
+    async fn list_tickets(&self, f: &TicketFilter) -> Result<Vec<TicketSummary>, StoreError> {
+        self.inner.list_tickets(f).await
+    }
+    async fn agent_loads(&self) -> Result<HashMap<EmailAddress, Load>, StoreError> {
+        self.inner.agent_loads().await
     }
     async fn ticket_detail(&self, c: &ReferenceCode) -> Result<Option<TicketDetail>, StoreError> {
         self.inner.ticket_detail(c).await

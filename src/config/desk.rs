@@ -1,0 +1,263 @@
+//! The desk's organisation in `helpdesk.toml`: tiers, routing rules, the roster, escalation
+//! and who is told what. Checked here once, so an unknown tier or a rule without a
+//! condition is an error naming its key, not a ticket routed nowhere.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Deserialize;
+
+use super::{ConfigError, invalid};
+use crate::domain::{Category, EmailAddress, Language, Priority, Tier};
+use crate::roster::{Agent, Roster, TierSettings};
+use crate::routing::{Rule, RuleSpec, Rules};
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTier {
+    address: Option<String>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRouting {
+    #[serde(default = "yes")]
+    builtin_rules: bool,
+    #[serde(default)]
+    rules: Vec<RawRule>,
+}
+
+impl Default for RawRouting {
+    fn default() -> Self {
+        RawRouting {
+            builtin_rules: true,
+            rules: Vec::new(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRule {
+    name: Option<String>,
+    #[serde(default)]
+    keywords: Vec<String>,
+    #[serde(default)]
+    senders: Vec<String>,
+    #[serde(default)]
+    to: Vec<String>,
+    has_attachment: Option<bool>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    category: String,
+    priority: Option<String>,
+    tier: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAgent {
+    name: String,
+    address: String,
+    tiers: Vec<String>,
+    #[serde(default)]
+    categories: Vec<String>,
+    #[serde(default)]
+    languages: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawEscalation {
+    #[serde(default = "default_reopen_threshold")]
+    reopen_threshold: u32,
+}
+
+impl Default for RawEscalation {
+    fn default() -> Self {
+        RawEscalation {
+            reopen_threshold: default_reopen_threshold(),
+        }
+    }
+}
+
+fn default_reopen_threshold() -> u32 {
+    2
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawNotifications {
+    /// Tell the customer the name of the agent who took the ticket.
+    #[serde(default)]
+    customer_on_assignment: bool,
+}
+
+/// Everything that decides where a ticket goes and who hears of it.
+#[derive(Debug, Clone, Default)]
+pub struct DeskSettings {
+    pub rules: Rules,
+    pub roster: Roster,
+    /// Reopenings after which a ticket escalates by itself (0: never).
+    pub reopen_threshold: u32,
+    pub notify_customer_on_assignment: bool,
+}
+
+pub(super) struct RawDesk {
+    pub tiers: BTreeMap<String, RawTier>,
+    pub routing: RawRouting,
+    pub agents: Vec<RawAgent>,
+    pub escalation: RawEscalation,
+    pub notifications: RawNotifications,
+}
+
+fn tier(key: &str, value: &str) -> Result<Tier, ConfigError> {
+    value.parse().map_err(|_| {
+        invalid(
+            key,
+            format!("{value:?} is not a tier"),
+            "use L0, L1, L2, L3 or L4",
+        )
+    })
+}
+
+fn category(key: &str, value: &str) -> Result<Category, ConfigError> {
+    value.parse().map_err(|_| {
+        invalid(
+            key,
+            format!("{value:?} is not a category id"),
+            "use lower-case letters, digits, - or _, starting with a letter (e.g. \"printer\")",
+        )
+    })
+}
+
+fn language(key: &str, value: &str) -> Result<Language, ConfigError> {
+    value.parse().map_err(|_| {
+        invalid(
+            key,
+            format!("{value:?} is not a language the gateway writes"),
+            "use \"fr\" or \"en\"",
+        )
+    })
+}
+
+fn address(key: &str, value: &str) -> Result<EmailAddress, ConfigError> {
+    EmailAddress::parse(value).map_err(|_| {
+        invalid(
+            key,
+            format!("{value:?} is not an e-mail address"),
+            "write an address such as \"alice@example.com\"",
+        )
+    })
+}
+
+pub(super) fn build(raw: RawDesk, support: &EmailAddress) -> Result<DeskSettings, ConfigError> {
+    let mut tiers = BTreeMap::new();
+    for (name, t) in raw.tiers {
+        let key = format!("tiers.{name}");
+        let level = tier(&key, &name)?;
+        let mut labels = BTreeMap::new();
+        for (lang, label) in t.labels {
+            labels.insert(language(&format!("{key}.labels.{lang}"), &lang)?, label);
+        }
+        let address = match t.address {
+            Some(a) => Some(address(&format!("{key}.address"), &a)?),
+            None => None,
+        };
+        tiers.insert(level, TierSettings { labels, address });
+    }
+
+    let mut rules = Vec::new();
+    for (i, r) in raw.routing.rules.into_iter().enumerate() {
+        let key = format!("routing.rules[{i}]");
+        let spec = RuleSpec {
+            name: r.name.unwrap_or_else(|| format!("rule {}", i + 1)),
+            keywords: r.keywords,
+            senders: r.senders,
+            to: r.to,
+            has_attachment: r.has_attachment,
+            headers: r.headers,
+            category: category(&format!("{key}.category"), &r.category)?,
+            priority: match r.priority {
+                Some(p) => Some(p.parse::<Priority>().map_err(|_| {
+                    invalid(
+                        &format!("{key}.priority"),
+                        format!("{p:?} is not a priority"),
+                        "use low, normal, high or urgent",
+                    )
+                })?),
+                None => None,
+            },
+            tier: match r.tier {
+                Some(t) => Some(tier(&format!("{key}.tier"), &t)?),
+                None => None,
+            },
+        };
+        rules.push(Rule::new(spec).map_err(|e| {
+            invalid(
+                &key,
+                e.to_string(),
+                "give keywords, senders, to, has_attachment or headers",
+            )
+        })?);
+    }
+
+    let mut agents = Vec::new();
+    let mut seen = BTreeSet::new();
+    for (i, a) in raw.agents.into_iter().enumerate() {
+        let key = format!("agents[{i}]");
+        let addr = address(&format!("{key}.address"), &a.address)?;
+        if addr == *support {
+            return Err(invalid(
+                &format!("{key}.address"),
+                "is the support address",
+                "give the agent's own mailbox; mail from the support address is the gateway's own",
+            ));
+        }
+        if !seen.insert(addr.clone()) {
+            return Err(invalid(
+                &format!("{key}.address"),
+                format!("{addr} is listed twice"),
+                "keep one [[agents]] entry per person",
+            ));
+        }
+        if a.tiers.is_empty() {
+            return Err(invalid(
+                &format!("{key}.tiers"),
+                "empty",
+                "list the tiers this agent works in, e.g. [\"L1\"]",
+            ));
+        }
+        agents.push(Agent {
+            name: a.name,
+            address: addr,
+            tiers: a
+                .tiers
+                .iter()
+                .map(|t| tier(&format!("{key}.tiers"), t))
+                .collect::<Result<_, _>>()?,
+            categories: a
+                .categories
+                .iter()
+                .map(|c| category(&format!("{key}.categories"), c))
+                .collect::<Result<_, _>>()?,
+            languages: a
+                .languages
+                .iter()
+                .map(|l| language(&format!("{key}.languages"), l))
+                .collect::<Result<_, _>>()?,
+        });
+    }
+
+    Ok(DeskSettings {
+        rules: Rules::new(rules, raw.routing.builtin_rules),
+        roster: Roster::new(agents, tiers),
+        reopen_threshold: raw.escalation.reopen_threshold,
+        notify_customer_on_assignment: raw.notifications.customer_on_assignment,
+    })
+}

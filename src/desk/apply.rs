@@ -1,0 +1,452 @@
+//! The only writer of plans: one plan, in order, inside the caller's transaction.
+//!
+//! Mail is rendered here, with the ticket as it is at that point of the plan (after the
+//! assignment that precedes a notification), so a template always shows the new state. A
+//! template that fails to render (a broken custom file) costs that one mail, recorded as a
+//! `mail_not_rendered` event; it never costs the customer's mail or jams the mailbox.
+
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::*;
+use crate::config::GatewaySettings;
+use crate::inbound::InboundMail;
+use crate::pipeline::SourceRef;
+use crate::render::{Envelope, MailContext, Renderer, ThreadItem};
+use crate::roster::Roster;
+use crate::store::{
+    Direction, Millis, NewAttachment, NewEvent, NewMessage, NewOutgoing, NewTicket, StoreError,
+    StoreTx, format_millis,
+};
+
+pub struct ApplyContext<'a> {
+    pub renderer: &'a Renderer,
+    pub gateway: &'a GatewaySettings,
+    pub roster: &'a Roster,
+    pub now: Millis,
+}
+
+/// The mail a plan files, when it files one.
+pub struct MailInput<'a> {
+    pub source: &'a SourceRef,
+    pub raw: &'a [u8],
+    pub sha: &'a str,
+    /// `None` for a mail that could not be parsed.
+    pub parsed: Option<&'a InboundMail>,
+}
+
+/// What was written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Applied {
+    pub ticket: Option<Written>,
+    /// Outgoing mails queued.
+    pub queued: usize,
+}
+
+/// The ticket as the plan has changed it so far.
+struct Facts {
+    id: TicketId,
+    code: ReferenceCode,
+    subject: String,
+    customer: EmailAddress,
+    customer_name: Option<String>,
+    status: TicketStatus,
+    tier: Tier,
+    category: String,
+    priority: String,
+    assignee: Option<EmailAddress>,
+}
+
+/// How many fresh codes to try when a generated one is taken (35 random bits: a
+/// collision is rare; eight in a row means something else is wrong).
+const CODE_ATTEMPTS: usize = 8;
+
+pub async fn apply(
+    tx: &mut dyn StoreTx,
+    ctx: &ApplyContext<'_>,
+    plan: &Plan,
+    mail: Option<&MailInput<'_>>,
+) -> Result<Applied, StoreError> {
+    let now = ctx.now;
+    let mut facts = match &plan.ticket {
+        PlanTicket::None => None,
+        PlanTicket::Existing(t) => Some(Facts {
+            id: t.id,
+            code: t.code.clone(),
+            subject: t.subject.clone(),
+            customer: t.customer.clone(),
+            customer_name: t.customer_name.clone(),
+            status: t.status,
+            tier: t.tier,
+            category: t.category.to_string(),
+            priority: t.priority.to_string(),
+            assignee: t.assignee.clone(),
+        }),
+        PlanTicket::New(new) => Some(open_ticket(tx, ctx, new, now).await?),
+    };
+    let ticket_id = facts.as_ref().map(|f| f.id);
+    let mut filed_row = None;
+    let mut queued = 0;
+    for effect in &plan.effects {
+        match effect {
+            Effect::FileMail(filing) => {
+                let mail = mail.expect("a plan that files a mail is applied with that mail");
+                let row = file_mail(tx, mail, ticket_id, filing, now).await?;
+                filed_row = Some(row);
+            }
+            Effect::AddParticipant(address, role) => {
+                let id = ticket_id.expect("participants belong to a ticket");
+                tx.add_participant(id, address, *role, now).await?;
+            }
+            Effect::SetStatus { to, reopened } => {
+                let f = facts.as_mut().expect("a status belongs to a ticket");
+                tx.set_ticket_status(f.id, *to, *reopened, now).await?;
+                f.status = *to;
+            }
+            Effect::ChangeTier(tier) => {
+                let f = facts.as_mut().expect("a tier belongs to a ticket");
+                tx.set_tier(f.id, *tier, now).await?;
+                f.tier = *tier;
+            }
+            Effect::Assign(agent) => {
+                let f = facts.as_mut().expect("an assignment belongs to a ticket");
+                tx.set_assignee(f.id, agent.as_ref(), now).await?;
+                f.assignee = agent.clone();
+            }
+            Effect::Touch => {
+                if let Some(id) = ticket_id {
+                    tx.touch_ticket(id, now).await?;
+                }
+            }
+            Effect::Record(r) => {
+                tx.insert_event(NewEvent {
+                    ticket: ticket_id,
+                    message: filed_row,
+                    kind: r.kind,
+                    actor: &r.actor,
+                    detail: r.detail.clone(),
+                    at: now,
+                })
+                .await?;
+            }
+            Effect::Queue(out) => {
+                let f = facts.as_ref().expect("mail is about a ticket");
+                if queue(tx, ctx, f, out, mail.and_then(|m| m.parsed)).await? {
+                    queued += 1;
+                }
+            }
+        }
+    }
+    Ok(Applied {
+        ticket: facts.map(|f| (f.id, f.code)),
+        queued,
+    })
+}
+
+async fn open_ticket(
+    tx: &mut dyn StoreTx,
+    ctx: &ApplyContext<'_>,
+    new: &NewTicketPlan,
+    now: Millis,
+) -> Result<Facts, StoreError> {
+    let mut attempt = 0;
+    loop {
+        let code = ReferenceCode::generate(&ctx.gateway.reference_prefix);
+        let row = NewTicket {
+            code: &code,
+            tier: new.routing.tier,
+            category: &new.routing.category,
+            priority: new.routing.priority,
+            customer: &new.customer,
+            customer_name: new.customer_name.as_deref(),
+            subject: &new.subject,
+            thread_key: &new.thread_key,
+            language: new.language,
+            at: now,
+        };
+        match tx.insert_ticket(row).await {
+            Ok(id) => {
+                return Ok(Facts {
+                    id,
+                    code,
+                    subject: new.subject.clone(),
+                    customer: new.customer.clone(),
+                    customer_name: new.customer_name.clone(),
+                    status: TicketStatus::New,
+                    tier: new.routing.tier,
+                    category: new.routing.category.to_string(),
+                    priority: new.routing.priority.to_string(),
+                    assignee: None,
+                });
+            }
+            Err(StoreError::CodeTaken(_)) if attempt + 1 < CODE_ATTEMPTS => attempt += 1,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn file_mail(
+    tx: &mut dyn StoreTx,
+    input: &MailInput<'_>,
+    ticket: Option<TicketId>,
+    filing: &Filing,
+    now: Millis,
+) -> Result<i64, StoreError> {
+    let ticket = match filing.outcome {
+        StoredOutcome::Quarantined | StoredOutcome::Ignored => None,
+        StoredOutcome::Duplicate => None,
+        _ => ticket,
+    };
+    let record = match input.parsed {
+        Some(m) => NewMessage {
+            ticket,
+            direction: Direction::Inbound,
+            outcome: filing.outcome,
+            outcome_detail: filing.detail.as_deref(),
+            source_key: input.source.key.as_deref(),
+            message_id: m.message_id.as_deref(),
+            raw: input.raw,
+            raw_sha256: input.sha,
+            from_addr: m.from.as_ref().map(|f| f.address.as_str()),
+            from_name: m.from.as_ref().and_then(|f| f.name.as_deref()),
+            reply_to: m.reply_to.as_ref().map(|f| f.address.as_str()),
+            to: m.to.iter().map(|a| a.to_string()).collect(),
+            cc: m.cc.iter().map(|a| a.to_string()).collect(),
+            subject: &m.subject,
+            in_reply_to: &m.in_reply_to,
+            references: &m.references,
+            sent_date: m.date.map(|d| d * 1000),
+            body_text: &m.body_text,
+            reply_text: &m.reply_text,
+            quoted_text: &m.quoted_text,
+            language: filing.language,
+            machine_kind: filing.machine.map(|k| k.as_str()),
+            from_non_participant: filing.from_non_participant,
+            content_sha256: Some(&m.content_sha256),
+            at: now,
+        },
+        None => NewMessage {
+            ticket: None,
+            direction: Direction::Inbound,
+            outcome: filing.outcome,
+            outcome_detail: filing.detail.as_deref(),
+            source_key: input.source.key.as_deref(),
+            message_id: None,
+            raw: input.raw,
+            raw_sha256: input.sha,
+            from_addr: None,
+            from_name: None,
+            reply_to: None,
+            to: Vec::new(),
+            cc: Vec::new(),
+            subject: "",
+            in_reply_to: &[],
+            references: &[],
+            sent_date: None,
+            body_text: "",
+            reply_text: "",
+            quoted_text: "",
+            language: None,
+            machine_kind: None,
+            from_non_participant: false,
+            content_sha256: None,
+            at: now,
+        },
+    };
+    let row = tx.insert_message(record).await?;
+    if matches!(
+        filing.outcome,
+        StoredOutcome::NewTicket | StoredOutcome::Appended
+    ) && let Some(m) = input.parsed
+    {
+        for a in &m.attachments {
+            tx.insert_attachment(
+                row,
+                NewAttachment {
+                    filename: a.filename.as_deref(),
+                    content_type: &a.content_type,
+                    content: &a.content,
+                },
+            )
+            .await?;
+        }
+    }
+    if filing.outcome == StoredOutcome::Quarantined {
+        tracing::warn!(
+            source = input.source.key.as_deref().unwrap_or("-"),
+            reason = filing.detail.as_deref().unwrap_or(""),
+            "mail quarantined"
+        );
+    }
+    Ok(row)
+}
+
+fn author(from: Option<&str>, name: Option<&str>) -> String {
+    match (name, from) {
+        (Some(n), Some(a)) if !n.is_empty() => format!("{n} <{a}>"),
+        (_, Some(a)) => a.to_string(),
+        _ => "?".into(),
+    }
+}
+
+/// Renders and queues one mail; false when it could not be rendered (recorded).
+async fn queue(
+    tx: &mut dyn StoreTx,
+    ctx: &ApplyContext<'_>,
+    f: &Facts,
+    out: &OutgoingMail,
+    inbound: Option<&InboundMail>,
+) -> Result<bool, StoreError> {
+    let now = ctx.now;
+    let assignee_name = f
+        .assignee
+        .as_ref()
+        .map(|a| {
+            ctx.roster
+                .agent(a)
+                .map(|agent| agent.name.clone())
+                .unwrap_or_else(|| a.to_string())
+        })
+        .unwrap_or_default();
+    let thread = if out.include_thread {
+        tx.thread(f.id)
+            .await?
+            .into_iter()
+            .map(|e| ThreadItem {
+                author: author(e.from.as_deref(), e.from_name.as_deref()),
+                date: format_millis(e.at)
+                    .get(..16)
+                    .map(|d| format!("{} UTC", d.replace('T', " ")))
+                    .unwrap_or_default(),
+                text: e.text,
+                attachments: e
+                    .attachments
+                    .iter()
+                    .map(|a| AttachmentLine::new(a.filename.as_deref(), a.size.max(0) as u64))
+                    .collect(),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let context = MailContext {
+        code: f.code.to_string(),
+        tag: f.code.tag(),
+        subject: crate::render::echoed_subject(&f.subject),
+        customer_name: f.customer_name.clone().unwrap_or_default(),
+        customer_address: f.customer.to_string(),
+        support_name: ctx.gateway.support_name.clone(),
+        support_address: ctx.gateway.support_address.to_string(),
+        recipient_name: out.to_name.clone().unwrap_or_default(),
+        tier: f.tier.to_string(),
+        tier_label: ctx.roster.tier_label(f.tier, out.language),
+        category: f.category.clone(),
+        priority: f.priority.clone(),
+        status: f.status.to_string(),
+        assignee_name,
+        change: out.change.unwrap_or_default().to_string(),
+        reason: out.reason.clone().unwrap_or_default(),
+        new_text: out
+            .new_text
+            .as_ref()
+            .map(|n| n.text.clone())
+            .unwrap_or_default(),
+        new_text_from: out
+            .new_text
+            .as_ref()
+            .map(|n| n.from.clone())
+            .unwrap_or_default(),
+        reopened: out.new_text.as_ref().is_some_and(|n| n.reopened),
+        attachments: out
+            .new_text
+            .as_ref()
+            .map(|n| n.attachments.clone())
+            .unwrap_or_default(),
+        thread,
+    };
+    let (in_reply_to, references) = match inbound.filter(|_| out.answers_mail) {
+        Some(m) => (m.message_id.clone(), m.references.clone()),
+        None => {
+            let ids = tx.thread_message_ids(f.id, &out.to).await?;
+            (ids.last().cloned(), ids)
+        }
+    };
+    let env = Envelope {
+        from: &ctx.gateway.support_address,
+        from_name: &ctx.gateway.support_name,
+        to: &out.to,
+        to_name: out.to_name.as_deref(),
+        in_reply_to: in_reply_to.as_deref(),
+        references: &references,
+        language: out.language,
+        auto_submitted: out.auto_submitted,
+    };
+    let kind = out.template.name();
+    let rendered = match ctx.renderer.render(out.template, &context, &env) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(code = %f.code, kind, to = %out.to, error = %e, "mail not rendered");
+            tx.insert_event(NewEvent {
+                ticket: Some(f.id),
+                message: None,
+                kind: EventKind::MailNotRendered,
+                actor: &Actor::Gateway,
+                detail: json!({ "kind": kind, "to": out.to.as_str(), "error": e.to_string() }),
+                at: now,
+            })
+            .await?;
+            return Ok(false);
+        }
+    };
+    let support = ctx.gateway.support_address.to_string();
+    let rcpt = [out.to.to_string()];
+    let row = tx
+        .insert_message(NewMessage {
+            ticket: Some(f.id),
+            direction: Direction::Outbound,
+            outcome: StoredOutcome::Outgoing,
+            outcome_detail: Some(kind),
+            source_key: None,
+            message_id: Some(&rendered.message_id),
+            content_sha256: None,
+            raw: &rendered.raw,
+            raw_sha256: &hex::encode(Sha256::digest(&rendered.raw)),
+            from_addr: Some(&support),
+            from_name: Some(&ctx.gateway.support_name),
+            reply_to: None,
+            to: rcpt.to_vec(),
+            cc: Vec::new(),
+            subject: &rendered.subject,
+            in_reply_to: &in_reply_to.iter().cloned().collect::<Vec<_>>(),
+            references: &references,
+            sent_date: Some(now),
+            body_text: &rendered.text,
+            reply_text: &rendered.text,
+            quoted_text: "",
+            language: Some(out.language),
+            machine_kind: None,
+            from_non_participant: false,
+            at: now,
+        })
+        .await?;
+    tx.enqueue(NewOutgoing {
+        ticket: Some(f.id),
+        message: row,
+        kind,
+        mail_from: &support,
+        rcpt_to: &rcpt,
+        at: now,
+    })
+    .await?;
+    tx.insert_event(NewEvent {
+        ticket: Some(f.id),
+        message: Some(row),
+        kind: EventKind::MailQueued,
+        actor: &Actor::Gateway,
+        detail: json!({ "kind": kind, "to": rcpt[0], "change": out.change }),
+        at: now,
+    })
+    .await?;
+    tracing::info!(code = %f.code, kind, to = %rcpt[0], "mail queued");
+    Ok(true)
+}

@@ -1,0 +1,720 @@
+//! The decisions: pure functions from a situation to a plan. No store, no clock, no I/O;
+//! tested as tables of situations.
+
+use std::collections::HashMap;
+
+use serde_json::json;
+
+use super::*;
+use crate::config::{DeskSettings, GatewaySettings};
+use crate::domain::{Category, Priority, Refusal};
+use crate::inbound::{InboundMail, subject};
+use crate::roster::{Assignee, Load};
+use crate::routing::RouteInput;
+use crate::store::Millis;
+
+/// How a follow-up found its ticket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ThreadedBy {
+    ReferenceCode,
+    References,
+    Subject,
+}
+
+impl ThreadedBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ThreadedBy::ReferenceCode => "reference_code",
+            ThreadedBy::References => "references",
+            ThreadedBy::Subject => "subject",
+        }
+    }
+}
+
+/// Everything [`decide_mail`] may look at.
+pub struct MailSituation<'a> {
+    pub mail: &'a InboundMail,
+    /// What kind of machine sent it, if a machine did.
+    pub machine: Option<MachineKind>,
+    /// The same mail, filed before (a second delivery).
+    pub earlier: Option<EarlierMail>,
+    /// The ticket it threads onto.
+    pub thread: Option<(&'a TicketRef, ThreadedBy)>,
+    /// The sender is one of that ticket's participants.
+    pub sender_is_participant: bool,
+    /// Another, different mail already uses this Message-ID.
+    pub collision: Option<i64>,
+    pub gateway: &'a GatewaySettings,
+    pub desk: &'a DeskSettings,
+    pub loads: &'a HashMap<EmailAddress, Load>,
+    /// Whether the customer's address can be written to (see `render::deliverable`).
+    pub deliverable: Result<(), String>,
+    pub now: Millis,
+}
+
+/// What an agent or the command line asks of a ticket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    Assign(EmailAddress),
+    Escalate {
+        to: Option<Tier>,
+        reason: Option<String>,
+    },
+    Resolve,
+    Close,
+    Reopen,
+    /// The ticket waits for the customer's answer.
+    Wait,
+}
+
+pub struct CommandSituation<'a> {
+    pub ticket: &'a TicketRef,
+    pub command: &'a Command,
+    pub actor: Actor,
+    pub gateway: &'a GatewaySettings,
+    pub desk: &'a DeskSettings,
+    pub loads: &'a HashMap<EmailAddress, Load>,
+    pub now: Millis,
+}
+
+fn record(kind: EventKind, actor: &Actor, detail: serde_json::Value) -> Effect {
+    Effect::Record(EventRecord {
+        kind,
+        actor: actor.clone(),
+        detail,
+    })
+}
+
+fn filing(
+    outcome: StoredOutcome,
+    detail: Option<String>,
+    machine: Option<MachineKind>,
+    language: Option<Language>,
+) -> Effect {
+    Effect::FileMail(Filing {
+        outcome,
+        detail,
+        machine,
+        language,
+        from_non_participant: false,
+    })
+}
+
+fn quarantine(reason: QuarantineReason, actor: Actor) -> Plan {
+    let detail = reason.describe();
+    Plan {
+        ticket: PlanTicket::None,
+        effects: vec![
+            filing(StoredOutcome::Quarantined, Some(detail.clone()), None, None),
+            record(EventKind::Quarantined, &actor, json!({ "reason": detail })),
+        ],
+        outcome: PlannedOutcome::Quarantined(reason),
+    }
+}
+
+/// A mail we could not read at all.
+pub fn decide_unreadable(
+    failure: &crate::inbound::ParseFailure,
+    earlier: Option<EarlierMail>,
+) -> Plan {
+    match earlier {
+        Some(first) => Plan {
+            ticket: PlanTicket::None,
+            effects: vec![filing(
+                StoredOutcome::Duplicate,
+                Some("same bytes as an earlier mail".into()),
+                None,
+                None,
+            )],
+            outcome: PlannedOutcome::Duplicate(first.outcome),
+        },
+        None => quarantine(
+            QuarantineReason::Unparseable(failure.clone()),
+            Actor::Gateway,
+        ),
+    }
+}
+
+/// What a mail becomes: a duplicate, a follow-up, ignored machine mail, quarantine, or a
+/// new ticket routed, assigned and acknowledged.
+pub fn decide_mail(s: &MailSituation<'_>) -> Plan {
+    let mail = s.mail;
+    let language = Language::choose(
+        mail.content_language.as_deref(),
+        &format!("{}\n{}", mail.subject, mail.reply_text),
+        s.gateway.default_language,
+    );
+    let sender = mail.from.as_ref().map(|f| f.address.clone());
+
+    if let Some(first) = s.earlier {
+        return Plan {
+            ticket: PlanTicket::None,
+            effects: vec![Effect::FileMail(Filing {
+                outcome: StoredOutcome::Duplicate,
+                detail: Some(earlier_detail(&first)),
+                machine: s.machine,
+                language: None,
+                from_non_participant: false,
+            })],
+            outcome: PlannedOutcome::Duplicate(first.outcome),
+        };
+    }
+
+    let mut plan = match s.thread {
+        Some((ticket, how)) => follow_up(s, ticket, how, language),
+        None => match (s.machine, &sender) {
+            (Some(kind), _) => Plan {
+                ticket: PlanTicket::None,
+                effects: vec![filing(
+                    StoredOutcome::Ignored,
+                    Some(kind.as_str().into()),
+                    Some(kind),
+                    Some(language),
+                )],
+                outcome: PlannedOutcome::Ignored(kind),
+            },
+            (None, None) => quarantine(QuarantineReason::NoSender, Actor::Machine(None)),
+            (None, Some(from)) => match &s.deliverable {
+                Err(e) => quarantine(
+                    QuarantineReason::Unanswerable(e.clone()),
+                    Actor::Customer(from.clone()),
+                ),
+                Ok(()) => new_ticket(s, from, language),
+            },
+        },
+    };
+    if let (Some(earlier), Some(id)) = (s.collision, &mail.message_id) {
+        let ticket_outcome = match plan.outcome {
+            PlannedOutcome::NewTicket => "new_ticket",
+            PlannedOutcome::Appended { .. } => "appended",
+            PlannedOutcome::Ignored(_) => "ignored",
+            PlannedOutcome::Quarantined(_) => "quarantined",
+            _ => "other",
+        };
+        plan.effects.push(record(
+            EventKind::MessageIdCollision,
+            &Actor::Gateway,
+            json!({ "message_id": id, "earlier_message": earlier, "outcome": ticket_outcome }),
+        ));
+    }
+    plan
+}
+
+/// What routing makes of a mail: the rules applied to its subject, new text, sender,
+/// recipients, attachments and headers.
+pub fn route_mail(mail: &InboundMail, desk: &DeskSettings) -> Routing {
+    let recipients: Vec<EmailAddress> = mail
+        .to
+        .iter()
+        .chain(&mail.cc)
+        .cloned()
+        .chain(mail.delivered_to.iter().cloned())
+        .collect();
+    desk.rules.route(&RouteInput {
+        subject: &mail.subject,
+        text: &mail.reply_text,
+        from: mail.from.as_ref().map(|f| &f.address),
+        recipients: &recipients,
+        has_attachment: !mail.attachments.is_empty(),
+        headers: &mail.headers,
+    })
+}
+
+/// What `helpdesk route` prints: the routing and who would get the ticket now.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct RoutePreview {
+    pub category: Category,
+    pub priority: Priority,
+    pub tier: Tier,
+    pub rule: Option<String>,
+    pub matched: Vec<String>,
+    pub assignee: Option<String>,
+    pub language: Language,
+}
+
+pub fn preview_route(
+    mail: &InboundMail,
+    gateway: &GatewaySettings,
+    desk: &DeskSettings,
+    loads: &HashMap<EmailAddress, Load>,
+) -> RoutePreview {
+    let language = Language::choose(
+        mail.content_language.as_deref(),
+        &format!("{}\n{}", mail.subject, mail.reply_text),
+        gateway.default_language,
+    );
+    let routing = route_mail(mail, desk);
+    let assignee = match desk
+        .roster
+        .choose(routing.tier, &routing.category, language, loads, None)
+    {
+        Assignee::Agent(a) => Some(a.to_string()),
+        Assignee::Unassigned { .. } => None,
+    };
+    RoutePreview {
+        category: routing.category,
+        priority: routing.priority,
+        tier: routing.tier,
+        rule: routing.rule,
+        matched: routing.matched,
+        assignee,
+        language,
+    }
+}
+
+fn new_ticket(s: &MailSituation<'_>, from: &EmailAddress, language: Language) -> Plan {
+    let mail = s.mail;
+    let customer = Actor::Customer(from.clone());
+    let base = subject::analyse(&mail.subject).base;
+    let routing = route_mail(mail, s.desk);
+    let reply_to = mail
+        .reply_to
+        .as_ref()
+        .unwrap_or(mail.from.as_ref().expect("a sender"));
+
+    let mut effects = vec![filing(StoredOutcome::NewTicket, None, None, Some(language))];
+    effects.push(Effect::AddParticipant(
+        from.clone(),
+        ParticipantRole::Customer,
+    ));
+    if reply_to.address != *from {
+        effects.push(Effect::AddParticipant(
+            reply_to.address.clone(),
+            ParticipantRole::Customer,
+        ));
+    }
+    for cc in &mail.cc {
+        if *cc != s.gateway.support_address && s.desk.roster.agent(cc).is_none() {
+            effects.push(Effect::AddParticipant(cc.clone(), ParticipantRole::Cc));
+        }
+    }
+    effects.push(record(
+        EventKind::Created,
+        &customer,
+        json!({ "tier": routing.tier.as_str(), "status": TicketStatus::New.as_str(), "language": language.as_str() }),
+    ));
+    effects.push(record(
+        EventKind::Routed,
+        &Actor::Gateway,
+        json!({
+            "category": routing.category.as_str(),
+            "priority": routing.priority.as_str(),
+            "tier": routing.tier.as_str(),
+            "rule": routing.rule,
+            "matched": routing.matched,
+        }),
+    ));
+    effects.push(Effect::Queue(OutgoingMail {
+        template: Template::Acknowledgement,
+        to: reply_to.address.clone(),
+        to_name: reply_to.name.clone(),
+        language,
+        auto_submitted: AutoSubmitted::Replied,
+        change: None,
+        reason: None,
+        include_thread: false,
+        answers_mail: true,
+        new_text: None,
+    }));
+    let chosen = s
+        .desk
+        .roster
+        .choose(routing.tier, &routing.category, language, s.loads, None);
+    effects.extend(assignment(
+        s.desk,
+        s.gateway,
+        &chosen,
+        None,
+        language,
+        routing.tier,
+        routing.rule.as_ref().map(|r| format!("rule: {r}")),
+        &Actor::Gateway,
+    ));
+    Plan {
+        ticket: PlanTicket::New(NewTicketPlan {
+            customer: from.clone(),
+            customer_name: mail.from.as_ref().and_then(|f| f.name.clone()),
+            subject: if base.is_empty() {
+                "(no subject)".into()
+            } else {
+                base
+            },
+            thread_key: subject::thread_key(&mail.subject),
+            language,
+            routing,
+        }),
+        effects,
+        outcome: PlannedOutcome::NewTicket,
+    }
+}
+
+/// Who is writing on a ticket.
+fn sender_actor(s: &MailSituation<'_>, ticket: &TicketRef) -> Actor {
+    let from = s.mail.from.as_ref().map(|f| f.address.clone());
+    match (s.machine, from) {
+        (Some(_), from) => Actor::Machine(from),
+        (None, None) => Actor::Machine(None),
+        (None, Some(a)) if s.desk.roster.agent(&a).is_some() => Actor::Agent(a),
+        (None, Some(a)) if a == ticket.customer => Actor::Customer(a),
+        (None, Some(a)) if s.sender_is_participant => Actor::Participant(a),
+        (None, Some(a)) => Actor::Stranger(a),
+    }
+}
+
+fn follow_up(
+    s: &MailSituation<'_>,
+    ticket: &TicketRef,
+    how: ThreadedBy,
+    language: Language,
+) -> Plan {
+    let actor = sender_actor(s, ticket);
+    let stranger = matches!(actor, Actor::Stranger(_));
+    let mut effects = vec![Effect::FileMail(Filing {
+        outcome: StoredOutcome::Appended,
+        detail: s.machine.map(|m| m.as_str().to_string()),
+        machine: s.machine,
+        language: Some(language),
+        from_non_participant: stranger,
+    })];
+    effects.push(record(
+        EventKind::MessageReceived,
+        &actor,
+        json!({
+            "threaded_by": how.as_str(),
+            "machine": s.machine.map(|m| m.as_str()),
+            "from_non_participant": stranger,
+        }),
+    ));
+    let mut reopened = false;
+    // Only the customer's side moves the ticket: an out-of-office must not reopen it, a
+    // stranger's mail waits for an agent, and agents answer by mail in a later step.
+    if matches!(actor, Actor::Customer(_) | Actor::Participant(_)) {
+        let next = ticket.status.on_customer_reply();
+        reopened = ticket.status.reopens_on_reply();
+        if next != ticket.status {
+            effects.push(Effect::SetStatus { to: next, reopened });
+            effects.push(record(
+                if reopened {
+                    EventKind::Reopened
+                } else {
+                    EventKind::StatusChanged
+                },
+                &actor,
+                json!({ "from": ticket.status.as_str(), "to": next.as_str() }),
+            ));
+        } else {
+            effects.push(Effect::Touch);
+        }
+        let from = s.mail.from.as_ref().expect("a person's mail has a sender");
+        let new_text = NewText {
+            from: match &from.name {
+                Some(n) => format!("{n} <{}>", from.address),
+                None => from.address.to_string(),
+            },
+            text: s.mail.reply_text.clone(),
+            attachments: s
+                .mail
+                .attachments
+                .iter()
+                .map(|a| AttachmentLine::new(a.filename.as_deref(), a.content.len() as u64))
+                .collect(),
+            reopened,
+        };
+        if let Some(to) = ticket_watcher(s.desk, ticket) {
+            effects.push(Effect::Queue(agent_mail(
+                s.desk,
+                s.gateway,
+                Template::AgentFollowUp,
+                &to,
+                None,
+                false,
+                Some(new_text),
+            )));
+        }
+        if reopened {
+            effects.push(customer_status(ticket, "reopened", None));
+            let reopenings = ticket.reopen_count + 1;
+            let threshold = s.desk.reopen_threshold;
+            if threshold > 0
+                && reopenings >= threshold
+                && let Ok(tier) = ticket.tier.escalate(None)
+            {
+                let reason = format!("reopened {reopenings} times");
+                effects.extend(escalation(
+                    s.desk,
+                    s.gateway,
+                    ticket,
+                    tier,
+                    Some(reason),
+                    s.loads,
+                    &Actor::Gateway,
+                ));
+            }
+        }
+    }
+    Plan {
+        ticket: PlanTicket::Existing(ticket.clone()),
+        effects,
+        outcome: PlannedOutcome::Appended { reopened },
+    }
+}
+
+/// Who hears of a ticket's news: its assignee, else its tier's shared address.
+fn ticket_watcher(desk: &DeskSettings, ticket: &TicketRef) -> Option<EmailAddress> {
+    ticket
+        .assignee
+        .clone()
+        .or_else(|| desk.roster.tier_address(ticket.tier).cloned())
+}
+
+fn agent_mail(
+    desk: &DeskSettings,
+    gateway: &GatewaySettings,
+    template: Template,
+    to: &EmailAddress,
+    reason: Option<String>,
+    include_thread: bool,
+    new_text: Option<NewText>,
+) -> OutgoingMail {
+    let agent = desk.roster.agent(to);
+    OutgoingMail {
+        template,
+        to: to.clone(),
+        to_name: agent.map(|a| a.name.clone()),
+        language: agent
+            .map(|a| a.language(gateway.default_language))
+            .unwrap_or(gateway.default_language),
+        auto_submitted: AutoSubmitted::Generated,
+        change: None,
+        reason,
+        include_thread,
+        answers_mail: false,
+        new_text,
+    }
+}
+
+fn customer_status(ticket: &TicketRef, change: &'static str, reason: Option<String>) -> Effect {
+    Effect::Queue(OutgoingMail {
+        template: Template::StatusUpdate,
+        to: ticket.customer.clone(),
+        to_name: ticket.customer_name.clone(),
+        language: ticket.language,
+        auto_submitted: AutoSubmitted::Generated,
+        change: Some(change),
+        reason,
+        include_thread: false,
+        answers_mail: false,
+        new_text: None,
+    })
+}
+
+/// The effects of giving a ticket to `chosen`: the assignment, its event, the whole thread
+/// to the new agent (or the tier's shared address), a line to the previous agent, and the
+/// customer's mail when the desk tells customers who has their request.
+#[allow(clippy::too_many_arguments)]
+fn assignment(
+    desk: &DeskSettings,
+    gateway: &GatewaySettings,
+    chosen: &Assignee,
+    previous: Option<&EmailAddress>,
+    _language: Language,
+    tier: Tier,
+    reason: Option<String>,
+    actor: &Actor,
+) -> Vec<Effect> {
+    let mut effects = Vec::new();
+    let (new, notify) = match chosen {
+        Assignee::Agent(a) => (Some(a.clone()), Some(a.clone())),
+        Assignee::Unassigned { tier_address } => (None, tier_address.clone()),
+    };
+    if new.as_ref() != previous || previous.is_none() {
+        effects.push(Effect::Assign(new.clone()));
+        effects.push(record(
+            if new.is_some() {
+                EventKind::Assigned
+            } else {
+                EventKind::Unassigned
+            },
+            actor,
+            json!({
+                "to": new.as_ref().map(|a| a.as_str()),
+                "from": previous.map(|a| a.as_str()),
+                "tier": tier.as_str(),
+                "notified": notify.as_ref().map(|a| a.as_str()),
+                "reason": reason,
+            }),
+        ));
+    }
+    if let Some(to) = &notify
+        && Some(to) != previous
+    {
+        effects.push(Effect::Queue(agent_mail(
+            desk,
+            gateway,
+            Template::AgentNotification,
+            to,
+            reason.clone(),
+            true,
+            None,
+        )));
+    }
+    if let Some(prev) = previous
+        && new.as_ref() != Some(prev)
+    {
+        effects.push(Effect::Queue(agent_mail(
+            desk,
+            gateway,
+            Template::AgentReassigned,
+            prev,
+            reason,
+            false,
+            None,
+        )));
+    }
+    effects
+}
+
+fn escalation(
+    desk: &DeskSettings,
+    gateway: &GatewaySettings,
+    ticket: &TicketRef,
+    to: Tier,
+    reason: Option<String>,
+    loads: &HashMap<EmailAddress, Load>,
+    actor: &Actor,
+) -> Vec<Effect> {
+    let mut effects = vec![
+        Effect::ChangeTier(to),
+        record(
+            EventKind::Escalated,
+            actor,
+            json!({ "from": ticket.tier.as_str(), "to": to.as_str(), "reason": reason }),
+        ),
+    ];
+    let chosen = desk.roster.choose(
+        to,
+        &ticket.category,
+        ticket.language,
+        loads,
+        ticket.assignee.as_ref(),
+    );
+    effects.extend(assignment(
+        desk,
+        gateway,
+        &chosen,
+        ticket.assignee.as_ref(),
+        ticket.language,
+        to,
+        reason.clone(),
+        actor,
+    ));
+    effects.push(customer_status(ticket, "escalated", reason));
+    effects
+}
+
+fn status_change(
+    ticket: &TicketRef,
+    to: TicketStatus,
+    actor: &Actor,
+    change: &'static str,
+) -> Result<Vec<Effect>, Refusal> {
+    let next = ticket.status.transition(to)?;
+    let reopened = ticket.status.reopens_on_reply() && next == TicketStatus::Open;
+    Ok(vec![
+        Effect::SetStatus { to: next, reopened },
+        record(
+            if reopened {
+                EventKind::Reopened
+            } else {
+                EventKind::StatusChanged
+            },
+            actor,
+            json!({ "from": ticket.status.as_str(), "to": next.as_str() }),
+        ),
+        customer_status(ticket, change, None),
+    ])
+}
+
+/// What a command does to a ticket, or why it may not.
+pub fn decide_command(s: &CommandSituation<'_>) -> Result<Plan, Refusal> {
+    let t = s.ticket;
+    let effects = match s.command {
+        Command::Assign(to) => {
+            if s.desk.roster.agent(to).is_none() {
+                return Err(Refusal::Other(format!(
+                    "{to} is not on the roster; add an [[agents]] entry to helpdesk.toml first"
+                )));
+            }
+            if t.assignee.as_ref() == Some(to) {
+                return Err(Refusal::Other(format!(
+                    "the ticket is already assigned to {to}"
+                )));
+            }
+            if t.status == TicketStatus::Closed {
+                return Err(Refusal::Closed);
+            }
+            let mut effects = assignment(
+                s.desk,
+                s.gateway,
+                &Assignee::Agent(to.clone()),
+                t.assignee.as_ref(),
+                t.language,
+                t.tier,
+                None,
+                &s.actor,
+            );
+            if s.desk.notify_customer_on_assignment {
+                effects.push(customer_status(t, "assigned", None));
+            }
+            effects
+        }
+        Command::Escalate { to, reason } => {
+            if t.status == TicketStatus::Closed {
+                return Err(Refusal::Closed);
+            }
+            let tier = t.tier.escalate(*to)?;
+            escalation(
+                s.desk,
+                s.gateway,
+                t,
+                tier,
+                reason.clone(),
+                s.loads,
+                &s.actor,
+            )
+        }
+        Command::Resolve => status_change(t, TicketStatus::Resolved, &s.actor, "resolved")?,
+        Command::Close => status_change(t, TicketStatus::Closed, &s.actor, "closed")?,
+        Command::Wait => status_change(t, TicketStatus::WaitingOnCustomer, &s.actor, "waiting")?,
+        Command::Reopen => {
+            if !t.status.reopens_on_reply() {
+                return Err(Refusal::Other(format!(
+                    "the ticket is {}, not resolved or closed",
+                    t.status
+                )));
+            }
+            let mut effects = status_change(t, TicketStatus::Open, &s.actor, "reopened")?;
+            let reopenings = t.reopen_count + 1;
+            if s.desk.reopen_threshold > 0
+                && reopenings >= s.desk.reopen_threshold
+                && let Ok(tier) = t.tier.escalate(None)
+            {
+                effects.extend(escalation(
+                    s.desk,
+                    s.gateway,
+                    t,
+                    tier,
+                    Some(format!("reopened {reopenings} times")),
+                    s.loads,
+                    &Actor::Gateway,
+                ));
+            }
+            effects
+        }
+    };
+    Ok(Plan {
+        ticket: PlanTicket::Existing(t.clone()),
+        effects,
+        outcome: PlannedOutcome::Changed,
+    })
+}

@@ -1,0 +1,185 @@
+//! Every change to a ticket, in two steps: [`decide`] (pure: handed the ticket, the mail
+//! or command, the roster, the rules and `now`; returns a [`Plan`]) and [`apply`] (the only
+//! writer: one plan, one transaction). Mail, the command line, agents' mail commands and
+//! timers all produce plans, so every change is checked by the same `transition`
+//! functions and logged the same way.
+
+pub mod apply;
+pub mod decide;
+
+use serde_json::Value;
+
+use crate::domain::{Actor, EmailAddress, EventKind, Language, ReferenceCode, TicketStatus, Tier};
+use crate::inbound::MachineKind;
+use crate::render::{AttachmentLine, AutoSubmitted, Template};
+use crate::routing::Routing;
+use crate::store::{EarlierMail, ParticipantRole, StoredOutcome, TicketId, TicketRef};
+
+pub use apply::{Applied, ApplyContext, MailInput, apply};
+pub use decide::{
+    Command, CommandSituation, MailSituation, ThreadedBy, decide_command, decide_mail,
+};
+
+/// What a plan does, in order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    pub ticket: PlanTicket,
+    pub effects: Vec<Effect>,
+    pub outcome: PlannedOutcome,
+}
+
+/// The ticket a plan works on.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PlanTicket {
+    /// The mail is filed without a ticket (ignored, quarantined, a duplicate of such).
+    None,
+    /// A ticket opened by this plan.
+    New(NewTicketPlan),
+    Existing(TicketRef),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewTicketPlan {
+    pub customer: EmailAddress,
+    pub customer_name: Option<String>,
+    pub subject: String,
+    pub thread_key: String,
+    pub language: Language,
+    pub routing: Routing,
+}
+
+/// What the caller reports once the plan is written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PlannedOutcome {
+    NewTicket,
+    Appended {
+        reopened: bool,
+    },
+    Duplicate(StoredOutcome),
+    Ignored(MachineKind),
+    Quarantined(QuarantineReason),
+    /// A command from the command line or an agent.
+    Changed,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum QuarantineReason {
+    Unparseable(crate::inbound::ParseFailure),
+    NoSender,
+    /// No mail can be sent to the sender (an address our mail library refuses).
+    Unanswerable(String),
+}
+
+impl QuarantineReason {
+    pub fn describe(&self) -> String {
+        match self {
+            QuarantineReason::Unparseable(f) => format!("unparseable: {f}"),
+            QuarantineReason::NoSender => "no sender address".into(),
+            QuarantineReason::Unanswerable(e) => format!("cannot answer: {e}"),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Effect {
+    /// Store the mail being processed, with what it became.
+    FileMail(Filing),
+    AddParticipant(EmailAddress, ParticipantRole),
+    SetStatus {
+        to: TicketStatus,
+        reopened: bool,
+    },
+    ChangeTier(Tier),
+    /// `None`: nobody on the roster has the ticket.
+    Assign(Option<EmailAddress>),
+    /// The ticket saw activity (a mail that changes nothing else).
+    Touch,
+    Queue(OutgoingMail),
+    Record(EventRecord),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Filing {
+    pub outcome: StoredOutcome,
+    pub detail: Option<String>,
+    pub machine: Option<MachineKind>,
+    pub language: Option<Language>,
+    pub from_non_participant: bool,
+}
+
+/// A mail to render from a template and queue.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutgoingMail {
+    pub template: Template,
+    pub to: EmailAddress,
+    pub to_name: Option<String>,
+    pub language: Language,
+    pub auto_submitted: AutoSubmitted,
+    /// For `status_update`: assigned, escalated, waiting, resolved, closed, reopened.
+    pub change: Option<&'static str>,
+    pub reason: Option<String>,
+    /// Send the whole conversation so far (a new assignee's notification).
+    pub include_thread: bool,
+    /// Thread onto the mail being processed (`In-Reply-To` it), as an acknowledgement does;
+    /// otherwise onto the ticket's earlier mail with this recipient.
+    pub answers_mail: bool,
+    /// For `agent_follow_up`: what was written this time.
+    pub new_text: Option<NewText>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewText {
+    pub from: String,
+    pub text: String,
+    pub attachments: Vec<AttachmentLine>,
+    pub reopened: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventRecord {
+    pub kind: EventKind,
+    pub actor: Actor,
+    pub detail: Value,
+}
+
+impl Plan {
+    /// The templates queued, in order: what tests and logs look at first.
+    pub fn queued(&self) -> Vec<(Template, &EmailAddress)> {
+        self.effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Queue(m) => Some((m.template, &m.to)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn events(&self) -> Vec<EventKind> {
+        self.effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Record(r) => Some(r.kind),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// Why a ticket a command names was not found or not changed: for the command line.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error("no ticket {0}")]
+    NoTicket(ReferenceCode),
+    #[error(transparent)]
+    Refused(#[from] crate::domain::Refusal),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// A ticket id and code, once a plan is written.
+pub type Written = (TicketId, ReferenceCode);
+
+/// How a mail found its ticket, for the event log.
+pub fn earlier_detail(first: &EarlierMail) -> String {
+    format!("duplicate of message {}", first.row)
+}
