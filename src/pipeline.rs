@@ -166,7 +166,10 @@ impl Pipeline {
         let mut tx = self.store.begin().await?;
         let outcome = self.process_in(&mut *tx, source, raw, &read, true).await?;
         tx.commit().await?;
-        if matches!(outcome, Processed::Filed { .. }) {
+        if matches!(
+            outcome,
+            Processed::Filed { .. } | Processed::Appended { .. }
+        ) {
             self.outbox_wakeup.notify_one();
         }
         Ok(outcome)
@@ -202,7 +205,7 @@ impl Pipeline {
             Ok(outcomes) => {
                 if outcomes
                     .iter()
-                    .any(|o| matches!(o, Processed::Filed { .. }))
+                    .any(|o| matches!(o, Processed::Filed { .. } | Processed::Appended { .. }))
                 {
                     self.outbox_wakeup.notify_one();
                 }

@@ -718,3 +718,508 @@ pub fn decide_command(s: &CommandSituation<'_>) -> Result<Plan, Refusal> {
         outcome: PlannedOutcome::Changed,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    //! Decisions as tables of situations: no store, no runtime.
+
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::domain::{CodePrefix, ReferenceCode};
+    use crate::roster::{Agent, Roster, TierSettings};
+    use crate::routing::Rules;
+
+    fn addr(s: &str) -> EmailAddress {
+        EmailAddress::parse(s).unwrap()
+    }
+
+    fn gateway() -> GatewaySettings {
+        GatewaySettings {
+            support_address: addr("support@example.com"),
+            support_name: "Support".into(),
+            reference_prefix: CodePrefix::new("HD").unwrap(),
+            default_language: Language::Fr,
+            templates_dir: None,
+        }
+    }
+
+    fn desk() -> DeskSettings {
+        let agent = |name: &str, tiers: &[Tier], languages: &[Language]| Agent {
+            name: name.into(),
+            address: addr(&format!("{}@example.com", name.to_lowercase())),
+            tiers: tiers.to_vec(),
+            categories: Vec::new(),
+            languages: languages.to_vec(),
+        };
+        let mut tiers = BTreeMap::new();
+        tiers.insert(
+            Tier::L3Expert,
+            TierSettings {
+                labels: BTreeMap::new(),
+                address: Some(addr("n3@example.com")),
+            },
+        );
+        DeskSettings {
+            rules: Rules::new(Vec::new(), true),
+            roster: Roster::new(
+                vec![
+                    agent("Alice", &[Tier::L1FrontLine], &[Language::Fr]),
+                    agent("Bob", &[Tier::L2Advanced], &[Language::En, Language::Fr]),
+                ],
+                tiers,
+            ),
+            reopen_threshold: 2,
+            notify_customer_on_assignment: false,
+        }
+    }
+
+    fn mail(from: &str, subject: &str, body: &str) -> InboundMail {
+        let raw = format!(
+            "From: {from}\r\nTo: support@example.com\r\nSubject: {subject}\r\nMessage-ID: <m1@example.fr>\r\n\r\n{body}\r\n"
+        );
+        crate::inbound::parse(raw.as_bytes()).unwrap()
+    }
+
+    fn ticket(
+        status: TicketStatus,
+        tier: Tier,
+        assignee: Option<&str>,
+        reopen_count: u32,
+    ) -> TicketRef {
+        TicketRef {
+            id: 7,
+            code: ReferenceCode::from_stored("HD-7K3M9QXA".into()),
+            status,
+            tier,
+            category: "printer".parse().unwrap(),
+            priority: Priority::Normal,
+            assignee: assignee.map(addr),
+            customer: addr("marie@example.fr"),
+            customer_name: Some("Marie".into()),
+            subject: "Imprimante".into(),
+            language: Language::Fr,
+            reopen_count,
+        }
+    }
+
+    fn situation<'a>(
+        mail: &'a InboundMail,
+        thread: Option<(&'a TicketRef, ThreadedBy)>,
+        gateway: &'a GatewaySettings,
+        desk: &'a DeskSettings,
+        loads: &'a HashMap<EmailAddress, Load>,
+    ) -> MailSituation<'a> {
+        MailSituation {
+            mail,
+            machine: None,
+            earlier: None,
+            thread,
+            sender_is_participant: true,
+            collision: None,
+            gateway,
+            desk,
+            loads,
+            deliverable: Ok(()),
+            now: 1_000,
+        }
+    }
+
+    #[test]
+    fn a_new_mail_is_routed_assigned_acknowledged_and_the_agent_gets_the_thread() {
+        let (g, d, loads) = (gateway(), desk(), HashMap::new());
+        let m = mail(
+            "Marie <marie@example.fr>",
+            "Imprimante en panne",
+            "Bourrage papier au 2e.",
+        );
+        let plan = decide_mail(&situation(&m, None, &g, &d, &loads));
+        assert_eq!(plan.outcome, PlannedOutcome::NewTicket);
+        let PlanTicket::New(new) = &plan.ticket else {
+            panic!("{:?}", plan.ticket)
+        };
+        assert_eq!(new.routing.category.as_str(), "printer");
+        assert_eq!(new.routing.tier, Tier::L1FrontLine);
+        assert_eq!(
+            plan.queued(),
+            vec![
+                (Template::Acknowledgement, &addr("marie@example.fr")),
+                (Template::AgentNotification, &addr("alice@example.com")),
+            ]
+        );
+        assert!(
+            plan.effects
+                .contains(&Effect::Assign(Some(addr("alice@example.com"))))
+        );
+        assert_eq!(
+            plan.events(),
+            vec![EventKind::Created, EventKind::Routed, EventKind::Assigned]
+        );
+        let notification = plan.effects.iter().find_map(|e| match e {
+            Effect::Queue(m) if m.template == Template::AgentNotification => Some(m),
+            _ => None,
+        });
+        assert!(notification.unwrap().include_thread);
+    }
+
+    #[test]
+    fn a_security_mail_goes_to_l2_as_urgent() {
+        let (g, d, loads) = (gateway(), desk(), HashMap::new());
+        let m = mail(
+            "marie@example.fr",
+            "Phishing",
+            "J'ai cliqué sur un lien de hameçonnage",
+        );
+        let plan = decide_mail(&situation(&m, None, &g, &d, &loads));
+        let PlanTicket::New(new) = &plan.ticket else {
+            panic!()
+        };
+        assert_eq!(
+            (new.routing.tier, new.routing.priority),
+            (Tier::L2Advanced, Priority::Urgent)
+        );
+        assert!(
+            plan.effects
+                .contains(&Effect::Assign(Some(addr("bob@example.com"))))
+        );
+    }
+
+    #[test]
+    fn with_nobody_fitting_the_tier_address_is_told_and_the_ticket_stays_unassigned() {
+        let (g, loads) = (gateway(), HashMap::new());
+        let mut d = desk();
+        d.rules = Rules::new(
+            vec![
+                crate::routing::Rule::new(crate::routing::RuleSpec {
+                    name: "experts".into(),
+                    keywords: vec!["sap".into()],
+                    category: "software".parse().unwrap(),
+                    tier: Some(Tier::L3Expert),
+                    ..Default::default()
+                })
+                .unwrap(),
+            ],
+            true,
+        );
+        let m = mail("marie@example.fr", "SAP", "Le module SAP refuse ma saisie");
+        let plan = decide_mail(&situation(&m, None, &g, &d, &loads));
+        assert!(plan.effects.contains(&Effect::Assign(None)));
+        assert!(plan.events().contains(&EventKind::Unassigned));
+        assert!(
+            plan.queued()
+                .contains(&(Template::AgentNotification, &addr("n3@example.com")))
+        );
+    }
+
+    #[test]
+    fn a_customer_follow_up_tells_the_assignee_the_new_text_only() {
+        let (g, d, loads) = (gateway(), desk(), HashMap::new());
+        let t = ticket(
+            TicketStatus::Open,
+            Tier::L1FrontLine,
+            Some("alice@example.com"),
+            0,
+        );
+        let m = mail(
+            "marie@example.fr",
+            "Re: [HD-7K3M9QXA] Imprimante",
+            "Toujours en panne.",
+        );
+        let plan = decide_mail(&situation(
+            &m,
+            Some((&t, ThreadedBy::ReferenceCode)),
+            &g,
+            &d,
+            &loads,
+        ));
+        assert_eq!(plan.outcome, PlannedOutcome::Appended { reopened: false });
+        assert_eq!(
+            plan.queued(),
+            vec![(Template::AgentFollowUp, &addr("alice@example.com"))]
+        );
+        let Some(Effect::Queue(out)) = plan.effects.iter().find(|e| matches!(e, Effect::Queue(_)))
+        else {
+            panic!()
+        };
+        assert!(!out.include_thread);
+        assert_eq!(
+            out.new_text.as_ref().unwrap().text.trim(),
+            "Toujours en panne."
+        );
+    }
+
+    #[test]
+    fn machines_strangers_and_agents_do_not_move_the_ticket() {
+        let (g, d, loads) = (gateway(), desk(), HashMap::new());
+        let t = ticket(
+            TicketStatus::Resolved,
+            Tier::L1FrontLine,
+            Some("alice@example.com"),
+            0,
+        );
+        let auto = mail("marie@example.fr", "Re: [HD-7K3M9QXA] Imprimante", "Absent");
+        let mut s = situation(&auto, Some((&t, ThreadedBy::ReferenceCode)), &g, &d, &loads);
+        s.machine = Some(MachineKind::AutoReply);
+        let plan = decide_mail(&s);
+        assert!(plan.queued().is_empty());
+        assert!(
+            !plan
+                .effects
+                .iter()
+                .any(|e| matches!(e, Effect::SetStatus { .. }))
+        );
+
+        let stranger = mail("eve@evil.example", "Re: [HD-7K3M9QXA] Imprimante", "Hello");
+        let mut s = situation(
+            &stranger,
+            Some((&t, ThreadedBy::ReferenceCode)),
+            &g,
+            &d,
+            &loads,
+        );
+        s.sender_is_participant = false;
+        let plan = decide_mail(&s);
+        assert!(plan.queued().is_empty());
+        assert!(matches!(&plan.effects[0], Effect::FileMail(f) if f.from_non_participant));
+
+        let agent = mail(
+            "alice@example.com",
+            "Re: [HD-7K3M9QXA] Imprimante",
+            "Je regarde.",
+        );
+        let mut s = situation(
+            &agent,
+            Some((&t, ThreadedBy::ReferenceCode)),
+            &g,
+            &d,
+            &loads,
+        );
+        s.sender_is_participant = false;
+        let plan = decide_mail(&s);
+        assert!(plan.queued().is_empty());
+        assert!(matches!(&plan.effects[0], Effect::FileMail(f) if !f.from_non_participant));
+        let Effect::Record(r) = &plan.effects[1] else {
+            panic!()
+        };
+        assert_eq!(r.actor, Actor::Agent(addr("alice@example.com")));
+    }
+
+    #[test]
+    fn the_second_reopening_escalates_by_itself() {
+        let (g, d, loads) = (gateway(), desk(), HashMap::new());
+        let m = mail(
+            "marie@example.fr",
+            "Re: [HD-7K3M9QXA] Imprimante",
+            "Encore en panne !",
+        );
+        let once = ticket(
+            TicketStatus::Resolved,
+            Tier::L1FrontLine,
+            Some("alice@example.com"),
+            0,
+        );
+        let plan = decide_mail(&situation(
+            &m,
+            Some((&once, ThreadedBy::ReferenceCode)),
+            &g,
+            &d,
+            &loads,
+        ));
+        assert!(!plan.events().contains(&EventKind::Escalated));
+        assert!(
+            plan.queued()
+                .contains(&(Template::StatusUpdate, &addr("marie@example.fr")))
+        );
+
+        let twice = ticket(
+            TicketStatus::Resolved,
+            Tier::L1FrontLine,
+            Some("alice@example.com"),
+            1,
+        );
+        let plan = decide_mail(&situation(
+            &m,
+            Some((&twice, ThreadedBy::ReferenceCode)),
+            &g,
+            &d,
+            &loads,
+        ));
+        assert!(plan.effects.contains(&Effect::ChangeTier(Tier::L2Advanced)));
+        assert!(
+            plan.effects
+                .contains(&Effect::Assign(Some(addr("bob@example.com"))))
+        );
+        let queued = plan.queued();
+        assert!(queued.contains(&(Template::AgentNotification, &addr("bob@example.com"))));
+        assert!(queued.contains(&(Template::AgentReassigned, &addr("alice@example.com"))));
+        let changes: Vec<_> = plan
+            .effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Queue(m) if m.template == Template::StatusUpdate => m.change,
+                _ => None,
+            })
+            .collect();
+        assert_eq!(changes, vec!["reopened", "escalated"]);
+    }
+
+    #[test]
+    fn a_duplicate_or_an_unanswerable_sender_opens_nothing() {
+        let (g, d, loads) = (gateway(), desk(), HashMap::new());
+        let m = mail("marie@example.fr", "Imprimante", "Bourrage");
+        let mut s = situation(&m, None, &g, &d, &loads);
+        s.earlier = Some(EarlierMail {
+            row: 3,
+            ticket: Some(1),
+            outcome: StoredOutcome::NewTicket,
+        });
+        let plan = decide_mail(&s);
+        assert_eq!(
+            plan.outcome,
+            PlannedOutcome::Duplicate(StoredOutcome::NewTicket)
+        );
+        assert_eq!(plan.ticket, PlanTicket::None);
+        let mut s = situation(&m, None, &g, &d, &loads);
+        s.deliverable = Err("bad".into());
+        let plan = decide_mail(&s);
+        assert!(matches!(
+            plan.outcome,
+            PlannedOutcome::Quarantined(QuarantineReason::Unanswerable(_))
+        ));
+        assert!(plan.queued().is_empty());
+    }
+
+    fn command(t: &TicketRef, c: Command) -> Result<Plan, Refusal> {
+        let (g, d, loads) = (gateway(), desk(), HashMap::new());
+        decide_command(&CommandSituation {
+            ticket: t,
+            command: &c,
+            actor: Actor::Cli("cli".into()),
+            gateway: &g,
+            desk: &d,
+            loads: &loads,
+            now: 1_000,
+        })
+    }
+
+    #[test]
+    fn escalation_moves_up_reassigns_and_tells_everyone() {
+        let t = ticket(
+            TicketStatus::Open,
+            Tier::L1FrontLine,
+            Some("alice@example.com"),
+            0,
+        );
+        let plan = command(
+            &t,
+            Command::Escalate {
+                to: None,
+                reason: Some("needs admin rights".into()),
+            },
+        )
+        .unwrap();
+        assert_eq!(plan.effects[0], Effect::ChangeTier(Tier::L2Advanced));
+        assert_eq!(
+            plan.queued(),
+            vec![
+                (Template::AgentNotification, &addr("bob@example.com")),
+                (Template::AgentReassigned, &addr("alice@example.com")),
+                (Template::StatusUpdate, &addr("marie@example.fr")),
+            ]
+        );
+        // To L3, where only the shared address is: unassigned, the address is told.
+        let plan = command(
+            &t,
+            Command::Escalate {
+                to: Some(Tier::L3Expert),
+                reason: None,
+            },
+        )
+        .unwrap();
+        assert!(plan.effects.contains(&Effect::Assign(None)));
+        assert!(
+            plan.queued()
+                .contains(&(Template::AgentNotification, &addr("n3@example.com")))
+        );
+    }
+
+    #[test]
+    fn commands_the_ticket_does_not_allow_are_refused() {
+        let top = ticket(TicketStatus::Open, Tier::L4Vendor, None, 0);
+        assert_eq!(
+            command(
+                &top,
+                Command::Escalate {
+                    to: None,
+                    reason: None
+                }
+            )
+            .unwrap_err(),
+            Refusal::TopTier(Tier::L4Vendor)
+        );
+        let l2 = ticket(TicketStatus::Open, Tier::L2Advanced, None, 0);
+        assert!(
+            command(
+                &l2,
+                Command::Escalate {
+                    to: Some(Tier::L1FrontLine),
+                    reason: None
+                }
+            )
+            .is_err()
+        );
+        let closed = ticket(TicketStatus::Closed, Tier::L1FrontLine, None, 0);
+        assert_eq!(
+            command(&closed, Command::Resolve).unwrap_err(),
+            Refusal::Closed
+        );
+        let open = ticket(TicketStatus::Open, Tier::L1FrontLine, None, 0);
+        assert!(command(&open, Command::Reopen).is_err());
+        assert!(command(&open, Command::Assign(addr("nobody@example.com"))).is_err());
+    }
+
+    #[test]
+    fn resolving_and_reopening_tell_the_customer() {
+        let open = ticket(
+            TicketStatus::Open,
+            Tier::L1FrontLine,
+            Some("alice@example.com"),
+            0,
+        );
+        let plan = command(&open, Command::Resolve).unwrap();
+        assert_eq!(
+            plan.effects[0],
+            Effect::SetStatus {
+                to: TicketStatus::Resolved,
+                reopened: false
+            }
+        );
+        assert_eq!(
+            plan.queued(),
+            vec![(Template::StatusUpdate, &addr("marie@example.fr"))]
+        );
+        let resolved = ticket(
+            TicketStatus::Resolved,
+            Tier::L1FrontLine,
+            Some("alice@example.com"),
+            0,
+        );
+        let plan = command(&resolved, Command::Reopen).unwrap();
+        assert_eq!(
+            plan.effects[0],
+            Effect::SetStatus {
+                to: TicketStatus::Open,
+                reopened: true
+            }
+        );
+        assert_eq!(plan.events(), vec![EventKind::Reopened]);
+        let plan = command(&open, Command::Assign(addr("bob@example.com"))).unwrap();
+        assert_eq!(
+            plan.queued(),
+            vec![
+                (Template::AgentNotification, &addr("bob@example.com")),
+                (Template::AgentReassigned, &addr("alice@example.com")),
+            ]
+        );
+    }
+}

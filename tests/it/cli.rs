@@ -1,22 +1,10 @@
 //! The `helpdesk` binary as scripts and MTAs use it: init, ingest, tickets, check-config, run.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{corpus_dir, customer_mail};
-
-fn helpdesk(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_helpdesk"))
-        .args(args)
-        .env("HELPDESK_LOG", "warn")
-        .output()
-        .expect("run helpdesk")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+use crate::support::{corpus_dir, customer_mail, helpdesk, stdout};
 
 fn init_desk() -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();

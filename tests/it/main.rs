@@ -4,6 +4,7 @@
 mod cli;
 mod corpus;
 mod database;
+mod desk;
 mod imap_source;
 mod mail_stack;
 mod mta_pipe;

@@ -93,6 +93,19 @@ impl Desk {
     }
 }
 
+/// Runs the `helpdesk` binary with `args`, logs at warn.
+pub fn helpdesk(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_helpdesk"))
+        .args(args)
+        .env("HELPDESK_LOG", "warn")
+        .output()
+        .expect("run helpdesk")
+}
+
+pub fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
 /// A plain customer mail.
 pub fn customer_mail(from: &str, subject: &str, message_id: &str, body: &str) -> Vec<u8> {
     format!(

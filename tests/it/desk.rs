@@ -1,0 +1,492 @@
+//! Tiers, routing, the roster and the command line over a real store: what is written and
+//! queued when mail arrives and when someone acts on a ticket.
+
+use serde_json::Value;
+
+use crate::support::{Desk, customer_mail, embedded_config, helpdesk, stdout};
+use helpdesk::pipeline::Processed;
+
+/// The embedded default plus a roster: two L1 agents (one French-only) and an L2 expert.
+fn roster_config() -> String {
+    format!(
+        r#"{}
+[tiers.L3]
+address = "n3@example.test"
+labels = {{ fr = "Niveau 3 – ingénierie", en = "Level 3 – engineering" }}
+
+[[routing.rules]]
+name = "payroll to L2"
+keywords = ["paie", "payroll"]
+category = "software"
+priority = "high"
+tier = "L2"
+
+[[agents]]
+name = "Alice Martin"
+address = "alice@example.test"
+tiers = ["L1"]
+languages = ["fr", "en"]
+
+[[agents]]
+name = "Bruno Petit"
+address = "bruno@example.test"
+tiers = ["L1"]
+languages = ["fr"]
+
+[[agents]]
+name = "Eve Expert"
+address = "eve@example.test"
+tiers = ["L2"]
+languages = ["en", "fr"]
+"#,
+        embedded_config()
+    )
+}
+
+fn json(out: &std::process::Output) -> Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&stdout(out)).unwrap()
+}
+
+async fn open(desk: &Desk, subject: &str, id: &str, body: &str) -> String {
+    let raw = customer_mail("Marie Dupont <marie@example.fr>", subject, id, body);
+    match desk.file(&raw).await {
+        Processed::Filed { code, .. } => code.to_string(),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn show(desk: &Desk, code: &str) -> Value {
+    json(&helpdesk(&[
+        "--config",
+        desk.config_path.to_str().unwrap(),
+        "tickets",
+        "show",
+        code,
+        "--json",
+    ]))
+}
+
+fn cli(desk: &Desk, args: &[&str]) -> std::process::Output {
+    let mut all = vec!["--config", desk.config_path.to_str().unwrap()];
+    all.extend_from_slice(args);
+    helpdesk(&all)
+}
+
+#[tokio::test]
+async fn a_new_ticket_is_routed_assigned_and_its_agent_gets_the_thread() {
+    let desk = Desk::with_config(&roster_config()).await;
+    let code = open(
+        &desk,
+        "Imprimante bloquée",
+        "d1@example.fr",
+        "Bonjour, l'imprimante du 2e étage affiche un bourrage papier.",
+    )
+    .await;
+    let t = show(&desk, &code);
+    assert_eq!(t["category"], "printer");
+    assert_eq!(t["priority"], "normal");
+    assert_eq!(t["tier"], "L1");
+    assert_eq!(t["assignee"], "alice@example.test");
+    assert_eq!(t["participants"], serde_json::json!(["marie@example.fr"]));
+    let kinds: Vec<&str> = t["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["kind"].as_str().unwrap_or("inbound"))
+        .collect();
+    assert_eq!(kinds, ["inbound", "acknowledgement", "agent_notification"]);
+    let notification = &t["messages"][2];
+    assert_eq!(
+        notification["to"],
+        serde_json::json!(["alice@example.test"])
+    );
+    let text = notification["body_text"].as_str().unwrap();
+    assert!(text.contains("bourrage papier"), "{text}");
+    assert!(text.contains("Marie Dupont <marie@example.fr>"), "{text}");
+    assert!(
+        text.contains("Niveau 1"),
+        "in Alice's first language: {text}"
+    );
+    assert!(
+        notification["subject"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("[{code}]"))
+    );
+    // The routing decision is in the event log, with what matched.
+    let (rule, matched): (String, String) = sqlx::query_as(
+        "SELECT json_extract(detail, '$.rule'), json_extract(detail, '$.matched') FROM events WHERE kind = 'routed'",
+    )
+    .fetch_one(&desk.db().await)
+    .await
+    .unwrap();
+    assert_eq!(rule, "built-in: printer");
+    assert!(matched.contains("imprimante"), "{matched}");
+}
+
+#[tokio::test]
+async fn tickets_go_to_the_least_loaded_agent_in_turn() {
+    let desk = Desk::with_config(&roster_config()).await;
+    let mut assignees = Vec::new();
+    for i in 0..4 {
+        let code = open(
+            &desk,
+            &format!("Mot de passe {i}"),
+            &format!("rr{i}@example.fr"),
+            "Bonjour, mon mot de passe a expiré ce matin.",
+        )
+        .await;
+        assignees.push(show(&desk, &code)["assignee"].as_str().unwrap().to_string());
+    }
+    assert_eq!(
+        assignees,
+        [
+            "alice@example.test",
+            "bruno@example.test",
+            "alice@example.test",
+            "bruno@example.test"
+        ]
+    );
+    // Bruno speaks no English: an English request goes to Alice however loaded she is.
+    let raw = customer_mail(
+        "John <john@example.com>",
+        "Password expired",
+        "en1@example.com",
+        "Hello, my password expired this morning and I cannot log in to my computer.",
+    );
+    let Processed::Filed { code, .. } = desk.file(&raw).await else {
+        panic!()
+    };
+    assert_eq!(show(&desk, code.as_str())["assignee"], "alice@example.test");
+    let agents = json(&cli(&desk, &["agents", "list", "--json"]));
+    let open: Vec<(String, u64)> = agents
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["address"].as_str().unwrap().to_string(),
+                a["open_tickets"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        open,
+        [
+            ("alice@example.test".to_string(), 3),
+            ("bruno@example.test".to_string(), 2),
+            ("eve@example.test".to_string(), 0)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_follow_up_reaches_the_assignee_with_the_new_text_only() {
+    let desk = Desk::with_config(&roster_config()).await;
+    let code = open(
+        &desk,
+        "VPN",
+        "f1@example.fr",
+        "Le VPN se déconnecte toutes les 5 minutes.",
+    )
+    .await;
+    let reply = customer_mail(
+        "marie@example.fr",
+        &format!("Re: [{code}] VPN"),
+        "f2@example.fr",
+        "Cela recommence ce matin.\r\n\r\nLe lun. 2 mars 2026, Support a écrit :\r\n> Nous avons bien reçu votre demande",
+    );
+    assert!(matches!(
+        desk.file(&reply).await,
+        Processed::Appended { .. }
+    ));
+    let t = show(&desk, &code);
+    let follow = t["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["kind"] == "agent_follow_up")
+        .expect("a follow-up notification");
+    assert_eq!(follow["to"], serde_json::json!(["alice@example.test"]));
+    let text = follow["body_text"].as_str().unwrap();
+    assert!(text.contains("Cela recommence ce matin."), "{text}");
+    assert!(
+        !text.contains("Nous avons bien reçu"),
+        "quoted history leaked: {text}"
+    );
+    assert!(
+        !text.contains("toutes les 5 minutes"),
+        "not the whole thread: {text}"
+    );
+}
+
+#[tokio::test]
+async fn escalation_from_the_command_line_moves_up_and_tells_everyone() {
+    let desk = Desk::with_config(&roster_config()).await;
+    let code = open(
+        &desk,
+        "Accès au dossier",
+        "e1@example.fr",
+        "J'ai besoin d'un accès au dossier partagé de la compta.",
+    )
+    .await;
+    let out = cli(
+        &desk,
+        &[
+            "tickets",
+            "escalate",
+            &code,
+            "--reason",
+            "droits administrateur",
+            "--as",
+            "alice@example.test",
+            "--no-send",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let t = show(&desk, &code);
+    assert_eq!(t["tier"], "L2");
+    assert_eq!(t["assignee"], "eve@example.test");
+    let sent: Vec<(String, String)> = t["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["direction"] == "outbound")
+        .map(|m| {
+            (
+                m["kind"].as_str().unwrap().to_string(),
+                m["to"][0].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        sent[2..],
+        [
+            (
+                "agent_notification".to_string(),
+                "eve@example.test".to_string()
+            ),
+            (
+                "agent_reassigned".to_string(),
+                "alice@example.test".to_string()
+            ),
+            ("status_update".to_string(), "marie@example.fr".to_string()),
+        ]
+    );
+    let status = t["messages"].as_array().unwrap().last().unwrap()["body_text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(status.contains("Niveau 2 – support avancé"), "{status}");
+    let (actor_kind, actor): (String, String) =
+        sqlx::query_as("SELECT actor_kind, actor FROM events WHERE kind = 'escalated'")
+            .fetch_one(&desk.db().await)
+            .await
+            .unwrap();
+    assert_eq!(
+        (actor_kind.as_str(), actor.as_str()),
+        ("agent", "alice@example.test")
+    );
+
+    // To L3, where nobody is on the roster: unassigned, the tier's address is told.
+    let out = cli(&desk, &["tickets", "escalate", &code, "--no-send"]);
+    assert!(out.status.success());
+    let t = show(&desk, &code);
+    assert_eq!(
+        (t["tier"].as_str(), t["assignee"].as_str()),
+        (Some("L3"), None)
+    );
+    let last_to_agents: Vec<&str> = t["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["kind"] == "agent_notification")
+        .map(|m| m["to"][0].as_str().unwrap())
+        .collect();
+    assert_eq!(last_to_agents.last(), Some(&"n3@example.test"));
+
+    let listed = json(&cli(&desk, &["tickets", "list", "--tier", "L3", "--json"]));
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    let listed = json(&cli(&desk, &["tickets", "list", "--tier", "L1", "--json"]));
+    assert_eq!(listed.as_array().unwrap().len(), 0);
+}
+
+#[tokio::test]
+async fn resolve_close_reopen_and_refusals_from_the_command_line() {
+    let desk = Desk::with_config(&roster_config()).await;
+    let code = open(
+        &desk,
+        "Écran noir",
+        "r1@example.fr",
+        "Mon écran reste noir.",
+    )
+    .await;
+    for (cmd, status) in [
+        ("resolve", "resolved"),
+        ("reopen", "open"),
+        ("wait", "waiting_on_customer"),
+        ("close", "closed"),
+    ] {
+        let out = cli(&desk, &["tickets", cmd, &code, "--no-send"]);
+        assert!(
+            out.status.success(),
+            "{cmd}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(show(&desk, &code)["status"], status, "after {cmd}");
+    }
+    // A closed ticket cannot be resolved; an unknown agent cannot be assigned; L4 is the top.
+    let out = cli(&desk, &["tickets", "resolve", &code]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("closed"));
+    let other = open(
+        &desk,
+        "Clavier",
+        "r2@example.fr",
+        "Mon clavier ne marche plus.",
+    )
+    .await;
+    let out = cli(&desk, &["tickets", "assign", &other, "nobody@example.test"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not on the roster"));
+    let out = cli(
+        &desk,
+        &["tickets", "escalate", &other, "--to", "L4", "--no-send"],
+    );
+    assert!(out.status.success());
+    let out = cli(&desk, &["tickets", "escalate", &other]);
+    assert_eq!(out.status.code(), Some(2));
+    // Each change told the customer once, in French.
+    let changes: Vec<String> = sqlx::query_as::<_, (String,)>(
+        "SELECT json_extract(detail, '$.change') FROM events WHERE kind = 'mail_queued' \
+         AND json_extract(detail, '$.kind') = 'status_update' ORDER BY id",
+    )
+    .fetch_all(&desk.db().await)
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|(c,)| c)
+    .collect();
+    assert_eq!(
+        changes,
+        ["resolved", "reopened", "waiting", "closed", "escalated"]
+    );
+}
+
+#[tokio::test]
+async fn the_second_reopening_by_the_customer_escalates_by_itself() {
+    let desk = Desk::with_config(&roster_config()).await;
+    let code = open(&desk, "Wi-Fi", "w1@example.fr", "Le wifi coupe sans arrêt.").await;
+    for round in 0..2 {
+        let out = cli(&desk, &["tickets", "resolve", &code, "--no-send"]);
+        assert!(out.status.success());
+        let reply = customer_mail(
+            "marie@example.fr",
+            &format!("Re: [{code}] Wi-Fi"),
+            &format!("w-again-{round}@example.fr"),
+            "Non, toujours pas.",
+        );
+        assert!(matches!(
+            desk.file(&reply).await,
+            Processed::Appended { reopened: true, .. }
+        ));
+    }
+    let t = show(&desk, &code);
+    assert_eq!(t["reopen_count"], 2);
+    assert_eq!(t["tier"], "L2");
+    assert_eq!(t["assignee"], "eve@example.test");
+    let (reason,): (String,) = sqlx::query_as(
+        "SELECT json_extract(detail, '$.reason') FROM events WHERE kind = 'escalated'",
+    )
+    .fetch_one(&desk.db().await)
+    .await
+    .unwrap();
+    assert_eq!(reason, "reopened 2 times");
+}
+
+#[tokio::test]
+async fn route_says_what_a_mail_would_become_without_filing_it() {
+    let desk = Desk::with_config(&roster_config()).await;
+    let mail = desk.dir.path().join("payroll.eml");
+    std::fs::write(
+        &mail,
+        customer_mail(
+            "paul@rh.example.com",
+            "Logiciel de paie",
+            "p1@example.fr",
+            "Le calcul de la paie plante.",
+        ),
+    )
+    .unwrap();
+    let v = json(&cli(&desk, &["route", mail.to_str().unwrap(), "--json"]));
+    assert_eq!(v["category"], "software");
+    assert_eq!(v["priority"], "high");
+    assert_eq!(v["tier"], "L2");
+    assert_eq!(v["rule"], "payroll to L2");
+    assert_eq!(v["matched"], serde_json::json!(["paie"]));
+    assert_eq!(v["assignee"], "eve@example.test");
+    assert_eq!(
+        desk.count("SELECT COUNT(*) FROM tickets").await,
+        0,
+        "nothing filed"
+    );
+    std::fs::write(
+        &mail,
+        customer_mail(
+            "x@example.com",
+            "Bonjour",
+            "p2@example.fr",
+            "Une question sur les horaires.",
+        ),
+    )
+    .unwrap();
+    let v = json(&cli(&desk, &["route", mail.to_str().unwrap(), "--json"]));
+    assert_eq!(
+        (v["category"].as_str(), v["rule"].as_str()),
+        (Some("general"), None)
+    );
+}
+
+#[test]
+fn a_wrong_roster_or_rule_names_its_key() {
+    use helpdesk::config::{Config, ProcessEnv};
+    let cases = [
+        (
+            "[[agents]]\nname = \"A\"\naddress = \"a@example.test\"\ntiers = [\"L9\"]\n",
+            "agents[0].tiers",
+        ),
+        (
+            "[[agents]]\nname = \"A\"\naddress = \"support@example.test\"\ntiers = [\"L1\"]\n",
+            "agents[0].address",
+        ),
+        (
+            "[[routing.rules]]\ncategory = \"printer\"\n",
+            "routing.rules[0]",
+        ),
+        (
+            "[[routing.rules]]\nkeywords = [\"x\"]\ncategory = \"Printer!\"\n",
+            "routing.rules[0].category",
+        ),
+        (
+            "[[routing.rules]]\nkeywords = [\"x\"]\ncategory = \"printer\"\npriority = \"asap\"\n",
+            "routing.rules[0].priority",
+        ),
+        ("[tiers.L7]\naddress = \"n7@example.test\"\n", "tiers.L7"),
+    ];
+    for (extra, key) in cases {
+        let toml = format!("{}\n{extra}", embedded_config());
+        let e = Config::from_toml(&toml, "t.toml".as_ref(), "/desk".as_ref(), &ProcessEnv)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with(key), "{key}: {e}");
+    }
+}
