@@ -1,6 +1,7 @@
 //! One integration-test binary. `support` builds throw-away desks and starts the real
 //! mail stack (Dovecot + Postfix on loopback); tests fail loudly when it cannot start.
 
+mod agents_mail;
 mod cli;
 mod corpus;
 mod database;

@@ -1,0 +1,168 @@
+//! Agents and customers over a real Dovecot + Postfix: the customer's mail is acknowledged,
+//! the assigned agent's mailbox receives the whole thread, a follow-up reaches the agent,
+//! and an escalation from the command line reaches the new agent, the previous one and the
+//! customer, each in their mailbox.
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::support::stack::MailStack;
+use crate::support::{Desk, customer_mail, helpdesk};
+
+fn header(raw: &str, name: &str) -> Option<String> {
+    raw.lines().take_while(|l| !l.is_empty()).find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+    })
+}
+
+/// The text part of a rendered mail, quoted-printable decoded.
+fn text(raw: &[u8]) -> String {
+    let parsed = mail_parser::MessageParser::default()
+        .parse(raw)
+        .expect("a mail");
+    parsed.body_text(0).expect("a text part").into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_receive_the_thread_follow_ups_and_escalations_in_their_mailboxes() {
+    let stack = MailStack::start();
+    let config = format!(
+        r#"{}
+[[agents]]
+name = "Alice Agent"
+address = "agent@example.test"
+tiers = ["L1"]
+languages = ["en"]
+
+[[agents]]
+name = "Eve Expert"
+address = "expert@example.test"
+tiers = ["L2"]
+languages = ["fr", "en"]
+"#,
+        stack.gateway_config("implicit", "")
+    );
+    let desk = Desk::with_config(&config).await;
+    let shutdown = CancellationToken::new();
+    let app = desk.app.clone();
+    let token = shutdown.clone();
+    let running = tokio::spawn(async move { app.run(token).await });
+
+    let first = customer_mail(
+        "Marie Dupont <customer@example.test>",
+        "Printer jammed",
+        "agents-1@customer.test",
+        "Hello, the printer on the second floor shows a paper jam and prints nothing.",
+    );
+    stack
+        .deliver("customer@example.test", "support@example.test", &first)
+        .await;
+
+    // The customer is acknowledged; the agent gets the whole thread, in English.
+    let customer = stack
+        .wait_for("customer", "INBOX", 1, Duration::from_secs(20))
+        .await;
+    let ack = String::from_utf8_lossy(&customer[0]).to_string();
+    let subject = header(&ack, "Subject").unwrap();
+    let code = subject[1..subject.find(']').unwrap()].to_string();
+    let agent = stack
+        .wait_for("agent", "INBOX", 1, Duration::from_secs(20))
+        .await;
+    let note = String::from_utf8_lossy(&agent[0]).to_string();
+    assert_eq!(
+        header(&note, "Subject").unwrap(),
+        format!("[{code}] Printer jammed")
+    );
+    assert_eq!(
+        header(&note, "Auto-Submitted").as_deref(),
+        Some("auto-generated")
+    );
+    let body = text(&agent[0]);
+    assert!(body.contains("paper jam and prints nothing"), "{body}");
+    assert!(
+        body.contains("Marie Dupont <customer@example.test>"),
+        "{body}"
+    );
+    assert!(body.contains("Category:  printer"), "{body}");
+    let note_id = header(&note, "Message-ID").unwrap();
+
+    // The customer writes again: the agent is told, in the same thread in their client.
+    let again = customer_mail(
+        "customer@example.test",
+        &format!("Re: [{code}] Printer jammed"),
+        "agents-2@customer.test",
+        "I removed the paper but it still says jam.\r\n\r\nOn Mon, 2 Mar 2026, Support wrote:\r\n> We have received your request",
+    );
+    stack
+        .deliver("customer@example.test", "support@example.test", &again)
+        .await;
+    let agent = stack
+        .wait_for("agent", "INBOX", 2, Duration::from_secs(20))
+        .await;
+    let follow = String::from_utf8_lossy(&agent[1]).to_string();
+    assert_eq!(header(&follow, "In-Reply-To"), Some(note_id.clone()));
+    let body = text(&agent[1]);
+    assert!(
+        body.contains("I removed the paper but it still says jam."),
+        "{body}"
+    );
+    assert!(!body.contains("We have received your request"), "{body}");
+
+    // Escalation from the command line, beside the running gateway.
+    let out = helpdesk(&[
+        "--config",
+        desk.config_path.to_str().unwrap(),
+        "tickets",
+        "escalate",
+        &code,
+        "--reason",
+        "hardware fault",
+        "--as",
+        "agent@example.test",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The expert gets the whole thread in French, both customer messages oldest first.
+    let expert = stack
+        .wait_for("expert", "INBOX", 1, Duration::from_secs(20))
+        .await;
+    let body = text(&expert[0]);
+    let first_at = body.find("paper jam and prints nothing").expect(&body);
+    let second_at = body.find("I removed the paper").expect(&body);
+    assert!(first_at < second_at, "oldest first: {body}");
+    assert!(body.contains("vous est attribué"), "{body}");
+    assert!(body.contains("hardware fault"), "{body}");
+    // Alice is told in one line; the customer is told who follows the request now.
+    let agent = stack
+        .wait_for("agent", "INBOX", 3, Duration::from_secs(20))
+        .await;
+    assert!(
+        text(&agent[2]).contains("is no longer yours"),
+        "{}",
+        text(&agent[2])
+    );
+    let customer = stack
+        .wait_for("customer", "INBOX", 2, Duration::from_secs(20))
+        .await;
+    let status = text(&customer[1]);
+    assert!(status.contains("Level 2 – advanced support"), "{status}");
+    let raw_status = String::from_utf8_lossy(&customer[1]).to_string();
+    assert!(
+        header(&raw_status, "Subject")
+            .unwrap()
+            .starts_with(&format!("[{code}]"))
+    );
+    assert_eq!(
+        header(&raw_status, "In-Reply-To").as_deref(),
+        Some("<agents-2@customer.test>"),
+        "continues the customer's thread"
+    );
+
+    shutdown.cancel();
+    running.await.unwrap().unwrap();
+}
