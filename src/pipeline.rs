@@ -272,6 +272,17 @@ impl Pipeline {
             parsed: read.parsed.as_ref().ok(),
         };
         let applied = apply(tx, &self.apply_context(now), &plan, Some(&input)).await?;
+        if let (crate::desk::PlanTicket::New(new), Some((_, code))) = (&plan.ticket, &applied.ticket)
+        {
+            tracing::info!(
+                code = %code,
+                category = %new.routing.category,
+                tier = %new.routing.tier,
+                priority = %new.routing.priority,
+                queued = applied.queued,
+                "ticket opened"
+            );
+        }
         if write_checkpoint && let Some((mailbox, checkpoint)) = &source.checkpoint {
             tx.set_checkpoint(mailbox, *checkpoint, now).await?;
         }

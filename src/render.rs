@@ -157,7 +157,11 @@ pub struct MailContext {
     pub tier_label: String,
     pub category: String,
     pub priority: String,
+    /// "haute", "high": the priority in the mail's language.
+    pub priority_label: String,
     pub status: String,
+    /// "en attente de votre réponse", "waiting for the customer": the status in words.
+    pub status_label: String,
     /// The agent who has the ticket now; empty while unassigned.
     pub assignee_name: String,
     /// For `status_update`: assigned, escalated, waiting, resolved, closed or reopened.
@@ -201,6 +205,38 @@ impl AttachmentLine {
             name: name.unwrap_or("(no name)").to_string(),
             size,
         }
+    }
+}
+
+/// A ticket status in words, for people.
+pub fn status_label(status: crate::domain::TicketStatus, language: Language) -> &'static str {
+    use crate::domain::TicketStatus::*;
+    match (status, language) {
+        (New, Language::Fr) => "nouveau",
+        (Open, Language::Fr) => "ouvert",
+        (WaitingOnCustomer, Language::Fr) => "en attente du client",
+        (Resolved, Language::Fr) => "résolu",
+        (Closed, Language::Fr) => "clôturé",
+        (New, Language::En) => "new",
+        (Open, Language::En) => "open",
+        (WaitingOnCustomer, Language::En) => "waiting for the customer",
+        (Resolved, Language::En) => "resolved",
+        (Closed, Language::En) => "closed",
+    }
+}
+
+/// A priority in words, for people.
+pub fn priority_label(priority: crate::domain::Priority, language: Language) -> &'static str {
+    use crate::domain::Priority::*;
+    match (priority, language) {
+        (Low, Language::Fr) => "basse",
+        (Normal, Language::Fr) => "normale",
+        (High, Language::Fr) => "haute",
+        (Urgent, Language::Fr) => "urgente",
+        (Low, Language::En) => "low",
+        (Normal, Language::En) => "normal",
+        (High, Language::En) => "high",
+        (Urgent, Language::En) => "urgent",
     }
 }
 
@@ -455,7 +491,9 @@ mod tests {
             tier_label: "Niveau 2 – support avancé".into(),
             category: "printer".into(),
             priority: "high".into(),
+            priority_label: "haute".into(),
             status: "open".into(),
+            status_label: "ouvert".into(),
             assignee_name: "Alice Martin".into(),
             change: "escalated".into(),
             reason: "reopened twice".into(),

@@ -7,7 +7,7 @@
 //! "printers" finds "printer". Pure: no store, no clock; `helpdesk route` and the pipeline
 //! call the same [`Rules::route`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 use unicode_normalization::UnicodeNormalization;
@@ -222,12 +222,26 @@ impl Keyword {
 /// How many other words may stand between two words of a keyword phrase.
 const PHRASE_GAP: usize = 2;
 
-/// The stems of a text's words, in order.
-struct Words(Vec<String>);
+/// The stems of a text's words, in order, indexed by stem so that each keyword costs one
+/// look-up however long the mail is.
+struct Words {
+    stems: Vec<String>,
+    at: HashMap<String, Vec<usize>>,
+}
+
+/// How much of a mail's text routing reads: a request says what it is about near the top,
+/// and a 10 MB body must not hold the write lock while it is scanned.
+const ROUTED_CHARS: usize = 20_000;
 
 impl Words {
     fn of(text: &str) -> Words {
-        Words(stems(text))
+        let cut = text.char_indices().nth(ROUTED_CHARS).map_or(text.len(), |(i, _)| i);
+        let stems = stems(&text[..cut]);
+        let mut at: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, s) in stems.iter().enumerate() {
+            at.entry(s.clone()).or_default().push(i);
+        }
+        Words { stems, at }
     }
 
     /// Whether `phrase`'s words occur in order, each at most [`PHRASE_GAP`] words after
@@ -236,13 +250,13 @@ impl Words {
         let Some((first, rest)) = phrase.split_first() else {
             return false;
         };
-        self.0.iter().enumerate().any(|(start, w)| {
-            if w != first {
-                return false;
-            }
+        let Some(starts) = self.at.get(first) else {
+            return false;
+        };
+        starts.iter().any(|&start| {
             let mut at = start;
             rest.iter().all(|next| {
-                let window = &self.0[at + 1..(at + 2 + PHRASE_GAP).min(self.0.len())];
+                let window = &self.stems[at + 1..(at + 2 + PHRASE_GAP).min(self.stems.len())];
                 match window.iter().position(|w| w == next) {
                     Some(i) => {
                         at += 1 + i;
@@ -320,7 +334,12 @@ impl Rules {
     /// takes its category's default (so a user rule saying only `category = "security"`
     /// still sends the ticket to L2 as urgent). No rule: `general`, normal, L1.
     pub fn route(&self, input: &RouteInput<'_>) -> Routing {
-        let words = Words::of(&format!("{}\n{}", input.subject, input.text));
+        let cut = input
+            .text
+            .char_indices()
+            .nth(ROUTED_CHARS)
+            .map_or(input.text.len(), |(i, _)| i);
+        let words = Words::of(&format!("{}\n{}", input.subject, &input.text[..cut]));
         for rule in &self.rules {
             if let Some(matched) = rule.matches(input, &words) {
                 let (tier, priority) = category_defaults(&rule.category);
@@ -769,6 +788,16 @@ mod tests {
             ..spec
         };
         assert!(matches!(Rule::new(spec), Err(RuleError::EmptyKeyword(_))));
+    }
+
+    #[test]
+    fn a_huge_mail_is_routed_from_its_first_pages_only() {
+        let rules = Rules::new(Vec::new(), true);
+        let filler = "bla ".repeat(250_000);
+        let late = format!("{filler} printer");
+        assert_eq!(rules.route(&input("Hello", &late)).category.as_str(), "general");
+        let early = format!("printer {filler}");
+        assert_eq!(rules.route(&input("Hello", &early)).category.as_str(), "printer");
     }
 
     #[test]

@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 
 use super::*;
 use crate::config::GatewaySettings;
+use crate::domain::Priority;
 use crate::inbound::InboundMail;
 use crate::pipeline::SourceRef;
 use crate::render::{Envelope, MailContext, Renderer, ThreadItem};
@@ -53,7 +54,7 @@ struct Facts {
     status: TicketStatus,
     tier: Tier,
     category: String,
-    priority: String,
+    priority: Priority,
     assignee: Option<EmailAddress>,
 }
 
@@ -79,7 +80,7 @@ pub async fn apply(
             status: t.status,
             tier: t.tier,
             category: t.category.to_string(),
-            priority: t.priority.to_string(),
+            priority: t.priority,
             assignee: t.assignee.clone(),
         }),
         PlanTicket::New(new) => Some(open_ticket(tx, ctx, new, now).await?),
@@ -175,7 +176,7 @@ async fn open_ticket(
                     status: TicketStatus::New,
                     tier: new.routing.tier,
                     category: new.routing.category.to_string(),
-                    priority: new.routing.priority.to_string(),
+                    priority: new.routing.priority,
                     assignee: None,
                 });
             }
@@ -341,8 +342,10 @@ async fn queue(
         tier: f.tier.to_string(),
         tier_label: ctx.roster.tier_label(f.tier, out.language),
         category: f.category.clone(),
-        priority: f.priority.clone(),
+        priority: f.priority.to_string(),
+        priority_label: crate::render::priority_label(f.priority, out.language).into(),
         status: f.status.to_string(),
+        status_label: crate::render::status_label(f.status, out.language).into(),
         assignee_name,
         change: out.change.unwrap_or_default().to_string(),
         reason: out.reason.clone().unwrap_or_default(),
@@ -447,6 +450,6 @@ async fn queue(
         at: now,
     })
     .await?;
-    tracing::info!(code = %f.code, kind, to = %rcpt[0], "mail queued");
+    tracing::debug!(code = %f.code, kind, to = %rcpt[0], "mail queued");
     Ok(true)
 }

@@ -327,7 +327,7 @@ fn new_ticket(s: &MailSituation<'_>, from: &EmailAddress, language: Language) ->
         None,
         language,
         routing.tier,
-        routing.rule.as_ref().map(|r| format!("rule: {r}")),
+        None,
         &Actor::Gateway,
     ));
     Plan {
