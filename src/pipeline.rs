@@ -1,10 +1,13 @@
 //! One mail in, one recorded outcome out: the life of a ticket starts here.
 //!
-//! `process` stores the raw bytes together with whatever the mail became (a new ticket,
-//! a follow-up, a duplicate, ignored machine mail, or quarantine) and, for a new ticket,
-//! the acknowledgement in the outbox: all in one transaction, with the source's
-//! checkpoint. Either everything about a mail is committed or nothing is, so a crash
-//! at any point means the mail is read again and filed exactly once.
+//! parse → classify the sender → thread → decide → apply. `process` parses outside the
+//! write transaction, then inside it gathers what the decision needs (a second delivery?
+//! which ticket? is the sender on it? how busy are the agents?), asks the pure
+//! [`decide_mail`] for a plan and has [`apply`] write it: the raw bytes with whatever the
+//! mail became, the ticket's changes, the mail it queued, and the source's checkpoint.
+//! Either everything about a mail is committed or nothing is, so a crash at any point
+//! means the mail is read again and filed exactly once. `execute` runs a command on a
+//! ticket through the same decide/apply path.
 
 use std::collections::HashMap;
 use std::sync::Arc;
