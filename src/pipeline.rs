@@ -275,7 +275,8 @@ impl Pipeline {
             parsed: read.parsed.as_ref().ok(),
         };
         let applied = apply(tx, &self.apply_context(now), &plan, Some(&input)).await?;
-        if let (crate::desk::PlanTicket::New(new), Some((_, code))) = (&plan.ticket, &applied.ticket)
+        if let (crate::desk::PlanTicket::New(new), Some((_, code))) =
+            (&plan.ticket, &applied.ticket)
         {
             tracing::info!(
                 code = %code,

@@ -235,7 +235,10 @@ const ROUTED_CHARS: usize = 20_000;
 
 impl Words {
     fn of(text: &str) -> Words {
-        let cut = text.char_indices().nth(ROUTED_CHARS).map_or(text.len(), |(i, _)| i);
+        let cut = text
+            .char_indices()
+            .nth(ROUTED_CHARS)
+            .map_or(text.len(), |(i, _)| i);
         let stems = stems(&text[..cut]);
         let mut at: HashMap<String, Vec<usize>> = HashMap::new();
         for (i, s) in stems.iter().enumerate() {
@@ -795,9 +798,15 @@ mod tests {
         let rules = Rules::new(Vec::new(), true);
         let filler = "bla ".repeat(250_000);
         let late = format!("{filler} printer");
-        assert_eq!(rules.route(&input("Hello", &late)).category.as_str(), "general");
+        assert_eq!(
+            rules.route(&input("Hello", &late)).category.as_str(),
+            "general"
+        );
         let early = format!("printer {filler}");
-        assert_eq!(rules.route(&input("Hello", &early)).category.as_str(), "printer");
+        assert_eq!(
+            rules.route(&input("Hello", &early)).category.as_str(),
+            "printer"
+        );
     }
 
     #[test]

@@ -431,30 +431,37 @@ fn follow_up(
             )));
         }
         if reopened {
-            effects.push(customer_status(ticket, "reopened", None));
-            let reopenings = ticket.reopen_count + 1;
-            let threshold = s.desk.reopen_threshold;
-            if threshold > 0
-                && reopenings >= threshold
-                && let Ok(tier) = ticket.tier.escalate(None)
-            {
-                let reason = format!("reopened {reopenings} times");
-                effects.extend(escalation(
-                    s.desk,
-                    s.gateway,
-                    ticket,
-                    tier,
-                    Some(reason),
-                    s.loads,
-                    &Actor::Gateway,
-                ));
-            }
+            effects.extend(after_reopening(s.desk, s.gateway, ticket, s.loads));
         }
     }
     Plan {
         ticket: PlanTicket::Existing(ticket.clone()),
         effects,
         outcome: PlannedOutcome::Appended { reopened },
+    }
+}
+
+/// What a reopening brings: the customer told the ticket is open again, or, at the
+/// desk's reopen threshold, an escalation one tier up (whose own status mail says more).
+fn after_reopening(
+    desk: &DeskSettings,
+    gateway: &GatewaySettings,
+    ticket: &TicketRef,
+    loads: &HashMap<EmailAddress, Load>,
+) -> Vec<Effect> {
+    let reopenings = ticket.reopen_count + 1;
+    let threshold = desk.reopen_threshold;
+    match ticket.tier.escalate(None) {
+        Ok(tier) if threshold > 0 && reopenings >= threshold => escalation(
+            desk,
+            gateway,
+            ticket,
+            tier,
+            Some(format!("reopened {reopenings} times")),
+            loads,
+            &Actor::Gateway,
+        ),
+        _ => vec![customer_status(ticket, "reopened", None)],
     }
 }
 
@@ -525,14 +532,9 @@ fn assignment(
         Assignee::Agent(a) => (Some(a.clone()), Some(a.clone())),
         Assignee::Unassigned { tier_address } => (None, tier_address.clone()),
     };
-    if new.as_ref() != previous || previous.is_none() {
-        effects.push(Effect::Assign(new.clone()));
-        effects.push(record(
-            if new.is_some() {
-                EventKind::Assigned
-            } else {
-                EventKind::Unassigned
-            },
+    let event = |kind| {
+        record(
+            kind,
             actor,
             json!({
                 "to": new.as_ref().map(|a| a.as_str()),
@@ -541,7 +543,19 @@ fn assignment(
                 "notified": notify.as_ref().map(|a| a.as_str()),
                 "reason": reason,
             }),
-        ));
+        )
+    };
+    if new.as_ref() != previous {
+        effects.push(Effect::Assign(new.clone()));
+        effects.push(event(if new.is_some() {
+            EventKind::Assigned
+        } else {
+            EventKind::Unassigned
+        }));
+    } else if new.is_none() && (notify.is_some() || !desk.roster.agents().is_empty()) {
+        // Still nobody's: no write to the ticket, but the log says nobody fitted (a desk
+        // without a roster or tier addresses has nothing to say).
+        effects.push(event(EventKind::Unassigned));
     }
     if let Some(to) = &notify
         && Some(to) != previous
@@ -609,15 +623,17 @@ fn escalation(
     effects
 }
 
+/// A status change by someone's decision; `change` is what the customer is told (`None`:
+/// the caller tells them).
 fn status_change(
     ticket: &TicketRef,
     to: TicketStatus,
     actor: &Actor,
-    change: &'static str,
+    change: Option<&'static str>,
 ) -> Result<Vec<Effect>, Refusal> {
     let next = ticket.status.transition(to)?;
     let reopened = ticket.status.reopens_on_reply() && next == TicketStatus::Open;
-    Ok(vec![
+    let mut effects = vec![
         Effect::SetStatus { to: next, reopened },
         record(
             if reopened {
@@ -628,8 +644,11 @@ fn status_change(
             actor,
             json!({ "from": ticket.status.as_str(), "to": next.as_str() }),
         ),
-        customer_status(ticket, change, None),
-    ])
+    ];
+    if let Some(change) = change {
+        effects.push(customer_status(ticket, change, None));
+    }
+    Ok(effects)
 }
 
 /// What a command does to a ticket, or why it may not.
@@ -679,9 +698,14 @@ pub fn decide_command(s: &CommandSituation<'_>) -> Result<Plan, Refusal> {
                 &s.actor,
             )
         }
-        Command::Resolve => status_change(t, TicketStatus::Resolved, &s.actor, "resolved")?,
-        Command::Close => status_change(t, TicketStatus::Closed, &s.actor, "closed")?,
-        Command::Wait => status_change(t, TicketStatus::WaitingOnCustomer, &s.actor, "waiting")?,
+        Command::Resolve => status_change(t, TicketStatus::Resolved, &s.actor, Some("resolved"))?,
+        Command::Close => status_change(t, TicketStatus::Closed, &s.actor, Some("closed"))?,
+        Command::Wait => status_change(
+            t,
+            TicketStatus::WaitingOnCustomer,
+            &s.actor,
+            Some("waiting"),
+        )?,
         Command::Reopen => {
             if !t.status.reopens_on_reply() {
                 return Err(Refusal::Other(format!(
@@ -689,22 +713,8 @@ pub fn decide_command(s: &CommandSituation<'_>) -> Result<Plan, Refusal> {
                     t.status
                 )));
             }
-            let mut effects = status_change(t, TicketStatus::Open, &s.actor, "reopened")?;
-            let reopenings = t.reopen_count + 1;
-            if s.desk.reopen_threshold > 0
-                && reopenings >= s.desk.reopen_threshold
-                && let Ok(tier) = t.tier.escalate(None)
-            {
-                effects.extend(escalation(
-                    s.desk,
-                    s.gateway,
-                    t,
-                    tier,
-                    Some(format!("reopened {reopenings} times")),
-                    s.loads,
-                    &Actor::Gateway,
-                ));
-            }
+            let mut effects = status_change(t, TicketStatus::Open, &s.actor, None)?;
+            effects.extend(after_reopening(s.desk, s.gateway, t, s.loads));
             effects
         }
     };
@@ -899,12 +909,31 @@ mod tests {
         );
         let m = mail("marie@example.fr", "SAP", "Le module SAP refuse ma saisie");
         let plan = decide_mail(&situation(&m, None, &g, &d, &loads));
-        assert!(plan.effects.contains(&Effect::Assign(None)));
+        assert!(
+            !plan.effects.iter().any(|e| matches!(e, Effect::Assign(_))),
+            "a new ticket is unassigned already"
+        );
         assert!(plan.events().contains(&EventKind::Unassigned));
         assert!(
             plan.queued()
                 .contains(&(Template::AgentNotification, &addr("n3@example.com")))
         );
+    }
+
+    #[test]
+    fn a_desk_without_a_roster_files_and_acknowledges_only() {
+        let (g, loads) = (gateway(), HashMap::new());
+        let d = DeskSettings {
+            rules: Rules::new(Vec::new(), true),
+            ..DeskSettings::default()
+        };
+        let m = mail("marie@example.fr", "VPN", "Le VPN coupe.");
+        let plan = decide_mail(&situation(&m, None, &g, &d, &loads));
+        assert_eq!(
+            plan.queued(),
+            vec![(Template::Acknowledgement, &addr("marie@example.fr"))]
+        );
+        assert_eq!(plan.events(), vec![EventKind::Created, EventKind::Routed]);
     }
 
     #[test]
@@ -1056,7 +1085,7 @@ mod tests {
                 _ => None,
             })
             .collect();
-        assert_eq!(changes, vec!["reopened", "escalated"]);
+        assert_eq!(changes, vec!["escalated"], "one status mail, not two");
     }
 
     #[test]
