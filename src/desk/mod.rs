@@ -6,6 +6,7 @@
 
 pub mod apply;
 pub mod decide;
+pub mod mail_command;
 
 use serde_json::Value;
 
