@@ -122,7 +122,7 @@ fn command(body: &str) -> Result<MailCommand, CommandLineError> {
         None => (body, ""),
     };
     let arg = (!args.is_empty()).then_some(args);
-    match folded(name).trim_end_matches(':').as_ref() {
+    match folded(name).trim_end_matches(':') {
         "resolve" | "resoudre" | "resolu" | "solved" => Ok(MailCommand::Resolve),
         "close" | "fermer" => Ok(MailCommand::Close),
         "reopen" | "rouvrir" => Ok(MailCommand::Reopen),
