@@ -17,7 +17,9 @@ use tokio::sync::Notify;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{DeskSettings, GatewaySettings};
-use crate::desk::decide::{self, Command, CommandSituation, MailSituation, ThreadedBy};
+use crate::desk::decide::{
+    self, Command, CommandSituation, MailReading, MailSituation, ThreadedBy, read_mail,
+};
 use crate::desk::{
     Applied, ApplyContext, CommandError, MailInput, Plan, PlannedOutcome, apply, decide_command,
     decide_mail,
@@ -99,9 +101,10 @@ impl Processed {
 
 pub use crate::desk::QuarantineReason;
 
-/// A mail as parsed before any database work.
+/// A mail as read before any database work: parsed, fingerprinted, its language detected
+/// and its routing decided.
 struct Read {
-    parsed: Result<InboundMail, ParseFailure>,
+    parsed: Result<(InboundMail, MailReading), ParseFailure>,
     sha: String,
 }
 
@@ -242,7 +245,10 @@ impl Pipeline {
             Err(ParseFailure::ParserPanicked)
         });
         Read {
-            parsed,
+            parsed: parsed.map(|mail| {
+                let reading = read_mail(&mail, &self.settings, &self.desk);
+                (mail, reading)
+            }),
             sha: hex::encode(Sha256::digest(raw)),
         }
     }
@@ -266,13 +272,16 @@ impl Pipeline {
                 let earlier = tx.message_by_sha(&read.sha).await?;
                 decide::decide_unreadable(failure, earlier)
             }
-            Ok(mail) => self.situate_and_decide(tx, mail, &read.sha, now).await?,
+            Ok((mail, reading)) => {
+                self.situate_and_decide(tx, mail, reading, &read.sha, now)
+                    .await?
+            }
         };
         let input = MailInput {
             source,
             raw,
             sha: &read.sha,
-            parsed: read.parsed.as_ref().ok(),
+            parsed: read.parsed.as_ref().ok().map(|(mail, _)| mail),
         };
         let applied = apply(tx, &self.apply_context(now), &plan, Some(&input)).await?;
         if let (crate::desk::PlanTicket::New(new), Some((_, code))) =
@@ -308,6 +317,7 @@ impl Pipeline {
         &self,
         tx: &mut dyn StoreTx,
         mail: &InboundMail,
+        reading: &MailReading,
         sha: &str,
         now: Millis,
     ) -> Result<Plan, StoreError> {
@@ -356,6 +366,7 @@ impl Pipeline {
         };
         let situation = MailSituation {
             mail,
+            reading: reading.clone(),
             machine,
             earlier,
             thread: thread.as_ref().map(|(t, how)| (t, *how)),

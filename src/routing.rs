@@ -275,18 +275,31 @@ impl Words {
 /// Lower-cased, accent-free words, each cut to a light stem. "Imprimantes bloquées" gives
 /// `["imprimant", "bloqu"]`, as does "imprimante bloquee".
 pub fn stems(text: &str) -> Vec<String> {
-    let folded: String = text
-        .nfd()
-        .filter(|c| !is_combining_mark(*c))
-        .flat_map(char::to_lowercase)
-        .map(|c| match c {
-            'œ' => 'o',
-            'æ' => 'a',
-            'ß' => 's',
-            c if c.is_alphanumeric() => c,
-            _ => ' ',
-        })
-        .collect();
+    let mut folded = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_ascii() {
+            // Most of a mail: no decomposition to do.
+            folded.push(if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                ' '
+            });
+            continue;
+        }
+        for d in std::iter::once(c)
+            .nfd()
+            .filter(|d| !is_combining_mark(*d))
+            .flat_map(char::to_lowercase)
+        {
+            folded.push(match d {
+                'œ' => 'o',
+                'æ' => 'a',
+                'ß' => 's',
+                d if d.is_alphanumeric() => d,
+                _ => ' ',
+            });
+        }
+    }
     folded.split_whitespace().map(stem).collect()
 }
 

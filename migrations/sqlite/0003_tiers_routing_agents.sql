@@ -1,9 +1,15 @@
 -- Tiers, routing and agents: what a ticket is about, how urgent it is, who has it, and an
 -- event log whose kinds and actors are closed sets.
+--
+-- The CHECKs below are chains of `=` rather than `IN (...)`: SQLite evaluates a CHECK with
+-- an IN list of more than two constants by building an ephemeral b-tree of the list on
+-- every row written (measured: 200,000 inserts 0.50 s with a 14-value IN list, 0.09 s with
+-- the same test as ORs, 0.07 s without a CHECK), and events are written several times for
+-- every mail.
 
 ALTER TABLE tickets ADD COLUMN category TEXT NOT NULL DEFAULT 'general';
 ALTER TABLE tickets ADD COLUMN priority TEXT NOT NULL DEFAULT 'normal'
-    CHECK (priority IN ('low', 'normal', 'high', 'urgent'));
+    CHECK (priority = 'low' OR priority = 'normal' OR priority = 'high' OR priority = 'urgent');
 -- The agent's address; NULL while nobody on the roster has the ticket.
 ALTER TABLE tickets ADD COLUMN assignee TEXT;
 ALTER TABLE tickets ADD COLUMN assigned_at INTEGER;
@@ -15,13 +21,16 @@ CREATE TABLE events_new (
     id              INTEGER PRIMARY KEY,
     ticket_id       INTEGER REFERENCES tickets (id),
     message_row     INTEGER REFERENCES messages (id),
-    kind            TEXT    NOT NULL CHECK (kind IN (
-                        'created', 'routed', 'message_received', 'status_changed', 'reopened',
-                        'assigned', 'unassigned', 'escalated', 'mail_queued', 'mail_not_rendered',
-                        'mail_sent', 'mail_failed',
-                        'quarantined', 'message_id_collision')),
-    actor_kind      TEXT    NOT NULL CHECK (actor_kind IN (
-                        'customer', 'participant', 'stranger', 'agent', 'machine', 'gateway', 'cli')),
+    kind            TEXT    NOT NULL CHECK (
+                        kind = 'created' OR kind = 'routed' OR kind = 'message_received'
+                        OR kind = 'status_changed' OR kind = 'reopened' OR kind = 'assigned'
+                        OR kind = 'unassigned' OR kind = 'escalated' OR kind = 'mail_queued'
+                        OR kind = 'mail_not_rendered' OR kind = 'mail_sent' OR kind = 'mail_failed'
+                        OR kind = 'quarantined' OR kind = 'message_id_collision'),
+    actor_kind      TEXT    NOT NULL CHECK (
+                        actor_kind = 'customer' OR actor_kind = 'participant'
+                        OR actor_kind = 'stranger' OR actor_kind = 'agent' OR actor_kind = 'machine'
+                        OR actor_kind = 'gateway' OR actor_kind = 'cli'),
     actor           TEXT    NOT NULL,
     detail          TEXT    NOT NULL DEFAULT '{}',
     at              INTEGER NOT NULL

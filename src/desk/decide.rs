@@ -31,9 +31,35 @@ impl ThreadedBy {
     }
 }
 
+/// What a mail says about itself before any database work: its language and its routing.
+/// Pure but the costliest part of a decision (language detection, keyword matching), so
+/// the pipeline computes it before it takes SQLite's only write lock.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MailReading {
+    pub language: Language,
+    pub routing: Routing,
+}
+
+pub fn read_mail(
+    mail: &InboundMail,
+    gateway: &GatewaySettings,
+    desk: &DeskSettings,
+) -> MailReading {
+    MailReading {
+        language: Language::choose(
+            mail.content_language.as_deref(),
+            &format!("{}\n{}", mail.subject, mail.reply_text),
+            gateway.default_language,
+        ),
+        routing: route_mail(mail, desk),
+    }
+}
+
 /// Everything [`decide_mail`] may look at.
 pub struct MailSituation<'a> {
     pub mail: &'a InboundMail,
+    /// [`read_mail`]'s answer for this mail.
+    pub reading: MailReading,
     /// What kind of machine sent it, if a machine did.
     pub machine: Option<MachineKind>,
     /// The same mail, filed before (a second delivery).
@@ -139,11 +165,7 @@ pub fn decide_unreadable(
 /// new ticket routed, assigned and acknowledged.
 pub fn decide_mail(s: &MailSituation<'_>) -> Plan {
     let mail = s.mail;
-    let language = Language::choose(
-        mail.content_language.as_deref(),
-        &format!("{}\n{}", mail.subject, mail.reply_text),
-        s.gateway.default_language,
-    );
+    let language = s.reading.language;
     let sender = mail.from.as_ref().map(|f| f.address.clone());
 
     if let Some(first) = s.earlier {
@@ -238,12 +260,7 @@ pub fn preview_route(
     desk: &DeskSettings,
     loads: &HashMap<EmailAddress, Load>,
 ) -> RoutePreview {
-    let language = Language::choose(
-        mail.content_language.as_deref(),
-        &format!("{}\n{}", mail.subject, mail.reply_text),
-        gateway.default_language,
-    );
-    let routing = route_mail(mail, desk);
+    let MailReading { language, routing } = read_mail(mail, gateway, desk);
     let assignee = match desk
         .roster
         .choose(routing.tier, &routing.category, language, loads, None)
@@ -266,7 +283,7 @@ fn new_ticket(s: &MailSituation<'_>, from: &EmailAddress, language: Language) ->
     let mail = s.mail;
     let customer = Actor::Customer(from.clone());
     let base = subject::analyse(&mail.subject).base;
-    let routing = route_mail(mail, s.desk);
+    let routing = s.reading.routing.clone();
     let reply_to = mail
         .reply_to
         .as_ref()
@@ -818,6 +835,7 @@ mod tests {
     ) -> MailSituation<'a> {
         MailSituation {
             mail,
+            reading: read_mail(mail, gateway, desk),
             machine: None,
             earlier: None,
             thread,
