@@ -546,7 +546,7 @@ async fn tickets(config_path: &Path, cmd: TicketsCommand) -> Result<ExitCode> {
         }
         TicketsCommand::Wait { act: a } => {
             drop(store);
-            return act(config_path, a, DeskCommand::Wait).await;
+            return act(config_path, a, DeskCommand::Wait(None)).await;
         }
         TicketsCommand::Show { code, json } => {
             let parsed = ReferenceCode::parse(

@@ -350,9 +350,17 @@ impl Pipeline {
             (thread, collision, participant)
         };
         // Loads are read only when someone may be assigned, and only with a roster.
+        let from_agent_on_ticket = thread.is_some()
+            && mail
+                .from
+                .as_ref()
+                .is_some_and(|f| self.desk.roster.agent(&f.address).is_some());
+        // An agent's commands may assign or escalate; a new ticket or a reopening may too.
         let may_assign = earlier.is_none()
             && machine.is_none()
-            && (thread.is_none() || thread.as_ref().is_some_and(|(t, _)| !t.status.is_open()));
+            && (thread.is_none()
+                || from_agent_on_ticket
+                || thread.as_ref().is_some_and(|(t, _)| !t.status.is_open()));
         let loads = if may_assign && !self.desk.roster.agents().is_empty() {
             tx.agent_loads().await?
         } else {
@@ -364,6 +372,15 @@ impl Pipeline {
             }
             None => Ok(()),
         };
+        let from_agent = machine.is_none()
+            && mail
+                .from
+                .as_ref()
+                .is_some_and(|f| self.desk.roster.agent(&f.address).is_some());
+        let participants = match (&thread, from_agent) {
+            (Some((t, _)), true) => tx.participants(t.id).await?,
+            _ => Vec::new(),
+        };
         let situation = MailSituation {
             mail,
             reading: reading.clone(),
@@ -371,6 +388,7 @@ impl Pipeline {
             earlier,
             thread: thread.as_ref().map(|(t, how)| (t, *how)),
             sender_is_participant: participant,
+            participants,
             collision,
             gateway: &self.settings,
             desk: &self.desk,

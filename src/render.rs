@@ -31,15 +31,24 @@ pub enum Template {
     AgentReassigned,
     /// To the customer when the ticket changes in a way that matters to them.
     StatusUpdate,
+    /// An agent's public reply, relayed to the customer and the participants.
+    AgentReply,
+    /// To an agent who wrote commands: what each did.
+    AgentReceipt,
+    /// An internal note, to the agents on the ticket.
+    AgentNote,
 }
 
 impl Template {
-    pub const ALL: [Template; 5] = [
+    pub const ALL: [Template; 8] = [
         Template::Acknowledgement,
         Template::AgentNotification,
         Template::AgentFollowUp,
         Template::AgentReassigned,
         Template::StatusUpdate,
+        Template::AgentReply,
+        Template::AgentReceipt,
+        Template::AgentNote,
     ];
 
     pub fn name(self) -> &'static str {
@@ -49,6 +58,9 @@ impl Template {
             Template::AgentFollowUp => "agent_follow_up",
             Template::AgentReassigned => "agent_reassigned",
             Template::StatusUpdate => "status_update",
+            Template::AgentReply => "agent_reply",
+            Template::AgentReceipt => "agent_receipt",
+            Template::AgentNote => "agent_note",
         }
     }
 }
@@ -98,6 +110,12 @@ fn builtin_templates() -> Vec<(&'static str, &'static str)> {
         builtin!("fr", "agent_reassigned"),
         builtin!("en", "status_update"),
         builtin!("fr", "status_update"),
+        builtin!("en", "agent_reply"),
+        builtin!("fr", "agent_reply"),
+        builtin!("en", "agent_receipt"),
+        builtin!("fr", "agent_receipt"),
+        builtin!("en", "agent_note"),
+        builtin!("fr", "agent_note"),
         [
             "en/footer.txt.hbs",
             include_str!("../templates/en/footer.txt.hbs"),
@@ -175,6 +193,16 @@ pub struct MailContext {
     pub attachments: Vec<AttachmentLine>,
     /// For `agent_notification`: every message so far, oldest first.
     pub thread: Vec<ThreadItem>,
+    /// For `agent_receipt`: each command line and what became of it.
+    pub receipt: Vec<ReceiptLine>,
+}
+
+#[derive(Serialize, Clone, Debug, PartialEq, Eq)]
+pub struct ReceiptLine {
+    pub command: String,
+    pub applied: bool,
+    /// What was done, or why not.
+    pub result: String,
 }
 
 #[derive(Serialize, Clone, Debug, PartialEq, Eq)]
@@ -266,7 +294,18 @@ pub struct Envelope<'a> {
     pub in_reply_to: Option<&'a str>,
     pub references: &'a [String],
     pub language: Language,
-    pub auto_submitted: AutoSubmitted,
+    /// `None`: written by a person (an agent's reply relayed), no `Auto-Submitted`.
+    pub auto_submitted: Option<AutoSubmitted>,
+    /// Files sent along (an agent's attachments, relayed to the customer).
+    pub attachments: &'a [OutgoingAttachment],
+}
+
+/// A file attached to an outgoing mail.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutgoingAttachment {
+    pub filename: String,
+    pub content_type: String,
+    pub content: Vec<u8>,
 }
 
 impl Renderer {
@@ -366,19 +405,21 @@ impl Renderer {
                 HeaderName::new_from_ascii_str("Content-Language"),
                 env.language.as_str().into(),
             ));
-        let auto_submitted = match env.auto_submitted {
-            AutoSubmitted::Replied => "auto-replied",
-            AutoSubmitted::Generated => "auto-generated",
-        };
-        builder = builder
-            .raw_header(HeaderValue::new(
-                HeaderName::new_from_ascii_str("Auto-Submitted"),
-                auto_submitted.into(),
-            ))
-            .raw_header(HeaderValue::new(
-                HeaderName::new_from_ascii_str("X-Auto-Response-Suppress"),
-                "All".into(),
-            ));
+        if let Some(auto) = env.auto_submitted {
+            let value = match auto {
+                AutoSubmitted::Replied => "auto-replied",
+                AutoSubmitted::Generated => "auto-generated",
+            };
+            builder = builder
+                .raw_header(HeaderValue::new(
+                    HeaderName::new_from_ascii_str("Auto-Submitted"),
+                    value.into(),
+                ))
+                .raw_header(HeaderValue::new(
+                    HeaderName::new_from_ascii_str("X-Auto-Response-Suppress"),
+                    "All".into(),
+                ));
+        }
         let parent = env.in_reply_to.filter(|id| usable_message_id(id));
         if let Some(parent) = parent {
             builder = builder.in_reply_to(format!("<{parent}>"));
@@ -401,20 +442,33 @@ impl Renderer {
         if !refs.is_empty() {
             builder = builder.references(refs.join(" "));
         }
-        let message = builder
-            .multipart(
-                MultiPart::alternative()
-                    .singlepart(
-                        SinglePart::builder()
-                            .header(ContentType::TEXT_PLAIN)
-                            .body(text.clone()),
-                    )
-                    .singlepart(
-                        SinglePart::builder()
-                            .header(ContentType::TEXT_HTML)
-                            .body(html),
-                    ),
+        let alternative = MultiPart::alternative()
+            .singlepart(
+                SinglePart::builder()
+                    .header(ContentType::TEXT_PLAIN)
+                    .body(text.clone()),
             )
+            .singlepart(
+                SinglePart::builder()
+                    .header(ContentType::TEXT_HTML)
+                    .body(html),
+            );
+        let body = if env.attachments.is_empty() {
+            alternative
+        } else {
+            let mut mixed = MultiPart::mixed().multipart(alternative);
+            for a in env.attachments {
+                let content_type = ContentType::parse(&a.content_type)
+                    .unwrap_or_else(|_| ContentType::parse("application/octet-stream").unwrap());
+                mixed = mixed.singlepart(
+                    lettre::message::Attachment::new(a.filename.clone())
+                        .body(a.content.clone(), content_type),
+                );
+            }
+            mixed
+        };
+        let message = builder
+            .multipart(body)
             .map_err(|e| RenderError::Build(e.to_string()))?;
         Ok(Rendered {
             message_id,
@@ -507,6 +561,18 @@ mod tests {
                 text: "L'imprimante fait un bourrage.".into(),
                 attachments: vec![AttachmentLine::new(Some("photo.jpg"), 12_800)],
             }],
+            receipt: vec![
+                ReceiptLine {
+                    command: "#priority high".into(),
+                    applied: true,
+                    result: "priority high".into(),
+                },
+                ReceiptLine {
+                    command: "#escalate L9".into(),
+                    applied: false,
+                    result: "a ticket at L4 cannot move".into(),
+                },
+            ],
         }
     }
 
@@ -529,7 +595,8 @@ mod tests {
                     in_reply_to: Some("abc@example.fr"),
                     references: &[],
                     language,
-                    auto_submitted: AutoSubmitted::Replied,
+                    auto_submitted: Some(AutoSubmitted::Replied),
+                    attachments: &[],
                 };
                 let mail = r.render(template, &ctx(), &env).unwrap();
                 assert!(
@@ -643,7 +710,8 @@ mod tests {
                 in_reply_to: Some(&huge_id),
                 references: &refs,
                 language: Language::En,
-                auto_submitted: AutoSubmitted::Replied,
+                auto_submitted: Some(AutoSubmitted::Replied),
+                attachments: &[],
             };
             let mail = r.render(Template::Acknowledgement, &context, &env).unwrap();
             let raw = String::from_utf8(mail.raw).unwrap();

@@ -13,6 +13,8 @@ ALTER TABLE tickets ADD COLUMN priority TEXT NOT NULL DEFAULT 'normal'
 -- The agent's address; NULL while nobody on the roster has the ticket.
 ALTER TABLE tickets ADD COLUMN assignee TEXT;
 ALTER TABLE tickets ADD COLUMN assigned_at INTEGER;
+-- When an agent first answered the customer (not the acknowledgement, not a note).
+ALTER TABLE tickets ADD COLUMN first_response_at INTEGER;
 CREATE INDEX tickets_assignee ON tickets (assignee, status);
 CREATE INDEX tickets_tier ON tickets (tier, status);
 
@@ -26,7 +28,10 @@ CREATE TABLE events_new (
                         OR kind = 'status_changed' OR kind = 'reopened' OR kind = 'assigned'
                         OR kind = 'unassigned' OR kind = 'escalated' OR kind = 'mail_queued'
                         OR kind = 'mail_not_rendered' OR kind = 'mail_sent' OR kind = 'mail_failed'
-                        OR kind = 'quarantined' OR kind = 'message_id_collision'),
+                        OR kind = 'quarantined' OR kind = 'message_id_collision'
+                        OR kind = 'priority_changed' OR kind = 'category_changed'
+                        OR kind = 'participant_added' OR kind = 'agent_replied'
+                        OR kind = 'note_added' OR kind = 'commands_refused'),
     actor_kind      TEXT    NOT NULL CHECK (
                         actor_kind = 'customer' OR actor_kind = 'participant'
                         OR actor_kind = 'stranger' OR actor_kind = 'agent' OR actor_kind = 'machine'

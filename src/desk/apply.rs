@@ -13,7 +13,7 @@ use crate::config::GatewaySettings;
 use crate::domain::Priority;
 use crate::inbound::InboundMail;
 use crate::pipeline::SourceRef;
-use crate::render::{Envelope, MailContext, Renderer, ThreadItem};
+use crate::render::{Envelope, MailContext, OutgoingAttachment, Renderer, ThreadItem};
 use crate::roster::Roster;
 use crate::store::{
     Direction, Millis, NewAttachment, NewEvent, NewMessage, NewOutgoing, NewTicket, StoreError,
@@ -113,6 +113,21 @@ pub async fn apply(
                 let f = facts.as_mut().expect("an assignment belongs to a ticket");
                 tx.set_assignee(f.id, agent.as_ref(), now).await?;
                 f.assignee = agent.clone();
+            }
+            Effect::SetPriority(p) => {
+                let f = facts.as_mut().expect("a priority belongs to a ticket");
+                tx.set_priority(f.id, *p, now).await?;
+                f.priority = *p;
+            }
+            Effect::SetCategory(c) => {
+                let f = facts.as_mut().expect("a category belongs to a ticket");
+                tx.set_category(f.id, c, now).await?;
+                f.category = c.to_string();
+            }
+            Effect::FirstResponse => {
+                if let Some(id) = ticket_id {
+                    tx.set_first_response(id, now).await?;
+                }
             }
             Effect::Touch => {
                 if let Some(id) = ticket_id {
@@ -366,6 +381,7 @@ async fn queue(
             .map(|n| n.attachments.clone())
             .unwrap_or_default(),
         thread,
+        receipt: out.receipt.clone(),
     };
     let (in_reply_to, references) = match inbound.filter(|_| out.answers_mail) {
         Some(m) => (m.message_id.clone(), m.references.clone()),
@@ -374,15 +390,32 @@ async fn queue(
             (ids.last().cloned(), ids)
         }
     };
+    let attachments: Vec<OutgoingAttachment> = match inbound.filter(|_| out.forward_attachments) {
+        Some(m) => m
+            .attachments
+            .iter()
+            .map(|a| OutgoingAttachment {
+                filename: a.filename.clone().unwrap_or_else(|| "attachment".into()),
+                content_type: a.content_type.clone(),
+                content: a.content.clone(),
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    let from_name = out
+        .from_name
+        .clone()
+        .unwrap_or_else(|| ctx.gateway.support_name.clone());
     let env = Envelope {
         from: &ctx.gateway.support_address,
-        from_name: &ctx.gateway.support_name,
+        from_name: &from_name,
         to: &out.to,
         to_name: out.to_name.as_deref(),
         in_reply_to: in_reply_to.as_deref(),
         references: &references,
         language: out.language,
         auto_submitted: out.auto_submitted,
+        attachments: &attachments,
     };
     let kind = out.template.name();
     let rendered = match ctx.renderer.render(out.template, &context, &env) {
@@ -415,7 +448,7 @@ async fn queue(
             raw: &rendered.raw,
             raw_sha256: &hex::encode(Sha256::digest(&rendered.raw)),
             from_addr: Some(&support),
-            from_name: Some(&ctx.gateway.support_name),
+            from_name: Some(&from_name),
             reply_to: None,
             to: rcpt.to_vec(),
             cc: Vec::new(),

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use serde_json::json;
 
+use super::mail_command::{self, MailCommand};
 use super::*;
 use crate::config::{DeskSettings, GatewaySettings};
 use crate::domain::{Category, Priority, Refusal};
@@ -68,6 +69,8 @@ pub struct MailSituation<'a> {
     pub thread: Option<(&'a TicketRef, ThreadedBy)>,
     /// The sender is one of that ticket's participants.
     pub sender_is_participant: bool,
+    /// That ticket's participants, when an agent writes on it (whom a public reply goes to).
+    pub participants: Vec<EmailAddress>,
     /// Another, different mail already uses this Message-ID.
     pub collision: Option<i64>,
     pub gateway: &'a GatewaySettings,
@@ -89,8 +92,13 @@ pub enum Command {
     Resolve,
     Close,
     Reopen,
-    /// The ticket waits for the customer's answer.
-    Wait,
+    /// The ticket waits for the customer's answer (for this long, when given: the timers
+    /// that remind the customer come later).
+    Wait(Option<std::time::Duration>),
+    SetPriority(Priority),
+    SetCategory(Category),
+    /// Someone else to keep informed (an agent's `#cc`).
+    AddParticipant(EmailAddress),
 }
 
 pub struct CommandSituation<'a> {
@@ -326,7 +334,10 @@ fn new_ticket(s: &MailSituation<'_>, from: &EmailAddress, language: Language) ->
         to: reply_to.address.clone(),
         to_name: reply_to.name.clone(),
         language,
-        auto_submitted: AutoSubmitted::Replied,
+        auto_submitted: Some(AutoSubmitted::Replied),
+        from_name: None,
+        forward_attachments: false,
+        receipt: Vec::new(),
         change: None,
         reason: None,
         include_thread: false,
@@ -402,8 +413,32 @@ fn follow_up(
         }),
     ));
     let mut reopened = false;
-    // Only the customer's side moves the ticket: an out-of-office must not reopen it, a
-    // stranger's mail waits for an agent, and agents answer by mail in a later step.
+    if let Actor::Agent(agent) = &actor {
+        // Kept whole for the record; the thread shows its public part as the reply sent
+        // (or, for a note, this mail itself).
+        let note = mail_command::parse(&s.mail.reply_text).has_note();
+        if let Some(Effect::FileMail(f)) = effects.first_mut() {
+            f.detail = Some(if note { "internal_note" } else { "agent_mail" }.into());
+        }
+        effects.extend(agent_on_ticket(s, ticket, agent));
+        return Plan {
+            ticket: PlanTicket::Existing(ticket.clone()),
+            effects,
+            outcome: PlannedOutcome::Appended { reopened: false },
+        };
+    }
+    // Commands from anyone not on the roster are never applied; the assignee hears of it
+    // in the follow-up notification below.
+    let refused_commands = !mail_command::parse(&s.mail.reply_text).is_empty();
+    if refused_commands {
+        effects.push(record(
+            EventKind::CommandsRefused,
+            &actor,
+            json!({ "reason": "the sender is not on the roster" }),
+        ));
+    }
+    // Only the customer's side moves the ticket: an out-of-office must not reopen it, and
+    // a stranger's mail waits for an agent.
     if matches!(actor, Actor::Customer(_) | Actor::Participant(_)) {
         let next = ticket.status.on_customer_reply();
         reopened = ticket.status.reopens_on_reply();
@@ -442,7 +477,10 @@ fn follow_up(
                 s.gateway,
                 Template::AgentFollowUp,
                 &to,
-                None,
+                refused_commands.then(|| {
+                    "lines starting with # were not applied: the sender is not on the roster"
+                        .to_string()
+                }),
                 false,
                 Some(new_text),
             )));
@@ -456,6 +494,227 @@ fn follow_up(
         effects,
         outcome: PlannedOutcome::Appended { reopened },
     }
+}
+
+/// The ticket as `effects` leave it, so the next command of the same mail sees the
+/// change the previous one made (`#take` then `#resolve`).
+fn after(ticket: &TicketRef, effects: &[Effect]) -> TicketRef {
+    let mut t = ticket.clone();
+    for e in effects {
+        match e {
+            Effect::SetStatus { to, reopened } => {
+                t.status = *to;
+                if *reopened {
+                    t.reopen_count += 1;
+                }
+            }
+            Effect::ChangeTier(tier) => t.tier = *tier,
+            Effect::Assign(a) => t.assignee = a.clone(),
+            Effect::SetPriority(p) => t.priority = *p,
+            Effect::SetCategory(c) => t.category = c.clone(),
+            _ => {}
+        }
+    }
+    t
+}
+
+/// What one command line did, for the receipt.
+fn describe(command: &MailCommand, before: &TicketRef, after: &TicketRef) -> String {
+    match command {
+        MailCommand::Resolve | MailCommand::Close | MailCommand::Reopen | MailCommand::Wait(_) => {
+            format!("{} → {}", before.status, after.status)
+        }
+        MailCommand::Escalate { .. } => format!(
+            "{} → {}, {}",
+            before.tier,
+            after.tier,
+            after
+                .assignee
+                .as_ref()
+                .map(|a| format!("assigned to {a}"))
+                .unwrap_or_else(|| "unassigned".into())
+        ),
+        MailCommand::Assign(a) => format!("assigned to {a}"),
+        MailCommand::Take => "assigned to you".into(),
+        MailCommand::Priority(p) => format!("priority {} → {p}", before.priority),
+        MailCommand::Category(c) => format!("category {} → {c}", before.category),
+        MailCommand::Cc(a) => format!("{a} will receive the replies"),
+        MailCommand::Note => "this mail is an internal note".into(),
+    }
+}
+
+/// An agent's mail on a ticket: commands at the top (each applied through
+/// `decide_command`, or refused), then either an internal note or a public reply relayed
+/// to the customer and the participants; a receipt when there were commands.
+fn agent_on_ticket(s: &MailSituation<'_>, ticket: &TicketRef, agent: &EmailAddress) -> Vec<Effect> {
+    let actor = Actor::Agent(agent.clone());
+    let commands = mail_command::parse(&s.mail.reply_text);
+    let mut effects = Vec::new();
+    let mut state = ticket.clone();
+    let mut receipt = Vec::new();
+    for (line, parsed) in &commands.lines {
+        let (applied, result) = match parsed {
+            Err(e) => (false, e.to_string()),
+            Ok(MailCommand::Note) => (true, describe(&MailCommand::Note, &state, &state)),
+            Ok(command) => {
+                let desk_command = match command {
+                    MailCommand::Resolve => Command::Resolve,
+                    MailCommand::Close => Command::Close,
+                    MailCommand::Reopen => Command::Reopen,
+                    MailCommand::Escalate { to, reason } => Command::Escalate {
+                        to: *to,
+                        reason: reason.clone(),
+                    },
+                    MailCommand::Assign(a) => Command::Assign(a.clone()),
+                    MailCommand::Take => Command::Assign(agent.clone()),
+                    MailCommand::Priority(p) => Command::SetPriority(*p),
+                    MailCommand::Category(c) => Command::SetCategory(c.clone()),
+                    MailCommand::Wait(d) => Command::Wait(Some(*d)),
+                    MailCommand::Cc(a) => Command::AddParticipant(a.clone()),
+                    MailCommand::Note => unreachable!("handled above"),
+                };
+                match decide_command(&CommandSituation {
+                    ticket: &state,
+                    command: &desk_command,
+                    actor: actor.clone(),
+                    gateway: s.gateway,
+                    desk: s.desk,
+                    loads: s.loads,
+                    now: s.now,
+                }) {
+                    Ok(plan) => {
+                        let next = after(&state, &plan.effects);
+                        let text = describe(command, &state, &next);
+                        effects.extend(plan.effects);
+                        state = next;
+                        (true, text)
+                    }
+                    Err(refusal) => (false, refusal.to_string()),
+                }
+            }
+        };
+        receipt.push(crate::render::ReceiptLine {
+            command: line.clone(),
+            applied,
+            result,
+        });
+    }
+    let text = if commands.is_empty() {
+        s.mail.reply_text.trim().to_string()
+    } else {
+        commands.rest.trim().to_string()
+    };
+    let agent_name = s
+        .desk
+        .roster
+        .agent(agent)
+        .map(|a| a.name.clone())
+        .unwrap_or_else(|| agent.to_string());
+    let attachments: Vec<AttachmentLine> = s
+        .mail
+        .attachments
+        .iter()
+        .map(|a| AttachmentLine::new(a.filename.as_deref(), a.content.len() as u64))
+        .collect();
+    if commands.has_note() {
+        effects.push(record(
+            EventKind::NoteAdded,
+            &actor,
+            json!({ "chars": text.chars().count() }),
+        ));
+        // The assignee, or the tier's address, unless the note is their own.
+        let to = state
+            .assignee
+            .clone()
+            .or_else(|| s.desk.roster.tier_address(state.tier).cloned())
+            .filter(|a| a != agent);
+        if let Some(to) = to
+            && !text.is_empty()
+        {
+            effects.push(Effect::Queue(agent_mail(
+                s.desk,
+                s.gateway,
+                Template::AgentNote,
+                &to,
+                None,
+                false,
+                Some(NewText {
+                    from: agent_name.clone(),
+                    text: text.clone(),
+                    attachments: attachments.clone(),
+                    reopened: false,
+                }),
+            )));
+        }
+    } else if !text.is_empty() {
+        let mut recipients = vec![state.customer.clone()];
+        for p in &s.participants {
+            if !recipients.contains(p) && s.desk.roster.agent(p).is_none() {
+                recipients.push(p.clone());
+            }
+        }
+        for to in recipients {
+            let name = (to == state.customer)
+                .then(|| state.customer_name.clone())
+                .flatten();
+            effects.push(Effect::Queue(OutgoingMail {
+                template: Template::AgentReply,
+                to,
+                to_name: name,
+                language: state.language,
+                auto_submitted: None,
+                from_name: Some(format!("{agent_name} ({})", s.gateway.support_name)),
+                forward_attachments: true,
+                receipt: Vec::new(),
+                change: None,
+                reason: None,
+                include_thread: false,
+                answers_mail: false,
+                new_text: Some(NewText {
+                    from: agent_name.clone(),
+                    text: text.clone(),
+                    attachments: attachments.clone(),
+                    reopened: false,
+                }),
+            }));
+        }
+        effects.push(record(
+            EventKind::AgentReplied,
+            &actor,
+            json!({ "chars": text.chars().count(), "attachments": attachments.len() }),
+        ));
+        effects.push(Effect::FirstResponse);
+        // An answer puts the ball in the customer's court, unless a command of the same
+        // mail already decided the status (`#resolve` with a closing word).
+        let status_commanded = effects
+            .iter()
+            .any(|e| matches!(e, Effect::SetStatus { .. }));
+        if !status_commanded && matches!(state.status, TicketStatus::New | TicketStatus::Open) {
+            effects.push(Effect::SetStatus {
+                to: TicketStatus::WaitingOnCustomer,
+                reopened: false,
+            });
+            effects.push(record(
+                EventKind::StatusChanged,
+                &actor,
+                json!({ "from": state.status.as_str(), "to": "waiting_on_customer" }),
+            ));
+        }
+    }
+    if !commands.is_empty() {
+        let mut mail = agent_mail(
+            s.desk,
+            s.gateway,
+            Template::AgentReceipt,
+            agent,
+            None,
+            false,
+            None,
+        );
+        mail.receipt = receipt;
+        effects.push(Effect::Queue(mail));
+    }
+    effects
 }
 
 /// What a reopening brings: the customer told the ticket is open again, or, at the
@@ -507,7 +766,10 @@ fn agent_mail(
         language: agent
             .map(|a| a.language(gateway.default_language))
             .unwrap_or(gateway.default_language),
-        auto_submitted: AutoSubmitted::Generated,
+        auto_submitted: Some(AutoSubmitted::Generated),
+        from_name: None,
+        forward_attachments: false,
+        receipt: Vec::new(),
         change: None,
         reason,
         include_thread,
@@ -522,7 +784,10 @@ fn customer_status(ticket: &TicketRef, change: &'static str, reason: Option<Stri
         to: ticket.customer.clone(),
         to_name: ticket.customer_name.clone(),
         language: ticket.language,
-        auto_submitted: AutoSubmitted::Generated,
+        auto_submitted: Some(AutoSubmitted::Generated),
+        from_name: None,
+        forward_attachments: false,
+        receipt: Vec::new(),
         change: Some(change),
         reason,
         include_thread: false,
@@ -717,12 +982,57 @@ pub fn decide_command(s: &CommandSituation<'_>) -> Result<Plan, Refusal> {
         }
         Command::Resolve => status_change(t, TicketStatus::Resolved, &s.actor, Some("resolved"))?,
         Command::Close => status_change(t, TicketStatus::Closed, &s.actor, Some("closed"))?,
-        Command::Wait => status_change(
-            t,
-            TicketStatus::WaitingOnCustomer,
-            &s.actor,
-            Some("waiting"),
-        )?,
+        Command::Wait(duration) => {
+            let mut effects = status_change(
+                t,
+                TicketStatus::WaitingOnCustomer,
+                &s.actor,
+                Some("waiting"),
+            )?;
+            if let (Some(d), Some(Effect::Record(r))) = (duration, effects.get_mut(1)) {
+                r.detail["wait_seconds"] = json!(d.as_secs());
+            }
+            effects
+        }
+        Command::SetPriority(p) => {
+            if *p == t.priority {
+                return Err(Refusal::Other(format!("the priority is already {p}")));
+            }
+            vec![
+                Effect::SetPriority(*p),
+                record(
+                    EventKind::PriorityChanged,
+                    &s.actor,
+                    json!({ "from": t.priority.as_str(), "to": p.as_str() }),
+                ),
+            ]
+        }
+        Command::SetCategory(c) => {
+            if *c == t.category {
+                return Err(Refusal::Other(format!("the category is already {c}")));
+            }
+            vec![
+                Effect::SetCategory(c.clone()),
+                record(
+                    EventKind::CategoryChanged,
+                    &s.actor,
+                    json!({ "from": t.category.as_str(), "to": c.as_str() }),
+                ),
+            ]
+        }
+        Command::AddParticipant(a) => {
+            if *a == s.gateway.support_address {
+                return Err(Refusal::Other("that is the support address".into()));
+            }
+            vec![
+                Effect::AddParticipant(a.clone(), ParticipantRole::Cc),
+                record(
+                    EventKind::ParticipantAdded,
+                    &s.actor,
+                    json!({ "address": a.as_str() }),
+                ),
+            ]
+        }
         Command::Reopen => {
             if !t.status.reopens_on_reply() {
                 return Err(Refusal::Other(format!(
@@ -840,6 +1150,7 @@ mod tests {
             earlier: None,
             thread,
             sender_is_participant: true,
+            participants: Vec::new(),
             collision: None,
             gateway,
             desk,
@@ -1025,10 +1336,11 @@ mod tests {
         assert!(plan.queued().is_empty());
         assert!(matches!(&plan.effects[0], Effect::FileMail(f) if f.from_non_participant));
 
+        // An agent's mail is filed as theirs, not as a stranger's.
         let agent = mail(
             "alice@example.com",
             "Re: [HD-7K3M9QXA] Imprimante",
-            "Je regarde.",
+            "#note\nvu",
         );
         let mut s = situation(
             &agent,
@@ -1039,7 +1351,6 @@ mod tests {
         );
         s.sender_is_participant = false;
         let plan = decide_mail(&s);
-        assert!(plan.queued().is_empty());
         assert!(matches!(&plan.effects[0], Effect::FileMail(f) if !f.from_non_participant));
         let Effect::Record(r) = &plan.effects[1] else {
             panic!()
@@ -1047,6 +1358,187 @@ mod tests {
         assert_eq!(r.actor, Actor::Agent(addr("alice@example.com")));
     }
 
+    fn agent_plan(t: &TicketRef, body: &str) -> Plan {
+        let (g, d, loads) = (gateway(), desk(), HashMap::new());
+        let m = mail("alice@example.com", "Re: [HD-7K3M9QXA] Imprimante", body);
+        let mut s = situation(&m, Some((t, ThreadedBy::ReferenceCode)), &g, &d, &loads);
+        s.sender_is_participant = false;
+        s.participants = vec![addr("marie@example.fr"), addr("paul@example.fr")];
+        decide_mail(&s)
+    }
+
+    fn receipt(plan: &Plan) -> Vec<(String, bool)> {
+        plan.effects
+            .iter()
+            .find_map(|e| match e {
+                Effect::Queue(m) if m.template == Template::AgentReceipt => Some(
+                    m.receipt
+                        .iter()
+                        .map(|l| (l.command.clone(), l.applied))
+                        .collect(),
+                ),
+                _ => None,
+            })
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn an_agents_reply_goes_to_the_customer_and_participants_and_waits_for_them() {
+        let t = ticket(
+            TicketStatus::Open,
+            Tier::L1FrontLine,
+            Some("alice@example.com"),
+            0,
+        );
+        let plan = agent_plan(&t, "Bonjour Marie,\nRedémarrez l'imprimante.\n-- \nAlice");
+        assert_eq!(
+            plan.queued(),
+            vec![
+                (Template::AgentReply, &addr("marie@example.fr")),
+                (Template::AgentReply, &addr("paul@example.fr")),
+            ]
+        );
+        let Some(Effect::Queue(reply)) =
+            plan.effects.iter().find(|e| matches!(e, Effect::Queue(_)))
+        else {
+            panic!()
+        };
+        assert_eq!(
+            reply.auto_submitted, None,
+            "a person's words, not automatic mail"
+        );
+        assert_eq!(reply.from_name.as_deref(), Some("Alice (Support)"));
+        assert!(reply.forward_attachments);
+        assert!(reply.new_text.as_ref().unwrap().text.contains("Redémarrez"));
+        assert!(plan.effects.contains(&Effect::FirstResponse));
+        assert!(plan.effects.contains(&Effect::SetStatus {
+            to: TicketStatus::WaitingOnCustomer,
+            reopened: false
+        }));
+        assert!(receipt(&plan).is_empty(), "no commands, no receipt");
+    }
+
+    #[test]
+    fn commands_apply_in_order_and_the_agent_gets_a_receipt() {
+        let t = ticket(TicketStatus::Open, Tier::L1FrontLine, None, 0);
+        let plan = agent_plan(
+            &t,
+            "#priorité haute\n#take\n#escalate L9\n#frobnicate\n\nJe m'en occupe.",
+        );
+        assert!(plan.effects.contains(&Effect::SetPriority(Priority::High)));
+        assert!(
+            plan.effects
+                .contains(&Effect::Assign(Some(addr("alice@example.com"))))
+        );
+        assert_eq!(
+            receipt(&plan),
+            vec![
+                ("#priorité haute".to_string(), true),
+                ("#take".to_string(), true),
+                ("#escalate L9".to_string(), false),
+                ("#frobnicate".to_string(), false),
+            ]
+        );
+        let reply = plan.effects.iter().find_map(|e| match e {
+            Effect::Queue(m) if m.template == Template::AgentReply => m.new_text.clone(),
+            _ => None,
+        });
+        assert_eq!(
+            reply.unwrap().text,
+            "Je m'en occupe.",
+            "the commands are not sent on"
+        );
+    }
+
+    #[test]
+    fn a_mail_of_commands_only_sends_nothing_to_the_customer_but_the_status_mail() {
+        let t = ticket(
+            TicketStatus::Open,
+            Tier::L1FrontLine,
+            Some("alice@example.com"),
+            0,
+        );
+        let plan = agent_plan(&t, "#resolve");
+        assert!(
+            !plan
+                .queued()
+                .iter()
+                .any(|(t, _)| *t == Template::AgentReply)
+        );
+        assert!(
+            plan.queued()
+                .contains(&(Template::StatusUpdate, &addr("marie@example.fr")))
+        );
+        assert_eq!(receipt(&plan), vec![("#resolve".to_string(), true)]);
+        let top = ticket(
+            TicketStatus::Open,
+            Tier::L4Vendor,
+            Some("alice@example.com"),
+            0,
+        );
+        assert_eq!(
+            receipt(&agent_plan(&top, "#escalate")),
+            vec![("#escalate".to_string(), false)]
+        );
+    }
+
+    #[test]
+    fn a_note_never_reaches_the_customer() {
+        let t = ticket(
+            TicketStatus::Open,
+            Tier::L1FrontLine,
+            Some("bob@example.com"),
+            0,
+        );
+        let plan = agent_plan(&t, "#note\nLe client a déjà eu ce souci en mars.");
+        assert!(
+            !plan
+                .queued()
+                .iter()
+                .any(|(_, to)| **to == addr("marie@example.fr"))
+        );
+        assert!(
+            plan.queued()
+                .contains(&(Template::AgentNote, &addr("bob@example.com")))
+        );
+        assert!(plan.events().contains(&EventKind::NoteAdded));
+        assert!(!plan.effects.contains(&Effect::FirstResponse));
+    }
+
+    #[test]
+    fn a_customers_commands_are_not_applied_and_the_assignee_is_told() {
+        let (g, d, loads) = (gateway(), desk(), HashMap::new());
+        let t = ticket(
+            TicketStatus::Open,
+            Tier::L1FrontLine,
+            Some("alice@example.com"),
+            0,
+        );
+        let m = mail(
+            "marie@example.fr",
+            "Re: [HD-7K3M9QXA] Imprimante",
+            "#resolve\n#priority urgent\nMerci",
+        );
+        let plan = decide_mail(&situation(
+            &m,
+            Some((&t, ThreadedBy::ReferenceCode)),
+            &g,
+            &d,
+            &loads,
+        ));
+        assert!(plan.events().contains(&EventKind::CommandsRefused));
+        assert!(
+            !plan
+                .effects
+                .iter()
+                .any(|e| matches!(e, Effect::SetPriority(_) | Effect::SetStatus { .. }))
+        );
+        let told = plan.effects.iter().find_map(|e| match e {
+            Effect::Queue(m) if m.template == Template::AgentFollowUp => m.reason.clone(),
+            _ => None,
+        });
+        assert!(told.unwrap().contains("not on the roster"));
+    }
     #[test]
     fn the_second_reopening_escalates_by_itself() {
         let (g, d, loads) = (gateway(), desk(), HashMap::new());

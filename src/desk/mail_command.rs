@@ -139,10 +139,18 @@ fn command(body: &str) -> Result<MailCommand, CommandLineError> {
                 Some((f, m)) => (f, Some(m.trim())),
                 None => (args, None),
             };
+            let looks_like_tier = first.len() >= 2
+                && first.starts_with(['L', 'l'])
+                && first[1..].bytes().all(|b| b.is_ascii_digit());
             match first.parse::<Tier>() {
                 Ok(tier) => Ok(MailCommand::Escalate {
                     to: Some(tier),
                     reason: more.filter(|m| !m.is_empty()).map(str::to_string),
+                }),
+                Err(_) if looks_like_tier => Err(CommandLineError::BadValue {
+                    command: "escalate",
+                    value: first.into(),
+                    what: "a tier (L2, L3 or L4)",
                 }),
                 Err(_) => Ok(MailCommand::Escalate {
                     to: None,

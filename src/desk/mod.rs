@@ -10,7 +10,9 @@ pub mod mail_command;
 
 use serde_json::Value;
 
-use crate::domain::{Actor, EmailAddress, EventKind, Language, ReferenceCode, TicketStatus, Tier};
+use crate::domain::{
+    Actor, Category, EmailAddress, EventKind, Language, Priority, ReferenceCode, TicketStatus, Tier,
+};
 use crate::inbound::MachineKind;
 use crate::render::{AttachmentLine, AutoSubmitted, Template};
 use crate::routing::Routing;
@@ -93,6 +95,10 @@ pub enum Effect {
     ChangeTier(Tier),
     /// `None`: nobody on the roster has the ticket.
     Assign(Option<EmailAddress>),
+    SetPriority(Priority),
+    SetCategory(Category),
+    /// An agent answered the customer: the first time is the first response.
+    FirstResponse,
     /// The ticket saw activity (a mail that changes nothing else).
     Touch,
     Queue(OutgoingMail),
@@ -115,7 +121,15 @@ pub struct OutgoingMail {
     pub to: EmailAddress,
     pub to_name: Option<String>,
     pub language: Language,
-    pub auto_submitted: AutoSubmitted,
+    /// `None` for a person's words relayed (an agent's reply).
+    pub auto_submitted: Option<AutoSubmitted>,
+    /// The display name on From (the support address's): "Alice Martin (Support)" for an
+    /// agent's reply; `None` for the desk's name.
+    pub from_name: Option<String>,
+    /// Attach the files of the mail being processed (an agent's reply).
+    pub forward_attachments: bool,
+    /// For `agent_receipt`.
+    pub receipt: Vec<crate::render::ReceiptLine>,
     /// For `status_update`: assigned, escalated, waiting, resolved, closed, reopened.
     pub change: Option<&'static str>,
     pub reason: Option<String>,

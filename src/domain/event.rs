@@ -25,6 +25,15 @@ pub enum EventKind {
     MailFailed,
     Quarantined,
     MessageIdCollision,
+    PriorityChanged,
+    CategoryChanged,
+    ParticipantAdded,
+    /// An agent's public reply went to the customer.
+    AgentReplied,
+    /// An internal note, never sent to the customer.
+    NoteAdded,
+    /// Someone not on the roster wrote commands; none was applied.
+    CommandsRefused,
 }
 
 impl EventKind {
@@ -44,6 +53,12 @@ impl EventKind {
             Self::MailFailed => "mail_failed",
             Self::Quarantined => "quarantined",
             Self::MessageIdCollision => "message_id_collision",
+            Self::PriorityChanged => "priority_changed",
+            Self::CategoryChanged => "category_changed",
+            Self::ParticipantAdded => "participant_added",
+            Self::AgentReplied => "agent_replied",
+            Self::NoteAdded => "note_added",
+            Self::CommandsRefused => "commands_refused",
         }
     }
 }

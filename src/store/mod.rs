@@ -438,6 +438,22 @@ pub trait StoreTx: Send {
         assignee: Option<&EmailAddress>,
         at: Millis,
     ) -> Result<(), StoreError>;
+    async fn set_priority(
+        &mut self,
+        id: TicketId,
+        priority: Priority,
+        at: Millis,
+    ) -> Result<(), StoreError>;
+    async fn set_category(
+        &mut self,
+        id: TicketId,
+        category: &Category,
+        at: Millis,
+    ) -> Result<(), StoreError>;
+    /// Records the first agent reply's time; later calls keep the first.
+    async fn set_first_response(&mut self, id: TicketId, at: Millis) -> Result<(), StoreError>;
+    /// The ticket's participants (customer, their Reply-To, Cc of the first mail, added).
+    async fn participants(&mut self, id: TicketId) -> Result<Vec<EmailAddress>, StoreError>;
     /// Every assignee's open tickets and last assignment, for the roster to choose.
     async fn agent_loads(&mut self) -> Result<HashMap<EmailAddress, Load>, StoreError>;
     /// The conversation so far, oldest first: people's inbound mail and agents' replies.

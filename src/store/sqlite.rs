@@ -467,11 +467,63 @@ impl StoreTx for SqliteTx {
         agent_loads(&mut self.tx).await
     }
 
+    async fn set_priority(
+        &mut self,
+        id: TicketId,
+        priority: Priority,
+        at: Millis,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE tickets SET priority = ?, updated_at = ? WHERE id = ?")
+            .bind(priority.as_str())
+            .bind(at)
+            .bind(id)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn set_category(
+        &mut self,
+        id: TicketId,
+        category: &Category,
+        at: Millis,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE tickets SET category = ?, updated_at = ? WHERE id = ?")
+            .bind(category.as_str())
+            .bind(at)
+            .bind(id)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn set_first_response(&mut self, id: TicketId, at: Millis) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE tickets SET first_response_at = COALESCE(first_response_at, ?) WHERE id = ?",
+        )
+        .bind(at)
+        .bind(id)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn participants(&mut self, id: TicketId) -> Result<Vec<EmailAddress>, StoreError> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT address FROM ticket_participants WHERE ticket_id = ? ORDER BY added_at, address",
+        )
+        .bind(id)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        rows.iter().map(|(a,)| address(a)).collect()
+    }
+
     async fn thread(&mut self, ticket: TicketId) -> Result<Vec<ThreadEntry>, StoreError> {
         let rows: Vec<(i64, Option<String>, Option<String>, i64, String)> = sqlx::query_as(
             "SELECT id, from_addr, from_name, received_at, reply_text FROM messages \
              WHERE ticket_id = ? AND machine_kind IS NULL AND ( \
-               (direction = 'inbound' AND outcome IN ('new_ticket', 'appended')) \
+               (direction = 'inbound' AND outcome IN ('new_ticket', 'appended') \
+                AND COALESCE(outcome_detail, '') <> 'agent_mail') \
                OR (direction = 'outbound' AND outcome_detail = 'agent_reply')) \
              ORDER BY id",
         )

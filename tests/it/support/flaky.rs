@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use std::collections::HashMap;
 
-use helpdesk::domain::{EmailAddress, ReferenceCode, TicketStatus, Tier};
+use helpdesk::domain::{Category, EmailAddress, Priority, ReferenceCode, TicketStatus, Tier};
 use helpdesk::roster::Load;
 use helpdesk::store::*;
 
@@ -142,6 +142,28 @@ impl StoreTx for FlakyTx {
     }
     async fn agent_loads(&mut self) -> Result<HashMap<EmailAddress, Load>, StoreError> {
         self.inner.agent_loads().await
+    }
+    async fn set_priority(
+        &mut self,
+        id: TicketId,
+        p: Priority,
+        at: Millis,
+    ) -> Result<(), StoreError> {
+        self.inner.set_priority(id, p, at).await
+    }
+    async fn set_category(
+        &mut self,
+        id: TicketId,
+        c: &Category,
+        at: Millis,
+    ) -> Result<(), StoreError> {
+        self.inner.set_category(id, c, at).await
+    }
+    async fn set_first_response(&mut self, id: TicketId, at: Millis) -> Result<(), StoreError> {
+        self.inner.set_first_response(id, at).await
+    }
+    async fn participants(&mut self, id: TicketId) -> Result<Vec<EmailAddress>, StoreError> {
+        self.inner.participants(id).await
     }
     async fn thread(&mut self, t: TicketId) -> Result<Vec<ThreadEntry>, StoreError> {
         self.inner.thread(t).await
