@@ -166,3 +166,155 @@ languages = ["fr", "en"]
     shutdown.cancel();
     running.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_answers_and_commands_from_their_mailbox() {
+    let stack = MailStack::start();
+    let config = format!(
+        r#"{}
+[[agents]]
+name = "Alice Agent"
+address = "agent@example.test"
+tiers = ["L1"]
+languages = ["en"]
+
+[[agents]]
+name = "Eve Expert"
+address = "expert@example.test"
+tiers = ["L2"]
+languages = ["en"]
+"#,
+        stack.gateway_config("implicit", "")
+    );
+    let desk = Desk::with_config(&config).await;
+    let shutdown = CancellationToken::new();
+    let app = desk.app.clone();
+    let token = shutdown.clone();
+    let running = tokio::spawn(async move { app.run(token).await });
+
+    let first = customer_mail(
+        "Marie Dupont <customer@example.test>",
+        "VPN drops",
+        "reply-1@customer.test",
+        "Hello, the VPN drops every five minutes since Monday.",
+    );
+    stack
+        .deliver("customer@example.test", "support@example.test", &first)
+        .await;
+    stack
+        .wait_for("customer", "INBOX", 1, Duration::from_secs(20))
+        .await;
+    let agent = stack
+        .wait_for("agent", "INBOX", 1, Duration::from_secs(20))
+        .await;
+    let note = String::from_utf8_lossy(&agent[0]).to_string();
+    let subject = header(&note, "Subject").unwrap();
+    let code = subject[1..subject.find(']').unwrap()].to_string();
+    let note_id = header(&note, "Message-ID").unwrap();
+
+    // Alice answers from her mail client: a command, her text, and the quoted notification.
+    let answer = format!(
+        "From: Alice Agent <agent@example.test>\r\nTo: support@example.test\r\nSubject: Re: {subject}\r\n\
+         Message-ID: <alice-1@example.test>\r\nIn-Reply-To: {note_id}\r\nReferences: {note_id}\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\r\n\
+         #priority high\r\n\r\nHello Marie,\r\nplease update the VPN client to 5.2 and tell me if it still drops.\r\n\r\n\
+         On Mon, 23 Nov 2026, Support wrote:\r\n> Ticket {code} is now assigned to you.\r\n> The conversation so far, oldest first:\r\n"
+    );
+    stack
+        .deliver(
+            "agent@example.test",
+            "support@example.test",
+            answer.as_bytes(),
+        )
+        .await;
+
+    // The customer receives Alice's words only, from the support address, in their thread.
+    let customer = stack
+        .wait_for("customer", "INBOX", 2, Duration::from_secs(20))
+        .await;
+    let reply_raw = String::from_utf8_lossy(&customer[1]).to_string();
+    let reply = text(&customer[1]);
+    assert!(
+        reply.contains("please update the VPN client to 5.2"),
+        "{reply}"
+    );
+    for leaked in ["#priority", "conversation so far", "assigned to you"] {
+        assert!(
+            !reply.contains(leaked),
+            "{leaked:?} reached the customer: {reply}"
+        );
+    }
+    let parsed = mail_parser::MessageParser::default()
+        .parse(&customer[1][..])
+        .unwrap();
+    let from = parsed.from().and_then(|f| f.first()).unwrap();
+    assert_eq!(from.name(), Some("Alice Agent (Support Test)"));
+    assert_eq!(from.address(), Some("support@example.test"));
+    // It continues the customer's thread (their mail and our acknowledgement).
+    let references = header(&reply_raw, "References").unwrap();
+    assert!(
+        references.contains("<reply-1@customer.test>"),
+        "{references}"
+    );
+    let ack_id = header(&String::from_utf8_lossy(&customer[0]), "Message-ID").unwrap();
+    assert_eq!(header(&reply_raw, "In-Reply-To"), Some(ack_id));
+    assert!(
+        header(&reply_raw, "Auto-Submitted").is_none(),
+        "a person's reply"
+    );
+    // Alice gets a receipt for her command.
+    let agent = stack
+        .wait_for("agent", "INBOX", 2, Duration::from_secs(20))
+        .await;
+    let receipt = text(&agent[1]);
+    assert!(receipt.contains("done     #priority high"), "{receipt}");
+
+    // Eve leaves a note: Alice (the assignee) gets it, the customer never does.
+    let note_mail = format!(
+        "From: expert@example.test\r\nTo: support@example.test\r\nSubject: Re: [{code}] VPN drops\r\n\
+         Message-ID: <eve-1@example.test>\r\n\r\n#note\r\nThis customer's laptop has the old VPN profile.\r\n"
+    );
+    stack
+        .deliver(
+            "expert@example.test",
+            "support@example.test",
+            note_mail.as_bytes(),
+        )
+        .await;
+    let agent = stack
+        .wait_for("agent", "INBOX", 3, Duration::from_secs(20))
+        .await;
+    assert!(
+        text(&agent[2]).contains("old VPN profile"),
+        "{}",
+        text(&agent[2])
+    );
+    let expert = stack
+        .wait_for("expert", "INBOX", 1, Duration::from_secs(20))
+        .await;
+    assert!(
+        text(&expert[0]).contains("#note"),
+        "Eve's receipt: {}",
+        text(&expert[0])
+    );
+
+    shutdown.cancel();
+    running.await.unwrap().unwrap();
+    assert_eq!(
+        stack.messages("customer", "INBOX").await.len(),
+        2,
+        "the note reached no customer"
+    );
+    let t = desk
+        .app
+        .pipeline
+        .store()
+        .list_tickets(&Default::default())
+        .await
+        .unwrap();
+    assert_eq!(t[0].priority, helpdesk::domain::Priority::High);
+    assert_eq!(
+        t[0].status,
+        helpdesk::domain::TicketStatus::WaitingOnCustomer
+    );
+}
