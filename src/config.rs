@@ -11,7 +11,7 @@ use serde::Deserialize;
 use crate::domain::{CodePrefix, EmailAddress, Language};
 
 mod desk;
-pub use desk::DeskSettings;
+pub use desk::{DeskSettings, StrangerPolicy};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -76,6 +76,9 @@ struct RawGateway {
     default_language: String,
     #[serde(default)]
     templates_dir: Option<PathBuf>,
+    /// What becomes of mail quoting a ticket's code from someone not on it.
+    #[serde(default)]
+    strangers: Option<String>,
 }
 
 fn default_support_name() -> String {
@@ -403,8 +406,20 @@ impl Config {
             default_language,
         };
 
+        let strangers = match g.strangers.as_deref() {
+            None | Some("new_ticket") => desk::StrangerPolicy::NewTicket,
+            Some("hold") => desk::StrangerPolicy::Hold,
+            Some(other) => {
+                return Err(invalid(
+                    "gateway.strangers",
+                    format!("{other:?} is not a policy"),
+                    "use \"new_ticket\" (their mail opens a ticket of its own) or \"hold\" (it waits in quarantine for review)",
+                ));
+            }
+        };
         let desk = desk::build(
             desk::RawDesk {
+                strangers,
                 tiers: raw.tiers,
                 routing: raw.routing,
                 agents: raw.agents,

@@ -98,9 +98,21 @@ pub(super) struct RawNotifications {
     customer_on_assignment: bool,
 }
 
+/// What becomes of a mail that quotes a ticket's code (or answers its mail) from someone
+/// who is neither its customer, a participant nor an agent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum StrangerPolicy {
+    /// It opens a ticket of its own; the quoted ticket's assignee is told.
+    #[default]
+    NewTicket,
+    /// It is quarantined for review; the quoted ticket's assignee is told.
+    Hold,
+}
+
 /// Everything that decides where a ticket goes and who hears of it.
 #[derive(Debug, Clone, Default)]
 pub struct DeskSettings {
+    pub strangers: StrangerPolicy,
     pub rules: Rules,
     pub roster: Roster,
     /// Reopenings after which a ticket escalates by itself (0: never).
@@ -109,6 +121,7 @@ pub struct DeskSettings {
 }
 
 pub(super) struct RawDesk {
+    pub strangers: StrangerPolicy,
     pub tiers: BTreeMap<String, RawTier>,
     pub routing: RawRouting,
     pub agents: Vec<RawAgent>,
@@ -255,6 +268,7 @@ pub(super) fn build(raw: RawDesk, support: &EmailAddress) -> Result<DeskSettings
     }
 
     Ok(DeskSettings {
+        strangers: raw.strangers,
         rules: Rules::new(rules, raw.routing.builtin_rules),
         roster: Roster::new(agents, tiers),
         reopen_threshold: raw.escalation.reopen_threshold,

@@ -191,6 +191,7 @@ pub fn decide_mail(s: &MailSituation<'_>) -> Plan {
     }
 
     let mut plan = match s.thread {
+        Some((ticket, _)) if is_stranger(s, ticket) => stranger(s, ticket, language),
         Some((ticket, how)) => follow_up(s, ticket, how, language),
         None => match (s.machine, &sender) {
             (Some(kind), _) => Plan {
@@ -373,6 +374,68 @@ fn new_ticket(s: &MailSituation<'_>, from: &EmailAddress, language: Language) ->
         effects,
         outcome: PlannedOutcome::NewTicket,
     }
+}
+
+/// A person who is not on the ticket their mail threads onto.
+fn is_stranger(s: &MailSituation<'_>, ticket: &TicketRef) -> bool {
+    matches!(sender_actor(s, ticket), Actor::Stranger(_))
+}
+
+/// A stranger's mail never joins the ticket it quotes: it opens its own ticket, or waits
+/// in quarantine; the quoted ticket's assignee (or tier address) is told either way.
+fn stranger(s: &MailSituation<'_>, quoted: &TicketRef, language: Language) -> Plan {
+    let from = &s
+        .mail
+        .from
+        .as_ref()
+        .expect("a stranger has an address")
+        .address;
+    let mut plan = match (s.desk.strangers, &s.deliverable) {
+        (crate::config::StrangerPolicy::NewTicket, Ok(())) => new_ticket(s, from, language),
+        (crate::config::StrangerPolicy::NewTicket, Err(e)) => quarantine(
+            QuarantineReason::Unanswerable(e.clone()),
+            Actor::Stranger(from.clone()),
+        ),
+        (crate::config::StrangerPolicy::Hold, _) => {
+            let mut plan = quarantine(
+                QuarantineReason::HeldStranger {
+                    quoted: quoted.code.clone(),
+                },
+                Actor::Stranger(from.clone()),
+            );
+            // The quarantined mail belongs to no ticket; the notice is about the quoted one.
+            plan.ticket = PlanTicket::Existing(quoted.clone());
+            plan
+        }
+    };
+    let what = match plan.outcome {
+        PlannedOutcome::NewTicket => "it was filed as this new ticket".to_string(),
+        _ => format!(
+            "it is held in quarantine for review (ticket {})",
+            quoted.code
+        ),
+    };
+    if let Some(to) = ticket_watcher(s.desk, quoted) {
+        let reason = format!(
+            "{from} is not on ticket {}, whose code their mail quotes: {what}, and they were sent nothing of ticket {}",
+            quoted.code, quoted.code
+        );
+        plan.effects.push(Effect::Queue(agent_mail(
+            s.desk,
+            s.gateway,
+            Template::AgentFollowUp,
+            &to,
+            Some(reason),
+            false,
+            Some(NewText {
+                from: from.to_string(),
+                text: s.mail.reply_text.clone(),
+                attachments: Vec::new(),
+                reopened: false,
+            }),
+        )));
+    }
+    plan
 }
 
 /// Who is writing on a ticket.
@@ -1094,6 +1157,7 @@ mod tests {
             },
         );
         DeskSettings {
+            strangers: crate::config::StrangerPolicy::NewTicket,
             rules: Rules::new(Vec::new(), true),
             roster: Roster::new(
                 vec![
@@ -1303,7 +1367,7 @@ mod tests {
     }
 
     #[test]
-    fn machines_strangers_and_agents_do_not_move_the_ticket() {
+    fn machines_and_agents_notes_do_not_move_the_ticket() {
         let (g, d, loads) = (gateway(), desk(), HashMap::new());
         let t = ticket(
             TicketStatus::Resolved,
@@ -1322,19 +1386,6 @@ mod tests {
                 .iter()
                 .any(|e| matches!(e, Effect::SetStatus { .. }))
         );
-
-        let stranger = mail("eve@evil.example", "Re: [HD-7K3M9QXA] Imprimante", "Hello");
-        let mut s = situation(
-            &stranger,
-            Some((&t, ThreadedBy::ReferenceCode)),
-            &g,
-            &d,
-            &loads,
-        );
-        s.sender_is_participant = false;
-        let plan = decide_mail(&s);
-        assert!(plan.queued().is_empty());
-        assert!(matches!(&plan.effects[0], Effect::FileMail(f) if f.from_non_participant));
 
         // An agent's mail is filed as theirs, not as a stranger's.
         let agent = mail(
@@ -1503,6 +1554,51 @@ mod tests {
         );
         assert!(plan.events().contains(&EventKind::NoteAdded));
         assert!(!plan.effects.contains(&Effect::FirstResponse));
+    }
+
+    #[test]
+    fn a_stranger_gets_a_ticket_of_their_own_or_waits_and_the_assignee_is_told() {
+        let (g, loads) = (gateway(), HashMap::new());
+        let t = ticket(
+            TicketStatus::Open,
+            Tier::L1FrontLine,
+            Some("alice@example.com"),
+            0,
+        );
+        let m = mail(
+            "eve@evil.example",
+            "Re: [HD-7K3M9QXA] Imprimante",
+            "Moi aussi !",
+        );
+        for (policy, outcome_is_new) in [
+            (crate::config::StrangerPolicy::NewTicket, true),
+            (crate::config::StrangerPolicy::Hold, false),
+        ] {
+            let mut d = desk();
+            d.strangers = policy;
+            let mut s = situation(&m, Some((&t, ThreadedBy::ReferenceCode)), &g, &d, &loads);
+            s.sender_is_participant = false;
+            let plan = decide_mail(&s);
+            assert_eq!(
+                plan.outcome == PlannedOutcome::NewTicket,
+                outcome_is_new,
+                "{policy:?}"
+            );
+            assert!(
+                !plan
+                    .queued()
+                    .iter()
+                    .any(|(_, to)| **to == addr("marie@example.fr"))
+            );
+            let told = plan.effects.iter().find_map(|e| match e {
+                Effect::Queue(m) if m.to == addr("alice@example.com") => m.reason.clone(),
+                _ => None,
+            });
+            assert!(
+                told.unwrap().contains("is not on ticket HD-7K3M9QXA"),
+                "{policy:?}"
+            );
+        }
     }
 
     #[test]

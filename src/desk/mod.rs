@@ -71,6 +71,10 @@ pub enum QuarantineReason {
     NoSender,
     /// No mail can be sent to the sender (an address our mail library refuses).
     Unanswerable(String),
+    /// Someone not on a ticket quoted its code, and the desk holds such mail for review.
+    HeldStranger {
+        quoted: ReferenceCode,
+    },
 }
 
 impl QuarantineReason {
@@ -79,6 +83,9 @@ impl QuarantineReason {
             QuarantineReason::Unparseable(f) => format!("unparseable: {f}"),
             QuarantineReason::NoSender => "no sender address".into(),
             QuarantineReason::Unanswerable(e) => format!("cannot answer: {e}"),
+            QuarantineReason::HeldStranger { quoted } => {
+                format!("held for review: the sender is not on ticket {quoted}")
+            }
         }
     }
 }

@@ -245,13 +245,15 @@ async fn a_copy_of_a_quarantined_mail_goes_to_quarantine_too() {
 }
 
 #[tokio::test]
-async fn a_stranger_quoting_a_valid_code_is_marked_and_the_cc_of_the_first_mail_is_not() {
+async fn a_stranger_quoting_a_valid_code_gets_a_ticket_of_their_own_and_the_cc_of_the_first_mail_does_not()
+ {
     let desk = Desk::new().await;
     let first = b"From: Marie <marie@example.fr>\r\nTo: support@example.test\r\nCc: Chef <chef@example.fr>, support@example.test\r\nSubject: VPN en panne\r\nMessage-ID: <p1@example.fr>\r\n\r\nBonjour, le VPN ne marche plus.\r\n";
     let Processed::Filed { code, .. } = desk.file(first).await else {
         panic!("new ticket expected")
     };
     let code = code.to_string();
+    let mut outcomes = Vec::new();
     for (from, id) in [
         ("chef@example.fr", "p2@example.fr"),
         ("stranger@elsewhere.example", "p3@elsewhere.example"),
@@ -263,37 +265,73 @@ async fn a_stranger_quoting_a_valid_code_is_marked_and_the_cc_of_the_first_mail_
             id,
             "Une remarque.",
         );
-        assert!(
-            matches!(desk.file(&reply).await, Processed::Appended { .. }),
-            "{from}"
-        );
+        outcomes.push(desk.file(&reply).await);
     }
-    let outbox = desk.count("SELECT COUNT(*) FROM outbox").await;
+    assert!(matches!(outcomes[0], Processed::Appended { .. }));
+    let Processed::Filed { code: own, .. } = &outcomes[1] else {
+        panic!("the stranger's own ticket: {:?}", outcomes[1])
+    };
+    assert_ne!(own.as_str(), code);
+    assert!(matches!(outcomes[2], Processed::Appended { .. }));
+    // The stranger gets the acknowledgement of their own ticket, and nothing of Marie's.
+    let (to_stranger,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM outbox o JOIN tickets t ON t.id = o.ticket_id \
+         WHERE o.rcpt_to LIKE '%stranger@%' AND t.code = ?",
+    )
+    .bind(&code)
+    .fetch_one(&desk.db().await)
+    .await
+    .unwrap();
     assert_eq!(
-        outbox, 1,
-        "nothing of the thread is sent to anyone, the stranger included"
+        to_stranger, 0,
+        "nothing of Marie's ticket reaches the stranger"
     );
     let json = detail(&desk, &code).await.to_json();
-    let marks: Vec<(String, bool)> = json["messages"]
+    let inbound: Vec<String> = json["messages"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|m| m["direction"] == "inbound")
-        .map(|m| {
-            (
-                m["from"].as_str().unwrap().to_string(),
-                m["from_non_participant"].as_bool().unwrap(),
-            )
-        })
+        .map(|m| m["from"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(
-        marks,
-        vec![
-            ("marie@example.fr".to_string(), false),
-            ("chef@example.fr".to_string(), false),
-            ("stranger@elsewhere.example".to_string(), true),
-            ("marie@example.fr".to_string(), false),
-        ]
+        inbound,
+        ["marie@example.fr", "chef@example.fr", "marie@example.fr"]
+    );
+    assert_eq!(
+        json["participants"],
+        serde_json::json!(["chef@example.fr", "marie@example.fr"])
+    );
+}
+
+#[tokio::test]
+async fn with_strangers_on_hold_their_mail_waits_in_quarantine() {
+    let toml = crate::support::embedded_config().replace(
+        "default_language = \"fr\"",
+        "default_language = \"fr\"\nstrangers = \"hold\"",
+    );
+    let desk = Desk::with_config(&toml).await;
+    let first = customer_mail(
+        "marie@example.fr",
+        "VPN en panne",
+        "h1@example.fr",
+        "Le VPN coupe.",
+    );
+    let Processed::Filed { code, .. } = desk.file(&first).await else {
+        panic!()
+    };
+    let stranger = customer_mail(
+        "eve@elsewhere.example",
+        &format!("Re: [{code}] VPN en panne"),
+        "h2@elsewhere.example",
+        "Moi aussi.",
+    );
+    let outcome = desk.file(&stranger).await;
+    assert!(outcome.is_quarantined(), "{outcome:?}");
+    assert_eq!(desk.count("SELECT COUNT(*) FROM tickets").await, 1);
+    assert_eq!(
+        desk.count("SELECT COUNT(*) FROM messages WHERE outcome = 'quarantined' AND outcome_detail LIKE 'held for review%'").await,
+        1
     );
 }
 
