@@ -15,6 +15,10 @@ ALTER TABLE tickets ADD COLUMN assignee TEXT;
 ALTER TABLE tickets ADD COLUMN assigned_at INTEGER;
 -- When an agent first answered the customer (not the acknowledgement, not a note).
 ALTER TABLE tickets ADD COLUMN first_response_at INTEGER;
+-- The customer's rating (1-5) after resolution, and what they added to it.
+ALTER TABLE tickets ADD COLUMN satisfaction INTEGER
+    CHECK (satisfaction IS NULL OR (satisfaction >= 1 AND satisfaction <= 5));
+ALTER TABLE tickets ADD COLUMN satisfaction_comment TEXT;
 CREATE INDEX tickets_assignee ON tickets (assignee, status);
 CREATE INDEX tickets_tier ON tickets (tier, status);
 
@@ -31,7 +35,8 @@ CREATE TABLE events_new (
                         OR kind = 'quarantined' OR kind = 'message_id_collision'
                         OR kind = 'priority_changed' OR kind = 'category_changed'
                         OR kind = 'participant_added' OR kind = 'agent_replied'
-                        OR kind = 'note_added' OR kind = 'commands_refused'),
+                        OR kind = 'note_added' OR kind = 'commands_refused'
+                        OR kind = 'rated'),
     actor_kind      TEXT    NOT NULL CHECK (
                         actor_kind = 'customer' OR actor_kind = 'participant'
                         OR actor_kind = 'stranger' OR actor_kind = 'agent' OR actor_kind = 'machine'

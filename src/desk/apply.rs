@@ -124,6 +124,12 @@ pub async fn apply(
                 tx.set_category(f.id, c, now).await?;
                 f.category = c.to_string();
             }
+            Effect::Rate { score, comment } => {
+                if let Some(id) = ticket_id {
+                    tx.set_satisfaction(id, *score, comment.as_deref(), now)
+                        .await?;
+                }
+            }
             Effect::FirstResponse => {
                 if let Some(id) = ticket_id {
                     tx.set_first_response(id, now).await?;

@@ -376,6 +376,65 @@ fn new_ticket(s: &MailSituation<'_>, from: &EmailAddress, language: Language) ->
     }
 }
 
+/// The first line of what someone wrote this time, trimmed.
+fn first_line(text: &str) -> &str {
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("")
+}
+
+/// "RÉSOLU", "solved", "Fermer"… alone on the first line: the customer closes the request.
+pub fn says_solved(text: &str) -> bool {
+    let line = first_line(text).trim_end_matches(['.', '!']);
+    let folded: String = {
+        use unicode_normalization::UnicodeNormalization;
+        line.nfd()
+            .filter(|c| !unicode_normalization::char::is_combining_mark(*c))
+            .flat_map(char::to_lowercase)
+            .collect()
+    };
+    matches!(
+        folded.as_str(),
+        "resolu" | "resolue" | "solved" | "resolved" | "close" | "closed" | "fermer" | "ferme"
+    )
+}
+
+/// A digit from 1 to 5 opening the first line, with whatever follows as the comment
+/// ("4", "5 - merci !", "3\nUn peu long."). Anything else is not a rating.
+pub fn rating(text: &str) -> Option<(u8, Option<String>)> {
+    let line = first_line(text);
+    let mut chars = line.chars();
+    let digit = chars.next()?.to_digit(10)?;
+    if !(1..=5).contains(&digit) {
+        return None;
+    }
+    let after_digit = chars.as_str();
+    // "4" or "4/5", "4 - …", "4. …" but not "42" or "4h ago".
+    let after = after_digit.strip_prefix("/5").unwrap_or(after_digit);
+    if after.starts_with(|c: char| c.is_alphanumeric()) {
+        return None;
+    }
+    let rest_of_line = after
+        .trim_start_matches([' ', '-', '.', ':', ')', '–'])
+        .trim();
+    let later: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .skip_while(|l| l.is_empty())
+        .skip(1)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let mut comment = rest_of_line.to_string();
+    if !later.is_empty() {
+        if !comment.is_empty() {
+            comment.push('\n');
+        }
+        comment.push_str(&later.join("\n"));
+    }
+    Some((digit as u8, (!comment.is_empty()).then_some(comment)))
+}
+
 /// A person who is not on the ticket their mail threads onto.
 fn is_stranger(s: &MailSituation<'_>, ticket: &TicketRef) -> bool {
     matches!(sender_actor(s, ticket), Actor::Stranger(_))
@@ -499,6 +558,60 @@ fn follow_up(
             &actor,
             json!({ "reason": "the sender is not on the roster" }),
         ));
+    }
+    // The customer closes or rates by reply.
+    if matches!(actor, Actor::Customer(_) | Actor::Participant(_)) {
+        if matches!(ticket.status, TicketStatus::Resolved | TicketStatus::Closed)
+            && let Some((score, comment)) = rating(&s.mail.reply_text)
+        {
+            effects.push(Effect::Rate {
+                score,
+                comment: comment.clone(),
+            });
+            effects.push(record(
+                EventKind::Rated,
+                &actor,
+                json!({ "score": score, "comment": comment }),
+            ));
+            effects.push(customer_status(ticket, "rated", None));
+            return Plan {
+                ticket: PlanTicket::Existing(ticket.clone()),
+                effects,
+                outcome: PlannedOutcome::Appended { reopened: false },
+            };
+        }
+        if ticket.status.is_open() && says_solved(&s.mail.reply_text) {
+            let mut resolved =
+                status_change(ticket, TicketStatus::Resolved, &actor, Some("resolved"))
+                    .unwrap_or_default();
+            for e in &mut resolved {
+                if let Effect::Record(r) = e {
+                    r.detail["by_customer"] = json!(true);
+                }
+            }
+            effects.extend(resolved);
+            if let Some(to) = ticket_watcher(s.desk, ticket) {
+                effects.push(Effect::Queue(agent_mail(
+                    s.desk,
+                    s.gateway,
+                    Template::AgentFollowUp,
+                    &to,
+                    Some("the customer marked the request solved; the ticket is resolved".into()),
+                    false,
+                    Some(NewText {
+                        from: actor.name(),
+                        text: s.mail.reply_text.clone(),
+                        attachments: Vec::new(),
+                        reopened: false,
+                    }),
+                )));
+            }
+            return Plan {
+                ticket: PlanTicket::Existing(ticket.clone()),
+                effects,
+                outcome: PlannedOutcome::Appended { reopened: false },
+            };
+        }
     }
     // Only the customer's side moves the ticket: an out-of-office must not reopen it, and
     // a stranger's mail waits for an agent.
@@ -1599,6 +1712,113 @@ mod tests {
                 "{policy:?}"
             );
         }
+    }
+
+    #[test]
+    fn customers_close_by_a_word_on_the_first_line_and_rate_with_a_digit() {
+        for yes in [
+            "RÉSOLU",
+            "resolu",
+            "Solved!",
+            "  RESOLVED\nthanks",
+            "Fermer",
+            "close",
+        ] {
+            assert!(says_solved(yes), "{yes:?}");
+        }
+        for no in [
+            "Pas résolu",
+            "It is not solved",
+            "résolu ?",
+            "Merci\nRÉSOLU",
+        ] {
+            assert!(!says_solved(no), "{no:?}");
+        }
+        assert_eq!(rating("5"), Some((5, None)));
+        assert_eq!(
+            rating("4 - rapide, merci"),
+            Some((4, Some("rapide, merci".into())))
+        );
+        assert_eq!(
+            rating("3/5\nUn peu long."),
+            Some((3, Some("Un peu long.".into())))
+        );
+        for no in [
+            "0",
+            "6",
+            "42",
+            "4h plus tard ça remarche plus",
+            "Toujours en panne",
+        ] {
+            assert_eq!(rating(no), None, "{no:?}");
+        }
+        let (g, d, loads) = (gateway(), desk(), HashMap::new());
+        let open = ticket(
+            TicketStatus::Open,
+            Tier::L1FrontLine,
+            Some("alice@example.com"),
+            0,
+        );
+        let m = mail(
+            "marie@example.fr",
+            "Re: [HD-7K3M9QXA] Imprimante",
+            "RÉSOLU\nMerci !",
+        );
+        let plan = decide_mail(&situation(
+            &m,
+            Some((&open, ThreadedBy::ReferenceCode)),
+            &g,
+            &d,
+            &loads,
+        ));
+        assert!(plan.effects.contains(&Effect::SetStatus {
+            to: TicketStatus::Resolved,
+            reopened: false
+        }));
+        assert!(
+            plan.queued()
+                .contains(&(Template::StatusUpdate, &addr("marie@example.fr")))
+        );
+        let resolved = ticket(
+            TicketStatus::Resolved,
+            Tier::L1FrontLine,
+            Some("alice@example.com"),
+            0,
+        );
+        let m = mail(
+            "marie@example.fr",
+            "Re: [HD-7K3M9QXA] Imprimante",
+            "5 parfait",
+        );
+        let plan = decide_mail(&situation(
+            &m,
+            Some((&resolved, ThreadedBy::ReferenceCode)),
+            &g,
+            &d,
+            &loads,
+        ));
+        assert!(plan.effects.contains(&Effect::Rate {
+            score: 5,
+            comment: Some("parfait".into())
+        }));
+        assert_eq!(
+            plan.outcome,
+            PlannedOutcome::Appended { reopened: false },
+            "a rating does not reopen"
+        );
+        let m = mail(
+            "marie@example.fr",
+            "Re: [HD-7K3M9QXA] Imprimante",
+            "Ça ne marche toujours pas",
+        );
+        let plan = decide_mail(&situation(
+            &m,
+            Some((&resolved, ThreadedBy::ReferenceCode)),
+            &g,
+            &d,
+            &loads,
+        ));
+        assert_eq!(plan.outcome, PlannedOutcome::Appended { reopened: true });
     }
 
     #[test]

@@ -106,6 +106,11 @@ pub enum Effect {
     SetCategory(Category),
     /// An agent answered the customer: the first time is the first response.
     FirstResponse,
+    /// The customer rated the resolution.
+    Rate {
+        score: u8,
+        comment: Option<String>,
+    },
     /// The ticket saw activity (a mail that changes nothing else).
     Touch,
     Queue(OutgoingMail),

@@ -34,6 +34,8 @@ pub enum EventKind {
     NoteAdded,
     /// Someone not on the roster wrote commands; none was applied.
     CommandsRefused,
+    /// The customer rated the resolution.
+    Rated,
 }
 
 impl EventKind {
@@ -59,6 +61,7 @@ impl EventKind {
             Self::AgentReplied => "agent_replied",
             Self::NoteAdded => "note_added",
             Self::CommandsRefused => "commands_refused",
+            Self::Rated => "rated",
         }
     }
 }

@@ -324,6 +324,11 @@ pub struct TicketSummary {
     pub participants: Vec<String>,
     pub messages: i64,
     pub reopen_count: i64,
+    /// The customer's rating, 1 to 5, once given.
+    pub satisfaction: Option<i64>,
+    pub satisfaction_comment: Option<String>,
+    /// When an agent first answered the customer.
+    pub first_response_at: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -448,6 +453,13 @@ pub trait StoreTx: Send {
         &mut self,
         id: TicketId,
         category: &Category,
+        at: Millis,
+    ) -> Result<(), StoreError>;
+    async fn set_satisfaction(
+        &mut self,
+        id: TicketId,
+        score: u8,
+        comment: Option<&str>,
         at: Millis,
     ) -> Result<(), StoreError>;
     /// Records the first agent reply's time; later calls keep the first.

@@ -497,6 +497,25 @@ impl StoreTx for SqliteTx {
         Ok(())
     }
 
+    async fn set_satisfaction(
+        &mut self,
+        id: TicketId,
+        score: u8,
+        comment: Option<&str>,
+        at: Millis,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE tickets SET satisfaction = ?, satisfaction_comment = ?, updated_at = ? WHERE id = ?",
+        )
+        .bind(i64::from(score))
+        .bind(comment)
+        .bind(at)
+        .bind(id)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
     async fn set_first_response(&mut self, id: TicketId, at: Millis) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE tickets SET first_response_at = COALESCE(first_response_at, ?) WHERE id = ?",
@@ -713,6 +732,11 @@ fn summary(row: &SqliteRow) -> Result<TicketSummary, StoreError> {
         participants: serde_json::from_str(&participants).map_err(corrupt)?,
         messages: row.try_get("message_count")?,
         reopen_count: row.try_get("reopen_count")?,
+        satisfaction: row.try_get("satisfaction")?,
+        satisfaction_comment: row.try_get("satisfaction_comment")?,
+        first_response_at: row
+            .try_get::<Option<i64>, _>("first_response_at")?
+            .map(format_millis),
         created_at: format_millis(row.try_get("created_at")?),
         updated_at: format_millis(row.try_get("updated_at")?),
     })
@@ -720,6 +744,7 @@ fn summary(row: &SqliteRow) -> Result<TicketSummary, StoreError> {
 
 const SUMMARY_SELECT: &str = "SELECT t.code, t.status, t.tier, t.customer, t.customer_name, t.subject, t.language, \
      t.category, t.priority, t.assignee, t.reopen_count, t.created_at, t.updated_at, \
+     t.satisfaction, t.satisfaction_comment, t.first_response_at, \
      (SELECT COUNT(*) FROM messages m WHERE m.ticket_id = t.id) AS message_count, \
      (SELECT json_group_array(address) FROM (SELECT address FROM ticket_participants p \
         WHERE p.ticket_id = t.id ORDER BY p.added_at, p.address)) AS participants \

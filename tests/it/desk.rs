@@ -490,3 +490,69 @@ fn a_wrong_roster_or_rule_names_its_key() {
         assert!(e.starts_with(key), "{key}: {e}");
     }
 }
+
+#[tokio::test]
+async fn the_customer_closes_by_reply_and_rates_the_resolution() {
+    let desk = Desk::with_config(&roster_config()).await;
+    let code = open(
+        &desk,
+        "Souris",
+        "s1@example.fr",
+        "Ma souris ne marche plus.",
+    )
+    .await;
+    let solved = customer_mail(
+        "marie@example.fr",
+        &format!("Re: [{code}] Souris"),
+        "s2@example.fr",
+        "Résolu\r\nC'était la pile.",
+    );
+    assert!(matches!(
+        desk.file(&solved).await,
+        Processed::Appended {
+            reopened: false,
+            ..
+        }
+    ));
+    let t = show(&desk, &code);
+    assert_eq!(t["status"], "resolved");
+    let status_mail = t["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rfind(|m| m["kind"] == "status_update")
+        .expect("a status mail to the customer");
+    assert_eq!(status_mail["to"], serde_json::json!(["marie@example.fr"]));
+    assert!(
+        status_mail["body_text"]
+            .as_str()
+            .unwrap()
+            .contains("chiffre de 1"),
+        "the resolution asks for a rating"
+    );
+    let rating = customer_mail(
+        "marie@example.fr",
+        &format!("Re: [{code}] Souris"),
+        "s3@example.fr",
+        "5 - très rapide, merci",
+    );
+    assert!(matches!(
+        desk.file(&rating).await,
+        Processed::Appended {
+            reopened: false,
+            ..
+        }
+    ));
+    let t = show(&desk, &code);
+    assert_eq!(t["status"], "resolved", "a rating does not reopen");
+    assert_eq!(t["satisfaction"], 5);
+    assert_eq!(t["satisfaction_comment"], "très rapide, merci");
+    let (by_customer,): (bool,) = sqlx::query_as(
+        "SELECT json_extract(detail, '$.by_customer') FROM events WHERE kind = 'status_changed' \
+         AND json_extract(detail, '$.to') = 'resolved'",
+    )
+    .fetch_one(&desk.db().await)
+    .await
+    .unwrap();
+    assert!(by_customer);
+}

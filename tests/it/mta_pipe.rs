@@ -96,9 +96,18 @@ async fn postfix_pipes_mail_into_ingest_and_defers_it_while_the_database_cannot_
         .await;
     let took = wait_for_tickets(&config, 1, Duration::from_secs(20)).await;
     eprintln!("SMTP accept -> ticket filed through pipe(8): {took:?}");
-    let outgoing = std::fs::read_dir(desk.path().join("outgoing"))
-        .unwrap()
-        .count();
+    // The ticket is visible once committed; `ingest` then sends the acknowledgement
+    // before it exits, a moment later.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let outgoing = loop {
+        let n = std::fs::read_dir(desk.path().join("outgoing"))
+            .unwrap()
+            .count();
+        if n >= 1 || std::time::Instant::now() > deadline {
+            break n;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(
         outgoing, 1,
         "ingest sent the acknowledgement before exiting"

@@ -159,6 +159,15 @@ impl StoreTx for FlakyTx {
     ) -> Result<(), StoreError> {
         self.inner.set_category(id, c, at).await
     }
+    async fn set_satisfaction(
+        &mut self,
+        id: TicketId,
+        score: u8,
+        comment: Option<&str>,
+        at: Millis,
+    ) -> Result<(), StoreError> {
+        self.inner.set_satisfaction(id, score, comment, at).await
+    }
     async fn set_first_response(&mut self, id: TicketId, at: Millis) -> Result<(), StoreError> {
         self.inner.set_first_response(id, at).await
     }
