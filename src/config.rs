@@ -11,7 +11,7 @@ use serde::Deserialize;
 use crate::domain::{CodePrefix, EmailAddress, Language};
 
 mod desk;
-pub use desk::{DeskSettings, StrangerPolicy};
+pub use desk::{DeskSettings, MailBudget, StrangerPolicy};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -62,6 +62,8 @@ struct RawConfig {
     escalation: desk::RawEscalation,
     #[serde(default)]
     notifications: desk::RawNotifications,
+    #[serde(default)]
+    limits: desk::RawLimits,
 }
 
 #[derive(Debug, Deserialize)]
@@ -420,6 +422,7 @@ impl Config {
         let desk = desk::build(
             desk::RawDesk {
                 strangers,
+                limits: raw.limits,
                 tiers: raw.tiers,
                 routing: raw.routing,
                 agents: raw.agents,

@@ -307,6 +307,7 @@ impl Pipeline {
             renderer: &self.renderer,
             gateway: &self.settings,
             roster: &self.desk.roster,
+            budget: self.desk.budget,
             now,
         }
     }

@@ -36,7 +36,7 @@ CREATE TABLE events_new (
                         OR kind = 'priority_changed' OR kind = 'category_changed'
                         OR kind = 'participant_added' OR kind = 'agent_replied'
                         OR kind = 'note_added' OR kind = 'commands_refused'
-                        OR kind = 'rated'),
+                        OR kind = 'rated' OR kind = 'mail_held'),
     actor_kind      TEXT    NOT NULL CHECK (
                         actor_kind = 'customer' OR actor_kind = 'participant'
                         OR actor_kind = 'stranger' OR actor_kind = 'agent' OR actor_kind = 'machine'
@@ -60,3 +60,6 @@ DROP TABLE events;
 ALTER TABLE events_new RENAME TO events;
 CREATE INDEX events_ticket ON events (ticket_id, at);
 CREATE INDEX events_kind ON events (kind, at);
+
+-- The automatic mail budget counts what went to an address in the last hour and day.
+CREATE INDEX outbox_recipient ON outbox (rcpt_to, created_at);

@@ -90,6 +90,49 @@ fn default_reopen_threshold() -> u32 {
     2
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLimits {
+    #[serde(default = "default_per_hour")]
+    automatic_mail_per_hour: u32,
+    #[serde(default = "default_per_day")]
+    automatic_mail_per_day: u32,
+}
+
+impl Default for RawLimits {
+    fn default() -> Self {
+        RawLimits {
+            automatic_mail_per_hour: default_per_hour(),
+            automatic_mail_per_day: default_per_day(),
+        }
+    }
+}
+
+fn default_per_hour() -> u32 {
+    10
+}
+fn default_per_day() -> u32 {
+    40
+}
+
+/// How much automatic mail (acknowledgements, notifications, receipts, status mail) one
+/// address may receive: past it, mail to that address is held and the hold recorded, so a
+/// loop with an autoresponder or another helpdesk dies out by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MailBudget {
+    pub per_hour: u32,
+    pub per_day: u32,
+}
+
+impl Default for MailBudget {
+    fn default() -> Self {
+        MailBudget {
+            per_hour: default_per_hour(),
+            per_day: default_per_day(),
+        }
+    }
+}
+
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawNotifications {
@@ -113,6 +156,7 @@ pub enum StrangerPolicy {
 #[derive(Debug, Clone, Default)]
 pub struct DeskSettings {
     pub strangers: StrangerPolicy,
+    pub budget: MailBudget,
     pub rules: Rules,
     pub roster: Roster,
     /// Reopenings after which a ticket escalates by itself (0: never).
@@ -122,6 +166,7 @@ pub struct DeskSettings {
 
 pub(super) struct RawDesk {
     pub strangers: StrangerPolicy,
+    pub limits: RawLimits,
     pub tiers: BTreeMap<String, RawTier>,
     pub routing: RawRouting,
     pub agents: Vec<RawAgent>,
@@ -267,8 +312,23 @@ pub(super) fn build(raw: RawDesk, support: &EmailAddress) -> Result<DeskSettings
         });
     }
 
+    let l = raw.limits;
+    if l.automatic_mail_per_hour == 0 || l.automatic_mail_per_day < l.automatic_mail_per_hour {
+        return Err(invalid(
+            "limits.automatic_mail_per_hour",
+            format!(
+                "{} an hour and {} a day cannot both hold",
+                l.automatic_mail_per_hour, l.automatic_mail_per_day
+            ),
+            "give at least 1 an hour, and a day limit at least as large (defaults 10 and 40)",
+        ));
+    }
     Ok(DeskSettings {
         strangers: raw.strangers,
+        budget: MailBudget {
+            per_hour: l.automatic_mail_per_hour,
+            per_day: l.automatic_mail_per_day,
+        },
         rules: Rules::new(rules, raw.routing.builtin_rules),
         roster: Roster::new(agents, tiers),
         reopen_threshold: raw.escalation.reopen_threshold,

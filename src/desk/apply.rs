@@ -9,7 +9,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::*;
-use crate::config::GatewaySettings;
+use crate::config::{GatewaySettings, MailBudget};
 use crate::domain::Priority;
 use crate::inbound::InboundMail;
 use crate::pipeline::SourceRef;
@@ -24,8 +24,11 @@ pub struct ApplyContext<'a> {
     pub renderer: &'a Renderer,
     pub gateway: &'a GatewaySettings,
     pub roster: &'a Roster,
+    pub budget: MailBudget,
     pub now: Millis,
 }
+
+const HOUR_MS: Millis = 3_600_000;
 
 /// The mail a plan files, when it files one.
 pub struct MailInput<'a> {
@@ -311,7 +314,8 @@ fn author(from: Option<&str>, name: Option<&str>) -> String {
     }
 }
 
-/// Renders and queues one mail; false when it could not be rendered (recorded).
+/// Renders and queues one mail; false when it was held (budget) or could not be rendered
+/// (both recorded).
 async fn queue(
     tx: &mut dyn StoreTx,
     ctx: &ApplyContext<'_>,
@@ -320,6 +324,36 @@ async fn queue(
     inbound: Option<&InboundMail>,
 ) -> Result<bool, StoreError> {
     let now = ctx.now;
+    if out.auto_submitted.is_some() {
+        let (hour, day) = tx
+            .automatic_mail_sent(&out.to, now - HOUR_MS, now - 24 * HOUR_MS)
+            .await?;
+        if hour >= ctx.budget.per_hour || day >= ctx.budget.per_day {
+            tracing::warn!(
+                code = %f.code,
+                to = %out.to,
+                kind = out.template.name(),
+                last_hour = hour,
+                last_day = day,
+                "automatic mail held: the recipient's budget is spent"
+            );
+            tx.insert_event(NewEvent {
+                ticket: Some(f.id),
+                message: None,
+                kind: EventKind::MailHeld,
+                actor: &Actor::Gateway,
+                detail: json!({
+                    "kind": out.template.name(),
+                    "to": out.to.as_str(),
+                    "last_hour": hour,
+                    "last_day": day,
+                }),
+                at: now,
+            })
+            .await?;
+            return Ok(false);
+        }
+    }
     let assignee_name = f
         .assignee
         .as_ref()

@@ -1271,6 +1271,7 @@ mod tests {
         );
         DeskSettings {
             strangers: crate::config::StrangerPolicy::NewTicket,
+            budget: crate::config::MailBudget::default(),
             rules: Rules::new(Vec::new(), true),
             roster: Roster::new(
                 vec![

@@ -36,6 +36,8 @@ pub enum EventKind {
     CommandsRefused,
     /// The customer rated the resolution.
     Rated,
+    /// An automatic mail was not sent: its recipient's budget was spent (a loop dying out).
+    MailHeld,
 }
 
 impl EventKind {
@@ -62,6 +64,7 @@ impl EventKind {
             Self::NoteAdded => "note_added",
             Self::CommandsRefused => "commands_refused",
             Self::Rated => "rated",
+            Self::MailHeld => "mail_held",
         }
     }
 }

@@ -466,6 +466,14 @@ pub trait StoreTx: Send {
     async fn set_first_response(&mut self, id: TicketId, at: Millis) -> Result<(), StoreError>;
     /// The ticket's participants (customer, their Reply-To, Cc of the first mail, added).
     async fn participants(&mut self, id: TicketId) -> Result<Vec<EmailAddress>, StoreError>;
+    /// Automatic mail queued to `to` since `hour_ago` and since `day_ago` (agents' replies,
+    /// which are people's words, are not counted).
+    async fn automatic_mail_sent(
+        &mut self,
+        to: &EmailAddress,
+        hour_ago: Millis,
+        day_ago: Millis,
+    ) -> Result<(u32, u32), StoreError>;
     /// Every assignee's open tickets and last assignment, for the roster to choose.
     async fn agent_loads(&mut self) -> Result<HashMap<EmailAddress, Load>, StoreError>;
     /// The conversation so far, oldest first: people's inbound mail and agents' replies.

@@ -497,6 +497,24 @@ impl StoreTx for SqliteTx {
         Ok(())
     }
 
+    async fn automatic_mail_sent(
+        &mut self,
+        to: &EmailAddress,
+        hour_ago: Millis,
+        day_ago: Millis,
+    ) -> Result<(u32, u32), StoreError> {
+        let (hour, day): (Option<i64>, i64) = sqlx::query_as(
+            "SELECT SUM(created_at >= ?), COUNT(*) FROM outbox \
+             WHERE rcpt_to = ? AND created_at >= ? AND kind <> 'agent_reply'",
+        )
+        .bind(hour_ago)
+        .bind(json_list(&[to.to_string()]))
+        .bind(day_ago)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        Ok((hour.unwrap_or(0).max(0) as u32, day.max(0) as u32))
+    }
+
     async fn set_satisfaction(
         &mut self,
         id: TicketId,

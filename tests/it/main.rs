@@ -7,6 +7,7 @@ mod corpus;
 mod database;
 mod desk;
 mod imap_source;
+mod loops;
 mod mail_stack;
 mod mta_pipe;
 mod outbox;

@@ -168,6 +168,14 @@ impl StoreTx for FlakyTx {
     ) -> Result<(), StoreError> {
         self.inner.set_satisfaction(id, score, comment, at).await
     }
+    async fn automatic_mail_sent(
+        &mut self,
+        to: &EmailAddress,
+        hour_ago: Millis,
+        day_ago: Millis,
+    ) -> Result<(u32, u32), StoreError> {
+        self.inner.automatic_mail_sent(to, hour_ago, day_ago).await
+    }
     async fn set_first_response(&mut self, id: TicketId, at: Millis) -> Result<(), StoreError> {
         self.inner.set_first_response(id, at).await
     }
