@@ -61,5 +61,8 @@ ALTER TABLE events_new RENAME TO events;
 CREATE INDEX events_ticket ON events (ticket_id, at);
 CREATE INDEX events_kind ON events (kind, at);
 
+-- The sender's signature, cut from reply_text (an agent's is relayed to the customer).
+ALTER TABLE messages ADD COLUMN signature TEXT NOT NULL DEFAULT '';
+
 -- The automatic mail budget counts what went to an address in the last hour and day.
 CREATE INDEX outbox_recipient ON outbox (rcpt_to, created_at);

@@ -780,6 +780,12 @@ fn agent_on_ticket(s: &MailSituation<'_>, ticket: &TicketRef, agent: &EmailAddre
     } else {
         commands.rest.trim().to_string()
     };
+    // The customer receives the agent's signature with the words, never the quoted history.
+    let signed = if s.mail.signature.is_empty() || text.is_empty() {
+        text.clone()
+    } else {
+        format!("{text}\n\n-- \n{}", s.mail.signature)
+    };
     let agent_name = s
         .desk
         .roster
@@ -848,7 +854,7 @@ fn agent_on_ticket(s: &MailSituation<'_>, ticket: &TicketRef, agent: &EmailAddre
                 answers_mail: false,
                 new_text: Some(NewText {
                     from: agent_name.clone(),
-                    text: text.clone(),
+                    text: signed.clone(),
                     attachments: attachments.clone(),
                     reopened: false,
                 }),

@@ -59,6 +59,8 @@ pub struct InboundMail {
     pub reply_text: String,
     /// The quoted history cut from `reply_text` (empty when there was none).
     pub quoted_text: String,
+    /// The sender's signature, cut from `reply_text` (empty when none was recognised).
+    pub signature: String,
     pub attachments: Vec<Attachment>,
     pub signals: MachineSignals,
     /// Where the mail was delivered (`Delivered-To`, `X-Original-To`): the support address
@@ -146,6 +148,7 @@ pub fn parse(raw: &[u8]) -> Result<InboundMail, ParseFailure> {
         content_language: header_text(&msg, "Content-Language"),
         reply_text: split.reply,
         quoted_text: split.quoted,
+        signature: split.signature,
         body_text,
         attachments: attachments(&msg),
         signals,

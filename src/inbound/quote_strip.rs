@@ -3,13 +3,61 @@
 //!
 //! Line-based and language-aware for the clients our users have: `>` quoting, Gmail/Apple
 //! "On … wrote:", French "Le … a écrit :", German "Am … schrieb", Outlook's
-//! "-----Original Message-----" and its "From:/Sent:" block (also "De :/Envoyé :"), and
-//! a "--- Reply above this line ---" marker.
+//! "-----Original Message-----" and its "From:/Sent:" block (also "De :/Envoyé :"),
+//! Zimbra's "----- Mail original -----", Lotus Notes' "----- Transféré par … -----", and
+//! a "--- Reply above this line ---" marker; then the signature (`-- `, "Envoyé de mon
+//! iPhone"…). `tests/quotes/` holds one case per client and language.
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Split {
+    /// The new text, without quoted history and without the signature.
     pub reply: String,
     pub quoted: String,
+    /// The sender's signature: after a `-- ` line, or a mobile client's "Sent from my
+    /// iPhone" line and what follows it. Kept apart so a customer's is not read as their
+    /// request, and an agent's still reaches the customer.
+    pub signature: String,
+}
+
+/// Lines a mail client adds under the text, in lower case: the signature starts there.
+const MOBILE_SIGNATURES: &[&str] = &[
+    "sent from my ",
+    "sent from mail for ",
+    "sent with ",
+    "get outlook for ",
+    "envoyé de mon ",
+    "envoyé depuis mon ",
+    "envoyé à partir de ",
+    "obtenir outlook pour ",
+    "téléchargez outlook pour ",
+    "von meinem ",
+    "gesendet von meinem ",
+    "gesendet mit ",
+    "outlook für ",
+];
+
+/// Splits the signature off the end of a reply.
+fn split_signature(reply: &str) -> (String, String) {
+    let lines: Vec<&str> = reply.lines().collect();
+    let dashes = lines
+        .iter()
+        .position(|l| *l == "-- " || l.trim_end() == "--");
+    let mobile = || {
+        lines.iter().rposition(|l| {
+            let lower = l.trim().to_lowercase();
+            lower.chars().count() < 80 && MOBILE_SIGNATURES.iter().any(|m| lower.starts_with(m))
+        })
+    };
+    match dashes
+        .map(|i| (i, i + 1))
+        .or_else(|| mobile().map(|i| (i, i)))
+    {
+        Some((body_end, sig_start)) => (
+            join(lines[..body_end].iter().copied()),
+            join(lines[sig_start..].iter().copied()),
+        ),
+        None => (reply.to_string(), String::new()),
+    }
 }
 
 const ATTRIBUTION_ENDINGS: &[&str] = &[
@@ -35,6 +83,10 @@ const SEPARATORS: &[&str] = &[
     "message d'origine",
     "message d’origine",
     "message original",
+    "mail original",
+    "forwarded by ",
+    "transféré par ",
+    "weitergeleitet von ",
     "ursprüngliche nachricht",
     "mensaje original",
     "messaggio originale",
@@ -90,7 +142,7 @@ pub fn split(text: &str) -> Split {
         }
     }
 
-    let reply = join(
+    let kept = join(
         lines
             .iter()
             .zip(&keep)
@@ -104,7 +156,12 @@ pub fn split(text: &str) -> Split {
             .filter(|(_, k)| !**k)
             .map(|(l, _)| *l),
     );
-    Split { reply, quoted }
+    let (reply, signature) = split_signature(&kept);
+    Split {
+        reply,
+        quoted,
+        signature,
+    }
 }
 
 fn join<'a>(lines: impl Iterator<Item = &'a str>) -> String {

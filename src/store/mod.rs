@@ -206,6 +206,7 @@ pub struct NewMessage<'a> {
     pub body_text: &'a str,
     pub reply_text: &'a str,
     pub quoted_text: &'a str,
+    pub signature: &'a str,
     pub language: Option<Language>,
     pub machine_kind: Option<&'a str>,
     /// Threaded onto a ticket whose participants do not include the sender.
@@ -345,6 +346,8 @@ pub struct MessageView {
     pub message_id: Option<String>,
     pub body_text: String,
     pub reply_text: String,
+    /// The signature cut from `reply_text`.
+    pub signature: String,
     pub outcome: String,
     pub detail: Option<String>,
     /// The sender is not one of the ticket's participants (customer, first mail's Cc).

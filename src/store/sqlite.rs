@@ -627,8 +627,8 @@ impl StoreTx for SqliteTx {
         let row = sqlx::query(
             "INSERT INTO messages (ticket_id, direction, outcome, outcome_detail, source_key, message_id, raw_sha256, raw, \
              from_addr, from_name, reply_to, to_addrs, cc_addrs, subject, in_reply_to, refs, sent_date, body_text, reply_text, \
-             quoted_text, language, machine_kind, received_at, content_sha256, from_non_participant) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+             quoted_text, language, machine_kind, received_at, content_sha256, from_non_participant, signature) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(m.ticket)
         .bind(m.direction.as_str())
@@ -655,6 +655,7 @@ impl StoreTx for SqliteTx {
         .bind(m.at)
         .bind(m.content_sha256)
         .bind(m.from_non_participant)
+        .bind(m.signature)
         .fetch_one(&mut *self.tx)
         .await?;
         Ok(row.try_get(0)?)
@@ -1047,7 +1048,7 @@ impl Store for SqliteStore {
         };
         let summary = summary(&row)?;
         let rows = sqlx::query(
-            "SELECT m.id, m.direction, m.from_addr, m.to_addrs, m.subject, m.message_id, m.body_text, m.reply_text, \
+            "SELECT m.id, m.direction, m.from_addr, m.to_addrs, m.subject, m.message_id, m.body_text, m.reply_text, m.signature, \
              m.outcome, m.outcome_detail, m.from_non_participant, m.received_at, o.status AS delivery \
              FROM messages m JOIN tickets t ON t.id = m.ticket_id LEFT JOIN outbox o ON o.message_row = m.id \
              WHERE t.code = ? ORDER BY m.id",
@@ -1082,6 +1083,7 @@ impl Store for SqliteStore {
                 message_id: r.try_get("message_id")?,
                 body_text: r.try_get("body_text")?,
                 reply_text: r.try_get("reply_text")?,
+                signature: r.try_get("signature")?,
                 outcome: r.try_get("outcome")?,
                 detail: r.try_get("outcome_detail")?,
                 from_non_participant: r.try_get("from_non_participant")?,

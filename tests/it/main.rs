@@ -12,5 +12,6 @@ mod mail_stack;
 mod mta_pipe;
 mod outbox;
 mod pipeline;
+mod quotes;
 mod routing;
 mod support;
