@@ -64,6 +64,8 @@ struct RawConfig {
     notifications: desk::RawNotifications,
     #[serde(default)]
     limits: desk::RawLimits,
+    #[serde(default)]
+    agent_mail: desk::RawAgentMail,
 }
 
 #[derive(Debug, Deserialize)]
@@ -422,6 +424,7 @@ impl Config {
         let desk = desk::build(
             desk::RawDesk {
                 strangers,
+                agent_mail: raw.agent_mail,
                 limits: raw.limits,
                 tiers: raw.tiers,
                 routing: raw.routing,

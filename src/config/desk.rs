@@ -135,6 +135,14 @@ impl Default for MailBudget {
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
+pub(super) struct RawAgentMail {
+    #[serde(default)]
+    require_authentication: bool,
+    authserv_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 pub(super) struct RawNotifications {
     /// Tell the customer the name of the agent who took the ticket.
     #[serde(default)]
@@ -156,6 +164,9 @@ pub enum StrangerPolicy {
 #[derive(Debug, Clone, Default)]
 pub struct DeskSettings {
     pub strangers: StrangerPolicy,
+    /// When set, an agent's mail counts as theirs only if this server's
+    /// `Authentication-Results` vouch for its From domain.
+    pub agent_authserv_id: Option<String>,
     pub budget: MailBudget,
     pub rules: Rules,
     pub roster: Roster,
@@ -166,6 +177,7 @@ pub struct DeskSettings {
 
 pub(super) struct RawDesk {
     pub strangers: StrangerPolicy,
+    pub agent_mail: RawAgentMail,
     pub limits: RawLimits,
     pub tiers: BTreeMap<String, RawTier>,
     pub routing: RawRouting,
@@ -323,8 +335,23 @@ pub(super) fn build(raw: RawDesk, support: &EmailAddress) -> Result<DeskSettings
             "give at least 1 an hour, and a day limit at least as large (defaults 10 and 40)",
         ));
     }
+    let agent_authserv_id = match (
+        raw.agent_mail.require_authentication,
+        raw.agent_mail.authserv_id,
+    ) {
+        (false, _) => None,
+        (true, Some(id)) if !id.trim().is_empty() => Some(id.trim().to_string()),
+        (true, _) => {
+            return Err(invalid(
+                "agent_mail.authserv_id",
+                "missing while agent_mail.require_authentication = true",
+                "give the authserv-id your receiving server writes in Authentication-Results (e.g. \"mx.example.com\")",
+            ));
+        }
+    };
     Ok(DeskSettings {
         strangers: raw.strangers,
+        agent_authserv_id,
         budget: MailBudget {
             per_hour: l.automatic_mail_per_hour,
             per_day: l.automatic_mail_per_day,

@@ -435,6 +435,14 @@ pub fn rating(text: &str) -> Option<(u8, Option<String>)> {
     Some((digit as u8, (!comment.is_empty()).then_some(comment)))
 }
 
+/// Why a mail from a roster address is not taken as the agent's: the desk requires
+/// authentication and the trusted server did not vouch for the sender.
+fn agent_refusal(s: &MailSituation<'_>) -> Option<String> {
+    let id = s.desk.agent_authserv_id.as_deref()?;
+    let from = &s.mail.from.as_ref()?.address;
+    crate::inbound::authentication::vouched_for(&s.mail.headers, from, id).err()
+}
+
 /// A person who is not on the ticket their mail threads onto.
 fn is_stranger(s: &MailSituation<'_>, ticket: &TicketRef) -> bool {
     matches!(sender_actor(s, ticket), Actor::Stranger(_))
@@ -474,6 +482,29 @@ fn stranger(s: &MailSituation<'_>, quoted: &TicketRef, language: Language) -> Pl
             quoted.code
         ),
     };
+    // A roster address whose mail was not authenticated: the agent hears of the refusal at
+    // their real address, with nothing of the ticket.
+    if s.desk.roster.agent(from).is_some()
+        && let Some(why) = agent_refusal(s)
+    {
+        let mut notice = agent_mail(
+            s.desk,
+            s.gateway,
+            Template::AgentReceipt,
+            from,
+            None,
+            false,
+            None,
+        );
+        notice.receipt = vec![crate::render::ReceiptLine {
+            command: s.mail.subject.chars().take(120).collect(),
+            applied: false,
+            result: format!(
+                "not taken as yours ({why}); it was handled as a stranger's mail, and any commands were ignored"
+            ),
+        }];
+        plan.effects.push(Effect::Queue(notice));
+    }
     if let Some(to) = ticket_watcher(s.desk, quoted) {
         let reason = format!(
             "{from} is not on ticket {}, whose code their mail quotes: {what}, and they were sent nothing of ticket {}",
@@ -503,7 +534,9 @@ fn sender_actor(s: &MailSituation<'_>, ticket: &TicketRef) -> Actor {
     match (s.machine, from) {
         (Some(_), from) => Actor::Machine(from),
         (None, None) => Actor::Machine(None),
-        (None, Some(a)) if s.desk.roster.agent(&a).is_some() => Actor::Agent(a),
+        (None, Some(a)) if s.desk.roster.agent(&a).is_some() && agent_refusal(s).is_none() => {
+            Actor::Agent(a)
+        }
         (None, Some(a)) if a == ticket.customer => Actor::Customer(a),
         (None, Some(a)) if s.sender_is_participant => Actor::Participant(a),
         (None, Some(a)) => Actor::Stranger(a),
@@ -1277,6 +1310,7 @@ mod tests {
         );
         DeskSettings {
             strangers: crate::config::StrangerPolicy::NewTicket,
+            agent_authserv_id: None,
             budget: crate::config::MailBudget::default(),
             rules: Rules::new(Vec::new(), true),
             roster: Roster::new(
@@ -1826,6 +1860,80 @@ mod tests {
             &loads,
         ));
         assert_eq!(plan.outcome, PlannedOutcome::Appended { reopened: true });
+    }
+
+    #[test]
+    fn with_authentication_required_a_forged_agent_mail_is_a_strangers_and_the_agent_is_told() {
+        let (g, loads) = (gateway(), HashMap::new());
+        let mut d = desk();
+        d.agent_authserv_id = Some("mx.example.com".into());
+        let t = ticket(
+            TicketStatus::Open,
+            Tier::L1FrontLine,
+            Some("bob@example.com"),
+            0,
+        );
+        let forged = mail(
+            "alice@example.com",
+            "Re: [HD-7K3M9QXA] Imprimante",
+            "#close\nFermé.",
+        );
+        let mut s = situation(
+            &forged,
+            Some((&t, ThreadedBy::ReferenceCode)),
+            &g,
+            &d,
+            &loads,
+        );
+        s.sender_is_participant = false;
+        let plan = decide_mail(&s);
+        assert_eq!(
+            plan.outcome,
+            PlannedOutcome::NewTicket,
+            "handled as a stranger's mail"
+        );
+        assert!(!plan.effects.iter().any(|e| matches!(
+            e,
+            Effect::SetStatus {
+                to: TicketStatus::Closed,
+                ..
+            }
+        )));
+        let refusal = plan.effects.iter().find_map(|e| match e {
+            Effect::Queue(m)
+                if m.template == Template::AgentReceipt && m.to == addr("alice@example.com") =>
+            {
+                Some(m.receipt[0].result.clone())
+            }
+            _ => None,
+        });
+        assert!(
+            refusal
+                .unwrap()
+                .contains("no Authentication-Results from mx.example.com")
+        );
+
+        let signed = {
+            let raw = "From: alice@example.com\r\nTo: support@example.com\r\nSubject: Re: [HD-7K3M9QXA] Imprimante\r\n\
+                       Authentication-Results: mx.example.com; dkim=pass header.d=example.com\r\nMessage-ID: <s1@example.com>\r\n\r\n#close\r\n";
+            crate::inbound::parse(raw.as_bytes()).unwrap()
+        };
+        let mut s = situation(
+            &signed,
+            Some((&t, ThreadedBy::ReferenceCode)),
+            &g,
+            &d,
+            &loads,
+        );
+        s.sender_is_participant = false;
+        let plan = decide_mail(&s);
+        assert!(plan.effects.iter().any(|e| matches!(
+            e,
+            Effect::SetStatus {
+                to: TicketStatus::Closed,
+                ..
+            }
+        )));
     }
 
     #[test]

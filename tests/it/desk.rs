@@ -481,6 +481,14 @@ fn a_wrong_roster_or_rule_names_its_key() {
             "routing.rules[0].priority",
         ),
         ("[tiers.L7]\naddress = \"n7@example.test\"\n", "tiers.L7"),
+        (
+            "[agent_mail]\nrequire_authentication = true\n",
+            "agent_mail.authserv_id",
+        ),
+        (
+            "[limits]\nautomatic_mail_per_hour = 50\nautomatic_mail_per_day = 10\n",
+            "limits.automatic_mail_per_hour",
+        ),
     ];
     for (extra, key) in cases {
         let toml = format!("{}\n{extra}", embedded_config());
