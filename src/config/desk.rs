@@ -41,6 +41,15 @@ fn yes() -> bool {
     true
 }
 
+impl Default for RawNotifications {
+    fn default() -> Self {
+        RawNotifications {
+            customer_on_assignment: false,
+            participants_status: true,
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawRule {
@@ -141,12 +150,15 @@ pub(super) struct RawAgentMail {
     authserv_id: Option<String>,
 }
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawNotifications {
     /// Tell the customer the name of the agent who took the ticket.
     #[serde(default)]
     customer_on_assignment: bool,
+    /// Send status mail to the ticket's other participants too.
+    #[serde(default = "yes")]
+    participants_status: bool,
 }
 
 /// What becomes of a mail that quotes a ticket's code (or answers its mail) from someone
@@ -173,6 +185,8 @@ pub struct DeskSettings {
     /// Reopenings after which a ticket escalates by itself (0: never).
     pub reopen_threshold: u32,
     pub notify_customer_on_assignment: bool,
+    /// Status mail goes to the participants as well as the customer.
+    pub notify_participants: bool,
 }
 
 pub(super) struct RawDesk {
@@ -360,5 +374,6 @@ pub(super) fn build(raw: RawDesk, support: &EmailAddress) -> Result<DeskSettings
         roster: Roster::new(agents, tiers),
         reopen_threshold: raw.escalation.reopen_threshold,
         notify_customer_on_assignment: raw.notifications.customer_on_assignment,
+        notify_participants: raw.notifications.participants_status,
     })
 }

@@ -606,7 +606,7 @@ fn follow_up(
                 &actor,
                 json!({ "score": score, "comment": comment }),
             ));
-            effects.push(customer_status(ticket, "rated", None));
+            effects.extend(customer_status(s.desk, ticket, "rated", None));
             return Plan {
                 ticket: PlanTicket::Existing(ticket.clone()),
                 effects,
@@ -614,9 +614,14 @@ fn follow_up(
             };
         }
         if ticket.status.is_open() && says_solved(&s.mail.reply_text) {
-            let mut resolved =
-                status_change(ticket, TicketStatus::Resolved, &actor, Some("resolved"))
-                    .unwrap_or_default();
+            let mut resolved = status_change(
+                s.desk,
+                ticket,
+                TicketStatus::Resolved,
+                &actor,
+                Some("resolved"),
+            )
+            .unwrap_or_default();
             for e in &mut resolved {
                 if let Effect::Record(r) = e {
                     r.detail["by_customer"] = json!(true);
@@ -952,7 +957,7 @@ fn after_reopening(
             loads,
             &Actor::Gateway,
         ),
-        _ => vec![customer_status(ticket, "reopened", None)],
+        _ => customer_status(desk, ticket, "reopened", None),
     }
 }
 
@@ -993,22 +998,41 @@ fn agent_mail(
     }
 }
 
-fn customer_status(ticket: &TicketRef, change: &'static str, reason: Option<String>) -> Effect {
-    Effect::Queue(OutgoingMail {
-        template: Template::StatusUpdate,
-        to: ticket.customer.clone(),
-        to_name: ticket.customer_name.clone(),
-        language: ticket.language,
-        auto_submitted: Some(AutoSubmitted::Generated),
-        from_name: None,
-        forward_attachments: false,
-        receipt: Vec::new(),
-        change: Some(change),
-        reason,
-        include_thread: false,
-        answers_mail: false,
-        new_text: None,
-    })
+/// The status mail to the customer, and to the ticket's other participants unless the
+/// desk keeps them to agents' replies (`notifications.participants_status = false`).
+fn customer_status(
+    desk: &DeskSettings,
+    ticket: &TicketRef,
+    change: &'static str,
+    reason: Option<String>,
+) -> Vec<Effect> {
+    let mut to = vec![(ticket.customer.clone(), ticket.customer_name.clone())];
+    if desk.notify_participants {
+        for p in &ticket.participants {
+            if *p != ticket.customer && desk.roster.agent(p).is_none() {
+                to.push((p.clone(), None));
+            }
+        }
+    }
+    to.into_iter()
+        .map(|(to, to_name)| {
+            Effect::Queue(OutgoingMail {
+                template: Template::StatusUpdate,
+                to,
+                to_name,
+                language: ticket.language,
+                auto_submitted: Some(AutoSubmitted::Generated),
+                from_name: None,
+                forward_attachments: false,
+                receipt: Vec::new(),
+                change: Some(change),
+                reason: reason.clone(),
+                include_thread: false,
+                answers_mail: false,
+                new_text: None,
+            })
+        })
+        .collect()
 }
 
 /// The effects of giving a ticket to `chosen`: the assignment, its event, the whole thread
@@ -1116,13 +1140,14 @@ fn escalation(
         reason.clone(),
         actor,
     ));
-    effects.push(customer_status(ticket, "escalated", reason));
+    effects.extend(customer_status(desk, ticket, "escalated", reason));
     effects
 }
 
 /// A status change by someone's decision; `change` is what the customer is told (`None`:
 /// the caller tells them).
 fn status_change(
+    desk: &DeskSettings,
     ticket: &TicketRef,
     to: TicketStatus,
     actor: &Actor,
@@ -1143,7 +1168,7 @@ fn status_change(
         ),
     ];
     if let Some(change) = change {
-        effects.push(customer_status(ticket, change, None));
+        effects.extend(customer_status(desk, ticket, change, None));
     }
     Ok(effects)
 }
@@ -1176,7 +1201,7 @@ pub fn decide_command(s: &CommandSituation<'_>) -> Result<Plan, Refusal> {
                 &s.actor,
             );
             if s.desk.notify_customer_on_assignment {
-                effects.push(customer_status(t, "assigned", None));
+                effects.extend(customer_status(s.desk, t, "assigned", None));
             }
             effects
         }
@@ -1195,10 +1220,17 @@ pub fn decide_command(s: &CommandSituation<'_>) -> Result<Plan, Refusal> {
                 &s.actor,
             )
         }
-        Command::Resolve => status_change(t, TicketStatus::Resolved, &s.actor, Some("resolved"))?,
-        Command::Close => status_change(t, TicketStatus::Closed, &s.actor, Some("closed"))?,
+        Command::Resolve => status_change(
+            s.desk,
+            t,
+            TicketStatus::Resolved,
+            &s.actor,
+            Some("resolved"),
+        )?,
+        Command::Close => status_change(s.desk, t, TicketStatus::Closed, &s.actor, Some("closed"))?,
         Command::Wait(duration) => {
             let mut effects = status_change(
+                s.desk,
                 t,
                 TicketStatus::WaitingOnCustomer,
                 &s.actor,
@@ -1255,7 +1287,7 @@ pub fn decide_command(s: &CommandSituation<'_>) -> Result<Plan, Refusal> {
                     t.status
                 )));
             }
-            let mut effects = status_change(t, TicketStatus::Open, &s.actor, None)?;
+            let mut effects = status_change(s.desk, t, TicketStatus::Open, &s.actor, None)?;
             effects.extend(after_reopening(s.desk, s.gateway, t, s.loads));
             effects
         }
@@ -1311,6 +1343,7 @@ mod tests {
         DeskSettings {
             strangers: crate::config::StrangerPolicy::NewTicket,
             agent_authserv_id: None,
+            notify_participants: true,
             budget: crate::config::MailBudget::default(),
             rules: Rules::new(Vec::new(), true),
             roster: Roster::new(
@@ -1351,6 +1384,7 @@ mod tests {
             subject: "Imprimante".into(),
             language: Language::Fr,
             reopen_count,
+            participants: vec![addr("marie@example.fr")],
         }
     }
 
@@ -1934,6 +1968,42 @@ mod tests {
                 ..
             }
         )));
+    }
+
+    #[test]
+    fn participants_receive_status_mail_unless_the_desk_says_not() {
+        let (g, loads) = (gateway(), HashMap::new());
+        let mut t = ticket(TicketStatus::Open, Tier::L1FrontLine, None, 0);
+        t.participants = vec![
+            addr("marie@example.fr"),
+            addr("paul@example.fr"),
+            addr("bob@example.com"),
+        ];
+        for (notify, expected) in [(true, 2), (false, 1)] {
+            let mut d = desk();
+            d.notify_participants = notify;
+            let plan = decide_command(&CommandSituation {
+                ticket: &t,
+                command: &Command::Resolve,
+                actor: Actor::Cli("cli".into()),
+                gateway: &g,
+                desk: &d,
+                loads: &loads,
+                now: 0,
+            })
+            .unwrap();
+            let to: Vec<_> = plan
+                .queued()
+                .into_iter()
+                .map(|(_, to)| to.to_string())
+                .collect();
+            assert_eq!(
+                to.len(),
+                expected,
+                "{to:?}: the agent in Cc (bob) is never among them"
+            );
+            assert_eq!(to[0], "marie@example.fr");
+        }
     }
 
     #[test]

@@ -115,6 +115,8 @@ pub struct TicketRef {
     pub subject: String,
     pub language: Language,
     pub reopen_count: u32,
+    /// The customer, their Reply-To, the first mail's Cc and those added since.
+    pub participants: Vec<EmailAddress>,
 }
 
 pub struct NewTicket<'a> {

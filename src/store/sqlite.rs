@@ -156,7 +156,9 @@ impl Drop for ImmediateTx {
 }
 
 const TICKET_REF_COLUMNS: &str = "t.id, t.code, t.status, t.tier, t.category, t.priority, t.assignee, \
-     t.customer, t.customer_name, t.subject, t.language, t.reopen_count";
+     t.customer, t.customer_name, t.subject, t.language, t.reopen_count, \
+     (SELECT json_group_array(address) FROM (SELECT address FROM ticket_participants p \
+        WHERE p.ticket_id = t.id ORDER BY p.added_at, p.address)) AS participants";
 
 /// A stored value that does not parse: the database was edited by hand or by a newer gateway.
 fn corrupt(e: impl std::fmt::Display) -> StoreError {
@@ -192,6 +194,13 @@ fn ticket_ref(row: &SqliteRow) -> Result<TicketRef, StoreError> {
         subject: row.try_get("subject")?,
         language: parsed(row, "language")?,
         reopen_count: row.try_get::<i64, _>("reopen_count")?.max(0) as u32,
+        participants: serde_json::from_str::<Vec<String>>(
+            &row.try_get::<String, _>("participants")?,
+        )
+        .map_err(corrupt)?
+        .iter()
+        .map(|a| address(a))
+        .collect::<Result<_, _>>()?,
     })
 }
 
