@@ -105,7 +105,21 @@ pub fn parse(raw: &[u8]) -> Result<InboundMail, ParseFailure> {
     }
 
     let body_text = body_text(&msg);
-    let split = quote_strip::split(&body_text);
+    let split = match html_history_cut(&msg) {
+        Some((reply, quoted)) => {
+            let mut split = quote_strip::split(&reply);
+            if !quoted.is_empty() {
+                split.quoted = [split.quoted.as_str(), quoted.as_str()]
+                    .iter()
+                    .filter(|t| !t.is_empty())
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join("\n");
+            }
+            split
+        }
+        None => quote_strip::split(&body_text),
+    };
     let signals = MachineSignals {
         auto_submitted: header_text(&msg, "Auto-Submitted"),
         precedence: header_text(&msg, "Precedence"),
@@ -228,6 +242,34 @@ fn declared_charset(header: &[u8]) -> Option<String> {
         .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | ':' | '.'))
         .collect();
     (!value.is_empty()).then_some(value)
+}
+
+/// Where the quoted history starts in a mail that has only HTML: the first `<blockquote>`
+/// (Thunderbird, Apple Mail), Gmail's `gmail_quote`, Outlook on the web's `divRplyFwdMsg` or
+/// `appendonsend`, Thunderbird's `moz-cite-prefix`. Returns the text before it and after
+/// it. Such mail loses its `>` marks when turned into text, so the cut is made in the HTML.
+fn html_history_cut(msg: &mail_parser::Message<'_>) -> Option<(String, String)> {
+    let has_plain = (0..msg.text_body_count()).any(|i| {
+        msg.text_part(i as u32).is_some_and(
+            |p| matches!(&p.body, mail_parser::PartType::Text(t) if !t.trim().is_empty()),
+        )
+    });
+    if has_plain {
+        return None;
+    }
+    let html = msg.body_html(0)?;
+    let lower = html.to_ascii_lowercase();
+    const MARKERS: &[&str] = &[
+        "<blockquote",
+        "class=\"gmail_quote",
+        "id=\"divrplyfwdmsg",
+        "id=\"appendonsend",
+        "class=\"moz-cite-prefix",
+    ];
+    let at = MARKERS.iter().filter_map(|m| lower.find(m)).min()?;
+    let tag = lower[..=at].rfind('<')?;
+    let text = |h: &str| normalise_newlines(&mail_parser::decoders::html::html_to_text(h));
+    Some((text(&html[..tag]), text(&html[tag..])))
 }
 
 fn body_text(msg: &mail_parser::Message<'_>) -> String {
@@ -476,6 +518,43 @@ mod tests {
         assert_eq!(mail.message_id.as_deref(), Some("abc@x"));
         assert_eq!(mail.in_reply_to, vec!["p1@x"]);
         assert_eq!(mail.references, vec!["p0@x", "p1@x"]);
+    }
+
+    #[test]
+    fn html_only_replies_lose_the_history_in_their_blockquote() {
+        for (client, html) in [
+            (
+                "thunderbird",
+                "<p>Toujours en panne.</p><div class=\"moz-cite-prefix\">Le 23/11/2026, Support a écrit&nbsp;:</div><blockquote type=\"cite\"><p>Bonjour, avez-vous redémarré ?</p></blockquote>",
+            ),
+            (
+                "no attribution",
+                "<div>Toujours en panne.</div><blockquote><div>Bonjour, avez-vous redémarré ?</div></blockquote>",
+            ),
+            (
+                "gmail",
+                "<div dir=\"ltr\">Toujours en panne.</div><br><div class=\"gmail_quote\"><div class=\"gmail_attr\">Le lun. 23 nov. 2026, Support a écrit :</div><blockquote class=\"gmail_quote\">Bonjour, avez-vous redémarré ?</blockquote></div>",
+            ),
+            (
+                "outlook web",
+                "<div>Toujours en panne.</div><hr><div id=\"divRplyFwdMsg\"><b>De :</b> Support<br><b>Objet :</b> Imprimante</div><div>Bonjour, avez-vous redémarré ?</div>",
+            ),
+        ] {
+            let raw = format!(
+                "From: a@example.com\nSubject: Re: x\nContent-Type: text/html; charset=utf-8\n\n{html}\n"
+            );
+            let mail = parse(raw.as_bytes()).unwrap();
+            assert_eq!(mail.reply_text, "Toujours en panne.", "{client}");
+            assert!(
+                mail.quoted_text.contains("redémarré"),
+                "{client}: {:?}",
+                mail.quoted_text
+            );
+            assert!(
+                mail.body_text.contains("redémarré"),
+                "{client}: the whole text stays whole"
+            );
+        }
     }
 
     #[test]
