@@ -458,7 +458,24 @@ fn stranger(s: &MailSituation<'_>, quoted: &TicketRef, language: Language) -> Pl
         .expect("a stranger has an address")
         .address;
     let mut plan = match (s.desk.strangers, &s.deliverable) {
-        (crate::config::StrangerPolicy::NewTicket, Ok(())) => new_ticket(s, from, language),
+        (crate::config::StrangerPolicy::NewTicket, Ok(())) => {
+            let mut plan = new_ticket(s, from, language);
+            // Their ticket's subject does not repeat the code of the one they quoted.
+            if let PlanTicket::New(new) = &mut plan.ticket {
+                let without: String = new
+                    .subject
+                    .replace(&quoted.code.tag(), " ")
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                new.subject = if without.is_empty() {
+                    "(no subject)".into()
+                } else {
+                    without
+                };
+            }
+            plan
+        }
         (crate::config::StrangerPolicy::NewTicket, Err(e)) => quarantine(
             QuarantineReason::Unanswerable(e.clone()),
             Actor::Stranger(from.clone()),

@@ -318,3 +318,166 @@ languages = ["en"]
         helpdesk::domain::TicketStatus::WaitingOnCustomer
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reassignment_closing_rating_strangers_and_refused_commands_by_mail() {
+    let stack = MailStack::start();
+    let config = format!(
+        r#"{}
+[[agents]]
+name = "Alice Agent"
+address = "agent@example.test"
+tiers = ["L1"]
+languages = ["en"]
+
+[[agents]]
+name = "Eve Expert"
+address = "expert@example.test"
+tiers = ["L1", "L2"]
+languages = ["en"]
+"#,
+        stack.gateway_config("implicit", "")
+    );
+    let desk = Desk::with_config(&config).await;
+    let shutdown = CancellationToken::new();
+    let app = desk.app.clone();
+    let token = shutdown.clone();
+    let running = tokio::spawn(async move { app.run(token).await });
+    let send = |from: &'static str, raw: String| {
+        let stack = &stack;
+        async move {
+            stack
+                .deliver(from, "support@example.test", raw.as_bytes())
+                .await
+        }
+    };
+    let first = customer_mail(
+        "Marie Dupont <customer@example.test>",
+        "Screen flickers",
+        "flow-1@customer.test",
+        "Hello, my screen flickers since the update.",
+    );
+    stack
+        .deliver("customer@example.test", "support@example.test", &first)
+        .await;
+    let customer = stack
+        .wait_for("customer", "INBOX", 1, Duration::from_secs(20))
+        .await;
+    let subject = header(&String::from_utf8_lossy(&customer[0]), "Subject").unwrap();
+    let code = subject[1..subject.find(']').unwrap()].to_string();
+    // Alice got it (first on the roster); she gives it to Eve by mail.
+    stack
+        .wait_for("agent", "INBOX", 1, Duration::from_secs(20))
+        .await;
+    send(
+        "agent@example.test",
+        format!(
+            "From: agent@example.test\r\nTo: support@example.test\r\nSubject: Re: [{code}] Screen flickers\r\n\
+             Message-ID: <flow-a1@example.test>\r\n\r\n#assign expert@example.test\r\n"
+        ),
+    )
+    .await;
+    let expert = stack
+        .wait_for("expert", "INBOX", 1, Duration::from_secs(20))
+        .await;
+    assert!(text(&expert[0]).contains("screen flickers since the update"));
+    let agent = stack
+        .wait_for("agent", "INBOX", 3, Duration::from_secs(20))
+        .await;
+    let alice_got: Vec<String> = agent[1..].iter().map(|m| text(m)).collect();
+    assert!(
+        alice_got.iter().any(|t| t.contains("is no longer yours")),
+        "{alice_got:?}"
+    );
+    assert!(
+        alice_got.iter().any(|t| t.contains("done     #assign")),
+        "{alice_got:?}"
+    );
+
+    // The customer tries a command: not applied, Eve is told.
+    send(
+        "customer@example.test",
+        format!(
+            "From: customer@example.test\r\nTo: support@example.test\r\nSubject: Re: [{code}] Screen flickers\r\n\
+             Message-ID: <flow-c2@customer.test>\r\n\r\n#priority urgent\r\nIt is getting worse.\r\n"
+        ),
+    )
+    .await;
+    let expert = stack
+        .wait_for("expert", "INBOX", 2, Duration::from_secs(20))
+        .await;
+    assert!(
+        text(&expert[1]).contains("not on the roster"),
+        "{}",
+        text(&expert[1])
+    );
+
+    // A stranger quotes the code: a ticket of their own, nothing of Marie's.
+    send(
+        "stranger@example.test",
+        format!(
+            "From: stranger@example.test\r\nTo: support@example.test\r\nSubject: Re: [{code}] Screen flickers\r\n\
+             Message-ID: <flow-s1@elsewhere.test>\r\n\r\nMine too!\r\n"
+        ),
+    )
+    .await;
+    let stranger = stack
+        .wait_for("stranger", "INBOX", 1, Duration::from_secs(20))
+        .await;
+    let theirs = String::from_utf8_lossy(&stranger[0]).to_string();
+    assert!(
+        !header(&theirs, "Subject").unwrap().contains(&code),
+        "their own code"
+    );
+    assert!(!text(&stranger[0]).contains("flickers since the update"));
+
+    // Marie closes by reply, is asked for a rating, and rates.
+    send(
+        "customer@example.test",
+        format!(
+            "From: customer@example.test\r\nTo: support@example.test\r\nSubject: Re: [{code}] Screen flickers\r\n\
+             Message-ID: <flow-c3@customer.test>\r\n\r\nRESOLVED\r\nNew cable fixed it.\r\n"
+        ),
+    )
+    .await;
+    let customer = stack
+        .wait_for("customer", "INBOX", 2, Duration::from_secs(20))
+        .await;
+    assert!(
+        text(&customer[1]).contains("digit from 1"),
+        "{}",
+        text(&customer[1])
+    );
+    send(
+        "customer@example.test",
+        format!(
+            "From: customer@example.test\r\nTo: support@example.test\r\nSubject: Re: [{code}] Screen flickers\r\n\
+             Message-ID: <flow-c4@customer.test>\r\n\r\n4 - quick, thanks\r\n"
+        ),
+    )
+    .await;
+    stack
+        .wait_for("customer", "INBOX", 3, Duration::from_secs(20))
+        .await;
+    shutdown.cancel();
+    running.await.unwrap().unwrap();
+    let t = desk
+        .app
+        .pipeline
+        .store()
+        .ticket_detail(&helpdesk::domain::ReferenceCode::from_stored(code.clone()))
+        .await
+        .unwrap()
+        .unwrap();
+    let s = &t.summary;
+    assert_eq!(s.assignee.as_deref(), Some("expert@example.test"));
+    assert_eq!(s.status, helpdesk::domain::TicketStatus::Resolved);
+    assert_eq!(
+        s.priority,
+        helpdesk::domain::Priority::Normal,
+        "the customer's #priority was refused"
+    );
+    assert_eq!(s.satisfaction, Some(4));
+    assert_eq!(s.satisfaction_comment.as_deref(), Some("quick, thanks"));
+    assert!(!s.participants.iter().any(|p| p.contains("stranger")));
+}
