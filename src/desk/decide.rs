@@ -1536,25 +1536,13 @@ mod tests {
 
     #[test]
     fn a_customer_follow_up_tells_the_assignee_the_new_text_only() {
-        let (g, d, loads) = (gateway(), desk(), HashMap::new());
         let t = ticket(
             TicketStatus::Open,
             Tier::L1FrontLine,
             Some("alice@example.com"),
             0,
         );
-        let m = mail(
-            "marie@example.fr",
-            "Re: [HD-7K3M9QXA] Imprimante",
-            "Toujours en panne.",
-        );
-        let plan = decide_mail(&situation(
-            &m,
-            Some((&t, ThreadedBy::ReferenceCode)),
-            &g,
-            &d,
-            &loads,
-        ));
+        let plan = customer_reply(&t, "Toujours en panne.");
         assert_eq!(plan.outcome, PlannedOutcome::Appended { reopened: false });
         assert_eq!(
             plan.queued(),
@@ -1612,6 +1600,19 @@ mod tests {
             panic!()
         };
         assert_eq!(r.actor, Actor::Agent(addr("alice@example.com")));
+    }
+
+    /// Marie's reply on ticket `t`, decided on the default desk.
+    fn customer_reply(t: &TicketRef, body: &str) -> Plan {
+        let (g, d, loads) = (gateway(), desk(), HashMap::new());
+        let m = mail("marie@example.fr", "Re: [HD-7K3M9QXA] Imprimante", body);
+        decide_mail(&situation(
+            &m,
+            Some((t, ThreadedBy::ReferenceCode)),
+            &g,
+            &d,
+            &loads,
+        ))
     }
 
     fn agent_plan(t: &TicketRef, body: &str) -> Plan {
@@ -1844,25 +1845,13 @@ mod tests {
         ] {
             assert_eq!(rating(no), None, "{no:?}");
         }
-        let (g, d, loads) = (gateway(), desk(), HashMap::new());
         let open = ticket(
             TicketStatus::Open,
             Tier::L1FrontLine,
             Some("alice@example.com"),
             0,
         );
-        let m = mail(
-            "marie@example.fr",
-            "Re: [HD-7K3M9QXA] Imprimante",
-            "RÉSOLU\nMerci !",
-        );
-        let plan = decide_mail(&situation(
-            &m,
-            Some((&open, ThreadedBy::ReferenceCode)),
-            &g,
-            &d,
-            &loads,
-        ));
+        let plan = customer_reply(&open, "RÉSOLU\nMerci !");
         assert!(plan.effects.contains(&Effect::SetStatus {
             to: TicketStatus::Resolved,
             reopened: false
@@ -1877,18 +1866,7 @@ mod tests {
             Some("alice@example.com"),
             0,
         );
-        let m = mail(
-            "marie@example.fr",
-            "Re: [HD-7K3M9QXA] Imprimante",
-            "5 parfait",
-        );
-        let plan = decide_mail(&situation(
-            &m,
-            Some((&resolved, ThreadedBy::ReferenceCode)),
-            &g,
-            &d,
-            &loads,
-        ));
+        let plan = customer_reply(&resolved, "5 parfait");
         assert!(plan.effects.contains(&Effect::Rate {
             score: 5,
             comment: Some("parfait".into())
@@ -1898,18 +1876,7 @@ mod tests {
             PlannedOutcome::Appended { reopened: false },
             "a rating does not reopen"
         );
-        let m = mail(
-            "marie@example.fr",
-            "Re: [HD-7K3M9QXA] Imprimante",
-            "Ça ne marche toujours pas",
-        );
-        let plan = decide_mail(&situation(
-            &m,
-            Some((&resolved, ThreadedBy::ReferenceCode)),
-            &g,
-            &d,
-            &loads,
-        ));
+        let plan = customer_reply(&resolved, "Ça ne marche toujours pas");
         assert_eq!(plan.outcome, PlannedOutcome::Appended { reopened: true });
     }
 
@@ -2025,25 +1992,13 @@ mod tests {
 
     #[test]
     fn a_customers_commands_are_not_applied_and_the_assignee_is_told() {
-        let (g, d, loads) = (gateway(), desk(), HashMap::new());
         let t = ticket(
             TicketStatus::Open,
             Tier::L1FrontLine,
             Some("alice@example.com"),
             0,
         );
-        let m = mail(
-            "marie@example.fr",
-            "Re: [HD-7K3M9QXA] Imprimante",
-            "#resolve\n#priority urgent\nMerci",
-        );
-        let plan = decide_mail(&situation(
-            &m,
-            Some((&t, ThreadedBy::ReferenceCode)),
-            &g,
-            &d,
-            &loads,
-        ));
+        let plan = customer_reply(&t, "#resolve\n#priority urgent\nMerci");
         assert!(plan.events().contains(&EventKind::CommandsRefused));
         assert!(
             !plan

@@ -17,6 +17,52 @@ fn header(raw: &str, name: &str) -> Option<String> {
     })
 }
 
+/// The gateway running over the stack with Alice (L1, English) and Eve (`eve_tiers`,
+/// `eve_languages`) on the roster.
+struct Running {
+    desk: Desk,
+    shutdown: CancellationToken,
+    task: std::sync::Mutex<Option<tokio::task::JoinHandle<anyhow::Result<()>>>>,
+}
+
+impl Running {
+    async fn start(stack: &MailStack, eve_tiers: &str, eve_languages: &str) -> Running {
+        let config = format!(
+            r#"{}
+[[agents]]
+name = "Alice Agent"
+address = "agent@example.test"
+tiers = ["L1"]
+languages = ["en"]
+
+[[agents]]
+name = "Eve Expert"
+address = "expert@example.test"
+tiers = {eve_tiers}
+languages = {eve_languages}
+"#,
+            stack.gateway_config("implicit", "")
+        );
+        let desk = Desk::with_config(&config).await;
+        let shutdown = CancellationToken::new();
+        let app = desk.app.clone();
+        let token = shutdown.clone();
+        let task = tokio::spawn(async move { app.run(token).await });
+        Running {
+            desk,
+            shutdown,
+            task: std::sync::Mutex::new(Some(task)),
+        }
+    }
+
+    /// Stops the gateway; it must have run without an error.
+    async fn stop(&self) {
+        self.shutdown.cancel();
+        let task = self.task.lock().unwrap().take().expect("running");
+        task.await.unwrap().unwrap();
+    }
+}
+
 /// The text part of a rendered mail, quoted-printable decoded.
 fn text(raw: &[u8]) -> String {
     let parsed = mail_parser::MessageParser::default()
@@ -28,27 +74,8 @@ fn text(raw: &[u8]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agents_receive_the_thread_follow_ups_and_escalations_in_their_mailboxes() {
     let stack = MailStack::start();
-    let config = format!(
-        r#"{}
-[[agents]]
-name = "Alice Agent"
-address = "agent@example.test"
-tiers = ["L1"]
-languages = ["en"]
-
-[[agents]]
-name = "Eve Expert"
-address = "expert@example.test"
-tiers = ["L2"]
-languages = ["fr", "en"]
-"#,
-        stack.gateway_config("implicit", "")
-    );
-    let desk = Desk::with_config(&config).await;
-    let shutdown = CancellationToken::new();
-    let app = desk.app.clone();
-    let token = shutdown.clone();
-    let running = tokio::spawn(async move { app.run(token).await });
+    let gateway = Running::start(&stack, r#"["L2"]"#, r#"["fr", "en"]"#).await;
+    let desk = &gateway.desk;
 
     let first = customer_mail(
         "Marie Dupont <customer@example.test>",
@@ -163,34 +190,14 @@ languages = ["fr", "en"]
         "continues the customer's thread"
     );
 
-    shutdown.cancel();
-    running.await.unwrap().unwrap();
+    gateway.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_answers_and_commands_from_their_mailbox() {
     let stack = MailStack::start();
-    let config = format!(
-        r#"{}
-[[agents]]
-name = "Alice Agent"
-address = "agent@example.test"
-tiers = ["L1"]
-languages = ["en"]
-
-[[agents]]
-name = "Eve Expert"
-address = "expert@example.test"
-tiers = ["L2"]
-languages = ["en"]
-"#,
-        stack.gateway_config("implicit", "")
-    );
-    let desk = Desk::with_config(&config).await;
-    let shutdown = CancellationToken::new();
-    let app = desk.app.clone();
-    let token = shutdown.clone();
-    let running = tokio::spawn(async move { app.run(token).await });
+    let gateway = Running::start(&stack, r#"["L2"]"#, r#"["en"]"#).await;
+    let desk = &gateway.desk;
 
     let first = customer_mail(
         "Marie Dupont <customer@example.test>",
@@ -298,8 +305,7 @@ languages = ["en"]
         text(&expert[0])
     );
 
-    shutdown.cancel();
-    running.await.unwrap().unwrap();
+    gateway.stop().await;
     assert_eq!(
         stack.messages("customer", "INBOX").await.len(),
         2,
@@ -322,27 +328,8 @@ languages = ["en"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reassignment_closing_rating_strangers_and_refused_commands_by_mail() {
     let stack = MailStack::start();
-    let config = format!(
-        r#"{}
-[[agents]]
-name = "Alice Agent"
-address = "agent@example.test"
-tiers = ["L1"]
-languages = ["en"]
-
-[[agents]]
-name = "Eve Expert"
-address = "expert@example.test"
-tiers = ["L1", "L2"]
-languages = ["en"]
-"#,
-        stack.gateway_config("implicit", "")
-    );
-    let desk = Desk::with_config(&config).await;
-    let shutdown = CancellationToken::new();
-    let app = desk.app.clone();
-    let token = shutdown.clone();
-    let running = tokio::spawn(async move { app.run(token).await });
+    let gateway = Running::start(&stack, r#"["L1", "L2"]"#, r#"["en"]"#).await;
+    let desk = &gateway.desk;
     let send = |from: &'static str, raw: String| {
         let stack = &stack;
         async move {
@@ -459,8 +446,7 @@ languages = ["en"]
     stack
         .wait_for("customer", "INBOX", 3, Duration::from_secs(20))
         .await;
-    shutdown.cancel();
-    running.await.unwrap().unwrap();
+    gateway.stop().await;
     let t = desk
         .app
         .pipeline
