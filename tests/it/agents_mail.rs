@@ -63,6 +63,12 @@ languages = {eve_languages}
     }
 }
 
+/// `from` answers ticket `code` over SMTP, keeping the code in the subject.
+async fn reply(stack: &MailStack, from: &str, code: &str, id: &str, body: &str) {
+    let raw = customer_mail(from, &format!("Re: [{code}] Screen flickers"), id, body);
+    stack.deliver(from, "support@example.test", &raw).await;
+}
+
 /// The text part of a rendered mail, quoted-printable decoded.
 fn text(raw: &[u8]) -> String {
     let parsed = mail_parser::MessageParser::default()
@@ -330,14 +336,6 @@ async fn reassignment_closing_rating_strangers_and_refused_commands_by_mail() {
     let stack = MailStack::start();
     let gateway = Running::start(&stack, r#"["L1", "L2"]"#, r#"["en"]"#).await;
     let desk = &gateway.desk;
-    let send = |from: &'static str, raw: String| {
-        let stack = &stack;
-        async move {
-            stack
-                .deliver(from, "support@example.test", raw.as_bytes())
-                .await
-        }
-    };
     let first = customer_mail(
         "Marie Dupont <customer@example.test>",
         "Screen flickers",
@@ -356,12 +354,12 @@ async fn reassignment_closing_rating_strangers_and_refused_commands_by_mail() {
     stack
         .wait_for("agent", "INBOX", 1, Duration::from_secs(20))
         .await;
-    send(
+    reply(
+        &stack,
         "agent@example.test",
-        format!(
-            "From: agent@example.test\r\nTo: support@example.test\r\nSubject: Re: [{code}] Screen flickers\r\n\
-             Message-ID: <flow-a1@example.test>\r\n\r\n#assign expert@example.test\r\n"
-        ),
+        &code,
+        "flow-a1@example.test",
+        "#assign expert@example.test\r\n",
     )
     .await;
     let expert = stack
@@ -382,12 +380,12 @@ async fn reassignment_closing_rating_strangers_and_refused_commands_by_mail() {
     );
 
     // The customer tries a command: not applied, Eve is told.
-    send(
+    reply(
+        &stack,
         "customer@example.test",
-        format!(
-            "From: customer@example.test\r\nTo: support@example.test\r\nSubject: Re: [{code}] Screen flickers\r\n\
-             Message-ID: <flow-c2@customer.test>\r\n\r\n#priority urgent\r\nIt is getting worse.\r\n"
-        ),
+        &code,
+        "flow-c2@customer.test",
+        "#priority urgent\r\nIt is getting worse.\r\n",
     )
     .await;
     let expert = stack
@@ -400,12 +398,12 @@ async fn reassignment_closing_rating_strangers_and_refused_commands_by_mail() {
     );
 
     // A stranger quotes the code: a ticket of their own, nothing of Marie's.
-    send(
+    reply(
+        &stack,
         "stranger@example.test",
-        format!(
-            "From: stranger@example.test\r\nTo: support@example.test\r\nSubject: Re: [{code}] Screen flickers\r\n\
-             Message-ID: <flow-s1@elsewhere.test>\r\n\r\nMine too!\r\n"
-        ),
+        &code,
+        "flow-s1@elsewhere.test",
+        "Mine too!\r\n",
     )
     .await;
     let stranger = stack
@@ -419,12 +417,12 @@ async fn reassignment_closing_rating_strangers_and_refused_commands_by_mail() {
     assert!(!text(&stranger[0]).contains("flickers since the update"));
 
     // Marie closes by reply, is asked for a rating, and rates.
-    send(
+    reply(
+        &stack,
         "customer@example.test",
-        format!(
-            "From: customer@example.test\r\nTo: support@example.test\r\nSubject: Re: [{code}] Screen flickers\r\n\
-             Message-ID: <flow-c3@customer.test>\r\n\r\nRESOLVED\r\nNew cable fixed it.\r\n"
-        ),
+        &code,
+        "flow-c3@customer.test",
+        "RESOLVED\r\nNew cable fixed it.\r\n",
     )
     .await;
     let customer = stack
@@ -435,12 +433,12 @@ async fn reassignment_closing_rating_strangers_and_refused_commands_by_mail() {
         "{}",
         text(&customer[1])
     );
-    send(
+    reply(
+        &stack,
         "customer@example.test",
-        format!(
-            "From: customer@example.test\r\nTo: support@example.test\r\nSubject: Re: [{code}] Screen flickers\r\n\
-             Message-ID: <flow-c4@customer.test>\r\n\r\n4 - quick, thanks\r\n"
-        ),
+        &code,
+        "flow-c4@customer.test",
+        "4 - quick, thanks\r\n",
     )
     .await;
     stack
