@@ -152,10 +152,11 @@ pub enum TicketsCommand {
         #[command(flatten)]
         act: ActArgs,
     },
-    /// The ticket waits for the customer's answer.
+    /// The ticket waits for the customer's answer (for DURATION, e.g. 3d, when given).
     Wait {
         #[command(flatten)]
         act: ActArgs,
+        duration: Option<String>,
     },
     /// Show one ticket with its messages.
     Show {
@@ -544,9 +545,15 @@ async fn tickets(config_path: &Path, cmd: TicketsCommand) -> Result<ExitCode> {
             drop(store);
             return act(config_path, a, DeskCommand::Reopen).await;
         }
-        TicketsCommand::Wait { act: a } => {
+        TicketsCommand::Wait { act: a, duration } => {
+            let duration = duration
+                .map(|d| {
+                    humantime::parse_duration(&d)
+                        .map_err(|e| anyhow::anyhow!("DURATION {d:?}: {e} (e.g. 3d, 12h)"))
+                })
+                .transpose()?;
             drop(store);
-            return act(config_path, a, DeskCommand::Wait(None)).await;
+            return act(config_path, a, DeskCommand::Wait(duration)).await;
         }
         TicketsCommand::Show { code, json } => {
             let parsed = ReferenceCode::parse(
@@ -571,13 +578,19 @@ async fn tickets(config_path: &Path, cmd: TicketsCommand) -> Result<ExitCode> {
                     s.priority,
                     s.assignee.as_deref().unwrap_or("-")
                 );
+                if let Some(score) = s.satisfaction {
+                    println!(
+                        "satisfaction: {score}/5 {}",
+                        s.satisfaction_comment.as_deref().unwrap_or("")
+                    );
+                }
                 for m in &detail.messages {
                     println!(
                         "\n--- {} {} from {} ({}) {}",
                         m.received_at,
                         m.direction,
                         m.from.as_deref().unwrap_or("?"),
-                        m.outcome,
+                        m.kind.as_deref().unwrap_or(&m.outcome),
                         m.delivery.as_deref().unwrap_or("")
                     );
                     println!("Subject: {}", m.subject);

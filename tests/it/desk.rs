@@ -336,7 +336,11 @@ async fn resolve_close_reopen_and_refusals_from_the_command_line() {
         ("wait", "waiting_on_customer"),
         ("close", "closed"),
     ] {
-        let out = cli(&desk, &["tickets", cmd, &code, "--no-send"]);
+        let mut args = vec!["tickets", cmd, code.as_str(), "--no-send"];
+        if cmd == "wait" {
+            args.push("3d");
+        }
+        let out = cli(&desk, &args);
         assert!(
             out.status.success(),
             "{cmd}: {}",
@@ -344,6 +348,18 @@ async fn resolve_close_reopen_and_refusals_from_the_command_line() {
         );
         assert_eq!(show(&desk, &code)["status"], status, "after {cmd}");
     }
+    let (waited,): (i64,) = sqlx::query_as(
+        "SELECT json_extract(detail, '$.wait_seconds') FROM events WHERE kind = 'status_changed' \
+         AND json_extract(detail, '$.to') = 'waiting_on_customer'",
+    )
+    .fetch_one(&desk.db().await)
+    .await
+    .unwrap();
+    assert_eq!(
+        waited,
+        3 * 86_400,
+        "the waiting time is recorded for the timers"
+    );
     // A closed ticket cannot be resolved; an unknown agent cannot be assigned; L4 is the top.
     let out = cli(&desk, &["tickets", "resolve", &code]);
     assert_eq!(out.status.code(), Some(2));
