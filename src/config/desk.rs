@@ -142,12 +142,29 @@ impl Default for MailBudget {
     }
 }
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawAgentMail {
     #[serde(default)]
     require_authentication: bool,
     authserv_id: Option<String>,
+    /// The display name on an agent's relayed reply.
+    #[serde(default = "default_reply_from")]
+    reply_from: String,
+}
+
+fn default_reply_from() -> String {
+    "{agent} ({support})".into()
+}
+
+impl Default for RawAgentMail {
+    fn default() -> Self {
+        RawAgentMail {
+            require_authentication: false,
+            authserv_id: None,
+            reply_from: default_reply_from(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -185,8 +202,10 @@ pub struct DeskSettings {
     /// Reopenings after which a ticket escalates by itself (0: never).
     pub reopen_threshold: u32,
     pub notify_customer_on_assignment: bool,
-    /// Status mail goes to the participants as well as the customer.
+    /// Status mail and agents' replies go to the participants as well as the customer.
     pub notify_participants: bool,
+    /// The display name of an agent's relayed reply: `{agent}` and `{support}` are replaced.
+    pub reply_from: String,
 }
 
 pub(super) struct RawDesk {
@@ -363,7 +382,16 @@ pub(super) fn build(raw: RawDesk, support: &EmailAddress) -> Result<DeskSettings
             ));
         }
     };
+    if !raw.agent_mail.reply_from.contains("{agent}") {
+        return Err(invalid(
+            "agent_mail.reply_from",
+            format!("{:?} does not name the agent", raw.agent_mail.reply_from),
+            "include {agent}, e.g. \"{agent} ({support})\"",
+        ));
+    }
+    let reply_from = raw.agent_mail.reply_from.clone();
     Ok(DeskSettings {
+        reply_from,
         strangers: raw.strangers,
         agent_authserv_id,
         budget: MailBudget {

@@ -885,7 +885,7 @@ fn agent_on_ticket(s: &MailSituation<'_>, ticket: &TicketRef, agent: &EmailAddre
         }
     } else if !text.is_empty() {
         let mut recipients = vec![state.customer.clone()];
-        for p in &s.participants {
+        for p in s.participants.iter().filter(|_| s.desk.notify_participants) {
             if !recipients.contains(p) && s.desk.roster.agent(p).is_none() {
                 recipients.push(p.clone());
             }
@@ -900,7 +900,12 @@ fn agent_on_ticket(s: &MailSituation<'_>, ticket: &TicketRef, agent: &EmailAddre
                 to_name: name,
                 language: state.language,
                 auto_submitted: None,
-                from_name: Some(format!("{agent_name} ({})", s.gateway.support_name)),
+                from_name: Some(
+                    s.desk
+                        .reply_from
+                        .replace("{agent}", &agent_name)
+                        .replace("{support}", &s.gateway.support_name),
+                ),
                 forward_attachments: true,
                 receipt: Vec::new(),
                 change: None,
@@ -1361,6 +1366,7 @@ mod tests {
             strangers: crate::config::StrangerPolicy::NewTicket,
             agent_authserv_id: None,
             notify_participants: true,
+            reply_from: "{agent} ({support})".into(),
             budget: crate::config::MailBudget::default(),
             rules: Rules::new(Vec::new(), true),
             roster: Roster::new(

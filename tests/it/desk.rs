@@ -502,6 +502,10 @@ fn a_wrong_roster_or_rule_names_its_key() {
             "agent_mail.authserv_id",
         ),
         (
+            "[agent_mail]\nreply_from = \"Support\"\n",
+            "agent_mail.reply_from",
+        ),
+        (
             "[limits]\nautomatic_mail_per_hour = 50\nautomatic_mail_per_day = 10\n",
             "limits.automatic_mail_per_hour",
         ),
