@@ -33,18 +33,25 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
 
 impl App {
     pub async fn build(config: Config, store: Arc<dyn Store>) -> Result<App> {
+        crate::tls::install_provider();
         let renderer = Arc::new(
             Renderer::new(config.gateway.templates_dir.as_deref())
                 .context("cannot load templates")?,
         );
         let wakeup = Arc::new(Notify::new());
-        let pipeline = Arc::new(Pipeline::new(
+        let mut pipeline = Pipeline::new(
             store.clone(),
             renderer,
             config.gateway.clone(),
             Arc::new(config.desk.clone()),
             wakeup.clone(),
-        ));
+        );
+        if config.desk.require_agent_auth {
+            let verifier = crate::dkim::DkimVerifier::new(config.desk.dkim_dns)
+                .map_err(|e| anyhow::anyhow!("agent_mail: {e}"))?;
+            pipeline = pipeline.with_dkim(Arc::new(verifier));
+        }
+        let pipeline = Arc::new(pipeline);
         let transport =
             Transport::from_settings(&config.outbox.transport, config.outbox.concurrency)?;
         let outbox = Arc::new(OutboxWorker::new(

@@ -106,6 +106,8 @@ pub use crate::desk::QuarantineReason;
 struct Read {
     parsed: Result<(InboundMail, MailReading), ParseFailure>,
     sha: String,
+    /// For a roster address's mail when the desk requires authentication: DKIM's verdict.
+    dkim: Option<Result<(), String>>,
 }
 
 /// How long a "Re: same subject" from the same customer may thread without a code or
@@ -123,6 +125,7 @@ pub struct Pipeline {
     outbox_wakeup: Arc<Notify>,
     parser: Parser,
     clock: Arc<dyn Clock>,
+    dkim: Option<Arc<crate::dkim::DkimVerifier>>,
 }
 
 impl Pipeline {
@@ -141,6 +144,25 @@ impl Pipeline {
             outbox_wakeup,
             parser: inbound::parse,
             clock: Arc::new(SystemClock),
+            dkim: None,
+        }
+    }
+
+    /// The same pipeline checking agents' DKIM signatures with `verifier`.
+    pub fn with_dkim(mut self, verifier: Arc<crate::dkim::DkimVerifier>) -> Self {
+        self.dkim = Some(verifier);
+        self
+    }
+
+    /// DNS work done before the write transaction: an agent's signature, when required.
+    async fn authenticate(&self, read: &mut Read, raw: &[u8]) {
+        let (Some(verifier), Ok((mail, _))) = (&self.dkim, &read.parsed) else {
+            return;
+        };
+        if let Some(from) = &mail.from
+            && self.desk.roster.agent(&from.address).is_some()
+        {
+            read.dkim = Some(verifier.verify(raw, &from.address).await);
         }
     }
 
@@ -168,7 +190,8 @@ impl Pipeline {
     /// Files one mail. Errors are only store errors (the database is unreachable or
     /// broken); the mail then stays in its source and is read again later.
     pub async fn process(&self, source: &SourceRef, raw: &[u8]) -> Result<Processed, StoreError> {
-        let read = self.read(raw);
+        let mut read = self.read(raw);
+        self.authenticate(&mut read, raw).await;
         let mut tx = self.store.begin().await?;
         let outcome = self.process_in(&mut *tx, source, raw, &read, true).await?;
         tx.commit().await?;
@@ -190,7 +213,10 @@ impl Pipeline {
         &self,
         mails: &[(SourceRef, &[u8])],
     ) -> Vec<Result<Processed, StoreError>> {
-        let reads: Vec<Read> = mails.iter().map(|(_, raw)| self.read(raw)).collect();
+        let mut reads: Vec<Read> = mails.iter().map(|(_, raw)| self.read(raw)).collect();
+        for (read, (_, raw)) in reads.iter_mut().zip(mails) {
+            self.authenticate(read, raw).await;
+        }
         let batch = async {
             let mut tx = self.store.begin().await?;
             let mut outcomes = Vec::with_capacity(mails.len());
@@ -250,6 +276,7 @@ impl Pipeline {
                 (mail, reading)
             }),
             sha: hex::encode(Sha256::digest(raw)),
+            dkim: None,
         }
     }
 
@@ -273,7 +300,7 @@ impl Pipeline {
                 decide::decide_unreadable(failure, earlier)
             }
             Ok((mail, reading)) => {
-                self.situate_and_decide(tx, mail, reading, &read.sha, now)
+                self.situate_and_decide(tx, mail, reading, read.dkim.clone(), &read.sha, now)
                     .await?
             }
         };
@@ -319,6 +346,7 @@ impl Pipeline {
         tx: &mut dyn StoreTx,
         mail: &InboundMail,
         reading: &MailReading,
+        agent_dkim: Option<Result<(), String>>,
         sha: &str,
         now: Millis,
     ) -> Result<Plan, StoreError> {
@@ -390,6 +418,7 @@ impl Pipeline {
             thread: thread.as_ref().map(|(t, how)| (t, *how)),
             sender_is_participant: participant,
             participants,
+            agent_dkim,
             collision,
             gateway: &self.settings,
             desk: &self.desk,

@@ -148,6 +148,8 @@ pub(super) struct RawAgentMail {
     #[serde(default)]
     require_authentication: bool,
     authserv_id: Option<String>,
+    /// Where DKIM keys are looked up; the system's resolver when absent.
+    dns_server: Option<String>,
     /// The display name on an agent's relayed reply.
     #[serde(default = "default_reply_from")]
     reply_from: String,
@@ -162,6 +164,7 @@ impl Default for RawAgentMail {
         RawAgentMail {
             require_authentication: false,
             authserv_id: None,
+            dns_server: None,
             reply_from: default_reply_from(),
         }
     }
@@ -193,9 +196,13 @@ pub enum StrangerPolicy {
 #[derive(Debug, Clone, Default)]
 pub struct DeskSettings {
     pub strangers: StrangerPolicy,
-    /// When set, an agent's mail counts as theirs only if this server's
-    /// `Authentication-Results` vouch for its From domain.
+    /// An agent's mail counts as theirs only when authenticated: a DKIM signature the
+    /// gateway verifies, or `Authentication-Results` from `agent_authserv_id`.
+    pub require_agent_auth: bool,
+    /// The receiving server whose `Authentication-Results` are trusted.
     pub agent_authserv_id: Option<String>,
+    /// Where DKIM keys are looked up (the system's resolver when `None`).
+    pub dkim_dns: Option<std::net::SocketAddr>,
     pub budget: MailBudget,
     pub rules: Rules,
     pub roster: Roster,
@@ -368,19 +375,20 @@ pub(super) fn build(raw: RawDesk, support: &EmailAddress) -> Result<DeskSettings
             "give at least 1 an hour, and a day limit at least as large (defaults 10 and 40)",
         ));
     }
-    let agent_authserv_id = match (
-        raw.agent_mail.require_authentication,
-        raw.agent_mail.authserv_id,
-    ) {
-        (false, _) => None,
-        (true, Some(id)) if !id.trim().is_empty() => Some(id.trim().to_string()),
-        (true, _) => {
-            return Err(invalid(
-                "agent_mail.authserv_id",
-                "missing while agent_mail.require_authentication = true",
-                "give the authserv-id your receiving server writes in Authentication-Results (e.g. \"mx.example.com\")",
-            ));
-        }
+    let agent_authserv_id = raw
+        .agent_mail
+        .authserv_id
+        .map(|id| id.trim().to_string())
+        .filter(|id| !id.is_empty());
+    let dkim_dns = match raw.agent_mail.dns_server {
+        None => None,
+        Some(text) => Some(text.parse::<std::net::SocketAddr>().map_err(|_| {
+            invalid(
+                "agent_mail.dns_server",
+                format!("{text:?} is not an address and port"),
+                "write e.g. \"127.0.0.1:53\", or leave it out to use the system's resolver",
+            )
+        })?),
     };
     if !raw.agent_mail.reply_from.contains("{agent}") {
         return Err(invalid(
@@ -393,7 +401,9 @@ pub(super) fn build(raw: RawDesk, support: &EmailAddress) -> Result<DeskSettings
     Ok(DeskSettings {
         reply_from,
         strangers: raw.strangers,
+        require_agent_auth: raw.agent_mail.require_authentication,
         agent_authserv_id,
+        dkim_dns,
         budget: MailBudget {
             per_hour: l.automatic_mail_per_hour,
             per_day: l.automatic_mail_per_day,

@@ -76,6 +76,9 @@ pub struct MailSituation<'a> {
     pub gateway: &'a GatewaySettings,
     pub desk: &'a DeskSettings,
     pub loads: &'a HashMap<EmailAddress, Load>,
+    /// For a mail from a roster address, when the desk requires authentication: whether a
+    /// DKIM signature aligned with its From domain verified (checked before, with DNS).
+    pub agent_dkim: Option<Result<(), String>>,
     /// Whether the customer's address can be written to (see `render::deliverable`).
     pub deliverable: Result<(), String>,
     pub now: Millis,
@@ -436,11 +439,25 @@ pub fn rating(text: &str) -> Option<(u8, Option<String>)> {
 }
 
 /// Why a mail from a roster address is not taken as the agent's: the desk requires
-/// authentication and the trusted server did not vouch for the sender.
+/// authentication, the trusted server did not vouch for the sender and no DKIM signature of
+/// theirs verified.
 fn agent_refusal(s: &MailSituation<'_>) -> Option<String> {
-    let id = s.desk.agent_authserv_id.as_deref()?;
+    if !s.desk.require_agent_auth {
+        return None;
+    }
     let from = &s.mail.from.as_ref()?.address;
-    crate::inbound::authentication::vouched_for(&s.mail.headers, from, id).err()
+    let results = match s.desk.agent_authserv_id.as_deref() {
+        Some(id) => crate::inbound::authentication::vouched_for(&s.mail.headers, from, id),
+        None => Err("no trusted authserv-id configured".into()),
+    };
+    let Err(results) = results else {
+        return None;
+    };
+    match &s.agent_dkim {
+        Some(Ok(())) => None,
+        Some(Err(dkim)) => Some(format!("{dkim}; {results}")),
+        None => Some(format!("DKIM not checked; {results}")),
+    }
 }
 
 /// A person who is not on the ticket their mail threads onto.
@@ -1364,7 +1381,9 @@ mod tests {
         );
         DeskSettings {
             strangers: crate::config::StrangerPolicy::NewTicket,
+            require_agent_auth: false,
             agent_authserv_id: None,
+            dkim_dns: None,
             notify_participants: true,
             reply_from: "{agent} ({support})".into(),
             budget: crate::config::MailBudget::default(),
@@ -1426,6 +1445,7 @@ mod tests {
             thread,
             sender_is_participant: true,
             participants: Vec::new(),
+            agent_dkim: None,
             collision: None,
             gateway,
             desk,
@@ -1890,6 +1910,7 @@ mod tests {
     fn with_authentication_required_a_forged_agent_mail_is_a_strangers_and_the_agent_is_told() {
         let (g, loads) = (gateway(), HashMap::new());
         let mut d = desk();
+        d.require_agent_auth = true;
         d.agent_authserv_id = Some("mx.example.com".into());
         let t = ticket(
             TicketStatus::Open,

@@ -176,6 +176,7 @@ pub fn tls_connector(settings: &ImapSettings) -> Result<TlsConnector> {
             );
         }
     }
+    crate::tls::install_provider();
     let config = ClientConfig::builder()
         .with_root_certificates(roots)
         .with_no_client_auth();

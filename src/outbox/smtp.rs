@@ -63,6 +63,7 @@ impl SmtpSender {
         let (starttls, implicit) = match s.tls {
             TlsMode::Plain => (None, None),
             TlsMode::StartTls => {
+                crate::tls::install_provider();
                 let mut builder = TlsParameters::builder(s.host.clone());
                 if let Some(pem) = &ca_pem {
                     let cert = Certificate::from_pem(pem)
@@ -85,7 +86,8 @@ impl SmtpSender {
                         anyhow::bail!("outbox.smtp.ca_file holds no PEM certificate");
                     }
                 }
-                let config = ClientConfig::builder()
+                crate::tls::install_provider();
+    let config = ClientConfig::builder()
                     .with_root_certificates(roots)
                     .with_no_client_auth();
                 let name = ServerName::try_from(s.host.clone()).map_err(|e| {

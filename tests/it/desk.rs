@@ -498,8 +498,8 @@ fn a_wrong_roster_or_rule_names_its_key() {
         ),
         ("[tiers.L7]\naddress = \"n7@example.test\"\n", "tiers.L7"),
         (
-            "[agent_mail]\nrequire_authentication = true\n",
-            "agent_mail.authserv_id",
+            "[agent_mail]\nrequire_authentication = true\ndns_server = \"localhost\"\n",
+            "agent_mail.dns_server",
         ),
         (
             "[agent_mail]\nreply_from = \"Support\"\n",

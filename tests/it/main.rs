@@ -6,6 +6,7 @@ mod cli;
 mod corpus;
 mod database;
 mod desk;
+mod dkim;
 mod imap_source;
 mod loops;
 mod mail_stack;
