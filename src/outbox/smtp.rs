@@ -87,7 +87,7 @@ impl SmtpSender {
                     }
                 }
                 crate::tls::install_provider();
-    let config = ClientConfig::builder()
+                let config = ClientConfig::builder()
                     .with_root_certificates(roots)
                     .with_no_client_auth();
                 let name = ServerName::try_from(s.host.clone()).map_err(|e| {
