@@ -11,6 +11,7 @@
 //! that speak IMAP or SMTP; `store` is the only one that speaks SQL.
 
 pub mod app;
+pub mod calendar;
 pub mod cli;
 pub mod clock;
 pub mod config;
