@@ -33,6 +33,15 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
 
 impl App {
     pub async fn build(config: Config, store: Arc<dyn Store>) -> Result<App> {
+        Self::build_with_clock(config, store, Arc::new(crate::clock::SystemClock)).await
+    }
+
+    /// The same, reading the time from `clock` (`helpdesk tick --at`, tests).
+    pub async fn build_with_clock(
+        config: Config,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn crate::clock::Clock>,
+    ) -> Result<App> {
         crate::tls::install_provider();
         let renderer = Arc::new(
             Renderer::new(config.gateway.templates_dir.as_deref())
@@ -45,7 +54,8 @@ impl App {
             config.gateway.clone(),
             Arc::new(config.desk.clone()),
             wakeup.clone(),
-        );
+        )
+        .with_clock(clock);
         if config.desk.require_agent_auth {
             let verifier = crate::dkim::DkimVerifier::new(config.desk.dkim_dns)
                 .map_err(|e| anyhow::anyhow!("agent_mail: {e}"))?;
@@ -98,10 +108,14 @@ impl App {
                 tracker.spawn(async move { source.run(token).await })
             }
         };
+        let pipeline = self.pipeline.clone();
+        let token = stop.clone();
+        let timer_task = tracker.spawn(async move { run_timers(pipeline, token).await });
         tracker.close();
         let (which, ended) = tokio::select! {
             r = source_task => ("mail source", r),
             r = outbox_task => ("outbox", r),
+            r = timer_task => ("scheduler", r),
         };
         let died = !shutdown.is_cancelled();
         stop.cancel();
@@ -116,6 +130,43 @@ impl App {
             anyhow::bail!("the {which} stopped unexpectedly ({why})");
         }
         Ok(())
+    }
+}
+
+/// The scheduler: runs the timed work that fell due (service levels, reminders, closing,
+/// vendors' silence), then sleeps until the next is due, at most a minute (a new ticket's
+/// first warning is never less than minutes away). Errors are logged and retried; the
+/// due times live in the database, so a restart catches up once.
+async fn run_timers(pipeline: Arc<Pipeline>, stop: CancellationToken) {
+    const MAX_SLEEP_MS: i64 = 60_000;
+    let owner = format!("{}-{}", std::process::id(), rand::random::<u32>());
+    let mut failures = 0u32;
+    while !stop.is_cancelled() {
+        let sleep_ms = match pipeline.run_timers(&owner).await {
+            Ok(pass) => {
+                failures = 0;
+                if pass.tickets > 0 {
+                    tracing::info!(tickets = pass.tickets, queued = pass.queued, "timers run");
+                }
+                match pipeline.next_timer().await {
+                    Ok(Some(at)) => (at - pipeline.now()).clamp(1_000, MAX_SLEEP_MS),
+                    Ok(None) => MAX_SLEEP_MS,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read the next due time");
+                        MAX_SLEEP_MS
+                    }
+                }
+            }
+            Err(e) => {
+                failures += 1;
+                tracing::warn!(error = %e, failures, "timers failed; retrying");
+                (1_000i64 << failures.min(6)).min(MAX_SLEEP_MS)
+            }
+        };
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tokio::time::sleep(std::time::Duration::from_millis(sleep_ms as u64)) => {}
+        }
     }
 }
 

@@ -124,6 +124,17 @@ impl Calendar {
         })
     }
 
+    /// The working time of one working day (8 hours for 08:30-12:30 and 13:30-17:30): what
+    /// "2 days" of a service level means.
+    pub fn working_day(&self) -> Duration {
+        Duration::minutes(
+            self.working_hours
+                .iter()
+                .map(|h| i64::from(h.end - h.start))
+                .sum(),
+        )
+    }
+
     fn works_on(&self, date: NaiveDate) -> bool {
         self.working_days.contains(&date.weekday()) && !self.holidays.contains(&date)
     }

@@ -3,6 +3,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
@@ -54,6 +55,16 @@ pub enum Command {
     /// The roster.
     #[command(subcommand)]
     Agents(AgentsCommand),
+    /// Run the timed work that fell due (service levels, reminders, closing, vendors) once,
+    /// send what it queued, and exit: for cron, or to try a calendar with --at.
+    Tick {
+        /// Act as if it were this moment (RFC 3339, e.g. 2026-12-24T18:00:00+01:00).
+        #[arg(long)]
+        at: Option<String>,
+        /// Queue the resulting mail but do not send it now.
+        #[arg(long)]
+        no_send: bool,
+    },
     /// Check the configuration file and report the first problem.
     CheckConfig,
 }
@@ -117,6 +128,12 @@ pub enum TicketsCommand {
         /// low, normal, high or urgent.
         #[arg(long)]
         priority: Option<String>,
+        /// Only tickets with a service-level target due within this time (e.g. 2h).
+        #[arg(long)]
+        due_within: Option<String>,
+        /// Only tickets that missed a service-level target.
+        #[arg(long)]
+        breached: bool,
         #[arg(long)]
         json: bool,
     },
@@ -136,6 +153,9 @@ pub enum TicketsCommand {
         to: Option<String>,
         #[arg(long)]
         reason: Option<String>,
+        /// Send the ticket to this external vendor (a [[vendors]] name; implies --to L4).
+        #[arg(long)]
+        vendor: Option<String>,
     },
     /// Mark a ticket resolved; the customer is told how to reopen it.
     Resolve {
@@ -259,6 +279,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Tickets(cmd) => tickets(&cli.config, cmd).await,
         Command::Route { file, json } => route(&cli.config, file, json).await,
         Command::Agents(AgentsCommand::List { json }) => agents(&cli.config, json).await,
+        Command::Tick { at, no_send } => tick(&cli.config, at, no_send).await,
     }
 }
 
@@ -396,6 +417,36 @@ async fn act(config_path: &Path, act: ActArgs, command: DeskCommand) -> Result<E
     Ok(ExitCode::SUCCESS)
 }
 
+/// One pass of the timers at `at` (now by default), then the outbox drained.
+async fn tick(config_path: &Path, at: Option<String>, no_send: bool) -> Result<ExitCode> {
+    let config = Config::load(config_path)?;
+    let store = app::open_store(&config).await?;
+    let clock: Arc<dyn crate::clock::Clock> = match at {
+        Some(text) => {
+            let t = chrono::DateTime::parse_from_rfc3339(&text).map_err(|e| {
+                anyhow::anyhow!("--at {text:?}: {e} (write e.g. 2026-12-24T18:00:00+01:00)")
+            })?;
+            Arc::new(crate::clock::FixedClock::at(t.timestamp_millis()))
+        }
+        None => Arc::new(crate::clock::SystemClock),
+    };
+    let app = App::build_with_clock(config, store, clock).await?;
+    let owner = format!("tick-{}", std::process::id());
+    let pass = app
+        .pipeline
+        .run_timers(&owner)
+        .await
+        .map_err(|e| anyhow::Error::from(e.at(&app.config.database_url)))?;
+    println!(
+        "{} ticket(s) with work due, {} mail queued",
+        pass.tickets, pass.queued
+    );
+    if !no_send {
+        app.outbox.drain().await?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn init(args: &InitArgs) -> Result<ExitCode> {
     let dir = &args.dir;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -485,9 +536,20 @@ async fn tickets(config_path: &Path, cmd: TicketsCommand) -> Result<ExitCode> {
             assignee,
             category,
             priority,
+            due_within,
+            breached,
             json,
         } => {
+            let due_before = due_within
+                .map(|d| {
+                    humantime::parse_duration(&d)
+                        .map(|d| crate::store::now_millis() + d.as_millis() as i64)
+                        .map_err(|e| anyhow::anyhow!("--due-within {d:?}: {e} (e.g. 2h, 1d)"))
+                })
+                .transpose()?;
             let filter = TicketFilter {
+                due_before,
+                breached,
                 status: parse_arg::<TicketStatus>(
                     "--status",
                     status,
@@ -528,10 +590,18 @@ async fn tickets(config_path: &Path, cmd: TicketsCommand) -> Result<ExitCode> {
             drop(store);
             return act(config_path, a, DeskCommand::Assign(to)).await;
         }
-        TicketsCommand::Escalate { act: a, to, reason } => {
-            let to = parse_arg::<Tier>("--to", to, "use L2, L3 or L4")?;
+        TicketsCommand::Escalate {
+            act: a,
+            to,
+            reason,
+            vendor,
+        } => {
+            let mut to = parse_arg::<Tier>("--to", to, "use L2, L3 or L4")?;
+            if vendor.is_some() {
+                to = Some(Tier::L4Vendor);
+            }
             drop(store);
-            return act(config_path, a, DeskCommand::Escalate { to, reason }).await;
+            return act(config_path, a, DeskCommand::Escalate { to, reason, vendor }).await;
         }
         TicketsCommand::Resolve { act: a } => {
             drop(store);
@@ -578,6 +648,30 @@ async fn tickets(config_path: &Path, cmd: TicketsCommand) -> Result<ExitCode> {
                     s.priority,
                     s.assignee.as_deref().unwrap_or("-")
                 );
+                println!(
+                    "first response due: {}   resolution due: {}{}{}",
+                    s.sla.first_response_due.as_deref().unwrap_or("-"),
+                    s.sla.resolution_due.as_deref().unwrap_or("-"),
+                    if s.sla.paused {
+                        "   (clock stopped)"
+                    } else {
+                        ""
+                    },
+                    if s.sla.breached.is_empty() {
+                        String::new()
+                    } else {
+                        format!("   missed: {}", s.sla.breached.join(", "))
+                    }
+                );
+                if let Some(v) = &s.vendor {
+                    println!(
+                        "vendor: {v}   their ticket: {}",
+                        s.vendor_ticket.as_deref().unwrap_or("-")
+                    );
+                }
+                if let Some(f) = &s.follows {
+                    println!("follows: {f}");
+                }
                 if let Some(score) = s.satisfaction {
                     println!(
                         "satisfaction: {score}/5 {}",

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use crate::domain::{CodePrefix, EmailAddress, Language};
 
 mod desk;
+mod time;
 pub use desk::{DeskSettings, MailBudget, StrangerPolicy};
 
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +67,16 @@ struct RawConfig {
     limits: desk::RawLimits,
     #[serde(default)]
     agent_mail: desk::RawAgentMail,
+    #[serde(default)]
+    calendar: time::RawCalendar,
+    #[serde(default)]
+    sla: time::RawSla,
+    #[serde(default)]
+    waiting: time::RawWaiting,
+    #[serde(default)]
+    closing: time::RawClosing,
+    #[serde(default)]
+    vendors: Vec<time::RawVendor>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -421,7 +432,17 @@ impl Config {
                 ));
             }
         };
-        let desk = desk::build(
+        let time = time::build(
+            time::RawTime {
+                calendar: raw.calendar,
+                sla: raw.sla,
+                waiting: raw.waiting,
+                closing: raw.closing,
+                vendors: raw.vendors,
+            },
+            base,
+        )?;
+        let mut desk = desk::build(
             desk::RawDesk {
                 strangers,
                 agent_mail: raw.agent_mail,
@@ -434,6 +455,7 @@ impl Config {
             },
             &gateway.support_address,
         )?;
+        desk.time = time;
         let database_url = resolve_sqlite_url(&raw.database.url, base)?;
 
         let source = match raw.source.kind.as_str() {

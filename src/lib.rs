@@ -26,4 +26,5 @@ pub mod render;
 pub mod roster;
 pub mod routing;
 pub mod store;
+pub mod timing;
 pub mod tls;

@@ -21,8 +21,8 @@ use crate::desk::decide::{
     self, Command, CommandSituation, MailReading, MailSituation, ThreadedBy, read_mail,
 };
 use crate::desk::{
-    Applied, ApplyContext, CommandError, MailInput, Plan, PlannedOutcome, apply, decide_command,
-    decide_mail,
+    Applied, ApplyContext, CommandError, MailInput, Plan, PlannedOutcome, TimerSituation, apply,
+    decide_command, decide_mail, decide_timers,
 };
 use crate::domain::{Actor, ReferenceCode};
 use crate::inbound::{self, InboundMail, MachineKind, ParseFailure, subject};
@@ -453,6 +453,14 @@ impl Pipeline {
         if let Some(t) = tx.ticket_by_message_ids(&ids).await? {
             return Ok(Some((t, ThreadedBy::References)));
         }
+        // A vendor who dropped our code and our headers still quotes their own number.
+        if let Some(from) = &mail.from
+            && let Some(vendor) = self.desk.time.vendor_by_address(&from.address)
+            && let Some(number) = decide::vendor_ticket_number(vendor, mail)
+            && let Some(t) = tx.ticket_by_vendor_ticket(&vendor.name, &number).await?
+        {
+            return Ok(Some((t, ThreadedBy::VendorTicket)));
+        }
         // Machine mail never threads on subject alone: a list post titled "Re: VPN" must
         // not land on a customer's VPN ticket.
         if machine.is_none()
@@ -469,6 +477,69 @@ impl Pipeline {
             }
         }
         Ok(None)
+    }
+
+    /// Runs the timed work that fell due (by this pipeline's clock) on every ticket, one
+    /// transaction per ticket, through the same decide/apply path as mail. Tickets are
+    /// leased to `owner` first (by the machine's clock, like the outbox), so two gateways
+    /// on one database never act on the same ticket at once.
+    pub async fn run_timers(&self, owner: &str) -> Result<TimerPass, StoreError> {
+        let mut pass = TimerPass::default();
+        loop {
+            let now = self.clock.now();
+            let lease_now = SystemClock.now();
+            let ids = self
+                .store
+                .claim_due(
+                    now,
+                    lease_now,
+                    lease_now + TIMER_LEASE_MS,
+                    TIMER_BATCH,
+                    owner,
+                )
+                .await?;
+            for id in &ids {
+                let mut tx = self.store.begin().await?;
+                let Some(ticket) = tx.ticket_by_id(*id).await? else {
+                    continue;
+                };
+                let loads = if self.desk.roster.agents().is_empty() {
+                    HashMap::new()
+                } else {
+                    tx.agent_loads().await?
+                };
+                let plan = decide_timers(&TimerSituation {
+                    ticket: &ticket,
+                    gateway: &self.settings,
+                    desk: &self.desk,
+                    loads: &loads,
+                    now,
+                });
+                let applied = apply(&mut *tx, &self.apply_context(now), &plan, None).await?;
+                tx.commit().await?;
+                for kind in plan.events() {
+                    tracing::info!(code = %ticket.code, event = %kind, "timer");
+                }
+                pass.tickets += 1;
+                pass.queued += applied.queued;
+            }
+            if ids.len() < TIMER_BATCH as usize {
+                break;
+            }
+        }
+        if pass.queued > 0 {
+            self.outbox_wakeup.notify_one();
+        }
+        Ok(pass)
+    }
+
+    /// When the next timed work falls due, by this pipeline's clock.
+    pub async fn next_timer(&self) -> Result<Option<Millis>, StoreError> {
+        self.store.next_due().await
+    }
+
+    pub fn now(&self) -> Millis {
+        self.clock.now()
     }
 
     /// Runs a command on the ticket `code` through the same decide/apply path as mail, in
@@ -502,6 +573,19 @@ impl Pipeline {
         }
         Ok(applied)
     }
+}
+
+/// How long a gateway holds the tickets whose timers it claimed.
+const TIMER_LEASE_MS: Millis = 5 * 60 * 1000;
+const TIMER_BATCH: u32 = 100;
+
+/// What one pass of the timers did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TimerPass {
+    /// Tickets whose due work was run.
+    pub tickets: usize,
+    /// Mail queued by it.
+    pub queued: usize,
 }
 
 /// What the caller is told about a filed mail.

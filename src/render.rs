@@ -37,10 +37,18 @@ pub enum Template {
     AgentReceipt,
     /// An internal note, to the agents on the ticket.
     AgentNote,
+    /// To the assignee (or tier): a service level is near, missed, or a vendor is silent.
+    SlaWarning,
+    /// To the customer: the ticket still waits on their answer.
+    Reminder,
+    /// To an external vendor (L4): the request, without the customer's details.
+    VendorForward,
+    /// To the assignee: the vendor's answer, which the customer has not seen.
+    VendorReply,
 }
 
 impl Template {
-    pub const ALL: [Template; 8] = [
+    pub const ALL: [Template; 12] = [
         Template::Acknowledgement,
         Template::AgentNotification,
         Template::AgentFollowUp,
@@ -49,6 +57,10 @@ impl Template {
         Template::AgentReply,
         Template::AgentReceipt,
         Template::AgentNote,
+        Template::SlaWarning,
+        Template::Reminder,
+        Template::VendorForward,
+        Template::VendorReply,
     ];
 
     pub fn name(self) -> &'static str {
@@ -61,6 +73,10 @@ impl Template {
             Template::AgentReply => "agent_reply",
             Template::AgentReceipt => "agent_receipt",
             Template::AgentNote => "agent_note",
+            Template::SlaWarning => "sla_warning",
+            Template::Reminder => "reminder",
+            Template::VendorForward => "vendor_forward",
+            Template::VendorReply => "vendor_reply",
         }
     }
 }
@@ -116,6 +132,14 @@ fn builtin_templates() -> Vec<(&'static str, &'static str)> {
         builtin!("fr", "agent_receipt"),
         builtin!("en", "agent_note"),
         builtin!("fr", "agent_note"),
+        builtin!("en", "sla_warning"),
+        builtin!("fr", "sla_warning"),
+        builtin!("en", "reminder"),
+        builtin!("fr", "reminder"),
+        builtin!("en", "vendor_forward"),
+        builtin!("fr", "vendor_forward"),
+        builtin!("en", "vendor_reply"),
+        builtin!("fr", "vendor_reply"),
         [
             "en/footer.txt.hbs",
             include_str!("../templates/en/footer.txt.hbs"),
@@ -195,6 +219,9 @@ pub struct MailContext {
     pub thread: Vec<ThreadItem>,
     /// For `agent_receipt`: each command line and what became of it.
     pub receipt: Vec<ReceiptLine>,
+    /// For `sla_warning`: what the customer last wrote, and when.
+    pub last_message: String,
+    pub last_message_date: String,
 }
 
 #[derive(Serialize, Clone, Debug, PartialEq, Eq)]
@@ -495,6 +522,22 @@ pub fn deliverable(address: &EmailAddress) -> Result<(), String> {
 pub const ECHOED_SUBJECT_MAX_CHARS: usize = 200;
 
 /// `subject` cut to [`ECHOED_SUBJECT_MAX_CHARS`] characters, with "…" when it was cut.
+/// Text with e-mail addresses and telephone numbers masked: what a third party (a vendor)
+/// is sent of a customer's words.
+pub fn without_contact_details(text: &str) -> String {
+    use std::sync::LazyLock;
+    static ADDRESS: LazyLock<regex::Regex> = LazyLock::new(|| {
+        regex::Regex::new(r"[\w.+-]+@[\w-]+(\.[\w-]+)+").expect("a valid pattern")
+    });
+    // Nine digits or more, with the spaces, dots, dashes and brackets people put between
+    // them: "06 12 34 56 78", "+33 (0)1.23.45.67.89".
+    static PHONE: LazyLock<regex::Regex> = LazyLock::new(|| {
+        regex::Regex::new(r"\+?\d(?:[\s.\-()]{0,3}\d){8,}").expect("a valid pattern")
+    });
+    let text = ADDRESS.replace_all(text, "[address removed]");
+    PHONE.replace_all(&text, "[phone removed]").into_owned()
+}
+
 pub fn echoed_subject(subject: &str) -> String {
     match subject.char_indices().nth(ECHOED_SUBJECT_MAX_CHARS) {
         Some((cut, _)) => format!("{}…", subject[..cut].trim_end()),
@@ -555,6 +598,8 @@ mod tests {
             new_text_from: "Marie <marie@example.fr>".into(),
             reopened: true,
             attachments: vec![AttachmentLine::new(Some("photo.jpg"), 12_800)],
+            last_message: "L'imprimante fait toujours un bourrage.".into(),
+            last_message_date: "2026-11-23 09:12 UTC".into(),
             thread: vec![ThreadItem {
                 author: "Marie <marie@example.fr>".into(),
                 date: "2026-11-23 09:14 UTC".into(),
@@ -613,6 +658,16 @@ mod tests {
     }
 
     #[test]
+    fn a_vendor_is_not_sent_the_customers_address_or_phone() {
+        let text = "Call me on 06 12 34 56 78 or +33 (0)1.23.45.67.89, mail jane.doe+it@corp.example.fr.\nPrinter model 4521, error 0x1234 since 2026-11-20.";
+        let masked = without_contact_details(text);
+        assert_eq!(
+            masked,
+            "Call me on [phone removed] or [phone removed], mail [address removed].\nPrinter model 4521, error 0x1234 since 2026-11-20."
+        );
+    }
+
+    #[test]
     fn every_status_change_has_its_own_sentence_in_both_languages() {
         let r = Renderer::new(None).unwrap();
         for language in Language::ALL {
@@ -624,6 +679,7 @@ mod tests {
                 "resolved",
                 "closed",
                 "reopened",
+                "no_answer",
             ] {
                 let mut c = ctx();
                 c.change = change.into();

@@ -213,6 +213,8 @@ pub struct DeskSettings {
     pub notify_participants: bool,
     /// The display name of an agent's relayed reply: `{agent}` and `{support}` are replaced.
     pub reply_from: String,
+    /// Business hours, service levels, reminders, closing and vendors.
+    pub time: crate::timing::TimeSettings,
 }
 
 pub(super) struct RawDesk {
@@ -413,5 +415,6 @@ pub(super) fn build(raw: RawDesk, support: &EmailAddress) -> Result<DeskSettings
         reopen_threshold: raw.escalation.reopen_threshold,
         notify_customer_on_assignment: raw.notifications.customer_on_assignment,
         notify_participants: raw.notifications.participants_status,
+        time: crate::timing::TimeSettings::default(),
     })
 }

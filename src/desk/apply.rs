@@ -154,6 +154,23 @@ pub async fn apply(
                 })
                 .await?;
             }
+            // Folded by `decide` into the `Timing` that closes the plan.
+            Effect::Clock(_) => {}
+            Effect::Timing(timing) => {
+                if let Some(id) = ticket_id {
+                    tx.set_timing(id, timing).await?;
+                }
+            }
+            Effect::SetVendor(name) => {
+                if let Some(id) = ticket_id {
+                    tx.set_vendor(id, name, now).await?;
+                }
+            }
+            Effect::VendorTicket(number) => {
+                if let Some(id) = ticket_id {
+                    tx.set_vendor_ticket(id, number).await?;
+                }
+            }
             Effect::Queue(out) => {
                 let f = facts.as_ref().expect("mail is about a ticket");
                 if queue(tx, ctx, f, out, mail.and_then(|m| m.parsed)).await? {
@@ -187,6 +204,7 @@ async fn open_ticket(
             subject: &new.subject,
             thread_key: &new.thread_key,
             language: new.language,
+            follows: new.follows.as_ref().map(|t| t.id),
             at: now,
         };
         match tx.insert_ticket(row).await {
@@ -308,6 +326,13 @@ async fn file_mail(
     Ok(row)
 }
 
+fn thread_date(at: Millis) -> String {
+    format_millis(at)
+        .get(..16)
+        .map(|d| format!("{} UTC", d.replace('T', " ")))
+        .unwrap_or_default()
+}
+
 fn author(from: Option<&str>, name: Option<&str>) -> String {
     match (name, from) {
         (Some(n), Some(a)) if !n.is_empty() => format!("{n} <{a}>"),
@@ -366,17 +391,39 @@ async fn queue(
                 .unwrap_or_else(|| a.to_string())
         })
         .unwrap_or_default();
+    let entries = if out.include_thread {
+        tx.thread(f.id).await?
+    } else {
+        Vec::new()
+    };
+    let (last_message, last_message_date) = entries
+        .iter()
+        .rev()
+        .find(|e| e.from.as_deref() == Some(f.customer.as_str()))
+        .map(|e| (e.text.clone(), thread_date(e.at)))
+        .unwrap_or_default();
+    // A vendor is sent what was said, not who said it or how to reach them.
+    let private = out.template == Template::VendorForward;
     let thread = if out.include_thread {
-        tx.thread(f.id)
-            .await?
+        entries
             .into_iter()
+            .filter(|e| !(private && e.detail.as_deref() == Some("internal_note")))
             .map(|e| ThreadItem {
-                author: author(e.from.as_deref(), e.from_name.as_deref()),
-                date: format_millis(e.at)
-                    .get(..16)
-                    .map(|d| format!("{} UTC", d.replace('T', " ")))
-                    .unwrap_or_default(),
-                text: e.text,
+                author: if private {
+                    match e.detail.as_deref() {
+                        Some("agent_reply") => ctx.gateway.support_name.clone(),
+                        Some("vendor") => out.to_name.clone().unwrap_or_default(),
+                        _ => "user".into(),
+                    }
+                } else {
+                    author(e.from.as_deref(), e.from_name.as_deref())
+                },
+                date: thread_date(e.at),
+                text: if private {
+                    crate::render::without_contact_details(&e.text)
+                } else {
+                    e.text
+                },
                 attachments: e
                     .attachments
                     .iter()
@@ -424,6 +471,8 @@ async fn queue(
             .unwrap_or_default(),
         thread,
         receipt: out.receipt.clone(),
+        last_message,
+        last_message_date,
     };
     let (in_reply_to, references) = match inbound.filter(|_| out.answers_mail) {
         Some(m) => (m.message_id.clone(), m.references.clone()),

@@ -20,6 +20,8 @@ pub enum ThreadedBy {
     ReferenceCode,
     References,
     Subject,
+    /// A vendor's own ticket number, learned from their earlier mail.
+    VendorTicket,
 }
 
 impl ThreadedBy {
@@ -28,6 +30,7 @@ impl ThreadedBy {
             ThreadedBy::ReferenceCode => "reference_code",
             ThreadedBy::References => "references",
             ThreadedBy::Subject => "subject",
+            ThreadedBy::VendorTicket => "vendor_ticket",
         }
     }
 }
@@ -91,12 +94,14 @@ pub enum Command {
     Escalate {
         to: Option<Tier>,
         reason: Option<String>,
+        /// For L4: the vendor (by its configured name) the ticket goes to.
+        vendor: Option<String>,
     },
     Resolve,
     Close,
     Reopen,
-    /// The ticket waits for the customer's answer (for this long, when given: the timers
-    /// that remind the customer come later).
+    /// The ticket waits for the customer's answer, for this long (the desk's default when
+    /// not given); then the customer is reminded, and later the ticket resolved.
     Wait(Option<std::time::Duration>),
     SetPriority(Priority),
     SetCategory(Category),
@@ -114,7 +119,7 @@ pub struct CommandSituation<'a> {
     pub now: Millis,
 }
 
-fn record(kind: EventKind, actor: &Actor, detail: serde_json::Value) -> Effect {
+pub(super) fn record(kind: EventKind, actor: &Actor, detail: serde_json::Value) -> Effect {
     Effect::Record(EventRecord {
         kind,
         actor: actor.clone(),
@@ -175,6 +180,10 @@ pub fn decide_unreadable(
 /// What a mail becomes: a duplicate, a follow-up, ignored machine mail, quarantine, or a
 /// new ticket routed, assigned and acknowledged.
 pub fn decide_mail(s: &MailSituation<'_>) -> Plan {
+    with_timing(mail_plan(s), s.desk, s.now)
+}
+
+fn mail_plan(s: &MailSituation<'_>) -> Plan {
     let mail = s.mail;
     let language = s.reading.language;
     let sender = mail.from.as_ref().map(|f| f.address.clone());
@@ -291,7 +300,7 @@ pub fn preview_route(
     }
 }
 
-fn new_ticket(s: &MailSituation<'_>, from: &EmailAddress, language: Language) -> Plan {
+pub(super) fn new_ticket(s: &MailSituation<'_>, from: &EmailAddress, language: Language) -> Plan {
     let mail = s.mail;
     let customer = Actor::Customer(from.clone());
     let base = subject::analyse(&mail.subject).base;
@@ -373,6 +382,7 @@ fn new_ticket(s: &MailSituation<'_>, from: &EmailAddress, language: Language) ->
             thread_key: subject::thread_key(&mail.subject),
             language,
             routing,
+            follows: None,
         }),
         effects,
         outcome: PlannedOutcome::NewTicket,
@@ -479,17 +489,7 @@ fn stranger(s: &MailSituation<'_>, quoted: &TicketRef, language: Language) -> Pl
             let mut plan = new_ticket(s, from, language);
             // Their ticket's subject does not repeat the code of the one they quoted.
             if let PlanTicket::New(new) = &mut plan.ticket {
-                let without: String = new
-                    .subject
-                    .replace(&quoted.code.tag(), " ")
-                    .split_whitespace()
-                    .collect::<Vec<_>>()
-                    .join(" ");
-                new.subject = if without.is_empty() {
-                    "(no subject)".into()
-                } else {
-                    without
-                };
+                new.subject = without_tag(&new.subject, &quoted.code);
             }
             plan
         }
@@ -565,6 +565,13 @@ fn stranger(s: &MailSituation<'_>, quoted: &TicketRef, language: Language) -> Pl
 /// Who is writing on a ticket.
 fn sender_actor(s: &MailSituation<'_>, ticket: &TicketRef) -> Actor {
     let from = s.mail.from.as_ref().map(|f| f.address.clone());
+    if let Some(v) = from
+        .as_ref()
+        .and_then(|a| s.desk.time.vendor_by_address(a))
+        .filter(|v| ticket.vendor.as_deref() == Some(v.name.as_str()))
+    {
+        return Actor::Vendor(v.name.clone());
+    }
     match (s.machine, from) {
         (Some(_), from) => Actor::Machine(from),
         (None, None) => Actor::Machine(None),
@@ -602,6 +609,17 @@ fn follow_up(
         }),
     ));
     let mut reopened = false;
+    if let Actor::Vendor(name) = &actor {
+        if let Some(Effect::FileMail(f)) = effects.first_mut() {
+            f.detail = Some("vendor".into());
+        }
+        effects.extend(vendor_mail(s, ticket, name));
+        return Plan {
+            ticket: PlanTicket::Existing(ticket.clone()),
+            effects,
+            outcome: PlannedOutcome::Appended { reopened: false },
+        };
+    }
     if let Actor::Agent(agent) = &actor {
         // Kept whole for the record; the thread shows its public part as the reply sent
         // (or, for a note, this mail itself).
@@ -646,6 +664,13 @@ fn follow_up(
                 effects,
                 outcome: PlannedOutcome::Appended { reopened: false },
             };
+        }
+        // A closed ticket stays closed: the customer's news opens a ticket that follows it.
+        if ticket.status == TicketStatus::Closed
+            && let Some(from) = s.mail.from.as_ref().map(|f| &f.address)
+            && s.deliverable.is_ok()
+        {
+            return follows_closed(s, ticket, from, language);
         }
         if ticket.status.is_open() && says_solved(&s.mail.reply_text) {
             let mut resolved = status_change(
@@ -744,6 +769,114 @@ fn follow_up(
     }
 }
 
+/// A vendor's mail on a ticket sent to them: recorded, their ticket number learned, and
+/// (unless a machine of theirs wrote it) passed to the assignee; never to the customer.
+fn vendor_mail(s: &MailSituation<'_>, ticket: &TicketRef, name: &str) -> Vec<Effect> {
+    let actor = Actor::Vendor(name.to_string());
+    let mut effects = Vec::new();
+    let learned = s
+        .desk
+        .time
+        .vendor(name)
+        .and_then(|v| vendor_ticket_number(v, s.mail))
+        .filter(|n| ticket.vendor_ticket.as_deref() != Some(n.as_str()));
+    if let Some(n) = &learned {
+        effects.push(Effect::VendorTicket(n.clone()));
+    }
+    effects.push(record(
+        EventKind::VendorReplied,
+        &actor,
+        json!({
+            "vendor": name,
+            "machine": s.machine.map(|m| m.as_str()),
+            "vendor_ticket": learned.as_ref().or(ticket.vendor_ticket.as_ref()),
+        }),
+    ));
+    effects.push(Effect::Touch);
+    if s.machine.is_some() {
+        // Their helpdesk's acknowledgement: the number is what we wanted of it.
+        return effects;
+    }
+    effects.push(Effect::Clock(ClockChange::VendorAnswered));
+    if let Some(to) = ticket_watcher(s.desk, ticket) {
+        effects.push(Effect::Queue(agent_mail(
+            s.desk,
+            s.gateway,
+            Template::VendorReply,
+            &to,
+            None,
+            false,
+            Some(NewText {
+                from: name.to_string(),
+                text: s.mail.reply_text.clone(),
+                attachments: s
+                    .mail
+                    .attachments
+                    .iter()
+                    .map(|a| AttachmentLine::new(a.filename.as_deref(), a.content.len() as u64))
+                    .collect(),
+                reopened: false,
+            }),
+        )));
+    }
+    effects
+}
+
+/// The vendor's own ticket number in their mail's subject (else its first lines).
+pub fn vendor_ticket_number(vendor: &crate::timing::Vendor, mail: &InboundMail) -> Option<String> {
+    let pattern = vendor.ticket_pattern.as_ref()?;
+    let head: String = mail.reply_text.chars().take(2000).collect();
+    pattern
+        .find(&mail.subject)
+        .or_else(|| pattern.find(&head))
+        .map(|m| m.as_str().to_string())
+}
+
+/// The subject without a ticket's tag.
+fn without_tag(subject: &str, code: &ReferenceCode) -> String {
+    let without: String = subject
+        .replace(&code.tag(), " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    if without.is_empty() {
+        "(no subject)".into()
+    } else {
+        without
+    }
+}
+
+/// The customer wrote on a closed ticket: a new ticket, linked to the old one, whose
+/// agent is told what it follows.
+fn follows_closed(
+    s: &MailSituation<'_>,
+    closed: &TicketRef,
+    from: &EmailAddress,
+    language: Language,
+) -> Plan {
+    let mut plan = new_ticket(s, from, language);
+    if let PlanTicket::New(new) = &mut plan.ticket {
+        new.subject = without_tag(&new.subject, &closed.code);
+        new.follows = Some(closed.clone());
+    }
+    plan.effects.push(record(
+        EventKind::Follows,
+        &Actor::Customer(from.clone()),
+        json!({ "follows": closed.code.as_str() }),
+    ));
+    for e in &mut plan.effects {
+        if let Effect::Queue(m) = e
+            && m.template == Template::AgentNotification
+        {
+            m.reason = Some(format!(
+                "the customer wrote again on closed ticket {}: this ticket follows it",
+                closed.code
+            ));
+        }
+    }
+    plan
+}
+
 /// The ticket as `effects` leave it, so the next command of the same mail sees the
 /// change the previous one made (`#take` then `#resolve`).
 fn after(ticket: &TicketRef, effects: &[Effect]) -> TicketRef {
@@ -809,10 +942,14 @@ fn agent_on_ticket(s: &MailSituation<'_>, ticket: &TicketRef, agent: &EmailAddre
                     MailCommand::Resolve => Command::Resolve,
                     MailCommand::Close => Command::Close,
                     MailCommand::Reopen => Command::Reopen,
-                    MailCommand::Escalate { to, reason } => Command::Escalate {
-                        to: *to,
-                        reason: reason.clone(),
-                    },
+                    MailCommand::Escalate { to, reason } => {
+                        let (vendor, reason) = vendor_named(s.desk, *to, reason.as_deref());
+                        Command::Escalate {
+                            to: *to,
+                            reason,
+                            vendor,
+                        }
+                    }
                     MailCommand::Assign(a) => Command::Assign(a.clone()),
                     MailCommand::Take => Command::Assign(agent.clone()),
                     MailCommand::Priority(p) => Command::SetPriority(*p),
@@ -821,7 +958,7 @@ fn agent_on_ticket(s: &MailSituation<'_>, ticket: &TicketRef, agent: &EmailAddre
                     MailCommand::Cc(a) => Command::AddParticipant(a.clone()),
                     MailCommand::Note => unreachable!("handled above"),
                 };
-                match decide_command(&CommandSituation {
+                match command_plan(&CommandSituation {
                     ticket: &state,
                     command: &desk_command,
                     actor: actor.clone(),
@@ -1001,14 +1138,14 @@ fn after_reopening(
 }
 
 /// Who hears of a ticket's news: its assignee, else its tier's shared address.
-fn ticket_watcher(desk: &DeskSettings, ticket: &TicketRef) -> Option<EmailAddress> {
+pub(super) fn ticket_watcher(desk: &DeskSettings, ticket: &TicketRef) -> Option<EmailAddress> {
     ticket
         .assignee
         .clone()
         .or_else(|| desk.roster.tier_address(ticket.tier).cloned())
 }
 
-fn agent_mail(
+pub(super) fn agent_mail(
     desk: &DeskSettings,
     gateway: &GatewaySettings,
     template: Template,
@@ -1039,7 +1176,7 @@ fn agent_mail(
 
 /// The status mail to the customer, and to the ticket's other participants unless the
 /// desk keeps them to agents' replies (`notifications.participants_status = false`).
-fn customer_status(
+pub(super) fn customer_status(
     desk: &DeskSettings,
     ticket: &TicketRef,
     change: &'static str,
@@ -1078,7 +1215,7 @@ fn customer_status(
 /// to the new agent (or the tier's shared address), a line to the previous agent, and the
 /// customer's mail when the desk tells customers who has their request.
 #[allow(clippy::too_many_arguments)]
-fn assignment(
+pub(super) fn assignment(
     desk: &DeskSettings,
     gateway: &GatewaySettings,
     chosen: &Assignee,
@@ -1146,7 +1283,7 @@ fn assignment(
     effects
 }
 
-fn escalation(
+pub(super) fn escalation(
     desk: &DeskSettings,
     gateway: &GatewaySettings,
     ticket: &TicketRef,
@@ -1185,7 +1322,7 @@ fn escalation(
 
 /// A status change by someone's decision; `change` is what the customer is told (`None`:
 /// the caller tells them).
-fn status_change(
+pub(super) fn status_change(
     desk: &DeskSettings,
     ticket: &TicketRef,
     to: TicketStatus,
@@ -1212,8 +1349,130 @@ fn status_change(
     Ok(effects)
 }
 
+/// `#escalate L4 Ricoh France printer jams`: the vendor named at the start of the reason,
+/// and the rest of it.
+pub fn vendor_named(
+    desk: &DeskSettings,
+    to: Option<Tier>,
+    reason: Option<&str>,
+) -> (Option<String>, Option<String>) {
+    let Some(text) = reason.filter(|_| to == Some(Tier::L4Vendor)) else {
+        return (None, reason.map(str::to_string));
+    };
+    let lower = text.to_lowercase();
+    let found = desk
+        .time
+        .vendors
+        .iter()
+        .filter(|v| {
+            let name = v.name.to_lowercase();
+            lower.starts_with(&name)
+                && lower[name.len()..]
+                    .chars()
+                    .next()
+                    .is_none_or(|c| !c.is_alphanumeric())
+        })
+        .max_by_key(|v| v.name.len());
+    match found {
+        Some(v) => {
+            let rest = text[v.name.len()..]
+                .trim_start_matches([' ', ':', '-', ','])
+                .trim();
+            (
+                Some(v.name.clone()),
+                (!rest.is_empty()).then(|| rest.to_string()),
+            )
+        }
+        None => (None, Some(text.to_string())),
+    }
+}
+
+/// The ticket goes to an external vendor (L4): forwarded to them with the customer's
+/// words (without the customer's details); it stays with its assignee, who receives the
+/// vendor's answers and relays what the customer should know.
+fn to_vendor(
+    s: &CommandSituation<'_>,
+    name: &str,
+    reason: Option<String>,
+) -> Result<Vec<Effect>, Refusal> {
+    let t = s.ticket;
+    let vendor = s.desk.time.vendor(name).ok_or_else(|| {
+        let known: Vec<&str> = s
+            .desk
+            .time
+            .vendors
+            .iter()
+            .map(|v| v.name.as_str())
+            .collect();
+        Refusal::Other(if known.is_empty() {
+            format!("no vendor named {name:?}: add a [[vendors]] entry to helpdesk.toml")
+        } else {
+            format!(
+                "no vendor named {name:?} (the desk knows {})",
+                known.join(", ")
+            )
+        })
+    })?;
+    if t.vendor.as_deref() == Some(vendor.name.as_str()) && t.clock.vendor_asked_at.is_some() {
+        return Err(Refusal::Other(format!(
+            "the ticket is already with {} and waits for their answer",
+            vendor.name
+        )));
+    }
+    let mut effects = Vec::new();
+    if t.tier != Tier::L4Vendor {
+        effects.push(Effect::ChangeTier(Tier::L4Vendor));
+        effects.push(record(
+            EventKind::Escalated,
+            &s.actor,
+            json!({ "from": t.tier.as_str(), "to": "L4", "reason": reason, "vendor": vendor.name }),
+        ));
+    }
+    if t.assignee.is_none()
+        && let Actor::Agent(agent) = &s.actor
+    {
+        effects.push(Effect::Assign(Some(agent.clone())));
+        effects.push(record(
+            EventKind::Assigned,
+            &s.actor,
+            json!({ "to": agent.as_str(), "from": null, "tier": "L4", "reason": "sent to a vendor" }),
+        ));
+    }
+    effects.push(Effect::SetVendor(vendor.name.clone()));
+    effects.push(Effect::Clock(ClockChange::VendorAsked));
+    effects.push(record(
+        EventKind::VendorForwarded,
+        &s.actor,
+        json!({ "vendor": vendor.name, "address": vendor.address.as_str(), "reason": reason }),
+    ));
+    effects.push(Effect::Queue(OutgoingMail {
+        template: Template::VendorForward,
+        to: vendor.address.clone(),
+        to_name: Some(vendor.name.clone()),
+        language: s.gateway.default_language,
+        // A person's request to another desk: their acknowledgement must be able to answer.
+        auto_submitted: None,
+        from_name: None,
+        forward_attachments: false,
+        receipt: Vec::new(),
+        change: None,
+        reason,
+        include_thread: true,
+        answers_mail: false,
+        new_text: None,
+    }));
+    effects.extend(customer_status(s.desk, t, "escalated", None));
+    Ok(effects)
+}
+
 /// What a command does to a ticket, or why it may not.
 pub fn decide_command(s: &CommandSituation<'_>) -> Result<Plan, Refusal> {
+    Ok(with_timing(command_plan(s)?, s.desk, s.now))
+}
+
+/// A command's plan without the closing timing (an agent's mail applies several, then
+/// times the ticket once).
+fn command_plan(s: &CommandSituation<'_>) -> Result<Plan, Refusal> {
     let t = s.ticket;
     let effects = match s.command {
         Command::Assign(to) => {
@@ -1244,9 +1503,16 @@ pub fn decide_command(s: &CommandSituation<'_>) -> Result<Plan, Refusal> {
             }
             effects
         }
-        Command::Escalate { to, reason } => {
+        Command::Escalate { to, reason, vendor } => {
             if t.status == TicketStatus::Closed {
                 return Err(Refusal::Closed);
+            }
+            if let Some(name) = vendor {
+                return Ok(Plan {
+                    ticket: PlanTicket::Existing(t.clone()),
+                    effects: to_vendor(s, name, reason.clone())?,
+                    outcome: PlannedOutcome::Changed,
+                });
             }
             let tier = t.tier.escalate(*to)?;
             escalation(
@@ -1278,6 +1544,9 @@ pub fn decide_command(s: &CommandSituation<'_>) -> Result<Plan, Refusal> {
             if let (Some(d), Some(Effect::Record(r))) = (duration, effects.get_mut(1)) {
                 r.detail["wait_seconds"] = json!(d.as_secs());
             }
+            effects.push(Effect::Clock(ClockChange::WaitFor(
+                duration.map(|d| d.as_millis().min(i64::MAX as u128) as i64),
+            )));
             effects
         }
         Command::SetPriority(p) => {
@@ -1397,6 +1666,7 @@ mod tests {
             ),
             reopen_threshold: 2,
             notify_customer_on_assignment: false,
+            time: crate::timing::TimeSettings::default(),
         }
     }
 
@@ -1427,6 +1697,9 @@ mod tests {
             language: Language::Fr,
             reopen_count,
             participants: vec![addr("marie@example.fr")],
+            clock: crate::timing::TicketClock::started(0),
+            vendor: None,
+            vendor_ticket: None,
         }
     }
 
@@ -2150,6 +2423,7 @@ mod tests {
             Command::Escalate {
                 to: None,
                 reason: Some("needs admin rights".into()),
+                vendor: None,
             },
         )
         .unwrap();
@@ -2168,6 +2442,7 @@ mod tests {
             Command::Escalate {
                 to: Some(Tier::L3Expert),
                 reason: None,
+                vendor: None,
             },
         )
         .unwrap();
@@ -2186,7 +2461,8 @@ mod tests {
                 &top,
                 Command::Escalate {
                     to: None,
-                    reason: None
+                    reason: None,
+                    vendor: None,
                 }
             )
             .unwrap_err(),
@@ -2198,7 +2474,8 @@ mod tests {
                 &l2,
                 Command::Escalate {
                     to: Some(Tier::L1FrontLine),
-                    reason: None
+                    reason: None,
+                    vendor: None,
                 }
             )
             .is_err()

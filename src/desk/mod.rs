@@ -7,6 +7,7 @@
 pub mod apply;
 pub mod decide;
 pub mod mail_command;
+pub mod timed;
 
 use serde_json::Value;
 
@@ -22,6 +23,7 @@ pub use apply::{Applied, ApplyContext, MailInput, apply};
 pub use decide::{
     Command, CommandSituation, MailSituation, ThreadedBy, decide_command, decide_mail,
 };
+pub use timed::{TimerSituation, decide_timers, with_timing};
 
 /// What a plan does, in order.
 #[derive(Clone, Debug, PartialEq)]
@@ -49,6 +51,8 @@ pub struct NewTicketPlan {
     pub thread_key: String,
     pub language: Language,
     pub routing: Routing,
+    /// The closed ticket its customer answered, which this one follows.
+    pub follows: Option<TicketRef>,
 }
 
 /// What the caller reports once the plan is written.
@@ -115,6 +119,31 @@ pub enum Effect {
     Touch,
     Queue(OutgoingMail),
     Record(EventRecord),
+    /// A change to the ticket's clock that the closing [`Effect::Timing`] writes.
+    Clock(ClockChange),
+    /// The ticket went to this vendor (L4).
+    SetVendor(String),
+    /// The vendor's own ticket number, learned from their mail.
+    VendorTicket(String),
+    /// The ticket's clock and next due time as the plan leaves them: every plan on a ticket
+    /// ends with one, computed by `decide` from the ticket's state.
+    Timing(crate::store::Timing),
+}
+
+/// Changes to a ticket's clock other than those its status, priority or first response
+/// imply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClockChange {
+    /// The ticket waits on the customer this long (`None`: the desk's default).
+    WaitFor(Option<i64>),
+    /// The customer was reminded.
+    Reminded,
+    /// Warnings or breaches acted on (`timing::Fired` bits).
+    Fired(u8),
+    /// The vendor was asked (their silence is timed from now).
+    VendorAsked,
+    /// The vendor answered.
+    VendorAnswered,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -38,6 +38,20 @@ pub enum EventKind {
     Rated,
     /// An automatic mail was not sent: its recipient's budget was spent (a loop dying out).
     MailHeld,
+    /// A service-level target is near (the assignee or the tier was warned).
+    SlaWarned,
+    /// A service-level target passed: counted for statistics, the ticket escalated.
+    SlaBreached,
+    /// The customer was reminded that the ticket waits on them.
+    Reminded,
+    /// This ticket follows a closed one its customer answered.
+    Follows,
+    /// The ticket went to an external vendor (L4).
+    VendorForwarded,
+    /// The vendor answered (kept from the customer until an agent relays it).
+    VendorReplied,
+    /// The vendor has not answered in the time the desk gives them.
+    VendorSilent,
 }
 
 impl EventKind {
@@ -65,6 +79,13 @@ impl EventKind {
             Self::CommandsRefused => "commands_refused",
             Self::Rated => "rated",
             Self::MailHeld => "mail_held",
+            Self::SlaWarned => "sla_warned",
+            Self::SlaBreached => "sla_breached",
+            Self::Reminded => "reminded",
+            Self::Follows => "follows",
+            Self::VendorForwarded => "vendor_forwarded",
+            Self::VendorReplied => "vendor_replied",
+            Self::VendorSilent => "vendor_silent",
         }
     }
 }
@@ -90,6 +111,10 @@ pub enum Actor {
     Gateway,
     /// The command line, with the name given by `--as` (default `cli`).
     Cli(String),
+    /// An external vendor (L4), by the name the desk gives it.
+    Vendor(String),
+    /// The scheduler: a service level, a reminder or a closing that fell due.
+    Timer,
 }
 
 impl Actor {
@@ -102,6 +127,8 @@ impl Actor {
             Actor::Machine(_) => "machine",
             Actor::Gateway => "gateway",
             Actor::Cli(_) => "cli",
+            Actor::Vendor(_) => "vendor",
+            Actor::Timer => "timer",
         }
     }
 
@@ -116,7 +143,8 @@ impl Actor {
                 .map(|a| a.to_string())
                 .unwrap_or_else(|| "unknown".into()),
             Actor::Gateway => "gateway".into(),
-            Actor::Cli(name) => name.clone(),
+            Actor::Cli(name) | Actor::Vendor(name) => name.clone(),
+            Actor::Timer => "timer".into(),
         }
     }
 }

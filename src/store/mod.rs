@@ -117,6 +117,10 @@ pub struct TicketRef {
     pub reopen_count: u32,
     /// The customer, their Reply-To, the first mail's Cc and those added since.
     pub participants: Vec<EmailAddress>,
+    pub clock: crate::timing::TicketClock,
+    /// The external vendor (L4) the ticket went to, by name, and their ticket number.
+    pub vendor: Option<String>,
+    pub vendor_ticket: Option<String>,
 }
 
 pub struct NewTicket<'a> {
@@ -129,7 +133,18 @@ pub struct NewTicket<'a> {
     pub subject: &'a str,
     pub thread_key: &'a str,
     pub language: Language,
+    /// The closed ticket this one follows (its customer answered it).
+    pub follows: Option<TicketId>,
     pub at: Millis,
+}
+
+/// A ticket's time as a plan leaves it: its clock, its targets' due times, and when the
+/// scheduler must next look at it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Timing {
+    pub clock: crate::timing::TicketClock,
+    pub dues: crate::timing::Dues,
+    pub due_at: Option<Millis>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -277,6 +292,8 @@ pub struct MailContent<'a> {
 pub struct ThreadEntry {
     pub from: Option<String>,
     pub from_name: Option<String>,
+    /// `agent_reply`, `internal_note`, `vendor`; `None` for the customer's side.
+    pub detail: Option<String>,
     pub at: Millis,
     pub text: String,
     pub attachments: Vec<AttachmentView>,
@@ -292,6 +309,10 @@ pub struct TicketFilter {
     pub assignee: Option<EmailAddress>,
     pub category: Option<Category>,
     pub priority: Option<Priority>,
+    /// Only tickets with a service-level target falling due before this instant.
+    pub due_before: Option<Millis>,
+    /// Only tickets that missed a service-level target.
+    pub breached: bool,
 }
 
 /// A mail the outbox worker has claimed and must now send.
@@ -334,6 +355,24 @@ pub struct TicketSummary {
     pub first_response_at: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+    pub sla: SlaView,
+    /// The closed ticket this one follows.
+    pub follows: Option<String>,
+    pub vendor: Option<String>,
+    pub vendor_ticket: Option<String>,
+}
+
+/// Where a ticket stands against its service levels.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SlaView {
+    /// `null` once met, and while the clock stands (waiting on the customer, resolved).
+    pub first_response_due: Option<String>,
+    pub resolution_due: Option<String>,
+    pub first_response_at: Option<String>,
+    /// The targets missed: `first_response`, `resolution`.
+    pub breached: Vec<String>,
+    /// The clock stands (the ticket waits on the customer, or is resolved).
+    pub paused: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -469,6 +508,20 @@ pub trait StoreTx: Send {
     ) -> Result<(), StoreError>;
     /// Records the first agent reply's time; later calls keep the first.
     async fn set_first_response(&mut self, id: TicketId, at: Millis) -> Result<(), StoreError>;
+    /// Writes a ticket's clock and next due time, and lets go of the scheduler's lease.
+    async fn set_timing(&mut self, id: TicketId, timing: &Timing) -> Result<(), StoreError>;
+    async fn set_vendor(
+        &mut self,
+        id: TicketId,
+        vendor: &str,
+        at: Millis,
+    ) -> Result<(), StoreError>;
+    async fn set_vendor_ticket(&mut self, id: TicketId, number: &str) -> Result<(), StoreError>;
+    async fn ticket_by_vendor_ticket(
+        &mut self,
+        vendor: &str,
+        number: &str,
+    ) -> Result<Option<TicketRef>, StoreError>;
     /// The ticket's participants (customer, their Reply-To, Cc of the first mail, added).
     async fn participants(&mut self, id: TicketId) -> Result<Vec<EmailAddress>, StoreError>;
     /// Automatic mail queued to `to` since `hour_ago` and since `day_ago` (agents' replies,
@@ -566,6 +619,18 @@ pub trait Store: Send + Sync {
     async fn outbox_backlog(&self) -> Result<(i64, Option<Millis>), StoreError>;
 
     async fn list_tickets(&self, filter: &TicketFilter) -> Result<Vec<TicketSummary>, StoreError>;
+    /// Leases tickets whose timed work fell due by `now` (and whose lease, if any, ran out
+    /// by `lease_now`, the machine's time) to `owner` until `lease_until`.
+    /// When the earliest timed work falls due.
+    async fn next_due(&self) -> Result<Option<Millis>, StoreError>;
+    async fn claim_due(
+        &self,
+        now: Millis,
+        lease_now: Millis,
+        lease_until: Millis,
+        limit: u32,
+        owner: &str,
+    ) -> Result<Vec<TicketId>, StoreError>;
     async fn agent_loads(&self) -> Result<HashMap<EmailAddress, Load>, StoreError>;
     async fn ticket_detail(&self, code: &ReferenceCode)
     -> Result<Option<TicketDetail>, StoreError>;

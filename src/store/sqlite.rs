@@ -157,6 +157,8 @@ impl Drop for ImmediateTx {
 
 const TICKET_REF_COLUMNS: &str = "t.id, t.code, t.status, t.tier, t.category, t.priority, t.assignee, \
      t.customer, t.customer_name, t.subject, t.language, t.reopen_count, \
+     t.created_at, t.status_since, t.first_response_at, t.sla_used_ms, t.sla_since, t.sla_fired, \
+     t.wait_ms, t.reminded_at, t.vendor_asked_at, t.vendor, t.vendor_ticket, \
      (SELECT json_group_array(address) FROM (SELECT address FROM ticket_participants p \
         WHERE p.ticket_id = t.id ORDER BY p.added_at, p.address)) AS participants";
 
@@ -201,6 +203,21 @@ fn ticket_ref(row: &SqliteRow) -> Result<TicketRef, StoreError> {
         .iter()
         .map(|a| address(a))
         .collect::<Result<_, _>>()?,
+        clock: crate::timing::TicketClock {
+            created_at: row.try_get("created_at")?,
+            status_since: row
+                .try_get::<Option<i64>, _>("status_since")?
+                .unwrap_or(row.try_get("created_at")?),
+            first_response_at: row.try_get("first_response_at")?,
+            sla_used_ms: row.try_get("sla_used_ms")?,
+            sla_since: row.try_get("sla_since")?,
+            fired: crate::timing::Fired(row.try_get::<i64, _>("sla_fired")?.clamp(0, 255) as u8),
+            wait_ms: row.try_get("wait_ms")?,
+            reminded_at: row.try_get("reminded_at")?,
+            vendor_asked_at: row.try_get("vendor_asked_at")?,
+        },
+        vendor: row.try_get("vendor")?,
+        vendor_ticket: row.try_get("vendor_ticket")?,
     })
 }
 
@@ -398,8 +415,8 @@ impl StoreTx for SqliteTx {
     async fn insert_ticket(&mut self, t: NewTicket<'_>) -> Result<TicketId, StoreError> {
         // ON CONFLICT keeps a code collision from aborting the surrounding transaction.
         let row = sqlx::query(
-            "INSERT INTO tickets (code, status, tier, category, priority, customer, customer_name, subject, thread_key, language, created_at, updated_at) \
-             VALUES (?, 'new', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (code) DO NOTHING RETURNING id",
+            "INSERT INTO tickets (code, status, tier, category, priority, customer, customer_name, subject, thread_key, language, follows_ticket_id, created_at, updated_at, status_since, sla_since) \
+             VALUES (?, 'new', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (code) DO NOTHING RETURNING id",
         )
         .bind(t.code.as_str())
         .bind(t.tier.as_str())
@@ -410,6 +427,9 @@ impl StoreTx for SqliteTx {
         .bind(t.subject)
         .bind(t.thread_key)
         .bind(t.language.as_str())
+        .bind(t.follows)
+        .bind(t.at)
+        .bind(t.at)
         .bind(t.at)
         .bind(t.at)
         .fetch_optional(&mut *self.tx)
@@ -554,6 +574,75 @@ impl StoreTx for SqliteTx {
         Ok(())
     }
 
+    async fn set_timing(&mut self, id: TicketId, timing: &Timing) -> Result<(), StoreError> {
+        let c = &timing.clock;
+        sqlx::query(
+            "UPDATE tickets SET status_since = ?, first_response_at = ?, sla_used_ms = ?, sla_since = ?, \
+             sla_fired = ?, wait_ms = ?, reminded_at = ?, vendor_asked_at = ?, first_response_due = ?, \
+             resolution_due = ?, due_at = ?, timer_owner = NULL, timer_lease_until = NULL WHERE id = ?",
+        )
+        .bind(c.status_since)
+        .bind(c.first_response_at)
+        .bind(c.sla_used_ms)
+        .bind(c.sla_since)
+        .bind(i64::from(c.fired.0))
+        .bind(c.wait_ms)
+        .bind(c.reminded_at)
+        .bind(c.vendor_asked_at)
+        .bind(timing.dues.first_response)
+        .bind(timing.dues.resolution)
+        .bind(timing.due_at)
+        .bind(id)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn set_vendor(
+        &mut self,
+        id: TicketId,
+        vendor: &str,
+        at: Millis,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE tickets SET vendor = ?, vendor_ticket = CASE WHEN vendor IS ? THEN vendor_ticket END, \
+             updated_at = ? WHERE id = ?",
+        )
+        .bind(vendor)
+        .bind(vendor)
+        .bind(at)
+        .bind(id)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn set_vendor_ticket(&mut self, id: TicketId, number: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE tickets SET vendor_ticket = ? WHERE id = ?")
+            .bind(number)
+            .bind(id)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn ticket_by_vendor_ticket(
+        &mut self,
+        vendor: &str,
+        number: &str,
+    ) -> Result<Option<TicketRef>, StoreError> {
+        let sql = format!(
+            "SELECT {TICKET_REF_COLUMNS} FROM tickets t WHERE t.vendor = ? AND t.vendor_ticket = ? \
+             ORDER BY t.id DESC LIMIT 1"
+        );
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(vendor)
+            .bind(number)
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        row.as_ref().map(ticket_ref).transpose()
+    }
+
     async fn participants(&mut self, id: TicketId) -> Result<Vec<EmailAddress>, StoreError> {
         let rows: Vec<(String,)> = sqlx::query_as(
             "SELECT address FROM ticket_participants WHERE ticket_id = ? ORDER BY added_at, address",
@@ -565,8 +654,8 @@ impl StoreTx for SqliteTx {
     }
 
     async fn thread(&mut self, ticket: TicketId) -> Result<Vec<ThreadEntry>, StoreError> {
-        let rows: Vec<(i64, Option<String>, Option<String>, i64, String)> = sqlx::query_as(
-            "SELECT id, from_addr, from_name, received_at, reply_text FROM messages \
+        let rows: Vec<(i64, Option<String>, Option<String>, i64, String, Option<String>)> = sqlx::query_as(
+            "SELECT id, from_addr, from_name, received_at, reply_text, outcome_detail FROM messages \
              WHERE ticket_id = ? AND machine_kind IS NULL AND ( \
                (direction = 'inbound' AND outcome IN ('new_ticket', 'appended') \
                 AND COALESCE(outcome_detail, '') <> 'agent_mail') \
@@ -577,7 +666,7 @@ impl StoreTx for SqliteTx {
         .fetch_all(&mut *self.tx)
         .await?;
         let mut out = Vec::with_capacity(rows.len());
-        for (id, from, from_name, at, text) in rows {
+        for (id, from, from_name, at, text, detail) in rows {
             let attachments = sqlx::query_as::<_, (Option<String>, String, i64)>(
                 "SELECT filename, content_type, size FROM attachments WHERE message_id = ? ORDER BY id",
             )
@@ -594,6 +683,7 @@ impl StoreTx for SqliteTx {
             out.push(ThreadEntry {
                 from,
                 from_name,
+                detail,
                 at,
                 text,
                 attachments,
@@ -767,12 +857,33 @@ fn summary(row: &SqliteRow) -> Result<TicketSummary, StoreError> {
             .map(format_millis),
         created_at: format_millis(row.try_get("created_at")?),
         updated_at: format_millis(row.try_get("updated_at")?),
+        sla: SlaView {
+            first_response_due: row
+                .try_get::<Option<i64>, _>("first_response_due")?
+                .map(format_millis),
+            resolution_due: row
+                .try_get::<Option<i64>, _>("resolution_due")?
+                .map(format_millis),
+            first_response_at: row
+                .try_get::<Option<i64>, _>("first_response_at")?
+                .map(format_millis),
+            breached: serde_json::from_str(&row.try_get::<String, _>("breached")?)
+                .map_err(corrupt)?,
+            paused: row.try_get::<Option<i64>, _>("sla_since")?.is_none(),
+        },
+        follows: row.try_get("follows")?,
+        vendor: row.try_get("vendor")?,
+        vendor_ticket: row.try_get("vendor_ticket")?,
     })
 }
 
 const SUMMARY_SELECT: &str = "SELECT t.code, t.status, t.tier, t.customer, t.customer_name, t.subject, t.language, \
      t.category, t.priority, t.assignee, t.reopen_count, t.created_at, t.updated_at, \
      t.satisfaction, t.satisfaction_comment, t.first_response_at, \
+     t.first_response_due, t.resolution_due, t.sla_since, t.vendor, t.vendor_ticket, \
+     (SELECT f.code FROM tickets f WHERE f.id = t.follows_ticket_id) AS follows, \
+     (SELECT json_group_array(target) FROM (SELECT DISTINCT json_extract(e.detail, '$.target') AS target \
+        FROM events e WHERE e.ticket_id = t.id AND e.kind = 'sla_breached' ORDER BY target)) AS breached, \
      (SELECT COUNT(*) FROM messages m WHERE m.ticket_id = t.id) AS message_count, \
      (SELECT json_group_array(address) FROM (SELECT address FROM ticket_participants p \
         WHERE p.ticket_id = t.id ORDER BY p.added_at, p.address)) AS participants \
@@ -1024,6 +1135,18 @@ impl Store for SqliteStore {
             conditions.push("t.priority = ?");
             values.push(p.as_str().into());
         }
+        if let Some(at) = filter.due_before {
+            conditions.push(
+                "(t.first_response_due <= CAST(? AS INTEGER) OR t.resolution_due <= CAST(? AS INTEGER))",
+            );
+            values.push(at.to_string());
+            values.push(at.to_string());
+        }
+        if filter.breached {
+            conditions.push(
+                "EXISTS (SELECT 1 FROM events e WHERE e.ticket_id = t.id AND e.kind = 'sla_breached')",
+            );
+        }
         let filter_sql = if conditions.is_empty() {
             String::new()
         } else {
@@ -1036,6 +1159,42 @@ impl Store for SqliteStore {
         }
         let rows = query.fetch_all(&self.pool).await?;
         rows.iter().map(summary).collect()
+    }
+
+    async fn next_due(&self) -> Result<Option<Millis>, StoreError> {
+        let (at,): (Option<i64>,) =
+            sqlx::query_as("SELECT MIN(due_at) FROM tickets WHERE due_at IS NOT NULL")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(at)
+    }
+
+    async fn claim_due(
+        &self,
+        now: Millis,
+        lease_now: Millis,
+        lease_until: Millis,
+        limit: u32,
+        owner: &str,
+    ) -> Result<Vec<TicketId>, StoreError> {
+        let mut tx = self.begin_immediate().await?;
+        let ids: Vec<(i64,)> = sqlx::query_as(
+            "UPDATE tickets SET timer_owner = ?, timer_lease_until = ? WHERE id IN \
+             (SELECT id FROM tickets WHERE due_at <= ? \
+              AND (timer_lease_until IS NULL OR timer_lease_until < ?) ORDER BY due_at LIMIT ?) \
+             RETURNING id",
+        )
+        .bind(owner)
+        .bind(lease_until)
+        .bind(now)
+        .bind(lease_now)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let mut ids: Vec<TicketId> = ids.into_iter().map(|(id,)| id).collect();
+        ids.sort_unstable();
+        Ok(ids)
     }
 
     async fn agent_loads(&self) -> Result<HashMap<EmailAddress, Load>, StoreError> {

@@ -182,6 +182,26 @@ impl StoreTx for FlakyTx {
     async fn participants(&mut self, id: TicketId) -> Result<Vec<EmailAddress>, StoreError> {
         self.inner.participants(id).await
     }
+    async fn set_timing(
+        &mut self,
+        id: TicketId,
+        t: &helpdesk::store::Timing,
+    ) -> Result<(), StoreError> {
+        self.inner.set_timing(id, t).await
+    }
+    async fn set_vendor(&mut self, id: TicketId, v: &str, at: Millis) -> Result<(), StoreError> {
+        self.inner.set_vendor(id, v, at).await
+    }
+    async fn set_vendor_ticket(&mut self, id: TicketId, n: &str) -> Result<(), StoreError> {
+        self.inner.set_vendor_ticket(id, n).await
+    }
+    async fn ticket_by_vendor_ticket(
+        &mut self,
+        v: &str,
+        n: &str,
+    ) -> Result<Option<TicketRef>, StoreError> {
+        self.inner.ticket_by_vendor_ticket(v, n).await
+    }
     async fn thread(&mut self, t: TicketId) -> Result<Vec<ThreadEntry>, StoreError> {
         self.inner.thread(t).await
     }
@@ -259,6 +279,21 @@ impl Store for FlakyStore {
     }
     async fn agent_loads(&self) -> Result<HashMap<EmailAddress, Load>, StoreError> {
         self.inner.agent_loads().await
+    }
+    async fn next_due(&self) -> Result<Option<Millis>, StoreError> {
+        self.inner.next_due().await
+    }
+    async fn claim_due(
+        &self,
+        now: Millis,
+        lease_now: Millis,
+        until: Millis,
+        limit: u32,
+        owner: &str,
+    ) -> Result<Vec<TicketId>, StoreError> {
+        self.inner
+            .claim_due(now, lease_now, until, limit, owner)
+            .await
     }
     async fn ticket_detail(&self, c: &ReferenceCode) -> Result<Option<TicketDetail>, StoreError> {
         self.inner.ticket_detail(c).await

@@ -1,0 +1,318 @@
+//! Time in plans: every plan on a ticket closes with the ticket's timing (its service-level
+//! clock and the next moment the scheduler must look at it), and [`decide_timers`] turns
+//! whatever fell due (warnings, breaches, reminders, closing, a vendor's silence) into a
+//! plan like any other. Pure.
+
+use std::collections::{BTreeSet, HashMap};
+
+use serde_json::json;
+
+use super::decide::{
+    agent_mail, customer_status, escalation, record, status_change, ticket_watcher,
+};
+use super::*;
+use crate::config::{DeskSettings, GatewaySettings};
+use crate::roster::Load;
+use crate::store::{Millis, Timing};
+use crate::timing::{self, Fired, NoAnswer, TicketClock, TimedTicket, TimerKind};
+
+/// Appends the ticket's timing as the plan leaves it (nothing for a plan without a
+/// ticket). The clock stops or starts with the status, a first response ends the first
+/// target, and the next due time is recomputed from scratch, so it can never drift from
+/// the ticket's state.
+pub fn with_timing(mut plan: Plan, desk: &DeskSettings, now: Millis) -> Plan {
+    let (mut status, mut tier, mut category, mut priority, mut clock, mut vendor) =
+        match &plan.ticket {
+            PlanTicket::None => return plan,
+            PlanTicket::Existing(t) => (
+                t.status,
+                t.tier,
+                t.category.clone(),
+                t.priority,
+                t.clock.clone(),
+                t.vendor.clone(),
+            ),
+            PlanTicket::New(n) => (
+                TicketStatus::New,
+                n.routing.tier,
+                n.routing.category.clone(),
+                n.routing.priority,
+                TicketClock::started(now),
+                None,
+            ),
+        };
+    for effect in &plan.effects {
+        match effect {
+            Effect::SetStatus { to, .. } => {
+                timing::on_status(&mut clock, status, *to, now, &desk.time.calendar);
+                status = *to;
+            }
+            Effect::ChangeTier(t) => tier = *t,
+            Effect::SetPriority(p) => priority = *p,
+            Effect::SetCategory(c) => category = c.clone(),
+            Effect::SetVendor(v) => vendor = Some(v.clone()),
+            Effect::FirstResponse => {
+                clock.first_response_at.get_or_insert(now);
+            }
+            Effect::Clock(change) => match change {
+                ClockChange::WaitFor(ms) => clock.wait_ms = *ms,
+                ClockChange::Reminded => clock.reminded_at = Some(now),
+                ClockChange::Fired(bits) => clock.fired.0 |= bits,
+                ClockChange::VendorAsked => {
+                    clock.vendor_asked_at = Some(now);
+                    clock.fired.0 &= !Fired::VENDOR_SILENCE;
+                }
+                ClockChange::VendorAnswered => clock.vendor_asked_at = None,
+            },
+            _ => {}
+        }
+    }
+    let timed = TimedTicket {
+        status,
+        tier,
+        category: &category,
+        priority,
+        clock: &clock,
+        vendor: vendor.as_deref(),
+    };
+    let dues = timing::dues(&timed, &desk.time);
+    let due_at = timing::next_due(&timed, &desk.time);
+    plan.effects.push(Effect::Timing(Timing {
+        clock,
+        dues,
+        due_at,
+    }));
+    plan
+}
+
+/// Everything [`decide_timers`] may look at.
+pub struct TimerSituation<'a> {
+    pub ticket: &'a TicketRef,
+    pub gateway: &'a GatewaySettings,
+    pub desk: &'a DeskSettings,
+    pub loads: &'a HashMap<EmailAddress, Load>,
+    pub now: Millis,
+}
+
+/// What the work that fell due on one ticket does, all at once: after a long stop a
+/// ticket gets one plan (a breach supersedes the warning it was due to follow), not a
+/// burst of stale mail.
+pub fn decide_timers(s: &TimerSituation<'_>) -> Plan {
+    let t = s.ticket;
+    let settings = &s.desk.time;
+    let timed = TimedTicket {
+        status: t.status,
+        tier: t.tier,
+        category: &t.category,
+        priority: t.priority,
+        clock: &t.clock,
+        vendor: t.vendor.as_deref(),
+    };
+    let due: BTreeSet<TimerKind> = timing::pending(&timed, settings)
+        .into_iter()
+        .filter(|(_, at)| *at <= s.now)
+        .map(|(k, _)| k)
+        .collect();
+    let dues = timing::dues(&timed, settings);
+    let actor = Actor::Timer;
+    let mut effects = Vec::new();
+    let mut fired = 0u8;
+    let mut breached = Vec::new();
+    let mut warned = Vec::new();
+    let target_due = |kind: TimerKind| match kind {
+        TimerKind::FirstResponseWarning | TimerKind::FirstResponseBreach => dues.first_response,
+        _ => dues.resolution,
+    };
+    for kind in &due {
+        let (target, warn_bit, breach_bit, breach) = match kind {
+            TimerKind::FirstResponseWarning => (
+                "first_response",
+                Fired::FIRST_RESPONSE_WARNING,
+                Fired::FIRST_RESPONSE_BREACH,
+                TimerKind::FirstResponseBreach,
+            ),
+            TimerKind::FirstResponseBreach => (
+                "first_response",
+                Fired::FIRST_RESPONSE_WARNING,
+                Fired::FIRST_RESPONSE_BREACH,
+                *kind,
+            ),
+            TimerKind::ResolutionWarning => (
+                "resolution",
+                Fired::RESOLUTION_WARNING,
+                Fired::RESOLUTION_BREACH,
+                TimerKind::ResolutionBreach,
+            ),
+            TimerKind::ResolutionBreach => (
+                "resolution",
+                Fired::RESOLUTION_WARNING,
+                Fired::RESOLUTION_BREACH,
+                *kind,
+            ),
+            _ => continue,
+        };
+        let is_breach = breach == *kind;
+        if is_breach {
+            fired |= warn_bit | breach_bit;
+            breached.push((target, target_due(*kind)));
+        } else if !due.contains(&breach) {
+            // A warning whose breach is also due was overtaken by it: only the breach speaks.
+            fired |= warn_bit;
+            warned.push((target, target_due(*kind)));
+        }
+    }
+    let when = |at: Option<Millis>| at.map(|a| settings.local(a)).unwrap_or_default();
+    let words = |target: &str| match target {
+        "first_response" => "first response",
+        _ => "resolution",
+    };
+    if fired != 0 {
+        effects.push(Effect::Clock(ClockChange::Fired(fired)));
+    }
+    for (target, at) in &warned {
+        effects.push(record(
+            EventKind::SlaWarned,
+            &actor,
+            json!({ "target": target, "due": at.map(crate::store::format_millis) }),
+        ));
+    }
+    for (target, at) in &breached {
+        effects.push(record(
+            EventKind::SlaBreached,
+            &actor,
+            json!({
+                "target": target,
+                "due": at.map(crate::store::format_millis),
+                "tier": t.tier.as_str(),
+                "priority": t.priority.as_str(),
+                "assignee": t.assignee.as_ref().map(|a| a.as_str()),
+            }),
+        ));
+    }
+    if !breached.is_empty() {
+        let reason = breached
+            .iter()
+            .map(|(target, at)| format!("{} target missed (due {})", words(target), when(*at)))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let targets = settings.targets(t.tier, &t.category, t.priority);
+        match t.tier.escalate(targets.escalate_to) {
+            Ok(to) => {
+                // The customer is not told of a missed target; the agents are.
+                let escalated = escalation(s.desk, s.gateway, t, to, Some(reason), s.loads, &actor);
+                effects.extend(escalated.into_iter().filter(
+                    |e| !matches!(e, Effect::Queue(m) if m.template == Template::StatusUpdate),
+                ));
+            }
+            Err(_) => {
+                if let Some(to) = ticket_watcher(s.desk, t) {
+                    let mut mail = agent_mail(
+                        s.desk,
+                        s.gateway,
+                        Template::SlaWarning,
+                        &to,
+                        Some(reason),
+                        true,
+                        None,
+                    );
+                    mail.change = Some("breach");
+                    effects.push(Effect::Queue(mail));
+                }
+            }
+        }
+    } else if !warned.is_empty()
+        && let Some(to) = ticket_watcher(s.desk, t)
+    {
+        let reason = warned
+            .iter()
+            .map(|(target, at)| format!("{} due {}", words(target), when(*at)))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let mut mail = agent_mail(
+            s.desk,
+            s.gateway,
+            Template::SlaWarning,
+            &to,
+            Some(reason),
+            true,
+            None,
+        );
+        mail.change = Some("warning");
+        effects.push(Effect::Queue(mail));
+    }
+
+    if due.contains(&TimerKind::WaitReminder) {
+        let wait = t.clock.wait_ms.unwrap_or(settings.wait.num_milliseconds());
+        effects.push(Effect::Clock(ClockChange::Reminded));
+        effects.push(record(
+            EventKind::Reminded,
+            &actor,
+            json!({ "waiting_since": crate::store::format_millis(t.clock.status_since) }),
+        ));
+        let then = (settings.no_answer == NoAnswer::Resolve)
+            .then(|| settings.local(settings.next_working(s.now.saturating_add(wait))));
+        for e in customer_status(s.desk, t, "reminder", then) {
+            if let Effect::Queue(mut m) = e {
+                m.template = Template::Reminder;
+                effects.push(Effect::Queue(m));
+            }
+        }
+    }
+    if due.contains(&TimerKind::NoAnswer)
+        && let Ok(mut resolved) =
+            status_change(s.desk, t, TicketStatus::Resolved, &actor, Some("no_answer"))
+    {
+        for e in &mut resolved {
+            if let Effect::Record(r) = e {
+                r.detail["reason"] = json!("no_answer");
+            }
+        }
+        effects.extend(resolved);
+    }
+    if due.contains(&TimerKind::AutoClose)
+        && let Ok(mut closed) =
+            status_change(s.desk, t, TicketStatus::Closed, &actor, Some("closed"))
+    {
+        for e in &mut closed {
+            if let Effect::Record(r) = e {
+                r.detail["reason"] = json!("quiet_after_resolution");
+            }
+        }
+        effects.extend(closed);
+    }
+    if due.contains(&TimerKind::VendorSilence) {
+        let vendor = t.vendor.clone().unwrap_or_default();
+        let since = t.clock.vendor_asked_at.map(|a| settings.local(a));
+        effects.push(Effect::Clock(ClockChange::Fired(Fired::VENDOR_SILENCE)));
+        effects.push(record(
+            EventKind::VendorSilent,
+            &actor,
+            json!({ "vendor": vendor, "asked_at": t.clock.vendor_asked_at.map(crate::store::format_millis) }),
+        ));
+        if let Some(to) = ticket_watcher(s.desk, t) {
+            let mut mail = agent_mail(
+                s.desk,
+                s.gateway,
+                Template::SlaWarning,
+                &to,
+                Some(format!(
+                    "{vendor} has not answered since {}",
+                    since.unwrap_or_default()
+                )),
+                false,
+                None,
+            );
+            mail.change = Some("vendor_silence");
+            effects.push(Effect::Queue(mail));
+        }
+    }
+    with_timing(
+        Plan {
+            ticket: PlanTicket::Existing(t.clone()),
+            effects,
+            outcome: PlannedOutcome::Changed,
+        },
+        s.desk,
+        s.now,
+    )
+}
