@@ -13,7 +13,7 @@ set -euo pipefail
 
 : "${IMAP_PORT:=10143}" "${IMAPS_PORT:=10993}" "${SMTP_PORT:=10025}" "${SUBMISSION_PORT:=10587}"
 : "${MAIL_DOMAIN:=example.test}"
-: "${MAILSTACK_USERS:=support:support-pw customer:customer-pw agent:agent-pw expert:expert-pw stranger:stranger-pw}"  # local:password
+: "${MAILSTACK_USERS:=support:support-pw customer:customer-pw agent:agent-pw expert:expert-pw stranger:stranger-pw vendor:vendor-pw}"  # local:password
 
 _ms_wait_port() {  # wait until 127.0.0.1:$1 accepts TCP (max ~10 s)
   local i

@@ -16,3 +16,4 @@ mod pipeline;
 mod quotes;
 mod routing;
 mod support;
+mod time;

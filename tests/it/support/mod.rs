@@ -49,17 +49,36 @@ impl Desk {
         Desk::in_dir(dir, toml, wrap).await
     }
 
+    /// A desk whose time is `clock`'s (tests move it instead of sleeping).
+    pub async fn with_clock(toml: &str, clock: Arc<dyn helpdesk::clock::Clock>) -> Desk {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Desk::build(dir, toml, |s| s, clock).await
+    }
+
     pub async fn in_dir(
         dir: TempDir,
         toml: &str,
         wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>,
+    ) -> Desk {
+        Desk::build(dir, toml, wrap, Arc::new(helpdesk::clock::SystemClock)).await
+    }
+
+    async fn build(
+        dir: TempDir,
+        toml: &str,
+        wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>,
+        clock: Arc<dyn helpdesk::clock::Clock>,
     ) -> Desk {
         let config_path = dir.path().join("helpdesk.toml");
         std::fs::write(&config_path, toml).unwrap();
         let config = Config::from_toml(toml, &config_path, dir.path(), &ProcessEnv)
             .expect("valid test config");
         let store = wrap(app::open_store(&config).await.expect("store opens"));
-        let app = Arc::new(App::build(config, store).await.expect("app builds"));
+        let app = Arc::new(
+            App::build_with_clock(config, store, clock)
+                .await
+                .expect("app builds"),
+        );
         Desk {
             dir,
             app,
