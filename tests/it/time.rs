@@ -525,8 +525,7 @@ async fn a_vendor_gets_the_request_without_the_customers_details_and_its_answers
         .events(&code)
         .await
         .into_iter()
-        .filter(|(k, _, _)| k == "message_received")
-        .last()
+        .rfind(|(k, _, _)| k == "message_received")
         .unwrap();
     assert!(received.2.contains("vendor_ticket"), "{}", received.2);
 
