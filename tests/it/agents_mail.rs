@@ -27,6 +27,15 @@ struct Running {
 
 impl Running {
     async fn start(stack: &MailStack, eve_tiers: &str, eve_languages: &str) -> Running {
+        Running::start_with(stack, eve_tiers, eve_languages, "").await
+    }
+
+    async fn start_with(
+        stack: &MailStack,
+        eve_tiers: &str,
+        eve_languages: &str,
+        extra: &str,
+    ) -> Running {
         let config = format!(
             r#"{}
 [[agents]]
@@ -40,6 +49,7 @@ name = "Eve Expert"
 address = "expert@example.test"
 tiers = {eve_tiers}
 languages = {eve_languages}
+{extra}
 "#,
             stack.gateway_config("implicit", "")
         );
@@ -464,4 +474,146 @@ async fn reassignment_closing_rating_strangers_and_refused_commands_by_mail() {
     assert_eq!(s.satisfaction, Some(4));
     assert_eq!(s.satisfaction_comment.as_deref(), Some("quick, thanks"));
     assert!(!s.participants.iter().any(|p| p.contains("stranger")));
+}
+
+/// L4 round trip through real mailboxes: the agent sends the ticket to a vendor by mail;
+/// the vendor's helpdesk acknowledges with its own number (learned, never answered); the
+/// vendor's answer carries only that number, reaches the agent and not the customer; the
+/// agent relays it with a reply that reaches the customer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vendor_round_trip_stays_internal_until_the_agent_relays_it() {
+    let stack = MailStack::start();
+    let gateway = Running::start_with(
+        &stack,
+        r#"["L2"]"#,
+        r#"["en"]"#,
+        r#"
+[[vendors]]
+name = "Ricoh France"
+address = "vendor@example.test"
+ticket_pattern = "RIC-\\d{6}"
+"#,
+    )
+    .await;
+    let wait = Duration::from_secs(20);
+    let first = customer_mail(
+        "Marie Dupont <customer@example.test>",
+        "Copier error SC542",
+        "vendor-1@customer.test",
+        "Hello, the copier shows SC542. Call me on 06 12 34 56 78.",
+    );
+    stack
+        .deliver("customer@example.test", "support@example.test", &first)
+        .await;
+    let ack = stack.wait_for("customer", "INBOX", 1, wait).await;
+    let subject = header(&String::from_utf8_lossy(&ack[0]), "Subject").unwrap();
+    let code = subject[1..subject.find(']').unwrap()].to_string();
+    stack.wait_for("agent", "INBOX", 1, wait).await;
+
+    // The agent sends it to the vendor by mail.
+    let escalate = customer_mail(
+        "Alice Agent <agent@example.test>",
+        &format!("Re: [{code}] Copier error SC542"),
+        "vendor-2@example.test",
+        "#escalate L4 Ricoh France fuser unit, contract 4411",
+    );
+    stack
+        .deliver("agent@example.test", "support@example.test", &escalate)
+        .await;
+    let forwarded = stack.wait_for("vendor", "INBOX", 1, wait).await;
+    let forward = String::from_utf8_lossy(&forwarded[0]).to_string();
+    assert!(
+        header(&forward, "Subject")
+            .unwrap()
+            .contains(&format!("[{code}]")),
+        "{forward}"
+    );
+    assert_eq!(
+        header(&forward, "Auto-Submitted"),
+        None,
+        "a person's request"
+    );
+    let body = text(&forwarded[0]);
+    assert!(
+        body.contains("SC542") && body.contains("contract 4411"),
+        "{body}"
+    );
+    for private in ["customer@example.test", "Marie", "06 12 34 56 78"] {
+        assert!(
+            !body.contains(private),
+            "{private} sent to the vendor: {body}"
+        );
+    }
+    // The customer hears the request went further; the agent gets a receipt.
+    stack.wait_for("customer", "INBOX", 2, wait).await;
+    stack.wait_for("agent", "INBOX", 2, wait).await;
+
+    // The vendor's helpdesk acknowledges with its number: learned, not answered.
+    let vendor_ack = format!(
+        "From: Ricoh Support <vendor@example.test>\r\nTo: support@example.test\r\n\
+         Subject: [RIC-204518] Accuse de reception : [{code}] Copier error SC542\r\n\
+         Message-ID: <ack-204518@vendor.test>\r\nAuto-Submitted: auto-replied\r\n\r\n\
+         Your request RIC-204518 is registered.\r\n"
+    );
+    stack
+        .deliver(
+            "vendor@example.test",
+            "support@example.test",
+            vendor_ack.as_bytes(),
+        )
+        .await;
+    // Their answer names only their number.
+    let answer = "From: Ricoh Support <vendor@example.test>\r\nTo: support@example.test\r\n\
+         Subject: RE: RIC-204518 intervention\r\nMessage-ID: <answer-204518@vendor.test>\r\n\r\n\
+         A technician will replace the fuser unit tomorrow morning.\r\n";
+    stack
+        .deliver(
+            "vendor@example.test",
+            "support@example.test",
+            answer.as_bytes(),
+        )
+        .await;
+    let agent = stack.wait_for("agent", "INBOX", 3, wait).await;
+    let relayed = text(&agent[2]);
+    assert!(relayed.contains("replace the fuser unit"), "{relayed}");
+    assert!(relayed.contains("NOT seen"), "{relayed}");
+    let ticket: serde_json::Value = serde_json::from_str(&crate::support::stdout(&helpdesk(&[
+        "--config",
+        gateway.desk.config_path.to_str().unwrap(),
+        "tickets",
+        "show",
+        &code,
+        "--json",
+    ])))
+    .unwrap();
+    assert_eq!(ticket["vendor_ticket"], "RIC-204518");
+    assert_eq!(
+        stack.messages("vendor", "INBOX").await.len(),
+        1,
+        "the vendor's machine was not answered"
+    );
+    assert_eq!(
+        stack.messages("customer", "INBOX").await.len(),
+        2,
+        "the customer has not seen the vendor's answer"
+    );
+
+    // The agent relays it: the customer gets the agent's words.
+    let relay = customer_mail(
+        "Alice Agent <agent@example.test>",
+        &format!("Re: [{code}] Copier error SC542"),
+        "vendor-3@example.test",
+        "A Ricoh technician comes tomorrow morning.\r\n\r\nOn Mon, Ricoh wrote:\r\n> A technician will replace the fuser unit",
+    );
+    stack
+        .deliver("agent@example.test", "support@example.test", &relay)
+        .await;
+    let customer = stack.wait_for("customer", "INBOX", 3, wait).await;
+    let words = text(&customer[2]);
+    assert!(
+        words.contains("A Ricoh technician comes tomorrow"),
+        "{words}"
+    );
+    assert!(!words.contains("replace the fuser unit"), "{words}");
+    gateway.stop().await;
 }
