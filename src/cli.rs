@@ -461,6 +461,11 @@ fn init(args: &InitArgs) -> Result<ExitCode> {
             .with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!("wrote {}", path.display());
     }
+    let holidays = dir.join("holidays-fr.toml");
+    if !holidays.exists() {
+        std::fs::write(&holidays, crate::config::french_holidays_toml())
+            .with_context(|| format!("cannot write {}", holidays.display()))?;
+    }
     let config = Config::load(&path)?;
     if let crate::config::SourceSettings::Maildir(m) = &config.source {
         MaildirSource::ensure_layout(&m.path)?;

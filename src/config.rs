@@ -732,6 +732,12 @@ pub fn embedded_default_toml() -> &'static str {
     include_str!("../templates/helpdesk.example.toml")
 }
 
+/// The French public holidays (2026-2028) `helpdesk init` writes beside the config, for
+/// `calendar.holidays_file`.
+pub fn french_holidays_toml() -> &'static str {
+    include_str!("../templates/holidays-fr.toml")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

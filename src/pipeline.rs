@@ -485,6 +485,8 @@ impl Pipeline {
     /// on one database never act on the same ticket at once.
     pub async fn run_timers(&self, owner: &str) -> Result<TimerPass, StoreError> {
         let mut pass = TimerPass::default();
+        // A ticket is acted on once per pass, even if its next work were due at once again.
+        let mut seen = std::collections::HashSet::new();
         loop {
             let now = self.clock.now();
             let lease_now = SystemClock.now();
@@ -498,7 +500,8 @@ impl Pipeline {
                     owner,
                 )
                 .await?;
-            for id in &ids {
+            let fresh: Vec<TicketId> = ids.iter().copied().filter(|id| seen.insert(*id)).collect();
+            for id in &fresh {
                 let mut tx = self.store.begin().await?;
                 let Some(ticket) = tx.ticket_by_id(*id).await? else {
                     continue;
@@ -523,7 +526,7 @@ impl Pipeline {
                 pass.tickets += 1;
                 pass.queued += applied.queued;
             }
-            if ids.len() < TIMER_BATCH as usize {
+            if ids.len() < TIMER_BATCH as usize || fresh.is_empty() {
                 break;
             }
         }

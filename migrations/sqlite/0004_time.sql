@@ -31,13 +31,14 @@ ALTER TABLE tickets ADD COLUMN vendor TEXT;
 ALTER TABLE tickets ADD COLUMN vendor_ticket TEXT;
 ALTER TABLE tickets ADD COLUMN vendor_asked_at INTEGER;
 
--- Tickets filed before: the clock runs from their last change if they are open, and their
--- first timers are computed at the scheduler's first pass (due now).
-UPDATE tickets SET status_since = updated_at;
-UPDATE tickets SET sla_since = updated_at, due_at = updated_at
-    WHERE status = 'new' OR status = 'open';
-UPDATE tickets SET due_at = updated_at
-    WHERE status = 'waiting_on_customer' OR status = 'resolved';
+-- Tickets filed before had no targets: their clocks, waits and quiet times start now, and
+-- the scheduler's first pass computes their timers (due now), so an upgrade never escalates
+-- or reminds a backlog of old tickets all at once.
+UPDATE tickets SET status_since = CAST(strftime('%s', 'now') AS INTEGER) * 1000;
+UPDATE tickets SET sla_since = status_since WHERE status = 'new' OR status = 'open';
+UPDATE tickets SET due_at = status_since
+    WHERE status = 'new' OR status = 'open' OR status = 'waiting_on_customer'
+       OR status = 'resolved';
 
 CREATE INDEX tickets_due ON tickets (due_at) WHERE due_at IS NOT NULL;
 CREATE INDEX tickets_vendor_ticket ON tickets (vendor, vendor_ticket)
