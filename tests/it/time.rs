@@ -678,3 +678,132 @@ fn a_wrong_time_setting_names_its_key() {
         assert!(err.contains(key), "{toml}: {err}");
     }
 }
+
+/// A day in the life of one ticket, event by event with its time in Paris: the story the
+/// README and the closing note tell, asserted here.
+#[tokio::test]
+async fn a_day_in_the_life_of_a_ticket() {
+    let t = Timed::start("2026-12-07T08:10:00+01:00").await;
+    // Filed before opening hours; the clock starts at 8:30.
+    let code = t
+        .open(
+            "Outlook",
+            "life-1@example.fr",
+            "Outlook ne s'ouvre plus depuis la mise à jour.",
+        )
+        .await;
+    // 80% of 8 business hours = 6.4 h from 8:30: 15:54 (lunch excluded). Alice is warned.
+    assert_eq!(t.tick("2026-12-07T15:54:00+01:00").await, 1);
+    // She answers at 16:10: first response met, the ticket waits on Marie.
+    t.set("2026-12-07T16:10:00+01:00");
+    let answer = customer_mail(
+        "Alice Martin <alice@example.test>",
+        &format!("Re: [{code}] Outlook"),
+        "life-2@example.test",
+        "Bonjour, pouvez-vous lancer Outlook en mode sans échec (outlook.exe /safe) ?",
+    );
+    t.desk.file(&answer).await;
+    // Marie answers the next morning; the clock runs again.
+    t.set("2026-12-08T09:05:00+01:00");
+    let back = customer_mail(
+        "Marie Dupont <marie@example.fr>",
+        &format!("Re: [{code}] Outlook"),
+        "life-3@example.fr",
+        "En mode sans échec il s'ouvre.",
+    );
+    t.desk.file(&back).await;
+    // Alice asks her to disable an add-in and waits two days.
+    t.set("2026-12-08T09:30:00+01:00");
+    let wait = customer_mail(
+        "Alice Martin <alice@example.test>",
+        &format!("Re: [{code}] Outlook"),
+        "life-4@example.test",
+        "#wait 2d\r\nDésactivez le complément « Zoom » puis relancez Outlook normalement.",
+    );
+    t.desk.file(&wait).await;
+    // Thursday 9:30: no news, Marie is reminded.
+    assert_eq!(t.tick("2026-12-10T09:30:00+01:00").await, 1);
+    t.set("2026-12-10T11:00:00+01:00");
+    let solved = customer_mail(
+        "Marie Dupont <marie@example.fr>",
+        &format!("Re: [{code}] Outlook"),
+        "life-5@example.fr",
+        "Résolu\r\nC'était bien le complément, merci !",
+    );
+    t.desk.file(&solved).await;
+    // A week later, closed by itself.
+    assert_eq!(t.tick("2026-12-17T11:00:00+01:00").await, 1);
+
+    let paris: chrono_tz::Tz = "Europe/Paris".parse().unwrap();
+    let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
+        "SELECT e.kind, e.actor_kind, e.detail, e.at FROM events e JOIN tickets t ON t.id = e.ticket_id \
+         WHERE t.code = ? AND e.kind NOT IN ('mail_queued', 'mail_sent') ORDER BY e.id",
+    )
+    .bind(&code)
+    .fetch_all(&t.desk.db().await)
+    .await
+    .unwrap();
+    let mut story = Vec::new();
+    for (kind, actor, detail, at) in &rows {
+        let when = chrono::DateTime::from_timestamp_millis(*at)
+            .unwrap()
+            .with_timezone(&paris)
+            .format("%a %d %H:%M");
+        println!("{when}  {kind:<16} {actor:<8} {detail}");
+        story.push(kind.as_str());
+    }
+    assert_eq!(
+        story,
+        [
+            "created",
+            "routed",
+            "assigned",
+            "sla_warned",
+            "message_received",
+            "agent_replied",
+            "status_changed",
+            "message_received",
+            "status_changed",
+            "message_received",
+            "status_changed",
+            "agent_replied",
+            "reminded",
+            "message_received",
+            "status_changed",
+            "status_changed",
+        ]
+    );
+    let ticket = t.show(&code);
+    assert_eq!(ticket["status"], "closed");
+    assert_eq!(ticket["sla"]["breached"], serde_json::json!([]));
+    assert_eq!(
+        ticket["sla"]["first_response_at"],
+        "2026-12-07T15:10:00.000Z"
+    );
+}
+
+/// `helpdesk run`'s scheduler, not only its pass: started with the clock past a ticket's
+/// targets, it acts within a second and keeps running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_running_gateway_runs_the_timers_by_itself() {
+    let t = Timed::start("2026-11-30T09:00:00+01:00").await;
+    let code = t
+        .open("Souris", "run-1@example.fr", "Ma souris ne répond plus.")
+        .await;
+    t.set("2026-12-30T09:00:00+01:00");
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let app = t.desk.app.clone();
+    let token = shutdown.clone();
+    let running = tokio::spawn(async move { app.run(token).await });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while t.count_events(&code, "sla_breached").await < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the scheduler did not act"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(t.show(&code)["tier"], "L2");
+    shutdown.cancel();
+    running.await.unwrap().unwrap();
+}
