@@ -413,6 +413,82 @@ pub fn says_solved(text: &str) -> bool {
     )
 }
 
+/// Nothing but courtesy ("Merci beaucoup, bonne journée !", "Thanks, it works now"): on a
+/// closed ticket, filed without opening a new one.
+pub fn says_thanks(text: &str) -> bool {
+    const COURTESY: &[&str] = &[
+        "merci",
+        "beaucoup",
+        "bien",
+        "encore",
+        "mille",
+        "fois",
+        "super",
+        "parfait",
+        "top",
+        "ok",
+        "d",
+        "accord",
+        "cordialement",
+        "bonne",
+        "journee",
+        "soiree",
+        "bonjour",
+        "c",
+        "est",
+        "tout",
+        "bon",
+        "ca",
+        "marche",
+        "resolu",
+        "a",
+        "vous",
+        "pour",
+        "votre",
+        "aide",
+        "thanks",
+        "thank",
+        "you",
+        "very",
+        "much",
+        "great",
+        "perfect",
+        "cheers",
+        "regards",
+        "best",
+        "many",
+        "lot",
+        "hello",
+        "hi",
+        "it",
+        "works",
+        "now",
+        "solved",
+        "for",
+        "your",
+        "help",
+        "all",
+        "good",
+    ];
+    let folded: String = {
+        use unicode_normalization::UnicodeNormalization;
+        text.nfd()
+            .filter(|c| !unicode_normalization::char::is_combining_mark(*c))
+            .flat_map(char::to_lowercase)
+            .collect()
+    };
+    let words: Vec<&str> = folded
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect();
+    !words.is_empty()
+        && words.len() <= 12
+        && words
+            .iter()
+            .any(|w| ["merci", "thanks", "thank"].contains(w))
+        && words.iter().all(|w| COURTESY.contains(w))
+}
+
 /// A digit from 1 to 5 opening the first line, with whatever follows as the comment
 /// ("4", "5 - merci !", "3\nUn peu long."). Anything else is not a rating.
 pub fn rating(text: &str) -> Option<(u8, Option<String>)> {
@@ -666,11 +742,23 @@ fn follow_up(
             };
         }
         // A closed ticket stays closed: the customer's news opens a ticket that follows it.
+        // ("Résolu, merci" in answer to the closing mail is filed on the old one.)
         if ticket.status == TicketStatus::Closed
+            && !says_solved(&s.mail.reply_text)
+            && !says_thanks(&s.mail.reply_text)
             && let Some(from) = s.mail.from.as_ref().map(|f| &f.address)
             && s.deliverable.is_ok()
         {
             return follows_closed(s, ticket, from, language);
+        }
+        if ticket.status == TicketStatus::Closed {
+            // A closing word in answer to the closing mail: filed on it, nothing moves.
+            effects.push(Effect::Touch);
+            return Plan {
+                ticket: PlanTicket::Existing(ticket.clone()),
+                effects,
+                outcome: PlannedOutcome::Appended { reopened: false },
+            };
         }
         if ticket.status.is_open() && says_solved(&s.mail.reply_text) {
             let mut resolved = status_change(
@@ -2533,5 +2621,60 @@ mod tests {
                 (Template::AgentReassigned, &addr("alice@example.com")),
             ]
         );
+    }
+
+    #[test]
+    fn news_on_a_closed_ticket_opens_one_that_follows_it_but_thanks_do_not() {
+        let (g, d, loads) = (gateway(), desk(), HashMap::new());
+        let closed = ticket(
+            TicketStatus::Closed,
+            Tier::L1FrontLine,
+            Some("alice@example.com"),
+            0,
+        );
+        let news = mail(
+            "Marie <marie@example.fr>",
+            "Re: [HD-7K3M9QXA] Imprimante",
+            "Elle bourre de nouveau.",
+        );
+        let plan = decide_mail(&situation(
+            &news,
+            Some((&closed, ThreadedBy::ReferenceCode)),
+            &g,
+            &d,
+            &loads,
+        ));
+        assert_eq!(plan.outcome, PlannedOutcome::NewTicket);
+        let PlanTicket::New(new) = &plan.ticket else {
+            panic!("{:?}", plan.ticket)
+        };
+        assert_eq!(new.follows.as_ref().map(|t| t.id), Some(closed.id));
+        assert_eq!(new.subject, "Imprimante");
+        assert!(plan.events().contains(&EventKind::Follows));
+        assert!(matches!(plan.effects.last(), Some(Effect::Timing(_))));
+
+        let thanks = mail(
+            "Marie <marie@example.fr>",
+            "Re: [HD-7K3M9QXA] Imprimante",
+            "Merci beaucoup, ça marche ! Bonne journée",
+        );
+        let plan = decide_mail(&situation(
+            &thanks,
+            Some((&closed, ThreadedBy::ReferenceCode)),
+            &g,
+            &d,
+            &loads,
+        ));
+        assert_eq!(plan.outcome, PlannedOutcome::Appended { reopened: false });
+        assert!(plan.queued().is_empty());
+        assert!(
+            !plan
+                .effects
+                .iter()
+                .any(|e| matches!(e, Effect::SetStatus { .. }))
+        );
+        assert!(!says_thanks("Merci, mais l'imprimante bourre encore."));
+        assert!(says_thanks("Thanks a lot, it works now!"));
+        assert!(!says_thanks("Bonne journée"), "no thanks in it");
     }
 }
