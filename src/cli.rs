@@ -239,6 +239,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::CheckConfig => {
             let config = Config::load(&cli.config)?;
             crate::render::Renderer::new(config.gateway.templates_dir.as_deref())
+                .and_then(|r| r.check())
                 .context("templates")?;
             // Build the clients as `run` would (TLS roots, ca_file), without connecting.
             crate::outbox::Transport::check(&config.outbox.transport).map_err(|e| {
@@ -264,6 +265,12 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             let config = Config::load(&cli.config)?;
             let store = app::open_store(&config).await?;
             let app = App::build(config, store).await?;
+            // A long-lived gateway compiles every template at start: a broken override
+            // stops it here, not mail by mail.
+            app.pipeline
+                .renderer()
+                .check()
+                .context("cannot load templates")?;
             let shutdown = CancellationToken::new();
             let trigger = shutdown.clone();
             tokio::spawn(async move {

@@ -172,6 +172,10 @@ impl Pipeline {
         self
     }
 
+    pub fn renderer(&self) -> &Renderer {
+        &self.renderer
+    }
+
     pub fn desk(&self) -> &DeskSettings {
         &self.desk
     }
