@@ -199,6 +199,8 @@ pub struct ImapStats {
     pub idle_entered: AtomicU64,
     /// Times IDLE ended because the server announced a change (not a timeout).
     pub idle_woken: AtomicU64,
+    /// NOOPs sent while lingering after mail.
+    pub noops: AtomicU64,
     /// Passes over the mailbox.
     pub passes: AtomicU64,
     /// FETCH responses set aside because they were not a body asked for (another client's
@@ -653,6 +655,7 @@ impl ImapSource {
         self.prepare(&mut session).await?;
         let idle = self.settings.idle && session.capabilities().await?.has_str("IDLE");
         tracing::info!(host = %self.settings.host, mailbox = %self.settings.mailbox, idle, "IMAP source connected");
+        let mut last_busy: Option<std::time::Instant> = None;
         loop {
             let report = self.pass(&mut session, shutdown).await?;
             if report.processed > 0 || report.moved > 0 {
@@ -662,8 +665,24 @@ impl ImapSource {
                 session.logout().await.ok();
                 return Ok(());
             }
-            if report.processed > 0 || new_mail_announced(&session) {
+            if report.processed > 0 {
+                last_busy = Some(std::time::Instant::now());
                 continue;
+            }
+            if new_mail_announced(&session) {
+                continue;
+            }
+            // While mail is flowing, ask with NOOP (RFC 3501 §6.1.2: the way to poll for
+            // new mail) every few milliseconds for a moment before settling into IDLE:
+            // some servers announce new mail to an idling client only after a delay of
+            // their own (Dovecot: 0.5 s), which would be every mail's wait under load.
+            if let Some(busy) = last_busy
+                && busy.elapsed() < LINGER
+            {
+                if self.linger(&mut session, busy, shutdown).await? {
+                    continue;
+                }
+                last_busy = None;
             }
             if idle {
                 let mut handle = session.idle();
@@ -698,6 +717,35 @@ impl ImapSource {
                 }
             }
         }
+    }
+}
+
+/// How long after the last mail the source keeps polling with NOOP before it idles.
+const LINGER: Duration = Duration::from_secs(2);
+/// The NOOP interval meanwhile.
+const LINGER_POLL: Duration = Duration::from_millis(20);
+
+impl ImapSource {
+    /// NOOP every [`LINGER_POLL`] until the server announces mail (true) or [`LINGER`] after
+    /// `busy` passes without any (false).
+    async fn linger(
+        &self,
+        session: &mut ImapSession,
+        busy: std::time::Instant,
+        shutdown: &CancellationToken,
+    ) -> Result<bool> {
+        while busy.elapsed() < LINGER && !shutdown.is_cancelled() {
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(false),
+                _ = tokio::time::sleep(LINGER_POLL) => {}
+            }
+            session.noop().await.context("NOOP")?;
+            self.stats.noops.fetch_add(1, Ordering::Relaxed);
+            if new_mail_announced(session) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 }
 
