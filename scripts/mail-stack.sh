@@ -177,6 +177,8 @@ smtpd_banner = \$myhostname ESMTP mailstack
 smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination
 virtual_mailbox_domains = $MAIL_DOMAIN
 virtual_mailbox_maps = texthash:$D/postfix/etc/vmailbox
+# customer+anything@ is customer@'s mailbox (Dovecot's LMTP strips the same "+detail").
+recipient_delimiter = +
 virtual_transport = lmtp:unix:$D/run/dovecot/lmtp
 # Nothing ever leaves loopback: any other domain bounces at once.
 default_transport = error:mailstack delivers only to $MAIL_DOMAIN

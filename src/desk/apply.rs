@@ -353,7 +353,12 @@ async fn queue(
     let now = ctx.now;
     if out.auto_submitted.is_some() {
         let (hour, day) = tx
-            .automatic_mail_sent(&out.to, now - HOUR_MS, now - 24 * HOUR_MS)
+            .automatic_mail_sent(
+                &out.to,
+                now - HOUR_MS,
+                now - 24 * HOUR_MS,
+                (ctx.budget.per_hour, ctx.budget.per_day),
+            )
             .await?;
         if hour >= ctx.budget.per_hour || day >= ctx.budget.per_day {
             tracing::warn!(

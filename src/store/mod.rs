@@ -525,12 +525,15 @@ pub trait StoreTx: Send {
     /// The ticket's participants (customer, their Reply-To, Cc of the first mail, added).
     async fn participants(&mut self, id: TicketId) -> Result<Vec<EmailAddress>, StoreError>;
     /// Automatic mail queued to `to` since `hour_ago` and since `day_ago` (agents' replies,
-    /// which are people's words, are not counted).
+    /// which are people's words, are not counted), each counted up to `cap` (the budget:
+    /// past it the exact number does not matter, and counting stays bounded for an address
+    /// that receives thousands).
     async fn automatic_mail_sent(
         &mut self,
         to: &EmailAddress,
         hour_ago: Millis,
         day_ago: Millis,
+        cap: (u32, u32),
     ) -> Result<(u32, u32), StoreError>;
     /// Every assignee's open tickets and last assignment, for the roster to choose.
     async fn agent_loads(&mut self) -> Result<HashMap<EmailAddress, Load>, StoreError>;

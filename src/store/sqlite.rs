@@ -531,17 +531,25 @@ impl StoreTx for SqliteTx {
         to: &EmailAddress,
         hour_ago: Millis,
         day_ago: Millis,
+        (hour_cap, day_cap): (u32, u32),
     ) -> Result<(u32, u32), StoreError> {
-        let (hour, day): (Option<i64>, i64) = sqlx::query_as(
-            "SELECT SUM(created_at >= ?), COUNT(*) FROM outbox \
-             WHERE rcpt_to = ? AND created_at >= ? AND kind <> 'agent_reply'",
+        // Index-only range counts (outbox_recipient covers rcpt_to, created_at, kind), each
+        // stopped at its cap.
+        let (hour, day): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM outbox WHERE rcpt_to = ? AND created_at >= ? \
+                       AND kind <> 'agent_reply' LIMIT ?)), \
+                    (SELECT COUNT(*) FROM (SELECT 1 FROM outbox WHERE rcpt_to = ? AND created_at >= ? \
+                       AND kind <> 'agent_reply' LIMIT ?))",
         )
+        .bind(json_list(&[to.to_string()]))
         .bind(hour_ago)
+        .bind(i64::from(hour_cap))
         .bind(json_list(&[to.to_string()]))
         .bind(day_ago)
+        .bind(i64::from(day_cap))
         .fetch_one(&mut *self.tx)
         .await?;
-        Ok((hour.unwrap_or(0).max(0) as u32, day.max(0) as u32))
+        Ok((hour.max(0) as u32, day.max(0) as u32))
     }
 
     async fn set_satisfaction(

@@ -173,8 +173,11 @@ impl StoreTx for FlakyTx {
         to: &EmailAddress,
         hour_ago: Millis,
         day_ago: Millis,
+        cap: (u32, u32),
     ) -> Result<(u32, u32), StoreError> {
-        self.inner.automatic_mail_sent(to, hour_ago, day_ago).await
+        self.inner
+            .automatic_mail_sent(to, hour_ago, day_ago, cap)
+            .await
     }
     async fn set_first_response(&mut self, id: TicketId, at: Millis) -> Result<(), StoreError> {
         self.inner.set_first_response(id, at).await
