@@ -204,41 +204,15 @@ pub fn decide_timers(s: &TimerSituation<'_>) -> Plan {
                     |e| !matches!(e, Effect::Queue(m) if m.template == Template::StatusUpdate),
                 ));
             }
-            Err(_) => {
-                if let Some(to) = ticket_watcher(s.desk, t) {
-                    let mut mail = agent_mail(
-                        s.desk,
-                        s.gateway,
-                        Template::SlaWarning,
-                        &to,
-                        Some(reason),
-                        true,
-                        None,
-                    );
-                    mail.change = Some("breach");
-                    effects.push(Effect::Queue(mail));
-                }
-            }
+            Err(_) => effects.extend(warning(s, "breach", reason, true)),
         }
-    } else if !warned.is_empty()
-        && let Some(to) = ticket_watcher(s.desk, t)
-    {
+    } else if !warned.is_empty() {
         let reason = warned
             .iter()
             .map(|(target, at)| format!("{} due {}", words(target), when(*at)))
             .collect::<Vec<_>>()
             .join("; ");
-        let mut mail = agent_mail(
-            s.desk,
-            s.gateway,
-            Template::SlaWarning,
-            &to,
-            Some(reason),
-            true,
-            None,
-        );
-        mail.change = Some("warning");
-        effects.push(Effect::Queue(mail));
+        effects.extend(warning(s, "warning", reason, true));
     }
 
     if due.contains(&TimerKind::WaitReminder) {
@@ -289,22 +263,15 @@ pub fn decide_timers(s: &TimerSituation<'_>) -> Plan {
             &actor,
             json!({ "vendor": vendor, "asked_at": t.clock.vendor_asked_at.map(crate::store::format_millis) }),
         ));
-        if let Some(to) = ticket_watcher(s.desk, t) {
-            let mut mail = agent_mail(
-                s.desk,
-                s.gateway,
-                Template::SlaWarning,
-                &to,
-                Some(format!(
-                    "{vendor} has not answered since {}",
-                    since.unwrap_or_default()
-                )),
-                false,
-                None,
-            );
-            mail.change = Some("vendor_silence");
-            effects.push(Effect::Queue(mail));
-        }
+        effects.extend(warning(
+            s,
+            "vendor_silence",
+            format!(
+                "{vendor} has not answered since {}",
+                since.unwrap_or_default()
+            ),
+            false,
+        ));
     }
     with_timing(
         Plan {
@@ -315,4 +282,26 @@ pub fn decide_timers(s: &TimerSituation<'_>) -> Plan {
         s.desk,
         s.now,
     )
+}
+
+/// An `sla_warning` mail (`change`: warning, breach, vendor_silence) to the ticket's
+/// assignee, or its tier's address; nothing when there is neither.
+fn warning(
+    s: &TimerSituation<'_>,
+    change: &'static str,
+    reason: String,
+    include_thread: bool,
+) -> Option<Effect> {
+    let to = ticket_watcher(s.desk, s.ticket)?;
+    let mut mail = agent_mail(
+        s.desk,
+        s.gateway,
+        Template::SlaWarning,
+        &to,
+        Some(reason),
+        include_thread,
+        None,
+    );
+    mail.change = Some(change);
+    Some(Effect::Queue(mail))
 }

@@ -622,10 +622,10 @@ pub trait Store: Send + Sync {
     async fn outbox_backlog(&self) -> Result<(i64, Option<Millis>), StoreError>;
 
     async fn list_tickets(&self, filter: &TicketFilter) -> Result<Vec<TicketSummary>, StoreError>;
-    /// Leases tickets whose timed work fell due by `now` (and whose lease, if any, ran out
-    /// by `lease_now`, the machine's time) to `owner` until `lease_until`.
     /// When the earliest timed work falls due.
     async fn next_due(&self) -> Result<Option<Millis>, StoreError>;
+    /// Leases tickets whose timed work fell due by `now` (and whose lease, if any, ran out
+    /// by `lease_now`, the machine's time) to `owner` until `lease_until`.
     async fn claim_due(
         &self,
         now: Millis,
