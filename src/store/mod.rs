@@ -561,7 +561,8 @@ pub trait StoreTx: Send {
         message: MessageRowId,
         attachment: NewAttachment<'_>,
     ) -> Result<(), StoreError>;
-    async fn insert_event(&mut self, event: NewEvent<'_>) -> Result<(), StoreError>;
+    /// Appends events to the log, in order.
+    async fn insert_events(&mut self, events: &[NewEvent<'_>]) -> Result<(), StoreError>;
     async fn enqueue(&mut self, outgoing: NewOutgoing<'_>) -> Result<OutboxId, StoreError>;
     async fn set_checkpoint(
         &mut self,

@@ -115,8 +115,8 @@ impl StoreTx for FlakyTx {
     ) -> Result<(), StoreError> {
         self.inner.insert_attachment(m, a).await
     }
-    async fn insert_event(&mut self, e: NewEvent<'_>) -> Result<(), StoreError> {
-        self.inner.insert_event(e).await
+    async fn insert_events(&mut self, e: &[NewEvent<'_>]) -> Result<(), StoreError> {
+        self.inner.insert_events(e).await
     }
     async fn enqueue(&mut self, o: NewOutgoing<'_>) -> Result<OutboxId, StoreError> {
         self.inner.enqueue(o).await
