@@ -184,13 +184,15 @@ pub async fn apply(
 /// per mail). Nothing in a plan reads the events it writes.
 struct Events {
     at: Millis,
-    rows: Vec<(
-        Option<TicketId>,
-        Option<i64>,
-        EventKind,
-        Actor,
-        serde_json::Value,
-    )>,
+    rows: Vec<EventRow>,
+}
+
+struct EventRow {
+    ticket: Option<TicketId>,
+    message: Option<i64>,
+    kind: EventKind,
+    actor: Actor,
+    detail: serde_json::Value,
 }
 
 impl Events {
@@ -209,20 +211,25 @@ impl Events {
         actor: &Actor,
         detail: serde_json::Value,
     ) {
-        self.rows
-            .push((ticket, message, kind, actor.clone(), detail));
+        self.rows.push(EventRow {
+            ticket,
+            message,
+            kind,
+            actor: actor.clone(),
+            detail,
+        });
     }
 
     async fn write(self, tx: &mut dyn StoreTx) -> Result<(), StoreError> {
         let rows: Vec<NewEvent<'_>> = self
             .rows
             .iter()
-            .map(|(ticket, message, kind, actor, detail)| NewEvent {
-                ticket: *ticket,
-                message: *message,
-                kind: *kind,
-                actor,
-                detail: detail.clone(),
+            .map(|e| NewEvent {
+                ticket: e.ticket,
+                message: e.message,
+                kind: e.kind,
+                actor: &e.actor,
+                detail: e.detail.clone(),
                 at: self.at,
             })
             .collect();
