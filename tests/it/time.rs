@@ -807,3 +807,55 @@ async fn the_running_gateway_runs_the_timers_by_itself() {
     shutdown.cancel();
     running.await.unwrap().unwrap();
 }
+
+/// Two gateways on one database: a ticket whose work fell due is leased to one of them;
+/// the other gets it only once that lease has run out (a gateway that died holding it).
+#[tokio::test]
+async fn due_work_is_leased_to_one_scheduler_at_a_time() {
+    let t = Timed::start("2026-11-30T09:00:00+01:00").await;
+    let code = t
+        .open(
+            "Clavier",
+            "lease-1@example.fr",
+            "Mon clavier ne répond plus.",
+        )
+        .await;
+    let store = t.desk.app.pipeline.store().clone();
+    let later = at("2026-12-30T09:00:00+01:00");
+    let machine_now = helpdesk::store::now_millis();
+    let first = store
+        .claim_due(later, machine_now, machine_now + 60_000, 10, "gateway-a")
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 1);
+    let second = store
+        .claim_due(
+            later,
+            machine_now + 1_000,
+            machine_now + 61_000,
+            10,
+            "gateway-b",
+        )
+        .await
+        .unwrap();
+    assert!(second.is_empty(), "leased to gateway-a");
+    let after_expiry = store
+        .claim_due(
+            later,
+            machine_now + 61_000,
+            machine_now + 121_000,
+            10,
+            "gateway-b",
+        )
+        .await
+        .unwrap();
+    assert_eq!(after_expiry, first, "gateway-a's lease ran out");
+    // Acting on it writes the new timing and lets go of the lease: nothing left due then.
+    t.set("2026-12-30T09:00:00+01:00");
+    let pass = t.desk.app.pipeline.run_timers("gateway-b").await.unwrap();
+    assert_eq!(
+        pass.tickets, 0,
+        "still leased to gateway-b by the claim above"
+    );
+    assert_eq!(t.count_events(&code, "sla_breached").await, 0);
+}
