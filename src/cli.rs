@@ -582,14 +582,27 @@ async fn tickets(config_path: &Path, cmd: TicketsCommand) -> Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else {
                 for t in &list {
+                    // The next target due (UTC, to the minute), "missed" once one was.
+                    let due = [&t.sla.first_response_due, &t.sla.resolution_due]
+                        .into_iter()
+                        .flatten()
+                        .min()
+                        .map(|d| d.get(..16).unwrap_or(d).replace('T', " "))
+                        .unwrap_or_else(|| "-".into());
+                    let due = if t.sla.breached.is_empty() {
+                        due
+                    } else {
+                        format!("{due} (missed)")
+                    };
                     println!(
-                        "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                        "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
                         t.code,
                         t.status,
                         t.tier,
                         t.priority,
                         t.category,
                         t.assignee.as_deref().unwrap_or("-"),
+                        due,
                         t.messages,
                         t.customer,
                         t.subject

@@ -619,6 +619,9 @@ fn tick_at_a_given_moment_runs_what_fell_due_then() {
     assert!(stdout(&out).starts_with("1 ticket(s)"), "{}", stdout(&out));
     let out = helpdesk(&["--config", cfg, "tickets", "list", "--breached"]);
     assert_eq!(stdout(&out).lines().count(), 1, "{}", stdout(&out));
+    let line = stdout(&out);
+    let cols: Vec<&str> = line.trim().split('\t').collect();
+    assert!(cols[6].ends_with("(missed)"), "the due column: {line}");
     let out = helpdesk(&["--config", cfg, "tick", "--at", "yesterday"]);
     assert!(!out.status.success());
     assert!(
