@@ -1447,25 +1447,29 @@ pub fn vendor_named(
     let Some(text) = reason.filter(|_| to == Some(Tier::L4Vendor)) else {
         return (None, reason.map(str::to_string));
     };
-    let lower = text.to_lowercase();
+    // Compared character by character: lower-casing may change a text's length in bytes.
+    let named = |name: &str| -> Option<usize> {
+        let end = text
+            .char_indices()
+            .nth(name.chars().count())
+            .map(|(i, _)| i)
+            .unwrap_or(text.len());
+        (text[..end].to_lowercase() == name.to_lowercase()
+            && text[end..]
+                .chars()
+                .next()
+                .is_none_or(|c| !c.is_alphanumeric()))
+        .then_some(end)
+    };
     let found = desk
         .time
         .vendors
         .iter()
-        .filter(|v| {
-            let name = v.name.to_lowercase();
-            lower.starts_with(&name)
-                && lower[name.len()..]
-                    .chars()
-                    .next()
-                    .is_none_or(|c| !c.is_alphanumeric())
-        })
-        .max_by_key(|v| v.name.len());
+        .filter_map(|v| named(&v.name).map(|end| (v, end)))
+        .max_by_key(|(v, _)| v.name.len());
     match found {
-        Some(v) => {
-            let rest = text[v.name.len()..]
-                .trim_start_matches([' ', ':', '-', ','])
-                .trim();
+        Some((v, end)) => {
+            let rest = text[end..].trim_start_matches([' ', ':', '-', ',']).trim();
             (
                 Some(v.name.clone()),
                 (!rest.is_empty()).then(|| rest.to_string()),
@@ -2676,5 +2680,47 @@ mod tests {
         assert!(!says_thanks("Merci, mais l'imprimante bourre encore."));
         assert!(says_thanks("Thanks a lot, it works now!"));
         assert!(!says_thanks("Bonne journée"), "no thanks in it");
+    }
+
+    #[test]
+    fn a_vendor_is_named_at_the_start_of_an_l4_escalation_reason() {
+        let mut d = desk();
+        for name in ["Ricoh France", "Ricoh", "Société Générale"] {
+            d.time.vendors.push(crate::timing::Vendor {
+                name: name.into(),
+                address: addr("v@example.com"),
+                ticket_pattern: None,
+                answer_within: chrono::Duration::hours(16),
+            });
+        }
+        let l4 = Some(Tier::L4Vendor);
+        assert_eq!(
+            vendor_named(&d, l4, Some("ricoh france: fuser error")),
+            (Some("Ricoh France".into()), Some("fuser error".into()))
+        );
+        assert_eq!(
+            vendor_named(&d, l4, Some("Ricoh")),
+            (Some("Ricoh".into()), None)
+        );
+        assert_eq!(
+            vendor_named(&d, l4, Some("SOCIÉTÉ GÉNÉRALE carte bloquée")),
+            (
+                Some("Société Générale".into()),
+                Some("carte bloquée".into())
+            )
+        );
+        // Case mappings that change a character's length in bytes do not panic.
+        assert_eq!(
+            vendor_named(&d, l4, Some("İİİİİİİİİİİİ ẞ")),
+            (None, Some("İİİİİİİİİİİİ ẞ".into()))
+        );
+        assert_eq!(
+            vendor_named(&d, l4, Some("Ricohx printer")),
+            (None, Some("Ricohx printer".into()))
+        );
+        assert_eq!(
+            vendor_named(&d, Some(Tier::L3Expert), Some("Ricoh France")),
+            (None, Some("Ricoh France".into()))
+        );
     }
 }

@@ -3,7 +3,6 @@
 //! FETCH responses for other clients' flag changes. Stopped on drop; a missing install
 //! fails the test.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -28,11 +27,7 @@ impl Cyrus {
             .prefix("helpdesk-cyrus-")
             .tempdir()
             .unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let [port] = super::stack::free_ports();
         let out = Command::new("bash")
             .arg(script())
             .arg("start")

@@ -24,12 +24,25 @@ pub struct MailStack {
     pub smtps_port: u16,
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// `N` loopback ports for servers a test starts. All are held open while they are chosen
+/// (so they differ from each other), and none is ever handed out twice in this process
+/// (tests run in parallel: a port released by one stack's check and taken by another's
+/// server made a test talk to the wrong Postfix).
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    let mut held = Vec::new();
+    let mut ports = Vec::with_capacity(N);
+    while ports.len() < N {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        if handed_out.insert(port) {
+            ports.push(port);
+        }
+        held.push(listener);
+    }
+    ports.try_into().expect("N ports")
 }
 
 /// PATH with the sbin folders, where Debian puts postfix and dovecot.
@@ -61,13 +74,20 @@ impl MailStack {
             .prefix("helpdesk-mailstack-")
             .tempdir()
             .unwrap();
+        let [
+            imap_port,
+            imaps_port,
+            smtp_port,
+            submission_port,
+            smtps_port,
+        ] = free_ports();
         let stack = MailStack {
             dir,
-            imap_port: free_port(),
-            imaps_port: free_port(),
-            smtp_port: free_port(),
-            submission_port: free_port(),
-            smtps_port: free_port(),
+            imap_port,
+            imaps_port,
+            smtp_port,
+            submission_port,
+            smtps_port,
         };
         let out = Command::new("bash")
             .arg(script())
