@@ -48,6 +48,30 @@ CREATE INDEX tickets_vendor_ticket ON tickets (vendor, vendor_ticket)
 DROP INDEX outbox_recipient;
 CREATE INDEX outbox_recipient ON outbox (rcpt_to, created_at, kind);
 
+-- Attachments are kept as a range of the raw mail (and its transfer encoding) whenever that
+-- range decodes to exactly the attachment: the raw mail already holds those bytes. The
+-- decoded copy stays for the others (text the parser converted, damaged bodies) and for
+-- attachments filed before.
+CREATE TABLE attachments_new (
+    id              INTEGER PRIMARY KEY,
+    message_id      INTEGER NOT NULL REFERENCES messages (id),
+    filename        TEXT,
+    content_type    TEXT    NOT NULL,
+    size            INTEGER NOT NULL,
+    content         BLOB,
+    body_start      INTEGER,
+    body_end        INTEGER,
+    body_encoding   TEXT CHECK (body_encoding IS NULL OR body_encoding = 'identity'
+                                OR body_encoding = 'base64' OR body_encoding = 'quoted-printable'),
+    CHECK (content IS NOT NULL
+           OR (body_start IS NOT NULL AND body_end IS NOT NULL AND body_encoding IS NOT NULL))
+);
+INSERT INTO attachments_new (id, message_id, filename, content_type, size, content)
+    SELECT id, message_id, filename, content_type, size, content FROM attachments;
+DROP TABLE attachments;
+ALTER TABLE attachments_new RENAME TO attachments;
+CREATE INDEX attachments_message ON attachments (message_id);
+
 -- New event kinds: the timers' and the vendors'.
 CREATE TABLE events_new (
     id              INTEGER PRIMARY KEY,

@@ -363,6 +363,7 @@ async fn file_mail(
                     filename: a.filename.as_deref(),
                     content_type: &a.content_type,
                     content: &a.content,
+                    raw_body: a.raw_body,
                 },
             )
             .await?;

@@ -8,4 +8,4 @@ pub mod quote_strip;
 pub mod subject;
 
 pub use classify::{MachineKind, classify};
-pub use parse::{Attachment, InboundMail, Mailbox, ParseFailure, parse};
+pub use parse::{Attachment, BodyEncoding, InboundMail, Mailbox, ParseFailure, RawBody, parse};

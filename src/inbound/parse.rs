@@ -23,6 +23,65 @@ pub struct Attachment {
     pub filename: Option<String>,
     pub content_type: String,
     pub content: Vec<u8>,
+    /// Where its encoded body lies in the mail's raw bytes, when the parser read those very
+    /// bytes (not a copy repaired first): what the store keeps instead of a second copy.
+    pub raw_body: Option<RawBody>,
+}
+
+/// An attachment's body as a range of the raw mail, and how to decode it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RawBody {
+    pub start: usize,
+    pub end: usize,
+    pub encoding: BodyEncoding,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyEncoding {
+    Identity,
+    Base64,
+    QuotedPrintable,
+}
+
+impl BodyEncoding {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BodyEncoding::Identity => "identity",
+            BodyEncoding::Base64 => "base64",
+            BodyEncoding::QuotedPrintable => "quoted-printable",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<BodyEncoding> {
+        Some(match text {
+            "identity" => BodyEncoding::Identity,
+            "base64" => BodyEncoding::Base64,
+            "quoted-printable" => BodyEncoding::QuotedPrintable,
+            _ => return None,
+        })
+    }
+}
+
+impl RawBody {
+    /// The attachment's bytes, decoded from the raw mail; `None` if `raw` is not the mail
+    /// the range was taken from.
+    pub fn decode(&self, raw: &[u8]) -> Option<Vec<u8>> {
+        let body = raw.get(self.start..self.end)?;
+        Some(match self.encoding {
+            BodyEncoding::Identity => body.to_vec(),
+            BodyEncoding::Base64 => {
+                let clean: Vec<u8> = body
+                    .iter()
+                    .copied()
+                    .filter(|b| !b.is_ascii_whitespace())
+                    .collect();
+                mail_parser::decoders::base64::base64_decode(&clean)?
+            }
+            BodyEncoding::QuotedPrintable => {
+                mail_parser::decoders::quoted_printable::quoted_printable_decode(body)?
+            }
+        })
+    }
 }
 
 /// The header facts machine-mail detection is decided on (see `classify`).
@@ -94,8 +153,9 @@ pub fn parse(raw: &[u8]) -> Result<InboundMail, ParseFailure> {
     if raw.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(ParseFailure::Empty);
     }
-    let raw = skip_preamble(raw);
-    let raw = old_mac_line_endings(raw);
+    let original = raw;
+    let after_preamble = skip_preamble(raw);
+    let raw = old_mac_line_endings(after_preamble);
     let readable = decode_raw_headers(&raw);
     let msg = MessageParser::default()
         .parse(readable.as_ref())
@@ -164,7 +224,15 @@ pub fn parse(raw: &[u8]) -> Result<InboundMail, ParseFailure> {
         quoted_text: split.quoted,
         signature: split.signature,
         body_text,
-        attachments: attachments(&msg),
+        attachments: attachments(
+            &msg,
+            original,
+            // Offsets are into what the parser read: the raw mail itself, past any preamble,
+            // unless its line endings or headers had to be repaired first.
+            (readable.as_ref().as_ptr() == after_preamble.as_ptr()
+                && readable.len() == after_preamble.len())
+            .then_some(original.len() - after_preamble.len()),
+        ),
         signals,
         delivered_to: msg
             .headers_raw()
@@ -474,9 +542,24 @@ fn report_type(msg: &mail_parser::Message<'_>) -> Option<String> {
     })
 }
 
-fn attachments(msg: &mail_parser::Message<'_>) -> Vec<Attachment> {
+fn attachments(
+    msg: &mail_parser::Message<'_>,
+    original: &[u8],
+    raw_base: Option<usize>,
+) -> Vec<Attachment> {
     msg.attachments()
         .map(|part| {
+            let raw_body = raw_base
+                .filter(|_| !matches!(part.body, mail_parser::PartType::Message(_)))
+                .map(|base| RawBody {
+                    start: base + part.offset_body as usize,
+                    end: base + part.offset_end as usize,
+                    encoding: match part.encoding {
+                        mail_parser::Encoding::Base64 => BodyEncoding::Base64,
+                        mail_parser::Encoding::QuotedPrintable => BodyEncoding::QuotedPrintable,
+                        mail_parser::Encoding::None => BodyEncoding::Identity,
+                    },
+                });
             let content_type = part
                 .content_type()
                 .map(|ct| match ct.subtype() {
@@ -489,10 +572,15 @@ fn attachments(msg: &mail_parser::Message<'_>) -> Vec<Attachment> {
                 mail_parser::PartType::Message(m) => m.raw_message().to_vec(),
                 _ => part.contents().to_vec(),
             };
+            // Kept as a range only if it gives back exactly these bytes (a text part the
+            // parser converted from its charset, or a damaged base64 body it read its own
+            // way, keeps its decoded copy).
+            let raw_body = raw_body.filter(|r| r.decode(original).as_deref() == Some(&content[..]));
             Attachment {
                 filename: part.attachment_name().map(clean_header_text),
                 content_type,
                 content,
+                raw_body,
             }
         })
         .collect()

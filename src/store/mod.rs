@@ -259,6 +259,8 @@ pub struct NewAttachment<'a> {
     pub filename: Option<&'a str>,
     pub content_type: &'a str,
     pub content: &'a [u8],
+    /// Where the raw mail holds it: then `content` is not stored a second time.
+    pub raw_body: Option<crate::inbound::RawBody>,
 }
 
 pub struct NewEvent<'a> {

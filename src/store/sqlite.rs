@@ -773,14 +773,20 @@ impl StoreTx for SqliteTx {
         message: MessageRowId,
         a: NewAttachment<'_>,
     ) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO attachments (message_id, filename, content_type, size, content) VALUES (?, ?, ?, ?, ?)")
-            .bind(message)
-            .bind(a.filename)
-            .bind(a.content_type)
-            .bind(a.content.len() as i64)
-            .bind(a.content)
-            .execute(&mut *self.tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO attachments (message_id, filename, content_type, size, content, \
+             body_start, body_end, body_encoding) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(message)
+        .bind(a.filename)
+        .bind(a.content_type)
+        .bind(a.content.len() as i64)
+        .bind(a.raw_body.is_none().then_some(a.content))
+        .bind(a.raw_body.map(|r| r.start as i64))
+        .bind(a.raw_body.map(|r| r.end as i64))
+        .bind(a.raw_body.map(|r| r.encoding.as_str()))
+        .execute(&mut *self.tx)
+        .await?;
         Ok(())
     }
 

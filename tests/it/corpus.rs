@@ -271,3 +271,33 @@ async fn raw_latin1_subjects_from_request_tracker_fixtures_are_readable() {
     let mail = inbound::parse(&raw("001-rt-8859-15-message-series-msg1.eml")).unwrap();
     assert!(mail.subject.contains("äöüß"), "{}", mail.subject);
 }
+
+/// Attachments are kept as ranges of the raw mail (no second copy) whenever the range
+/// decodes to exactly the attachment the parser read: for the corpus, most of them.
+#[test]
+fn attachments_are_kept_as_ranges_of_the_raw_mail_when_they_decode_exactly() {
+    let (mut ranged, mut kept) = (0, 0);
+    for label in labels() {
+        let bytes = raw(&label.file);
+        let Ok(mail) = inbound::parse(&bytes) else {
+            continue;
+        };
+        for a in &mail.attachments {
+            match a.raw_body {
+                Some(body) => {
+                    ranged += 1;
+                    assert_eq!(
+                        body.decode(&bytes).as_deref(),
+                        Some(&a.content[..]),
+                        "{}: {:?}",
+                        label.file,
+                        a.filename
+                    );
+                }
+                None => kept += 1,
+            }
+        }
+    }
+    eprintln!("{ranged} attachments as ranges, {kept} kept decoded");
+    assert!(ranged > kept, "{ranged} ranged, {kept} kept");
+}

@@ -459,3 +459,54 @@ async fn a_mail_that_crashes_the_parser_is_quarantined_and_the_next_one_is_filed
     );
     assert!(matches!(desk.file(&next).await, Processed::Filed { .. }));
 }
+
+/// An attachment is stored once: the raw mail holds it, its row says where and how it is
+/// encoded, and decoding that range of the stored raw mail gives the file back.
+#[tokio::test]
+async fn an_attachment_is_stored_once_as_a_range_of_the_raw_mail() {
+    use base64::Engine;
+    let desk = Desk::new().await;
+    let file: Vec<u8> = (0..6000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&file);
+    let lines: Vec<&str> = encoded
+        .as_bytes()
+        .chunks(76)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    let raw = format!(
+        "From: Marie <marie@example.fr>\r\nTo: support@example.test\r\nSubject: Journal\r\n\
+         Message-ID: <attach-once@example.fr>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\r\nLe journal en pièce jointe.\r\n--b\r\n\
+         Content-Type: application/octet-stream; name=\"log.bin\"\r\n\
+         Content-Disposition: attachment; filename=\"log.bin\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{}\r\n--b--\r\n",
+        lines.join("\r\n")
+    );
+    assert!(matches!(
+        desk.file(raw.as_bytes()).await,
+        Processed::Filed { .. }
+    ));
+    let (content, start, end, encoding, size, stored_raw): (
+        Option<Vec<u8>>,
+        i64,
+        i64,
+        String,
+        i64,
+        Vec<u8>,
+    ) = sqlx::query_as(
+        "SELECT a.content, a.body_start, a.body_end, a.body_encoding, a.size, m.raw \
+         FROM attachments a JOIN messages m ON m.id = a.message_id",
+    )
+    .fetch_one(&desk.db().await)
+    .await
+    .unwrap();
+    assert_eq!(content, None, "no second copy");
+    assert_eq!(size, 6000);
+    let body = helpdesk::inbound::RawBody {
+        start: start as usize,
+        end: end as usize,
+        encoding: helpdesk::inbound::BodyEncoding::parse(&encoding).unwrap(),
+    };
+    assert_eq!(body.decode(&stored_raw), Some(file));
+}
