@@ -189,6 +189,8 @@ pub enum TicketsCommand {
 /// sysexits.h: the database is unreachable, try again later.
 const EX_TEMPFAIL: u8 = 75;
 const EX_NOINPUT: u8 = 66;
+/// Mails filed per transaction by `ingest` when it is given several files.
+const INGEST_GROUP: usize = 50;
 const EX_CONFIG: u8 = 78;
 /// A command the ticket's state does not allow (or no such ticket).
 const EX_REFUSED: u8 = 2;
@@ -499,26 +501,34 @@ async fn ingest(config_path: &Path, args: IngestArgs) -> Result<ExitCode> {
         }
     }
     let mut unreadable = 0;
+    let mut mails: Vec<(String, Vec<u8>)> = Vec::with_capacity(inputs.len());
     for (name, raw) in inputs {
-        let raw = match raw {
-            Ok(raw) => raw,
+        match raw {
+            Ok(raw) => mails.push((name, raw)),
             Err(e) => {
                 eprintln!("helpdesk: cannot read {name}: {e}");
                 unreadable += 1;
-                continue;
             }
-        };
-        let outcome = app
-            .pipeline
-            .process(&SourceRef::none(), &raw)
-            .await
-            .map_err(|e| e.at(&app.config.database_url))
-            .with_context(|| format!("filing {name}"))?;
-        println!(
-            "{name}\t{}\t{}",
-            outcome.label(),
-            outcome.code().map(|c| c.as_str()).unwrap_or("-")
-        );
+        }
+    }
+    // Many files are filed in groups, one transaction each (what a migration from another
+    // helpdesk's spool needs); a group that fails is filed again mail by mail.
+    for group in mails.chunks(INGEST_GROUP) {
+        let batch: Vec<(SourceRef, &[u8])> = group
+            .iter()
+            .map(|(_, raw)| (SourceRef::none(), raw.as_slice()))
+            .collect();
+        let outcomes = app.pipeline.process_batch(&batch).await;
+        for ((name, _), outcome) in group.iter().zip(outcomes) {
+            let outcome = outcome
+                .map_err(|e| e.at(&app.config.database_url))
+                .with_context(|| format!("filing {name}"))?;
+            println!(
+                "{name}\t{}\t{}",
+                outcome.label(),
+                outcome.code().map(|c| c.as_str()).unwrap_or("-")
+            );
+        }
     }
     if !args.no_send {
         let report = app.outbox.drain().await?;
