@@ -356,7 +356,7 @@ impl Pipeline {
     ) -> Result<Plan, StoreError> {
         let own = [self.settings.support_address.as_str()];
         let machine = inbound::classify(mail, &own);
-        let earlier = match &mail.message_id {
+        let (earlier, in_use) = match &mail.message_id {
             Some(id) => {
                 let content = MailContent {
                     sha256: &mail.content_sha256,
@@ -364,17 +364,15 @@ impl Pipeline {
                     subject: &mail.subject,
                     body_text: &mail.body_text,
                 };
-                tx.same_mail(id, &content).await?
+                let seen = tx.message_id_seen(id, &content).await?;
+                (seen.same, seen.in_use)
             }
-            None => tx.message_by_sha(sha).await?,
+            None => (tx.message_by_sha(sha).await?, None),
         };
         let (thread, collision, participant) = if earlier.is_some() {
             (None, None, false)
         } else {
-            let collision = match &mail.message_id {
-                Some(id) => tx.message_id_in_use(id).await?,
-                None => None,
-            };
+            let collision = in_use;
             let thread = self.thread(tx, mail, machine, now).await?;
             let participant = match (&thread, &mail.from) {
                 (Some((t, _)), Some(from)) => tx.is_participant(t.id, &from.address).await?,

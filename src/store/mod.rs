@@ -5,6 +5,7 @@
 //! backend (PostgreSQL, for several gateways sharing the work) is one more impl and no
 //! change to the pipeline. Rows become domain types here and nowhere else.
 
+mod script;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -428,6 +429,15 @@ impl TicketDetail {
     }
 }
 
+/// See [`StoreTx::message_id_seen`].
+#[derive(Debug, Default)]
+pub struct MessageIdSeen {
+    /// The same mail, filed before.
+    pub same: Option<EarlierMail>,
+    /// A message that already uses the Message-ID (the same mail or another one).
+    pub in_use: Option<MessageRowId>,
+}
+
 /// Work done inside one transaction: all of it lands, or none of it.
 #[async_trait]
 pub trait StoreTx: Send {
@@ -436,19 +446,16 @@ pub trait StoreTx: Send {
         &mut self,
         source_key: &str,
     ) -> Result<Option<StoredOutcome>, StoreError>;
-    /// The first inbound mail with this Message-ID and this content (the same mail
-    /// delivered again). `content` is the fingerprint; rows stored before fingerprints
-    /// existed are compared on `from`, `subject` and `body_text`.
-    async fn same_mail(
+    /// What the store knows of a Message-ID, in one look-up: the first inbound mail with
+    /// this Message-ID and this content (the same mail delivered again), and the first
+    /// non-duplicate message using it whatever its content. `content` is the fingerprint;
+    /// rows stored before fingerprints existed are compared on `from`, `subject` and
+    /// `body_text`.
+    async fn message_id_seen(
         &mut self,
         message_id: &str,
         content: &MailContent<'_>,
-    ) -> Result<Option<EarlierMail>, StoreError>;
-    /// The first non-duplicate message using this Message-ID, whatever its content.
-    async fn message_id_in_use(
-        &mut self,
-        message_id: &str,
-    ) -> Result<Option<MessageRowId>, StoreError>;
+    ) -> Result<MessageIdSeen, StoreError>;
     /// An inbound mail with these exact raw bytes (for mail without a Message-ID).
     async fn message_by_sha(&mut self, sha256: &str) -> Result<Option<EarlierMail>, StoreError>;
     async fn add_participant(

@@ -12,6 +12,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{AssertSqlSafe, Row, Sqlite, SqliteConnection, SqlitePool};
 
+use super::script::{Script, Stmt};
 use super::*;
 
 pub struct SqliteStore {
@@ -61,8 +62,12 @@ impl SqliteStore {
     }
 }
 
+/// A write transaction; writes whose result nobody reads wait in `waiting` (see `script`).
 struct SqliteTx {
     tx: ImmediateTx,
+    waiting: Script,
+    /// The next ids of `messages` and `outbox`, read once the transaction first needs one.
+    next_ids: Option<[i64; 2]>,
 }
 
 /// An exclusive lock on `<database>.migrate.lock`, held while migrations run.
@@ -256,8 +261,61 @@ fn earlier((row, ticket, outcome): (i64, Option<i64>, String)) -> Result<Earlier
     })
 }
 
+fn earlier_row(row: &SqliteRow) -> Result<EarlierMail, StoreError> {
+    earlier((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))
+}
+
 fn json_list(items: &[String]) -> String {
     serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
+}
+
+impl SqliteTx {
+    /// Runs `stmt`, after the writes that wait, and returns its rows.
+    async fn rows(&mut self, stmt: Stmt) -> Result<Vec<SqliteRow>, StoreError> {
+        self.waiting.fetch_all(&mut self.tx, stmt).await
+    }
+
+    async fn row(&mut self, stmt: Stmt) -> Result<Option<SqliteRow>, StoreError> {
+        self.waiting.fetch_optional(&mut self.tx, stmt).await
+    }
+
+    /// Keeps a write whose result nobody reads for the next statement that must run.
+    async fn later(&mut self, stmt: Stmt) -> Result<(), StoreError> {
+        self.waiting.defer(&mut self.tx, stmt).await
+    }
+
+    /// The id the next row of `messages` or `outbox` gets. The transaction holds SQLite's
+    /// write lock (`BEGIN IMMEDIATE`) from its start, so nobody else inserts meanwhile and
+    /// the ids it picks are the ones SQLite would have picked.
+    async fn next_id(&mut self, table: IdTable) -> Result<i64, StoreError> {
+        let ids = match self.next_ids {
+            Some(ids) => ids,
+            None => {
+                let row = self
+                    .waiting
+                    .fetch_one(
+                        &mut self.tx,
+                        Stmt::new(
+                            "SELECT (SELECT COALESCE(MAX(id), 0) FROM messages), \
+                             (SELECT COALESCE(MAX(id), 0) FROM outbox)",
+                        ),
+                    )
+                    .await?;
+                [row.try_get::<i64, _>(0)? + 1, row.try_get::<i64, _>(1)? + 1]
+            }
+        };
+        let mut ids = ids;
+        let id = ids[table as usize];
+        ids[table as usize] += 1;
+        self.next_ids = Some(ids);
+        Ok(id)
+    }
+}
+
+#[derive(Clone, Copy)]
+enum IdTable {
+    Messages = 0,
+    Outbox = 1,
 }
 
 #[async_trait]
@@ -266,56 +324,61 @@ impl StoreTx for SqliteTx {
         &mut self,
         source_key: &str,
     ) -> Result<Option<StoredOutcome>, StoreError> {
-        let row: Option<(String,)> =
-            sqlx::query_as("SELECT outcome FROM messages WHERE source_key = ?")
-                .bind(source_key)
-                .fetch_optional(&mut *self.tx)
-                .await?;
-        Ok(row.and_then(|(o,)| StoredOutcome::parse(&o)))
+        let row = self
+            .row(Stmt::new("SELECT outcome FROM messages WHERE source_key = ?").bind(source_key))
+            .await?;
+        Ok(match row {
+            Some(row) => StoredOutcome::parse(&row.try_get::<String, _>(0)?),
+            None => None,
+        })
     }
 
-    async fn same_mail(
+    async fn message_id_seen(
         &mut self,
         message_id: &str,
         content: &MailContent<'_>,
-    ) -> Result<Option<EarlierMail>, StoreError> {
-        let row: Option<(i64, Option<i64>, String)> = sqlx::query_as(
-            "SELECT id, ticket_id, outcome FROM messages \
-             WHERE message_id = ? AND direction = 'inbound' AND outcome <> 'duplicate' \
-             AND (content_sha256 = ? OR (content_sha256 IS NULL AND from_addr IS ? AND subject = ? AND body_text = ?)) \
-             ORDER BY id LIMIT 1",
-        )
-        .bind(message_id)
-        .bind(content.sha256)
-        .bind(content.from)
-        .bind(content.subject)
-        .bind(content.body_text)
-        .fetch_optional(&mut *self.tx)
-        .await?;
-        row.map(earlier).transpose()
-    }
-
-    async fn message_id_in_use(
-        &mut self,
-        message_id: &str,
-    ) -> Result<Option<MessageRowId>, StoreError> {
-        let row: Option<(i64,)> = sqlx::query_as(
-            "SELECT id FROM messages WHERE message_id = ? AND outcome <> 'duplicate' ORDER BY id LIMIT 1",
-        )
-        .bind(message_id)
-        .fetch_optional(&mut *self.tx)
-        .await?;
-        Ok(row.map(|(id,)| id))
+    ) -> Result<MessageIdSeen, StoreError> {
+        let row = self
+            .waiting
+            .fetch_one(
+                &mut self.tx,
+                Stmt::new(
+                    "WITH same AS (SELECT id, ticket_id, outcome FROM messages \
+                       WHERE message_id = ? AND direction = 'inbound' AND outcome <> 'duplicate' \
+                       AND (content_sha256 = ? OR (content_sha256 IS NULL AND from_addr IS ? AND subject = ? AND body_text = ?)) \
+                       ORDER BY id LIMIT 1) \
+                     SELECT same.id, same.ticket_id, same.outcome, \
+                       (SELECT id FROM messages WHERE message_id = ? AND outcome <> 'duplicate' ORDER BY id LIMIT 1) \
+                     FROM (SELECT 1) LEFT JOIN same ON 1",
+                )
+                .bind(message_id)
+                .bind(content.sha256)
+                .bind(content.from)
+                .bind(content.subject)
+                .bind(content.body_text)
+                .bind(message_id),
+            )
+            .await?;
+        let same = match row.try_get::<Option<i64>, _>(0)? {
+            Some(_) => Some(earlier_row(&row)?),
+            None => None,
+        };
+        Ok(MessageIdSeen {
+            same,
+            in_use: row.try_get(3)?,
+        })
     }
 
     async fn message_by_sha(&mut self, sha256: &str) -> Result<Option<EarlierMail>, StoreError> {
-        let row: Option<(i64, Option<i64>, String)> = sqlx::query_as(
-            "SELECT id, ticket_id, outcome FROM messages WHERE raw_sha256 = ? AND direction = 'inbound' AND outcome <> 'duplicate' ORDER BY id LIMIT 1",
-        )
-        .bind(sha256)
-        .fetch_optional(&mut *self.tx)
-        .await?;
-        row.map(earlier).transpose()
+        let row = self
+            .row(
+                Stmt::new(
+                    "SELECT id, ticket_id, outcome FROM messages WHERE raw_sha256 = ? AND direction = 'inbound' AND outcome <> 'duplicate' ORDER BY id LIMIT 1",
+                )
+                .bind(sha256),
+            )
+            .await?;
+        row.as_ref().map(earlier_row).transpose()
     }
 
     async fn add_participant(
@@ -325,17 +388,17 @@ impl StoreTx for SqliteTx {
         role: ParticipantRole,
         at: Millis,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO ticket_participants (ticket_id, address, role, added_at) VALUES (?, ?, ?, ?) \
-             ON CONFLICT (ticket_id, address) DO NOTHING",
+        self.later(
+            Stmt::new(
+                "INSERT INTO ticket_participants (ticket_id, address, role, added_at) VALUES (?, ?, ?, ?) \
+                 ON CONFLICT (ticket_id, address) DO NOTHING",
+            )
+            .bind(ticket)
+            .bind(address.as_str())
+            .bind(role.as_str())
+            .bind(at),
         )
-        .bind(ticket)
-        .bind(address.as_str())
-        .bind(role.as_str())
-        .bind(at)
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(())
+        .await
     }
 
     async fn is_participant(
@@ -343,12 +406,13 @@ impl StoreTx for SqliteTx {
         ticket: TicketId,
         address: &EmailAddress,
     ) -> Result<bool, StoreError> {
-        let row: Option<(i64,)> =
-            sqlx::query_as("SELECT 1 FROM ticket_participants WHERE ticket_id = ? AND address = ?")
-                .bind(ticket)
-                .bind(address.as_str())
-                .fetch_optional(&mut *self.tx)
-                .await?;
+        let row = self
+            .row(
+                Stmt::new("SELECT 1 FROM ticket_participants WHERE ticket_id = ? AND address = ?")
+                    .bind(ticket)
+                    .bind(address.as_str()),
+            )
+            .await?;
         Ok(row.is_some())
     }
 
@@ -357,19 +421,13 @@ impl StoreTx for SqliteTx {
         code: &ReferenceCode,
     ) -> Result<Option<TicketRef>, StoreError> {
         let sql = format!("SELECT {TICKET_REF_COLUMNS} FROM tickets t WHERE t.code = ?");
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(code.as_str())
-            .fetch_optional(&mut *self.tx)
-            .await?;
+        let row = self.row(Stmt::new(sql).bind(code.as_str())).await?;
         row.as_ref().map(ticket_ref).transpose()
     }
 
     async fn ticket_by_id(&mut self, id: TicketId) -> Result<Option<TicketRef>, StoreError> {
         let sql = format!("SELECT {TICKET_REF_COLUMNS} FROM tickets t WHERE t.id = ?");
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(id)
-            .fetch_optional(&mut *self.tx)
-            .await?;
+        let row = self.row(Stmt::new(sql).bind(id)).await?;
         row.as_ref().map(ticket_ref).transpose()
     }
 
@@ -385,11 +443,11 @@ impl StoreTx for SqliteTx {
             "SELECT {TICKET_REF_COLUMNS} FROM messages m JOIN tickets t ON t.id = m.ticket_id \
              WHERE m.message_id IN ({placeholders}) ORDER BY m.id DESC LIMIT 1"
         );
-        let mut query = sqlx::query(AssertSqlSafe(sql));
+        let mut stmt = Stmt::new(sql);
         for id in ids {
-            query = query.bind(id.as_str());
+            stmt = stmt.bind(id.as_str());
         }
-        let row = query.fetch_optional(&mut *self.tx).await?;
+        let row = self.row(stmt).await?;
         row.as_ref().map(ticket_ref).transpose()
     }
 
@@ -403,37 +461,36 @@ impl StoreTx for SqliteTx {
             "SELECT {TICKET_REF_COLUMNS} FROM tickets t WHERE t.customer = ? AND t.thread_key = ? \
              AND t.updated_at >= ? AND t.status <> 'closed' ORDER BY t.updated_at DESC LIMIT 1"
         );
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(customer.as_str())
-            .bind(key)
-            .bind(since)
-            .fetch_optional(&mut *self.tx)
+        let row = self
+            .row(Stmt::new(sql).bind(customer.as_str()).bind(key).bind(since))
             .await?;
         row.as_ref().map(ticket_ref).transpose()
     }
 
     async fn insert_ticket(&mut self, t: NewTicket<'_>) -> Result<TicketId, StoreError> {
         // ON CONFLICT keeps a code collision from aborting the surrounding transaction.
-        let row = sqlx::query(
-            "INSERT INTO tickets (code, status, tier, category, priority, customer, customer_name, subject, thread_key, language, follows_ticket_id, created_at, updated_at, status_since, sla_since) \
-             VALUES (?, 'new', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (code) DO NOTHING RETURNING id",
-        )
-        .bind(t.code.as_str())
-        .bind(t.tier.as_str())
-        .bind(t.category.as_str())
-        .bind(t.priority.as_str())
-        .bind(t.customer.as_str())
-        .bind(t.customer_name)
-        .bind(t.subject)
-        .bind(t.thread_key)
-        .bind(t.language.as_str())
-        .bind(t.follows)
-        .bind(t.at)
-        .bind(t.at)
-        .bind(t.at)
-        .bind(t.at)
-        .fetch_optional(&mut *self.tx)
-        .await?;
+        let row = self
+            .row(
+                Stmt::new(
+                    "INSERT INTO tickets (code, status, tier, category, priority, customer, customer_name, subject, thread_key, language, follows_ticket_id, created_at, updated_at, status_since, sla_since) \
+                     VALUES (?, 'new', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (code) DO NOTHING RETURNING id",
+                )
+                .bind(t.code.as_str())
+                .bind(t.tier.as_str())
+                .bind(t.category.as_str())
+                .bind(t.priority.as_str())
+                .bind(t.customer.as_str())
+                .bind(t.customer_name)
+                .bind(t.subject)
+                .bind(t.thread_key)
+                .bind(t.language.as_str())
+                .bind(t.follows)
+                .bind(t.at)
+                .bind(t.at)
+                .bind(t.at)
+                .bind(t.at),
+            )
+            .await?;
         match row {
             Some(row) => Ok(row.try_get(0)?),
             None => Err(StoreError::CodeTaken(t.code.to_string())),
@@ -447,29 +504,29 @@ impl StoreTx for SqliteTx {
         reopened: bool,
         at: Millis,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE tickets SET status = ?, updated_at = ?, reopen_count = reopen_count + ?, \
-             resolved_at = CASE WHEN ? IN ('resolved', 'closed') THEN ? ELSE NULL END WHERE id = ?",
+        self.later(
+            Stmt::new(
+                "UPDATE tickets SET status = ?, updated_at = ?, reopen_count = reopen_count + ?, \
+                 resolved_at = CASE WHEN ? IN ('resolved', 'closed') THEN ? ELSE NULL END WHERE id = ?",
+            )
+            .bind(status.as_str())
+            .bind(at)
+            .bind(i64::from(reopened))
+            .bind(status.as_str())
+            .bind(at)
+            .bind(id),
         )
-        .bind(status.as_str())
-        .bind(at)
-        .bind(i64::from(reopened))
-        .bind(status.as_str())
-        .bind(at)
-        .bind(id)
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(())
+        .await
     }
 
     async fn set_tier(&mut self, id: TicketId, tier: Tier, at: Millis) -> Result<(), StoreError> {
-        sqlx::query("UPDATE tickets SET tier = ?, updated_at = ? WHERE id = ?")
-            .bind(tier.as_str())
-            .bind(at)
-            .bind(id)
-            .execute(&mut *self.tx)
-            .await?;
-        Ok(())
+        self.later(
+            Stmt::new("UPDATE tickets SET tier = ?, updated_at = ? WHERE id = ?")
+                .bind(tier.as_str())
+                .bind(at)
+                .bind(id),
+        )
+        .await
     }
 
     async fn set_assignee(
@@ -478,21 +535,22 @@ impl StoreTx for SqliteTx {
         assignee: Option<&EmailAddress>,
         at: Millis,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE tickets SET assignee = ?, assigned_at = CASE WHEN ? IS NULL THEN assigned_at ELSE ? END, \
-             updated_at = ? WHERE id = ?",
+        self.later(
+            Stmt::new(
+                "UPDATE tickets SET assignee = ?, assigned_at = CASE WHEN ? IS NULL THEN assigned_at ELSE ? END, \
+                 updated_at = ? WHERE id = ?",
+            )
+            .bind(assignee.map(|a| a.as_str()))
+            .bind(assignee.map(|a| a.as_str()))
+            .bind(at)
+            .bind(at)
+            .bind(id),
         )
-        .bind(assignee.map(|a| a.as_str()))
-        .bind(assignee.map(|a| a.as_str()))
-        .bind(at)
-        .bind(at)
-        .bind(id)
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(())
+        .await
     }
 
     async fn agent_loads(&mut self) -> Result<HashMap<EmailAddress, Load>, StoreError> {
+        self.waiting.flush(&mut self.tx).await?;
         agent_loads(&mut self.tx).await
     }
 
@@ -502,13 +560,13 @@ impl StoreTx for SqliteTx {
         priority: Priority,
         at: Millis,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE tickets SET priority = ?, updated_at = ? WHERE id = ?")
-            .bind(priority.as_str())
-            .bind(at)
-            .bind(id)
-            .execute(&mut *self.tx)
-            .await?;
-        Ok(())
+        self.later(
+            Stmt::new("UPDATE tickets SET priority = ?, updated_at = ? WHERE id = ?")
+                .bind(priority.as_str())
+                .bind(at)
+                .bind(id),
+        )
+        .await
     }
 
     async fn set_category(
@@ -517,13 +575,13 @@ impl StoreTx for SqliteTx {
         category: &Category,
         at: Millis,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE tickets SET category = ?, updated_at = ? WHERE id = ?")
-            .bind(category.as_str())
-            .bind(at)
-            .bind(id)
-            .execute(&mut *self.tx)
-            .await?;
-        Ok(())
+        self.later(
+            Stmt::new("UPDATE tickets SET category = ?, updated_at = ? WHERE id = ?")
+                .bind(category.as_str())
+                .bind(at)
+                .bind(id),
+        )
+        .await
     }
 
     async fn automatic_mail_sent(
@@ -535,20 +593,25 @@ impl StoreTx for SqliteTx {
     ) -> Result<(u32, u32), StoreError> {
         // Index-only range counts (outbox_recipient covers rcpt_to, created_at, kind), each
         // stopped at its cap.
-        let (hour, day): (i64, i64) = sqlx::query_as(
-            "SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM outbox WHERE rcpt_to = ? AND created_at >= ? \
-                       AND kind <> 'agent_reply' LIMIT ?)), \
-                    (SELECT COUNT(*) FROM (SELECT 1 FROM outbox WHERE rcpt_to = ? AND created_at >= ? \
-                       AND kind <> 'agent_reply' LIMIT ?))",
-        )
-        .bind(json_list(&[to.to_string()]))
-        .bind(hour_ago)
-        .bind(i64::from(hour_cap))
-        .bind(json_list(&[to.to_string()]))
-        .bind(day_ago)
-        .bind(i64::from(day_cap))
-        .fetch_one(&mut *self.tx)
-        .await?;
+        let row = self
+            .waiting
+            .fetch_one(
+                &mut self.tx,
+                Stmt::new(
+                    "SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM outbox WHERE rcpt_to = ? AND created_at >= ? \
+                               AND kind <> 'agent_reply' LIMIT ?)), \
+                            (SELECT COUNT(*) FROM (SELECT 1 FROM outbox WHERE rcpt_to = ? AND created_at >= ? \
+                               AND kind <> 'agent_reply' LIMIT ?))",
+                )
+                .bind(json_list(&[to.to_string()]))
+                .bind(hour_ago)
+                .bind(i64::from(hour_cap))
+                .bind(json_list(&[to.to_string()]))
+                .bind(day_ago)
+                .bind(i64::from(day_cap)),
+            )
+            .await?;
+        let (hour, day): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
         Ok((hour.max(0) as u32, day.max(0) as u32))
     }
 
@@ -559,51 +622,51 @@ impl StoreTx for SqliteTx {
         comment: Option<&str>,
         at: Millis,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE tickets SET satisfaction = ?, satisfaction_comment = ?, updated_at = ? WHERE id = ?",
+        self.later(
+            Stmt::new(
+                "UPDATE tickets SET satisfaction = ?, satisfaction_comment = ?, updated_at = ? WHERE id = ?",
+            )
+            .bind(i64::from(score))
+            .bind(comment)
+            .bind(at)
+            .bind(id),
         )
-        .bind(i64::from(score))
-        .bind(comment)
-        .bind(at)
-        .bind(id)
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(())
+        .await
     }
 
     async fn set_first_response(&mut self, id: TicketId, at: Millis) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE tickets SET first_response_at = COALESCE(first_response_at, ?) WHERE id = ?",
+        self.later(
+            Stmt::new(
+                "UPDATE tickets SET first_response_at = COALESCE(first_response_at, ?) WHERE id = ?",
+            )
+            .bind(at)
+            .bind(id),
         )
-        .bind(at)
-        .bind(id)
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(())
+        .await
     }
 
     async fn set_timing(&mut self, id: TicketId, timing: &Timing) -> Result<(), StoreError> {
         let c = &timing.clock;
-        sqlx::query(
-            "UPDATE tickets SET status_since = ?, first_response_at = ?, sla_used_ms = ?, sla_since = ?, \
-             sla_fired = ?, wait_ms = ?, reminded_at = ?, vendor_asked_at = ?, first_response_due = ?, \
-             resolution_due = ?, due_at = ?, timer_owner = NULL, timer_lease_until = NULL WHERE id = ?",
+        self.later(
+            Stmt::new(
+                "UPDATE tickets SET status_since = ?, first_response_at = ?, sla_used_ms = ?, sla_since = ?, \
+                 sla_fired = ?, wait_ms = ?, reminded_at = ?, vendor_asked_at = ?, first_response_due = ?, \
+                 resolution_due = ?, due_at = ?, timer_owner = NULL, timer_lease_until = NULL WHERE id = ?",
+            )
+            .bind(c.status_since)
+            .bind(c.first_response_at)
+            .bind(c.sla_used_ms)
+            .bind(c.sla_since)
+            .bind(i64::from(c.fired.0))
+            .bind(c.wait_ms)
+            .bind(c.reminded_at)
+            .bind(c.vendor_asked_at)
+            .bind(timing.dues.first_response)
+            .bind(timing.dues.resolution)
+            .bind(timing.due_at)
+            .bind(id),
         )
-        .bind(c.status_since)
-        .bind(c.first_response_at)
-        .bind(c.sla_used_ms)
-        .bind(c.sla_since)
-        .bind(i64::from(c.fired.0))
-        .bind(c.wait_ms)
-        .bind(c.reminded_at)
-        .bind(c.vendor_asked_at)
-        .bind(timing.dues.first_response)
-        .bind(timing.dues.resolution)
-        .bind(timing.due_at)
-        .bind(id)
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(())
+        .await
     }
 
     async fn set_vendor(
@@ -612,26 +675,26 @@ impl StoreTx for SqliteTx {
         vendor: &str,
         at: Millis,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE tickets SET vendor = ?, vendor_ticket = CASE WHEN vendor IS ? THEN vendor_ticket END, \
-             updated_at = ? WHERE id = ?",
+        self.later(
+            Stmt::new(
+                "UPDATE tickets SET vendor = ?, vendor_ticket = CASE WHEN vendor IS ? THEN vendor_ticket END, \
+                 updated_at = ? WHERE id = ?",
+            )
+            .bind(vendor)
+            .bind(vendor)
+            .bind(at)
+            .bind(id),
         )
-        .bind(vendor)
-        .bind(vendor)
-        .bind(at)
-        .bind(id)
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(())
+        .await
     }
 
     async fn set_vendor_ticket(&mut self, id: TicketId, number: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE tickets SET vendor_ticket = ? WHERE id = ?")
-            .bind(number)
-            .bind(id)
-            .execute(&mut *self.tx)
-            .await?;
-        Ok(())
+        self.later(
+            Stmt::new("UPDATE tickets SET vendor_ticket = ? WHERE id = ?")
+                .bind(number)
+                .bind(id),
+        )
+        .await
     }
 
     async fn ticket_by_vendor_ticket(
@@ -643,38 +706,41 @@ impl StoreTx for SqliteTx {
             "SELECT {TICKET_REF_COLUMNS} FROM tickets t WHERE t.vendor = ? AND t.vendor_ticket = ? \
              ORDER BY t.id DESC LIMIT 1"
         );
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(vendor)
-            .bind(number)
-            .fetch_optional(&mut *self.tx)
-            .await?;
+        let row = self.row(Stmt::new(sql).bind(vendor).bind(number)).await?;
         row.as_ref().map(ticket_ref).transpose()
     }
 
     async fn participants(&mut self, id: TicketId) -> Result<Vec<EmailAddress>, StoreError> {
-        let rows: Vec<(String,)> = sqlx::query_as(
-            "SELECT address FROM ticket_participants WHERE ticket_id = ? ORDER BY added_at, address",
-        )
-        .bind(id)
-        .fetch_all(&mut *self.tx)
-        .await?;
-        rows.iter().map(|(a,)| address(a)).collect()
+        let rows = self
+            .rows(
+                Stmt::new(
+                    "SELECT address FROM ticket_participants WHERE ticket_id = ? ORDER BY added_at, address",
+                )
+                .bind(id),
+            )
+            .await?;
+        rows.iter()
+            .map(|r| address(&r.try_get::<String, _>(0)?))
+            .collect()
     }
 
     async fn thread(&mut self, ticket: TicketId) -> Result<Vec<ThreadEntry>, StoreError> {
-        let rows: Vec<(i64, Option<String>, Option<String>, i64, String, Option<String>)> = sqlx::query_as(
-            "SELECT id, from_addr, from_name, received_at, reply_text, outcome_detail FROM messages \
-             WHERE ticket_id = ? AND machine_kind IS NULL AND ( \
-               (direction = 'inbound' AND outcome IN ('new_ticket', 'appended') \
-                AND COALESCE(outcome_detail, '') <> 'agent_mail') \
-               OR (direction = 'outbound' AND outcome_detail = 'agent_reply')) \
-             ORDER BY id",
-        )
-        .bind(ticket)
-        .fetch_all(&mut *self.tx)
-        .await?;
+        let rows = self
+            .rows(
+                Stmt::new(
+                    "SELECT id, from_addr, from_name, received_at, reply_text, outcome_detail FROM messages \
+                     WHERE ticket_id = ? AND machine_kind IS NULL AND ( \
+                       (direction = 'inbound' AND outcome IN ('new_ticket', 'appended') \
+                        AND COALESCE(outcome_detail, '') <> 'agent_mail') \
+                       OR (direction = 'outbound' AND outcome_detail = 'agent_reply')) \
+                     ORDER BY id",
+                )
+                .bind(ticket),
+            )
+            .await?;
         let mut out = Vec::with_capacity(rows.len());
-        for (id, from, from_name, at, text, detail) in rows {
+        for row in rows {
+            let id: i64 = row.try_get(0)?;
             let attachments = sqlx::query_as::<_, (Option<String>, String, i64)>(
                 "SELECT filename, content_type, size FROM attachments WHERE message_id = ? ORDER BY id",
             )
@@ -689,11 +755,11 @@ impl StoreTx for SqliteTx {
             })
             .collect();
             out.push(ThreadEntry {
-                from,
-                from_name,
-                detail,
-                at,
-                text,
+                from: row.try_get(1)?,
+                from_name: row.try_get(2)?,
+                detail: row.try_get(5)?,
+                at: row.try_get(3)?,
+                text: row.try_get(4)?,
                 attachments,
             });
         }
@@ -705,67 +771,76 @@ impl StoreTx for SqliteTx {
         ticket: TicketId,
         with: &EmailAddress,
     ) -> Result<Vec<String>, StoreError> {
-        let mut ids: Vec<(String,)> = sqlx::query_as(
-            "SELECT message_id FROM messages m WHERE ticket_id = ? AND message_id IS NOT NULL \
-             AND outcome <> 'duplicate' AND ( \
-               (direction = 'inbound' AND from_addr = ?) \
-               OR (direction = 'outbound' AND EXISTS (SELECT 1 FROM json_each(m.to_addrs) WHERE value = ?))) \
-             ORDER BY id DESC LIMIT 10",
-        )
-        .bind(ticket)
-        .bind(with.as_str())
-        .bind(with.as_str())
-        .fetch_all(&mut *self.tx)
-        .await?;
+        let rows = self
+            .rows(
+                Stmt::new(
+                    "SELECT message_id FROM messages m WHERE ticket_id = ? AND message_id IS NOT NULL \
+                     AND outcome <> 'duplicate' AND ( \
+                       (direction = 'inbound' AND from_addr = ?) \
+                       OR (direction = 'outbound' AND EXISTS (SELECT 1 FROM json_each(m.to_addrs) WHERE value = ?))) \
+                     ORDER BY id DESC LIMIT 10",
+                )
+                .bind(ticket)
+                .bind(with.as_str())
+                .bind(with.as_str()),
+            )
+            .await?;
+        let mut ids = rows
+            .iter()
+            .map(|r| r.try_get::<String, _>(0))
+            .collect::<Result<Vec<_>, _>>()?;
         ids.reverse();
-        Ok(ids.into_iter().map(|(id,)| id).collect())
+        Ok(ids)
     }
 
     async fn touch_ticket(&mut self, id: TicketId, at: Millis) -> Result<(), StoreError> {
-        sqlx::query("UPDATE tickets SET updated_at = ? WHERE id = ?")
-            .bind(at)
-            .bind(id)
-            .execute(&mut *self.tx)
-            .await?;
-        Ok(())
+        self.later(
+            Stmt::new("UPDATE tickets SET updated_at = ? WHERE id = ?")
+                .bind(at)
+                .bind(id),
+        )
+        .await
     }
 
     async fn insert_message(&mut self, m: NewMessage<'_>) -> Result<MessageRowId, StoreError> {
-        let row = sqlx::query(
-            "INSERT INTO messages (ticket_id, direction, outcome, outcome_detail, source_key, message_id, raw_sha256, raw, \
-             from_addr, from_name, reply_to, to_addrs, cc_addrs, subject, in_reply_to, refs, sent_date, body_text, reply_text, \
-             quoted_text, language, machine_kind, received_at, content_sha256, from_non_participant, signature) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        let id = self.next_id(IdTable::Messages).await?;
+        self.later(
+            Stmt::new(
+                "INSERT INTO messages (id, ticket_id, direction, outcome, outcome_detail, source_key, message_id, raw_sha256, raw, \
+                 from_addr, from_name, reply_to, to_addrs, cc_addrs, subject, in_reply_to, refs, sent_date, body_text, reply_text, \
+                 quoted_text, language, machine_kind, received_at, content_sha256, from_non_participant, signature) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(id)
+            .bind(m.ticket)
+            .bind(m.direction.as_str())
+            .bind(m.outcome.as_str())
+            .bind(m.outcome_detail)
+            .bind(m.source_key)
+            .bind(m.message_id)
+            .bind(m.raw_sha256)
+            .bind(m.raw)
+            .bind(m.from_addr)
+            .bind(m.from_name)
+            .bind(m.reply_to)
+            .bind(json_list(&m.to))
+            .bind(json_list(&m.cc))
+            .bind(m.subject)
+            .bind(json_list(m.in_reply_to))
+            .bind(json_list(m.references))
+            .bind(m.sent_date)
+            .bind(m.body_text)
+            .bind(m.reply_text)
+            .bind(m.quoted_text)
+            .bind(m.language.map(|l| l.as_str()))
+            .bind(m.machine_kind)
+            .bind(m.at)
+            .bind(m.content_sha256)
+            .bind(m.from_non_participant)
+            .bind(m.signature),
         )
-        .bind(m.ticket)
-        .bind(m.direction.as_str())
-        .bind(m.outcome.as_str())
-        .bind(m.outcome_detail)
-        .bind(m.source_key)
-        .bind(m.message_id)
-        .bind(m.raw_sha256)
-        .bind(m.raw)
-        .bind(m.from_addr)
-        .bind(m.from_name)
-        .bind(m.reply_to)
-        .bind(json_list(&m.to))
-        .bind(json_list(&m.cc))
-        .bind(m.subject)
-        .bind(json_list(m.in_reply_to))
-        .bind(json_list(m.references))
-        .bind(m.sent_date)
-        .bind(m.body_text)
-        .bind(m.reply_text)
-        .bind(m.quoted_text)
-        .bind(m.language.map(|l| l.as_str()))
-        .bind(m.machine_kind)
-        .bind(m.at)
-        .bind(m.content_sha256)
-        .bind(m.from_non_participant)
-        .bind(m.signature)
-        .fetch_one(&mut *self.tx)
         .await?;
-        Ok(row.try_get(0)?)
+        Ok(id)
     }
 
     async fn insert_attachment(
@@ -773,33 +848,32 @@ impl StoreTx for SqliteTx {
         message: MessageRowId,
         a: NewAttachment<'_>,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO attachments (message_id, filename, content_type, size, content, \
-             body_start, body_end, body_encoding) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        self.later(
+            Stmt::new(
+                "INSERT INTO attachments (message_id, filename, content_type, size, content, \
+                 body_start, body_end, body_encoding) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(message)
+            .bind(a.filename)
+            .bind(a.content_type)
+            .bind(a.content.len() as i64)
+            .bind(a.raw_body.is_none().then_some(a.content))
+            .bind(a.raw_body.map(|r| r.start as i64))
+            .bind(a.raw_body.map(|r| r.end as i64))
+            .bind(a.raw_body.map(|r| r.encoding.as_str())),
         )
-        .bind(message)
-        .bind(a.filename)
-        .bind(a.content_type)
-        .bind(a.content.len() as i64)
-        .bind(a.raw_body.is_none().then_some(a.content))
-        .bind(a.raw_body.map(|r| r.start as i64))
-        .bind(a.raw_body.map(|r| r.end as i64))
-        .bind(a.raw_body.map(|r| r.encoding.as_str()))
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(())
+        .await
     }
 
     async fn insert_events(&mut self, events: &[NewEvent<'_>]) -> Result<(), StoreError> {
         // One multi-row INSERT per 100 events (7 parameters each, well under SQLite's limit).
         for chunk in events.chunks(100) {
             let rows = vec!["(?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
-            let sql = format!(
+            let mut stmt = Stmt::new(format!(
                 "INSERT INTO events (ticket_id, message_row, kind, actor_kind, actor, detail, at) VALUES {rows}"
-            );
-            let mut query = sqlx::query(AssertSqlSafe(sql));
+            ));
             for e in chunk {
-                query = query
+                stmt = stmt
                     .bind(e.ticket)
                     .bind(e.message)
                     .bind(e.kind.as_str())
@@ -808,26 +882,29 @@ impl StoreTx for SqliteTx {
                     .bind(e.detail.to_string())
                     .bind(e.at);
             }
-            query.execute(&mut *self.tx).await?;
+            self.later(stmt).await?;
         }
         Ok(())
     }
 
     async fn enqueue(&mut self, o: NewOutgoing<'_>) -> Result<OutboxId, StoreError> {
-        let row = sqlx::query(
-            "INSERT INTO outbox (ticket_id, message_row, kind, mail_from, rcpt_to, status, next_attempt_at, created_at) \
-             VALUES (?, ?, ?, ?, ?, 'pending', ?, ?) RETURNING id",
+        let id = self.next_id(IdTable::Outbox).await?;
+        self.later(
+            Stmt::new(
+                "INSERT INTO outbox (id, ticket_id, message_row, kind, mail_from, rcpt_to, status, next_attempt_at, created_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+            )
+            .bind(id)
+            .bind(o.ticket)
+            .bind(o.message)
+            .bind(o.kind)
+            .bind(o.mail_from)
+            .bind(json_list(o.rcpt_to))
+            .bind(o.at)
+            .bind(o.at),
         )
-        .bind(o.ticket)
-        .bind(o.message)
-        .bind(o.kind)
-        .bind(o.mail_from)
-        .bind(json_list(o.rcpt_to))
-        .bind(o.at)
-        .bind(o.at)
-        .fetch_one(&mut *self.tx)
         .await?;
-        Ok(row.try_get(0)?)
+        Ok(id)
     }
 
     async fn set_checkpoint(
@@ -836,23 +913,24 @@ impl StoreTx for SqliteTx {
         c: Checkpoint,
         at: Millis,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO mailbox_checkpoints (mailbox, uid_validity, last_uid, updated_at) VALUES (?, ?, ?, ?) \
-             ON CONFLICT (mailbox) DO UPDATE SET uid_validity = excluded.uid_validity, \
-             last_uid = CASE WHEN mailbox_checkpoints.uid_validity = excluded.uid_validity \
-                             THEN MAX(mailbox_checkpoints.last_uid, excluded.last_uid) ELSE excluded.last_uid END, \
-             updated_at = excluded.updated_at",
+        self.later(
+            Stmt::new(
+                "INSERT INTO mailbox_checkpoints (mailbox, uid_validity, last_uid, updated_at) VALUES (?, ?, ?, ?) \
+                 ON CONFLICT (mailbox) DO UPDATE SET uid_validity = excluded.uid_validity, \
+                 last_uid = CASE WHEN mailbox_checkpoints.uid_validity = excluded.uid_validity \
+                                 THEN MAX(mailbox_checkpoints.last_uid, excluded.last_uid) ELSE excluded.last_uid END, \
+                 updated_at = excluded.updated_at",
+            )
+            .bind(mailbox)
+            .bind(i64::from(c.uid_validity))
+            .bind(i64::from(c.last_uid))
+            .bind(at),
         )
-        .bind(mailbox)
-        .bind(i64::from(c.uid_validity))
-        .bind(i64::from(c.last_uid))
-        .bind(at)
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(())
+        .await
     }
 
-    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
+    async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
+        self.waiting.flush(&mut self.tx).await?;
         self.tx.commit().await
     }
 }
@@ -916,7 +994,11 @@ const SUMMARY_SELECT: &str = "SELECT t.code, t.status, t.tier, t.customer, t.cus
 impl Store for SqliteStore {
     async fn begin(&self) -> Result<Box<dyn StoreTx>, StoreError> {
         let tx = self.begin_immediate().await?;
-        Ok(Box::new(SqliteTx { tx }))
+        Ok(Box::new(SqliteTx {
+            tx,
+            waiting: Script::default(),
+            next_ids: None,
+        }))
     }
 
     async fn checkpoint(&self, mailbox: &str) -> Result<Option<Checkpoint>, StoreError> {

@@ -35,15 +35,12 @@ impl StoreTx for FlakyTx {
     async fn source_outcome(&mut self, k: &str) -> Result<Option<StoredOutcome>, StoreError> {
         self.inner.source_outcome(k).await
     }
-    async fn same_mail(
+    async fn message_id_seen(
         &mut self,
         id: &str,
         c: &MailContent<'_>,
-    ) -> Result<Option<EarlierMail>, StoreError> {
-        self.inner.same_mail(id, c).await
-    }
-    async fn message_id_in_use(&mut self, id: &str) -> Result<Option<MessageRowId>, StoreError> {
-        self.inner.message_id_in_use(id).await
+    ) -> Result<MessageIdSeen, StoreError> {
+        self.inner.message_id_seen(id, c).await
     }
     async fn message_by_sha(&mut self, sha: &str) -> Result<Option<EarlierMail>, StoreError> {
         self.inner.message_by_sha(sha).await
