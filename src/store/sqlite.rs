@@ -592,23 +592,23 @@ impl StoreTx for SqliteTx {
         (hour_cap, day_cap): (u32, u32),
     ) -> Result<(u32, u32), StoreError> {
         // Index-only range counts (outbox_recipient covers rcpt_to, created_at, kind), each
-        // stopped at its cap.
+        // stopped at its cap. The caps are written into the SQL: SQLite compiles a bound
+        // LIMIT afresh at every run.
+        let sql = format!(
+            "SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM outbox WHERE rcpt_to = ? AND created_at >= ? \
+                       AND kind <> 'agent_reply' LIMIT {hour_cap})), \
+                    (SELECT COUNT(*) FROM (SELECT 1 FROM outbox WHERE rcpt_to = ? AND created_at >= ? \
+                       AND kind <> 'agent_reply' LIMIT {day_cap}))"
+        );
         let row = self
             .waiting
             .fetch_one(
                 &mut self.tx,
-                Stmt::new(
-                    "SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM outbox WHERE rcpt_to = ? AND created_at >= ? \
-                               AND kind <> 'agent_reply' LIMIT ?)), \
-                            (SELECT COUNT(*) FROM (SELECT 1 FROM outbox WHERE rcpt_to = ? AND created_at >= ? \
-                               AND kind <> 'agent_reply' LIMIT ?))",
-                )
-                .bind(json_list(&[to.to_string()]))
-                .bind(hour_ago)
-                .bind(i64::from(hour_cap))
-                .bind(json_list(&[to.to_string()]))
-                .bind(day_ago)
-                .bind(i64::from(day_cap)),
+                Stmt::new(sql)
+                    .bind(json_list(&[to.to_string()]))
+                    .bind(hour_ago)
+                    .bind(json_list(&[to.to_string()]))
+                    .bind(day_ago),
             )
             .await?;
         let (hour, day): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
@@ -1105,26 +1105,45 @@ impl Store for SqliteStore {
         owner: &str,
     ) -> Result<Vec<OutboxItem>, StoreError> {
         let mut tx = self.begin_immediate().await?;
-        let rows = sqlx::query(
+        // The limit is written into the SQL: SQLite compiles a bound LIMIT afresh at every run.
+        let sql = format!(
             "UPDATE outbox SET status = 'sending', lease_until = ?, lease_owner = ?, attempts = attempts + 1 \
              WHERE id IN (SELECT id FROM outbox WHERE (status = 'pending' AND next_attempt_at <= ?) \
-                          OR (status = 'sending' AND lease_until < ?) ORDER BY next_attempt_at, id LIMIT ?) \
-             RETURNING id, mail_from, rcpt_to, attempts, message_row",
+                          OR (status = 'sending' AND lease_until < ?) ORDER BY next_attempt_at, id LIMIT {limit}) \
+             RETURNING id, mail_from, rcpt_to, attempts, message_row"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(lease_until)
+            .bind(owner)
+            .bind(now)
+            .bind(now)
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The mails themselves never change: read after the commit, in one statement, without
+        // holding the write lock.
+        let wanted: Vec<i64> = rows
+            .iter()
+            .map(|r| r.try_get("message_row"))
+            .collect::<Result<_, _>>()?;
+        let wanted = serde_json::to_string(&wanted).unwrap_or_else(|_| "[]".into());
+        let raws: HashMap<i64, Vec<u8>> = sqlx::query_as(
+            "SELECT id, raw FROM messages WHERE id IN (SELECT value FROM json_each(?))",
         )
-        .bind(lease_until)
-        .bind(owner)
-        .bind(now)
-        .bind(now)
-        .bind(i64::from(limit))
-        .fetch_all(&mut *tx)
-        .await?;
+        .bind(wanted)
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .collect();
         let mut items = Vec::with_capacity(rows.len());
         for row in rows {
             let message_row: i64 = row.try_get("message_row")?;
-            let (raw,): (Vec<u8>,) = sqlx::query_as("SELECT raw FROM messages WHERE id = ?")
-                .bind(message_row)
-                .fetch_one(&mut *tx)
-                .await?;
+            let raw = raws.get(&message_row).cloned().ok_or_else(|| {
+                StoreError::Corrupt(format!("outbox row: message {message_row} is missing"))
+            })?;
             let rcpt: String = row.try_get("rcpt_to")?;
             items.push(OutboxItem {
                 id: row.try_get("id")?,
@@ -1135,7 +1154,6 @@ impl Store for SqliteStore {
                 attempts: row.try_get::<i64, _>("attempts")? as u32,
             });
         }
-        tx.commit().await?;
         items.sort_by_key(|i| i.id);
         Ok(items)
     }
@@ -1283,19 +1301,19 @@ impl Store for SqliteStore {
         owner: &str,
     ) -> Result<Vec<TicketId>, StoreError> {
         let mut tx = self.begin_immediate().await?;
-        let ids: Vec<(i64,)> = sqlx::query_as(
+        let sql = format!(
             "UPDATE tickets SET timer_owner = ?, timer_lease_until = ? WHERE id IN \
              (SELECT id FROM tickets WHERE due_at <= ? \
-              AND (timer_lease_until IS NULL OR timer_lease_until < ?) ORDER BY due_at LIMIT ?) \
-             RETURNING id",
-        )
-        .bind(owner)
-        .bind(lease_until)
-        .bind(now)
-        .bind(lease_now)
-        .bind(i64::from(limit))
-        .fetch_all(&mut *tx)
-        .await?;
+              AND (timer_lease_until IS NULL OR timer_lease_until < ?) ORDER BY due_at LIMIT {limit}) \
+             RETURNING id"
+        );
+        let ids: Vec<(i64,)> = sqlx::query_as(AssertSqlSafe(sql))
+            .bind(owner)
+            .bind(lease_until)
+            .bind(now)
+            .bind(lease_now)
+            .fetch_all(&mut *tx)
+            .await?;
         tx.commit().await?;
         let mut ids: Vec<TicketId> = ids.into_iter().map(|(id,)| id).collect();
         ids.sort_unstable();
