@@ -490,36 +490,44 @@ async fn ingest(config_path: &Path, args: IngestArgs) -> Result<ExitCode> {
     let config = Config::load(config_path)?;
     let store = app::open_store(&config).await?;
     let app = App::build(config, store).await?;
-    let mut inputs: Vec<(String, Result<Vec<u8>, std::io::Error>)> = Vec::new();
-    if args.files.is_empty() {
-        let mut raw = Vec::new();
-        let read = std::io::stdin().read_to_end(&mut raw).map(|_| raw);
-        inputs.push(("-".into(), read));
-    } else {
-        for f in &args.files {
-            inputs.push((f.display().to_string(), std::fs::read(f)));
-        }
-    }
-    let mut unreadable = 0;
-    let mut mails: Vec<(String, Vec<u8>)> = Vec::with_capacity(inputs.len());
-    for (name, raw) in inputs {
-        match raw {
-            Ok(raw) => mails.push((name, raw)),
-            Err(e) => {
-                eprintln!("helpdesk: cannot read {name}: {e}");
-                unreadable += 1;
-            }
-        }
-    }
     // Many files are filed in groups, one transaction each (what a migration from another
-    // helpdesk's spool needs); a group that fails is filed again mail by mail.
-    for group in mails.chunks(INGEST_GROUP) {
-        let batch: Vec<(SourceRef, &[u8])> = group
+    // helpdesk's spool needs), the next group read from disk and parsed while one is
+    // written; a group that fails is filed again mail by mail. Files are read group by
+    // group, so a spool of any size takes the memory of two groups.
+    let names: Vec<PathBuf> = if args.files.is_empty() {
+        vec![PathBuf::from("-")]
+    } else {
+        args.files.clone()
+    };
+    let unreadable = std::cell::Cell::new(0);
+    let mut groups = names.chunks(INGEST_GROUP).map(|paths| {
+        paths
             .iter()
-            .map(|(_, raw)| (SourceRef::none(), raw.as_slice()))
-            .collect();
-        let outcomes = app.pipeline.process_batch(&batch).await;
-        for ((name, _), outcome) in group.iter().zip(outcomes) {
+            .filter_map(|path| {
+                let name = path.display().to_string();
+                let raw = if args.files.is_empty() {
+                    let mut raw = Vec::new();
+                    std::io::stdin().read_to_end(&mut raw).map(|_| raw)
+                } else {
+                    std::fs::read(path)
+                };
+                match raw {
+                    Ok(raw) => Some((name, SourceRef::none(), raw)),
+                    Err(e) => {
+                        eprintln!("helpdesk: cannot read {name}: {e}");
+                        unreadable.set(unreadable.get() + 1);
+                        None
+                    }
+                }
+            })
+            .collect::<Vec<_>>()
+    });
+    let mut ahead = groups.next().map(|g| app.pipeline.read_ahead(g));
+    while let Some(reading) = ahead.take() {
+        let read = reading.await.context("reading mail")?;
+        ahead = groups.next().map(|g| app.pipeline.read_ahead(g));
+        let (names, outcomes) = app.pipeline.file_read_ahead(read).await;
+        for (name, outcome) in names.iter().zip(outcomes) {
             let outcome = outcome
                 .map_err(|e| e.at(&app.config.database_url))
                 .with_context(|| format!("filing {name}"))?;
@@ -541,7 +549,7 @@ async fn ingest(config_path: &Path, args: IngestArgs) -> Result<ExitCode> {
             );
         }
     }
-    Ok(if unreadable > 0 {
+    Ok(if unreadable.get() > 0 {
         ExitCode::from(EX_NOINPUT)
     } else {
         ExitCode::SUCCESS

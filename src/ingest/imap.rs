@@ -367,6 +367,10 @@ impl ImapSource {
     /// Fetches and files `uids` (ascending) in batches, moving each batch out once it is
     /// committed. Stops at the first mail it cannot file, so the checkpoint never passes
     /// a mail that has no record.
+    ///
+    /// A backlog is a pipeline: while one batch is being filed (its next group of mails
+    /// parsed on another thread while the current one is written), the server is already
+    /// sending the next batch; the filed batch is moved out once its groups are committed.
     async fn file_uids(
         &self,
         session: &mut ImapSession,
@@ -375,18 +379,23 @@ impl ImapSource {
         shutdown: &CancellationToken,
         report: &mut PassReport,
     ) -> Result<()> {
+        let chunks: Vec<&[u32]> = uids.chunks(self.settings.batch_size as usize).collect();
+        let Some(first) = chunks.first() else {
+            return Ok(());
+        };
         let key = self.mailbox_key();
-        for chunk in uids.chunks(self.settings.batch_size as usize) {
-            let bodies = self.fetch_bodies(session, chunk).await?;
-            let mut done = Vec::with_capacity(chunk.len());
-            let mut quarantined = Vec::new();
+        let mut fetched = Some(self.fetch_bodies(session, first).await?);
+        for (i, chunk) in chunks.iter().enumerate() {
+            let Some(mut bodies) = fetched.take() else {
+                break;
+            };
             // Only the UIDs asked for, in order, up to the first one that came back without
             // a body (an unsolicited FETCH, a server hiccup): that one and those after it are
             // fetched again on the next pass, never filed as empty mail.
-            let mut items: Vec<(u32, SourceRef, &[u8])> = Vec::with_capacity(chunk.len());
+            let mut items: Vec<(u32, SourceRef, Vec<u8>)> = Vec::with_capacity(chunk.len());
             let mut missing = None;
-            for &uid in chunk {
-                let Some(body) = bodies.get(&uid) else {
+            for &uid in chunk.iter() {
+                let Some(body) = bodies.remove(&uid) else {
                     missing = Some(uid);
                     break;
                 };
@@ -400,52 +409,36 @@ impl ImapSource {
                         },
                     )),
                 };
-                items.push((uid, source, body.as_slice()));
+                items.push((uid, source, body));
             }
-            let mut failure = None;
-            // Small transactions, so a shutdown waits for at most one of them.
-            'groups: for group in items.chunks(COMMIT_GROUP) {
-                let batch: Vec<(SourceRef, &[u8])> =
-                    group.iter().map(|(_, s, raw)| (s.clone(), *raw)).collect();
-                let started = std::time::Instant::now();
-                let outcomes = self.pipeline.process_batch(&batch).await;
-                tracing::debug!(mails = batch.len(), took = ?started.elapsed(), "group committed");
-                for ((uid, _, _), outcome) in group.iter().zip(outcomes) {
-                    match outcome {
-                        Ok(outcome) => {
-                            tracing::debug!(
-                                uid,
-                                outcome = outcome.label(),
-                                code = outcome.code().map(|c| c.as_str()),
-                                "mail filed"
-                            );
-                            report.processed += 1;
-                            if outcome.is_quarantined() {
-                                quarantined.push(*uid);
-                            } else {
-                                done.push(*uid);
-                            }
-                        }
-                        Err(e) => {
-                            failure =
-                                Some(anyhow::Error::new(e).context(format!("filing UID {uid}")));
-                            break 'groups;
-                        }
-                    }
+            drop(bodies);
+            let filing = tokio::spawn(file_batch(self.pipeline.clone(), items, shutdown.clone()));
+            // The next batch travels while this one is filed; not after a missing body (it
+            // would be fetched again anyway) nor after a shutdown.
+            let next = match chunks.get(i + 1) {
+                Some(next) if missing.is_none() && !shutdown.is_cancelled() => {
+                    Some(self.fetch_bodies(session, next).await)
                 }
-                if shutdown.is_cancelled() {
-                    report.interrupted = true;
-                    break;
-                }
-            }
+                _ => None,
+            };
+            let filed = filing
+                .await
+                .unwrap_or_else(|e| BatchFiled::failed(anyhow!("filing task failed: {e}")));
+            report.processed += filed.processed;
+            report.interrupted |= filed.interrupted;
             let folders = self.folders();
             report.moved += self
-                .move_or_leave(session, uid_validity, &done, &folders.processed)
+                .move_or_leave(session, uid_validity, &filed.done, &folders.processed)
                 .await;
             report.moved += self
-                .move_or_leave(session, uid_validity, &quarantined, &folders.quarantine)
+                .move_or_leave(
+                    session,
+                    uid_validity,
+                    &filed.quarantined,
+                    &folders.quarantine,
+                )
                 .await;
-            if let Some(e) = failure {
+            if let Some(e) = filed.failure {
                 // Committed mail is moved; the rest is read again on the next pass.
                 return Err(e);
             }
@@ -457,6 +450,7 @@ impl ImapSource {
             if report.interrupted {
                 break;
             }
+            fetched = next.transpose()?;
         }
         Ok(())
     }
@@ -751,6 +745,87 @@ impl ImapSource {
 
 /// True if the server told us, between commands, that mail arrived: IDLE would not
 /// report it a second time.
+/// What filing one fetched batch did: which UIDs are committed (to move out) and how
+/// it ended.
+#[derive(Default)]
+struct BatchFiled {
+    done: Vec<u32>,
+    quarantined: Vec<u32>,
+    processed: usize,
+    interrupted: bool,
+    failure: Option<anyhow::Error>,
+}
+
+impl BatchFiled {
+    fn failed(e: anyhow::Error) -> Self {
+        BatchFiled {
+            failure: Some(e),
+            ..Default::default()
+        }
+    }
+}
+
+/// Files a fetched batch in groups of `COMMIT_GROUP` (small transactions, so a shutdown
+/// waits for at most one of them), reading each next group while the current one is
+/// written. Stops at the first mail that cannot be filed.
+async fn file_batch(
+    pipeline: Arc<Pipeline>,
+    items: Vec<(u32, SourceRef, Vec<u8>)>,
+    shutdown: CancellationToken,
+) -> BatchFiled {
+    let mut filed = BatchFiled::default();
+    let mut groups = Vec::new();
+    let mut items = items.into_iter().peekable();
+    while items.peek().is_some() {
+        groups.push(items.by_ref().take(COMMIT_GROUP).collect::<Vec<_>>());
+    }
+    let mut groups = groups.into_iter();
+    let mut ahead = groups.next().map(|g| pipeline.read_ahead(g));
+    while let Some(reading) = ahead.take() {
+        let read = match reading.await {
+            Ok(read) => read,
+            Err(e) => {
+                filed.failure = Some(anyhow!("reading mail failed: {e}"));
+                break;
+            }
+        };
+        if !shutdown.is_cancelled() {
+            ahead = groups.next().map(|g| pipeline.read_ahead(g));
+        }
+        let started = std::time::Instant::now();
+        let (uids, outcomes) = pipeline.file_read_ahead(read).await;
+        tracing::debug!(mails = uids.len(), took = ?started.elapsed(), "group committed");
+        for (uid, outcome) in uids.into_iter().zip(outcomes) {
+            match outcome {
+                Ok(outcome) => {
+                    tracing::debug!(
+                        uid,
+                        outcome = outcome.label(),
+                        code = outcome.code().map(|c| c.as_str()),
+                        "mail filed"
+                    );
+                    filed.processed += 1;
+                    if outcome.is_quarantined() {
+                        filed.quarantined.push(uid);
+                    } else {
+                        filed.done.push(uid);
+                    }
+                }
+                Err(e) => {
+                    filed.failure =
+                        Some(anyhow::Error::new(e).context(format!("filing UID {uid}")));
+                    return filed;
+                }
+            }
+        }
+        if shutdown.is_cancelled() {
+            filed.interrupted = true;
+            break;
+        }
+    }
+    filed
+}
+
 fn new_mail_announced(session: &ImapSession) -> bool {
     let mut announced = false;
     while let Ok(response) = session.unsolicited_responses.try_recv() {
