@@ -12,6 +12,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::pipeline::{Pipeline, Processed, SourceRef};
 
+/// Mails filed per transaction.
+const GROUP: usize = 50;
+
 pub struct MaildirSource {
     root: PathBuf,
     poll_interval: Duration,
@@ -44,7 +47,9 @@ impl MaildirSource {
         Ok(())
     }
 
-    /// Files every mail now in `new/`, oldest name first. Stops after the mail in hand on shutdown.
+    /// Files every mail now in `new/`, oldest name first, in groups of `GROUP` (one
+    /// transaction each; the next group read and parsed while one is written). Each file
+    /// moves out once its group is committed. On shutdown, stops after the group in hand.
     pub async fn pass(&self, shutdown: &CancellationToken) -> Result<Vec<Processed>> {
         let new_dir = self.root.join("new");
         let mut names: Vec<String> = Vec::new();
@@ -65,45 +70,79 @@ impl MaildirSource {
         }
         names.sort();
         let mut outcomes = Vec::with_capacity(names.len());
-        for name in names {
+        let mut groups = names.chunks(GROUP);
+        let mut ahead = match groups.next() {
+            Some(group) => Some(self.pipeline.read_ahead(self.read_files(group).await?)),
+            None => None,
+        };
+        while let Some(reading) = ahead.take() {
+            let read = reading.await.context("reading mail")?;
+            // A file of the next group that cannot be read stops the pass, but only after
+            // the group in hand is filed.
+            let mut unreadable = None;
+            if !shutdown.is_cancelled()
+                && let Some(group) = groups.next()
+            {
+                match self.read_files(group).await {
+                    Ok(mails) => ahead = Some(self.pipeline.read_ahead(mails)),
+                    Err(e) => unreadable = Some(e),
+                }
+            }
+            let (names, results) = self.pipeline.file_read_ahead(read).await;
+            for (name, result) in names.into_iter().zip(results) {
+                let path = new_dir.join(&name);
+                let outcome = result.with_context(|| format!("filing {}", path.display()))?;
+                tracing::info!(file = %name, outcome = outcome.label(), code = outcome.code().map(|c| c.as_str()), "mail filed");
+                self.move_out(&name, &outcome).await?;
+                outcomes.push(outcome);
+            }
+            if let Some(e) = unreadable {
+                return Err(e);
+            }
             if shutdown.is_cancelled() {
                 break;
             }
-            let path = new_dir.join(&name);
+        }
+        Ok(outcomes)
+    }
+
+    /// The files of `names` that are still there (another process may have taken one).
+    async fn read_files(&self, names: &[String]) -> Result<Vec<(String, SourceRef, Vec<u8>)>> {
+        let mut mails = Vec::with_capacity(names.len());
+        for name in names {
+            let path = self.root.join("new").join(name);
             let raw = match tokio::fs::read(&path).await {
                 Ok(raw) => raw,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
             };
-            let unique = name.split(':').next().unwrap_or(&name);
+            let unique = name.split(':').next().unwrap_or(name);
             let source = SourceRef {
                 key: Some(format!("maildir:{unique}")),
                 checkpoint: None,
             };
-            let outcome = self
-                .pipeline
-                .process(&source, &raw)
-                .await
-                .with_context(|| format!("filing {}", path.display()))?;
-            tracing::info!(file = %name, outcome = outcome.label(), code = outcome.code().map(|c| c.as_str()), "mail filed");
-            let target = if outcome.is_quarantined() {
-                self.root.join(".Quarantine/cur")
-            } else {
-                self.root.join("cur")
-            };
-            let target_name = if name.contains(":2,") {
-                name.clone()
-            } else {
-                format!("{unique}:2,")
-            };
-            tokio::fs::rename(&path, target.join(&target_name))
-                .await
-                .with_context(|| {
-                    format!("cannot move {} to {}", path.display(), target.display())
-                })?;
-            outcomes.push(outcome);
+            mails.push((name.clone(), source, raw));
         }
-        Ok(outcomes)
+        Ok(mails)
+    }
+
+    /// Moves a filed mail from `new/` to `cur/` (quarantined mail to `.Quarantine/cur/`).
+    async fn move_out(&self, name: &str, outcome: &Processed) -> Result<()> {
+        let path = self.root.join("new").join(name);
+        let target = if outcome.is_quarantined() {
+            self.root.join(".Quarantine/cur")
+        } else {
+            self.root.join("cur")
+        };
+        let unique = name.split(':').next().unwrap_or(name);
+        let target_name = if name.contains(":2,") {
+            name.to_string()
+        } else {
+            format!("{unique}:2,")
+        };
+        tokio::fs::rename(&path, target.join(&target_name))
+            .await
+            .with_context(|| format!("cannot move {} to {}", path.display(), target.display()))
     }
 
     pub async fn run(&self, shutdown: CancellationToken) {

@@ -229,6 +229,74 @@ fn ingesting_the_whole_corpus_in_one_call_never_fails() {
     );
 }
 
+/// Many files are filed in groups of 50, one transaction each, with the next group read
+/// while one is written: a mail must still see what an earlier mail of its own group wrote
+/// (a second delivery is a duplicate, a reply threads on the ticket opened just before), an
+/// unreadable file costs only itself, and every mail gets its line, in order.
+#[test]
+fn ingest_of_many_files_sees_earlier_mail_of_the_same_transaction() {
+    let (dir, config) = init_desk();
+    let mails = dir.path().join("spool");
+    std::fs::create_dir(&mails).unwrap();
+    let mut files = Vec::new();
+    for i in 0..120 {
+        let path = mails.join(format!("{i:03}.eml"));
+        let mail = match i {
+            // The same mail as #10, delivered twice inside one group and once in another.
+            11 | 75 => customer_mail("c10@example.com", "Printer 10", "m10@example.com", "Printer 10 is jammed."),
+            // A reply to #20 (same group), by its References only.
+            21 => format!(
+                "From: c20@example.com\r\nTo: support@example.test\r\nSubject: more details\r\n\
+                 Message-ID: <r20@example.com>\r\nReferences: <m20@example.com>\r\n\
+                 Date: Mon, 2 Mar 2026 10:05:00 +0100\r\nContent-Type: text/plain\r\n\r\nIt is on the 2nd floor.\r\n"
+            )
+            .into_bytes(),
+            _ => customer_mail(
+                &format!("c{i}@example.com"),
+                &format!("Printer {i}"),
+                &format!("m{i}@example.com"),
+                &format!("Printer {i} is jammed."),
+            ),
+        };
+        std::fs::write(&path, mail).unwrap();
+        files.push(path.display().to_string());
+        if i == 60 {
+            files.push(mails.join("missing.eml").display().to_string());
+        }
+    }
+    let mut args = vec!["--config", config.as_str(), "ingest", "--no-send"];
+    args.extend(files.iter().map(String::as_str));
+    let out = helpdesk(&args);
+    assert_eq!(out.status.code(), Some(66), "an unreadable file exits 66");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.eml"));
+    let lines: Vec<Vec<String>> = stdout(&out)
+        .lines()
+        .map(|l| l.split('\t').map(String::from).collect())
+        .collect();
+    assert_eq!(lines.len(), 120, "one line per readable file");
+    for (i, line) in lines.iter().enumerate() {
+        assert!(
+            line[0].ends_with(&format!("{i:03}.eml")),
+            "in order: {line:?}"
+        );
+    }
+    let outcome = |i: usize| lines[i][1].as_str();
+    let code = |i: usize| lines[i][2].as_str();
+    assert_eq!(outcome(10), "new_ticket");
+    assert_eq!(
+        outcome(11),
+        "duplicate",
+        "a second delivery in the same transaction"
+    );
+    assert_eq!(outcome(75), "duplicate", "a third in a later one");
+    assert_eq!((outcome(21), code(21)), ("appended", code(20)));
+    let opened = lines.iter().filter(|l| l[1] == "new_ticket").count();
+    assert_eq!(opened, 117);
+    let listed = helpdesk(&["--config", &config, "tickets", "list", "--json"]);
+    let tickets: serde_json::Value = serde_json::from_str(&stdout(&listed)).unwrap();
+    assert_eq!(tickets.as_array().unwrap().len(), 117);
+}
+
 #[test]
 fn run_on_the_embedded_default_answers_mail_dropped_into_the_maildir() {
     let (dir, config) = init_desk();
@@ -271,6 +339,78 @@ fn run_on_the_embedded_default_answers_mail_dropped_into_the_maildir() {
         .unwrap();
     let status = gateway.wait().unwrap();
     assert!(status.success(), "{status:?}");
+}
+
+/// A Maildir backlog is filed in groups (one transaction each): every file moves to
+/// `cur/` once filed, a second delivery in the same group is a duplicate, and each new
+/// ticket gets its acknowledgement.
+#[test]
+fn a_maildir_backlog_is_filed_in_groups_and_moved_out() {
+    let (dir, config) = init_desk();
+    let maildir = dir.path().join("Maildir");
+    for i in 0..120 {
+        let mail = if i == 7 {
+            customer_mail(
+                "b6@example.com",
+                "Screen 6",
+                "s6@example.com",
+                "Screen 6 flickers.",
+            )
+        } else {
+            customer_mail(
+                &format!("b{i}@example.com"),
+                &format!("Screen {i}"),
+                &format!("s{i}@example.com"),
+                &format!("Screen {i} flickers."),
+            )
+        };
+        std::fs::write(maildir.join(format!("tmp/{i:03}.test")), mail).unwrap();
+        std::fs::rename(
+            maildir.join(format!("tmp/{i:03}.test")),
+            maildir.join(format!("new/{i:03}.test")),
+        )
+        .unwrap();
+    }
+    let mut gateway = Command::new(env!("CARGO_BIN_EXE_helpdesk"))
+        .args(["--config", &config, "run"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let count = |path: &Path| {
+        std::fs::read_dir(path)
+            .map(|d| d.filter_map(|e| e.ok()).count())
+            .unwrap_or(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while count(&maildir.join("cur")) < 120 || count(&dir.path().join("outgoing")) < 119 {
+        assert!(
+            Instant::now() < deadline,
+            "{} filed, {} answered",
+            count(&maildir.join("cur")),
+            count(&dir.path().join("outgoing"))
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(gateway.id().to_string())
+        .status()
+        .unwrap();
+    assert!(gateway.wait().unwrap().success());
+    assert_eq!(count(&maildir.join("new")), 0);
+    assert!(maildir.join("cur/007.test:2,").exists());
+    let listed = helpdesk(&["--config", &config, "tickets", "list", "--json"]);
+    let tickets: serde_json::Value = serde_json::from_str(&stdout(&listed)).unwrap();
+    assert_eq!(
+        tickets.as_array().unwrap().len(),
+        119,
+        "the second delivery opened nothing"
+    );
+    assert_eq!(
+        count(&dir.path().join("outgoing")),
+        119,
+        "one acknowledgement per ticket, none for the duplicate"
+    );
 }
 
 /// The embedded default with `[source]` swapped for an IMAP source and extra outbox lines.
