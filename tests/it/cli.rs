@@ -245,12 +245,11 @@ fn ingest_of_many_files_sees_earlier_mail_of_the_same_transaction() {
             // The same mail as #10, delivered twice inside one group and once in another.
             11 | 75 => customer_mail("c10@example.com", "Printer 10", "m10@example.com", "Printer 10 is jammed."),
             // A reply to #20 (same group), by its References only.
-            21 => format!(
-                "From: c20@example.com\r\nTo: support@example.test\r\nSubject: more details\r\n\
+            21 =>                 "From: c20@example.com\r\nTo: support@example.test\r\nSubject: more details\r\n\
                  Message-ID: <r20@example.com>\r\nReferences: <m20@example.com>\r\n\
                  Date: Mon, 2 Mar 2026 10:05:00 +0100\r\nContent-Type: text/plain\r\n\r\nIt is on the 2nd floor.\r\n"
-            )
-            .into_bytes(),
+                .as_bytes()
+                .to_vec(),
             _ => customer_mail(
                 &format!("c{i}@example.com"),
                 &format!("Printer {i}"),
