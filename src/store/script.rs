@@ -181,13 +181,20 @@ mod tests {
     use super::*;
     use sqlx::{Connection, Row};
 
-    #[tokio::test]
-    async fn waiting_writes_run_in_order_before_the_read_that_carries_them() {
+    /// A connection to a fresh in-memory database holding the table `t`.
+    async fn with_table(create: &str) -> SqliteConnection {
         let mut conn = SqliteConnection::connect("sqlite::memory:").await.unwrap();
-        sqlx::query("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT, b BLOB, n INTEGER)")
+        sqlx::query(AssertSqlSafe(create.to_string()))
             .execute(&mut conn)
             .await
             .unwrap();
+        conn
+    }
+
+    #[tokio::test]
+    async fn waiting_writes_run_in_order_before_the_read_that_carries_them() {
+        let mut conn =
+            with_table("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT, b BLOB, n INTEGER)").await;
         let mut script = Script::default();
         script
             .defer(
@@ -226,11 +233,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failing_waiting_write_fails_the_statement_that_sends_it() {
-        let mut conn = SqliteConnection::connect("sqlite::memory:").await.unwrap();
-        sqlx::query("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)")
-            .execute(&mut conn)
-            .await
-            .unwrap();
+        let mut conn = with_table("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)").await;
         let mut script = Script::default();
         script
             .defer(
