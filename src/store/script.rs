@@ -148,7 +148,7 @@ impl Script {
     ) -> Result<SqliteRow, StoreError> {
         self.fetch_optional(conn, stmt)
             .await?
-            .ok_or(StoreError::Unavailable(sqlx::Error::RowNotFound))
+            .ok_or_else(|| sqlx::Error::RowNotFound.into())
     }
 
     fn take(&mut self) -> (String, Vec<Arg>) {
