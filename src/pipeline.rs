@@ -230,7 +230,7 @@ impl Pipeline {
 
     /// Starts reading `mails` (parsing, fingerprints, language) on a blocking thread, so
     /// that the group after the one being written is ready when the write lock is free:
-    /// reading is half of a mail's CPU time and needs no database. `file_read_ahead` files
+    /// reading needs no database, and runs on the other core meanwhile. `file_read_ahead` files
     /// what it returns; `T` is whatever the caller tells its mails apart by (an IMAP UID).
     pub fn read_ahead<T: Send + 'static>(
         self: &Arc<Self>,
