@@ -214,20 +214,6 @@ impl Pipeline {
         Ok(outcome)
     }
 
-    /// Files several mails in one transaction: the same outcomes as one `process` each,
-    /// with one commit instead of many (what makes a backlog of thousands quick). If the
-    /// batch fails, its mails are filed again one by one, in order, up to the first that
-    /// still fails: the result ends with that error and has no entry for the mails after
-    /// it, whose checkpoint must not be passed (they are read again on the next pass).
-    pub async fn process_batch(
-        &self,
-        mails: &[(SourceRef, &[u8])],
-    ) -> Vec<Result<Processed, StoreError>> {
-        let reads: Vec<Read> = mails.iter().map(|(_, raw)| self.read(raw)).collect();
-        let mails: Vec<(&SourceRef, &[u8])> = mails.iter().map(|(s, raw)| (s, *raw)).collect();
-        self.file_reads(&mails, reads).await
-    }
-
     /// Starts reading `mails` (parsing, fingerprints, language) on a blocking thread, so
     /// that the group after the one being written is ready when the write lock is free:
     /// reading needs no database, and runs on the other core meanwhile. `file_read_ahead` files
@@ -243,7 +229,12 @@ impl Pipeline {
         })
     }
 
-    /// Files mails read by `read_ahead`, as `process_batch` does.
+    /// Files mails read by `read_ahead` in one transaction: the same outcomes as one
+    /// `process` each, with one commit instead of many (what makes a backlog of thousands
+    /// quick). If the transaction fails, its mails are filed again one by one, in order, up
+    /// to the first that still fails: the result ends with that error and has no entry for
+    /// the mails after it, whose checkpoint must not be passed (they are read again on the
+    /// next pass). Returns the callers' tags, in order, beside the outcomes.
     pub async fn file_read_ahead<T>(
         &self,
         read: ReadAhead<T>,
