@@ -180,6 +180,17 @@ async fn a_folder_that_can_neither_be_found_nor_created_stops_the_source_with_th
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mail_that_fails_inside_a_batch_is_never_passed_by_the_checkpoint() {
+    a_failure_inside_a_batch(200).await;
+}
+
+/// Batches of three: mail 7 fails in the third batch, filed while the fourth is already
+/// being fetched; the groups before it are committed and moved, nothing after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_while_the_next_batch_is_fetched_stops_at_the_failing_mail() {
+    a_failure_inside_a_batch(3).await;
+}
+
+async fn a_failure_inside_a_batch(batch_size: u32) {
     const N: usize = 20;
     let stack = MailStack::start();
     stack.append("support", "INBOX", &backlog(N, "flaky")).await;
@@ -188,10 +199,9 @@ async fn a_mail_that_fails_inside_a_batch_is_never_passed_by_the_checkpoint() {
         Arc::new(FlakyStore::new(inner, "flaky-7@customer.test", 2))
     })
     .await;
-    let source = ImapSource::new(
-        stack.imap_settings("support", TlsMode::StartTls),
-        desk.app.pipeline.clone(),
-    );
+    let mut settings = stack.imap_settings("support", TlsMode::StartTls);
+    settings.batch_size = batch_size;
+    let source = ImapSource::new(settings, desk.app.pipeline.clone());
     let mut session = stack.imap("support").await;
     source.prepare(&mut session).await.unwrap();
     let token = CancellationToken::new();
