@@ -101,10 +101,58 @@ impl Processed {
 
 pub use crate::desk::QuarantineReason;
 
+/// The stages of filing a mail, named so a failure says where it happened (and so a test
+/// can make one of them panic: [`Pipeline::with_stage_hook`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Stage {
+    Routing = 0,
+    Classify = 1,
+    Decide = 2,
+    Apply = 3,
+    Render = 4,
+}
+
+impl Stage {
+    /// "while …", for a quarantine reason.
+    pub fn doing(self) -> &'static str {
+        match self {
+            Stage::Routing => "routing it",
+            Stage::Classify => "classifying it",
+            Stage::Decide => "deciding what it becomes",
+            Stage::Apply => "writing it",
+            Stage::Render => "rendering a mail about it",
+        }
+    }
+
+    fn from_u8(n: u8) -> Stage {
+        match n {
+            0 => Stage::Routing,
+            1 => Stage::Classify,
+            2 => Stage::Decide,
+            4 => Stage::Render,
+            _ => Stage::Apply,
+        }
+    }
+}
+
+/// Called as each stage starts, with the mail's subject. Does nothing in the gateway; a
+/// test gives one that panics at the stage it checks.
+pub type StageHook = fn(Stage, &str);
+
+fn no_hook(_: Stage, _: &str) {}
+
+/// Why a mail could not be read into something `decide` takes.
+enum Unread {
+    Parse(ParseFailure),
+    /// Routing (or language detection) panicked.
+    Failed(Stage, String),
+}
+
 /// A mail as read before any database work: parsed, fingerprinted, its language detected
 /// and its routing decided.
 struct Read {
-    parsed: Result<(InboundMail, MailReading), ParseFailure>,
+    parsed: Result<(InboundMail, MailReading), Unread>,
     sha: String,
     /// For a roster address's mail when the desk requires authentication: DKIM's verdict.
     dkim: Option<Result<(), String>>,
@@ -132,6 +180,54 @@ pub struct Pipeline {
     parser: Parser,
     clock: Arc<dyn Clock>,
     dkim: Option<Arc<crate::dkim::DkimVerifier>>,
+    hook: StageHook,
+}
+
+/// How filing one mail inside a transaction ended, when it did not end with an outcome.
+enum Trouble {
+    /// The database failed: the mail stays in its source and is read again later.
+    Store(StoreError),
+    /// The gateway failed on this mail (a panic, or a plan the writer refused): filing it
+    /// again would fail again, so it is quarantined.
+    Failed(Stage, String),
+}
+
+impl From<StoreError> for Trouble {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::BadPlan(why) => Trouble::Failed(Stage::Apply, why.to_string()),
+            e => Trouble::Store(e),
+        }
+    }
+}
+
+/// The stage a filing has reached, shared with the code that catches its panic.
+#[derive(Default)]
+struct StageMark(std::sync::atomic::AtomicU8);
+
+impl StageMark {
+    fn set(&self, stage: Stage) {
+        self.0
+            .store(stage as u8, std::sync::atomic::Ordering::Relaxed);
+    }
+    fn get(&self) -> Stage {
+        Stage::from_u8(self.0.load(std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
+/// Runs `work`, turning a panic inside it into `Trouble::Failed` at the stage it had reached.
+async fn guarded<T>(
+    mark: &StageMark,
+    work: impl std::future::Future<Output = Result<T, Trouble>>,
+) -> Result<T, Trouble> {
+    use futures::FutureExt;
+    match std::panic::AssertUnwindSafe(work).catch_unwind().await {
+        Ok(result) => result,
+        Err(panic) => {
+            let what = crate::app::panic_message(panic.as_ref());
+            Err(Trouble::Failed(mark.get(), what))
+        }
+    }
 }
 
 impl Pipeline {
@@ -151,7 +247,15 @@ impl Pipeline {
             parser: inbound::parse,
             clock: Arc::new(SystemClock),
             dkim: None,
+            hook: no_hook,
         }
+    }
+
+    /// The same pipeline calling `hook` as each stage of filing starts (tests make a stage
+    /// panic, to check that it costs one quarantined mail and nothing else).
+    pub fn with_stage_hook(mut self, hook: StageHook) -> Self {
+        self.hook = hook;
+        self
     }
 
     /// The same pipeline checking agents' DKIM signatures with `verifier`.
@@ -203,7 +307,23 @@ impl Pipeline {
         let mut read = self.read(raw);
         self.authenticate(&mut read, raw).await;
         let mut tx = self.store.begin().await?;
-        let outcome = self.process_in(&mut *tx, source, raw, &read, true).await?;
+        let mark = StageMark::default();
+        let outcome = match guarded(
+            &mark,
+            self.process_in(&mut *tx, source, raw, &read, true, &mark),
+        )
+        .await
+        {
+            Ok(outcome) => outcome,
+            Err(Trouble::Store(e)) => return Err(e),
+            Err(Trouble::Failed(stage, error)) => {
+                // Nothing of the failed attempt is kept: the transaction is rolled back.
+                drop(tx);
+                return self
+                    .quarantine_failed(source, raw, &read.sha, stage, error)
+                    .await;
+            }
+        };
         tx.commit().await?;
         if matches!(
             outcome,
@@ -257,11 +377,15 @@ impl Pipeline {
         for (read, (_, raw)) in reads.iter_mut().zip(mails) {
             self.authenticate(read, raw).await;
         }
+        let mark = StageMark::default();
         let batch = async {
             let mut tx = self.store.begin().await?;
             let mut outcomes = Vec::with_capacity(mails.len());
             for ((source, raw), read) in mails.iter().zip(&reads) {
-                outcomes.push(self.process_in(&mut *tx, source, raw, read, false).await?);
+                outcomes.push(
+                    self.process_in(&mut *tx, source, raw, read, false, &mark)
+                        .await?,
+                );
             }
             // One checkpoint write for the group; the store keeps the highest UID.
             if let Some((mailbox, checkpoint)) =
@@ -271,9 +395,9 @@ impl Pipeline {
                     .await?;
             }
             tx.commit().await?;
-            Ok::<_, StoreError>(outcomes)
+            Ok::<_, Trouble>(outcomes)
         };
-        match batch.await {
+        match guarded(&mark, batch).await {
             Ok(outcomes) => {
                 if outcomes
                     .iter()
@@ -283,8 +407,18 @@ impl Pipeline {
                 }
                 outcomes.into_iter().map(Ok).collect()
             }
-            Err(e) if mails.len() > 1 => {
-                tracing::warn!(error = %e, "batch failed; filing its mails one by one");
+            Err(Trouble::Store(e)) if mails.len() == 1 => vec![Err(e)],
+            Err(trouble) => {
+                match &trouble {
+                    Trouble::Store(e) => {
+                        tracing::warn!(error = %e, "batch failed; filing its mails one by one")
+                    }
+                    Trouble::Failed(stage, error) => tracing::error!(
+                        stage = stage.doing(),
+                        error,
+                        "the gateway failed inside a batch; filing its mails one by one"
+                    ),
+                }
                 let mut out = Vec::with_capacity(mails.len());
                 for (source, raw) in mails {
                     let result = self.process(source, raw).await;
@@ -296,8 +430,43 @@ impl Pipeline {
                 }
                 out
             }
-            Err(e) => vec![Err(e)],
         }
+    }
+
+    /// Files a mail the gateway failed on as quarantined, with why, in a transaction of its
+    /// own: the failed attempt was rolled back, so this is all that is written of it.
+    async fn quarantine_failed(
+        &self,
+        source: &SourceRef,
+        raw: &[u8],
+        sha: &str,
+        stage: Stage,
+        error: String,
+    ) -> Result<Processed, StoreError> {
+        tracing::error!(
+            source = source.key.as_deref().unwrap_or("-"),
+            stage = stage.doing(),
+            error,
+            "the gateway failed on a mail; quarantining it"
+        );
+        let now = self.clock.now();
+        let plan = decide::quarantine(
+            crate::desk::QuarantineReason::Failed { stage, error },
+            Actor::Gateway,
+        );
+        let input = MailInput {
+            source,
+            raw,
+            sha,
+            parsed: None,
+        };
+        let mut tx = self.store.begin().await?;
+        let applied = apply(&mut *tx, &self.apply_context(now), &plan, Some(&input)).await?;
+        if let Some((mailbox, checkpoint)) = &source.checkpoint {
+            tx.set_checkpoint(mailbox, *checkpoint, now).await?;
+        }
+        tx.commit().await?;
+        Ok(processed(&plan, applied))
     }
 
     /// Parses and fingerprints a mail: pure work, done before the write transaction so
@@ -310,11 +479,25 @@ impl Pipeline {
             tracing::error!(panic = %what, "the parser panicked on a mail; quarantining it");
             Err(ParseFailure::ParserPanicked)
         });
+        let hook = self.hook;
+        let parsed = match parsed {
+            Err(failure) => Err(Unread::Parse(failure)),
+            Ok(mail) => {
+                let reading = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    hook(Stage::Routing, &mail.subject);
+                    read_mail(&mail, &self.settings, &self.desk)
+                }));
+                match reading {
+                    Ok(reading) => Ok((mail, reading)),
+                    Err(panic) => Err(Unread::Failed(
+                        Stage::Routing,
+                        crate::app::panic_message(panic.as_ref()),
+                    )),
+                }
+            }
+        };
         Read {
-            parsed: parsed.map(|mail| {
-                let reading = read_mail(&mail, &self.settings, &self.desk);
-                (mail, reading)
-            }),
+            parsed,
             sha: hex::encode(Sha256::digest(raw)),
             dkim: None,
         }
@@ -327,7 +510,9 @@ impl Pipeline {
         raw: &[u8],
         read: &Read,
         write_checkpoint: bool,
-    ) -> Result<Processed, StoreError> {
+        mark: &StageMark,
+    ) -> Result<Processed, Trouble> {
+        mark.set(Stage::Classify);
         if let Some(key) = &source.key
             && let Some(outcome) = tx.source_outcome(key).await?
         {
@@ -335,15 +520,23 @@ impl Pipeline {
         }
         let now = self.clock.now();
         let plan = match &read.parsed {
-            Err(failure) => {
+            Err(Unread::Parse(failure)) => {
                 let earlier = tx.message_by_sha(&read.sha).await?;
                 decide::decide_unreadable(failure, earlier)
             }
+            Err(Unread::Failed(stage, error)) => {
+                return Err(Trouble::Failed(*stage, error.clone()));
+            }
             Ok((mail, reading)) => {
-                self.situate_and_decide(tx, mail, reading, read.dkim.clone(), &read.sha, now)
+                self.situate_and_decide(tx, mail, reading, read, now, mark)
                     .await?
             }
         };
+        mark.set(Stage::Apply);
+        (self.hook)(
+            Stage::Apply,
+            read.parsed.as_ref().map_or("", |(m, _)| &m.subject),
+        );
         let input = MailInput {
             source,
             raw,
@@ -376,6 +569,7 @@ impl Pipeline {
             roster: &self.desk.roster,
             budget: self.desk.budget,
             now,
+            hook: self.hook,
         }
     }
 
@@ -386,11 +580,13 @@ impl Pipeline {
         tx: &mut dyn StoreTx,
         mail: &InboundMail,
         reading: &MailReading,
-        agent_dkim: Option<Result<(), String>>,
-        sha: &str,
+        read: &Read,
         now: Millis,
+        mark: &StageMark,
     ) -> Result<Plan, StoreError> {
+        let (agent_dkim, sha) = (read.dkim.clone(), read.sha.as_str());
         let own = [self.settings.support_address.as_str()];
+        (self.hook)(Stage::Classify, &mail.subject);
         let machine = inbound::classify(mail, &own);
         let (earlier, in_use) = match &mail.message_id {
             Some(id) => {
@@ -464,6 +660,8 @@ impl Pipeline {
             deliverable,
             now,
         };
+        mark.set(Stage::Decide);
+        (self.hook)(Stage::Decide, &mail.subject);
         Ok(decide_mail(&situation))
     }
 

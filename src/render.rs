@@ -173,6 +173,8 @@ pub enum RenderError {
     },
     #[error("building the mail: {0}")]
     Build(String),
+    #[error("the renderer panicked: {0}")]
+    Panicked(String),
 }
 
 /// Templates are read (and overrides loaded) at start, but each is compiled the first time

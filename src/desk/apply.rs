@@ -26,6 +26,8 @@ pub struct ApplyContext<'a> {
     pub roster: &'a Roster,
     pub budget: MailBudget,
     pub now: Millis,
+    /// Called before each mail is rendered (see `pipeline::StageHook`).
+    pub hook: crate::pipeline::StageHook,
 }
 
 const HOUR_MS: Millis = 3_600_000;
@@ -95,36 +97,47 @@ pub async fn apply(
     for effect in &plan.effects {
         match effect {
             Effect::FileMail(filing) => {
-                let mail = mail.expect("a plan that files a mail is applied with that mail");
+                let mail =
+                    mail.ok_or(StoreError::BadPlan("a plan files a mail it was not given"))?;
                 let row = file_mail(tx, mail, ticket_id, filing, now).await?;
                 filed_row = Some(row);
             }
             Effect::AddParticipant(address, role) => {
-                let id = ticket_id.expect("participants belong to a ticket");
+                let id = ticket_id.ok_or(StoreError::BadPlan("a participant without a ticket"))?;
                 tx.add_participant(id, address, *role, now).await?;
             }
             Effect::SetStatus { to, reopened } => {
-                let f = facts.as_mut().expect("a status belongs to a ticket");
+                let f = facts
+                    .as_mut()
+                    .ok_or(StoreError::BadPlan("a status without a ticket"))?;
                 tx.set_ticket_status(f.id, *to, *reopened, now).await?;
                 f.status = *to;
             }
             Effect::ChangeTier(tier) => {
-                let f = facts.as_mut().expect("a tier belongs to a ticket");
+                let f = facts
+                    .as_mut()
+                    .ok_or(StoreError::BadPlan("a tier without a ticket"))?;
                 tx.set_tier(f.id, *tier, now).await?;
                 f.tier = *tier;
             }
             Effect::Assign(agent) => {
-                let f = facts.as_mut().expect("an assignment belongs to a ticket");
+                let f = facts
+                    .as_mut()
+                    .ok_or(StoreError::BadPlan("an assignment without a ticket"))?;
                 tx.set_assignee(f.id, agent.as_ref(), now).await?;
                 f.assignee = agent.clone();
             }
             Effect::SetPriority(p) => {
-                let f = facts.as_mut().expect("a priority belongs to a ticket");
+                let f = facts
+                    .as_mut()
+                    .ok_or(StoreError::BadPlan("a priority without a ticket"))?;
                 tx.set_priority(f.id, *p, now).await?;
                 f.priority = *p;
             }
             Effect::SetCategory(c) => {
-                let f = facts.as_mut().expect("a category belongs to a ticket");
+                let f = facts
+                    .as_mut()
+                    .ok_or(StoreError::BadPlan("a category without a ticket"))?;
                 tx.set_category(f.id, c, now).await?;
                 f.category = c.to_string();
             }
@@ -165,7 +178,9 @@ pub async fn apply(
                 }
             }
             Effect::Queue(out) => {
-                let f = facts.as_ref().expect("mail is about a ticket");
+                let f = facts
+                    .as_ref()
+                    .ok_or(StoreError::BadPlan("a mail to send without a ticket"))?;
                 if queue(tx, ctx, f, out, mail.and_then(|m| m.parsed), &mut events).await? {
                     queued += 1;
                 }
@@ -566,7 +581,18 @@ async fn queue(
         attachments: &attachments,
     };
     let kind = out.template.name();
-    let rendered = match ctx.renderer.render(out.template, &context, &env) {
+    // A panic while rendering (a template helper, the mail builder) costs this one mail,
+    // like a template that fails to render: the customer's mail is filed all the same.
+    let rendered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        (ctx.hook)(crate::pipeline::Stage::Render, &f.subject);
+        ctx.renderer.render(out.template, &context, &env)
+    }))
+    .unwrap_or_else(|panic| {
+        Err(crate::render::RenderError::Panicked(
+            crate::app::panic_message(panic.as_ref()),
+        ))
+    });
+    let rendered = match rendered {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(code = %f.code, kind, to = %out.to, error = %e, "mail not rendered");

@@ -142,7 +142,7 @@ fn filing(
     })
 }
 
-fn quarantine(reason: QuarantineReason, actor: Actor) -> Plan {
+pub(crate) fn quarantine(reason: QuarantineReason, actor: Actor) -> Plan {
     let detail = reason.describe();
     Plan {
         ticket: PlanTicket::None,
@@ -573,18 +573,18 @@ fn stranger(s: &MailSituation<'_>, quoted: &TicketRef, language: Language) -> Pl
             QuarantineReason::Unanswerable(e.clone()),
             Actor::Stranger(from.clone()),
         ),
-        (crate::config::StrangerPolicy::Hold, _) => {
-            let mut plan = quarantine(
-                QuarantineReason::HeldStranger {
-                    quoted: quoted.code.clone(),
-                },
-                Actor::Stranger(from.clone()),
-            );
-            // The quarantined mail belongs to no ticket; the notice is about the quoted one.
-            plan.ticket = PlanTicket::Existing(quoted.clone());
-            plan
-        }
+        (crate::config::StrangerPolicy::Hold, _) => quarantine(
+            QuarantineReason::HeldStranger {
+                quoted: quoted.code.clone(),
+            },
+            Actor::Stranger(from.clone()),
+        ),
     };
+    if matches!(plan.outcome, PlannedOutcome::Quarantined(_)) {
+        // The quarantined mail belongs to no ticket; the notices below are about the
+        // quoted one (and a plan that sends mail must name the ticket it is about).
+        plan.ticket = PlanTicket::Existing(quoted.clone());
+    }
     let what = match plan.outcome {
         PlannedOutcome::NewTicket => "it was filed as this new ticket".to_string(),
         _ => format!(
@@ -2167,20 +2167,29 @@ mod tests {
             "Re: [HD-7K3M9QXA] Imprimante",
             "Moi aussi !",
         );
-        for (policy, outcome_is_new) in [
-            (crate::config::StrangerPolicy::NewTicket, true),
-            (crate::config::StrangerPolicy::Hold, false),
+        // The last: a stranger whose address the outbox cannot use (the attack run's
+        // crash: the plan sent mail with no ticket named).
+        for (policy, deliverable, outcome_is_new) in [
+            (crate::config::StrangerPolicy::NewTicket, true, true),
+            (crate::config::StrangerPolicy::Hold, true, false),
+            (crate::config::StrangerPolicy::NewTicket, false, false),
         ] {
             let mut d = desk();
             d.strangers = policy;
             let mut s = situation(&m, Some((&t, ThreadedBy::ReferenceCode)), &g, &d, &loads);
             s.sender_is_participant = false;
+            if !deliverable {
+                s.deliverable = Err("address x@-evil.example: invalid domain".into());
+            }
             let plan = decide_mail(&s);
             assert_eq!(
                 plan.outcome == PlannedOutcome::NewTicket,
                 outcome_is_new,
                 "{policy:?}"
             );
+            if !outcome_is_new {
+                assert_eq!(plan.ticket, PlanTicket::Existing(t.clone()), "{policy:?}");
+            }
             assert!(
                 !plan
                     .queued()

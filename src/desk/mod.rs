@@ -79,6 +79,12 @@ pub enum QuarantineReason {
     HeldStranger {
         quoted: ReferenceCode,
     },
+    /// The gateway itself failed on this mail (a panic, or a plan its writer refused): the
+    /// mail is kept for a person to look at, and the mails behind it are filed.
+    Failed {
+        stage: crate::pipeline::Stage,
+        error: String,
+    },
 }
 
 impl QuarantineReason {
@@ -89,6 +95,9 @@ impl QuarantineReason {
             QuarantineReason::Unanswerable(e) => format!("cannot answer: {e}"),
             QuarantineReason::HeldStranger { quoted } => {
                 format!("held for review: the sender is not on ticket {quoted}")
+            }
+            QuarantineReason::Failed { stage, error } => {
+                format!("the gateway failed while {}: {error}", stage.doing())
             }
         }
     }

@@ -41,6 +41,9 @@ pub enum StoreError {
     Corrupt(String),
     #[error("database error: {0}")]
     Other(#[source] sqlx::Error),
+    /// The writer was handed a plan it cannot write (a bug in `decide`): never temporary.
+    #[error("a plan the writer cannot apply: {0}")]
+    BadPlan(&'static str),
 }
 
 impl StoreError {

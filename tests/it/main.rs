@@ -2,6 +2,7 @@
 //! mail stack (Dovecot + Postfix on loopback); tests fail loudly when it cannot start.
 
 mod agents_mail;
+mod attacks;
 mod cli;
 mod corpus;
 mod database;
