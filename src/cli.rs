@@ -240,6 +240,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Init(args) => init(&args),
         Command::CheckConfig => {
             let config = Config::load(&cli.config)?;
+            config.desk.check_agent_auth_chosen()?;
             crate::render::Renderer::new(config.gateway.templates_dir.as_deref())
                 .and_then(|r| r.check())
                 .context("templates")?;
@@ -265,6 +266,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Command::Run => {
             let config = Config::load(&cli.config)?;
+            config.desk.check_agent_auth_chosen()?;
             let store = app::open_store(&config).await?;
             let app = App::build(config, store).await?;
             // A long-lived gateway compiles every template at start: a broken override
@@ -488,6 +490,7 @@ fn init(args: &InitArgs) -> Result<ExitCode> {
 
 async fn ingest(config_path: &Path, args: IngestArgs) -> Result<ExitCode> {
     let config = Config::load(config_path)?;
+    config.desk.check_agent_auth_chosen()?;
     let store = app::open_store(&config).await?;
     let app = App::build(config, store).await?;
     // Many files are filed in groups, one transaction each (what a migration from another

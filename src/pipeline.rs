@@ -154,7 +154,8 @@ enum Unread {
 struct Read {
     parsed: Result<(InboundMail, MailReading), Unread>,
     sha: String,
-    /// For a roster address's mail when the desk requires authentication: DKIM's verdict.
+    /// For a roster or vendor address's mail when the desk requires authentication: DKIM's
+    /// verdict.
     dkim: Option<Result<(), String>>,
 }
 
@@ -269,8 +270,11 @@ impl Pipeline {
         let (Some(verifier), Ok((mail, _))) = (&self.dkim, &read.parsed) else {
             return;
         };
+        // Agents' and vendors' mail is believed only when authenticated: both reach people
+        // (the customer, the assignee) with the desk's authority.
         if let Some(from) = &mail.from
-            && self.desk.roster.agent(&from.address).is_some()
+            && (self.desk.roster.agent(&from.address).is_some()
+                || self.desk.time.vendor_by_address(&from.address).is_some())
         {
             read.dkim = Some(verifier.verify(raw, &from.address).await);
         }

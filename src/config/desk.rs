@@ -145,8 +145,9 @@ impl Default for MailBudget {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawAgentMail {
-    #[serde(default)]
-    require_authentication: bool,
+    /// Absent is not false: with a roster, the operator must choose (see
+    /// `DeskSettings::check_agent_auth_chosen`).
+    require_authentication: Option<bool>,
     authserv_id: Option<String>,
     /// Where DKIM keys are looked up; the system's resolver when absent.
     dns_server: Option<String>,
@@ -162,7 +163,7 @@ fn default_reply_from() -> String {
 impl Default for RawAgentMail {
     fn default() -> Self {
         RawAgentMail {
-            require_authentication: false,
+            require_authentication: None,
             authserv_id: None,
             dns_server: None,
             reply_from: default_reply_from(),
@@ -201,6 +202,8 @@ pub struct DeskSettings {
     pub require_agent_auth: bool,
     /// The receiving server whose `Authentication-Results` are trusted.
     pub agent_authserv_id: Option<String>,
+    /// Whether `agent_mail.require_authentication` was written (either way).
+    pub agent_auth_chosen: bool,
     /// Where DKIM keys are looked up (the system's resolver when `None`).
     pub dkim_dns: Option<std::net::SocketAddr>,
     pub budget: MailBudget,
@@ -226,6 +229,26 @@ pub(super) struct RawDesk {
     pub agents: Vec<RawAgent>,
     pub escalation: RawEscalation,
     pub notifications: RawNotifications,
+}
+
+impl DeskSettings {
+    /// With agents on the roster, mail from their addresses moves tickets and reaches
+    /// customers from the support address: anyone can write such a From. The gateway that
+    /// files mail (`run`, `ingest`, `check-config`) refuses to start until the operator
+    /// has said how agents are authenticated, or that they are not.
+    pub fn check_agent_auth_chosen(&self) -> Result<(), ConfigError> {
+        if self.roster.agents().is_empty() || self.agent_auth_chosen {
+            return Ok(());
+        }
+        Err(invalid(
+            "agent_mail.require_authentication",
+            "is not set, and with agents on the roster anyone could write as one of them \
+             (a forged From: reaches the customer from the support address and runs commands)",
+            "set it in [agent_mail]: true (agents' mail must carry a DKIM signature of their \
+             domain that the gateway verifies, or a pass from authserv_id, the server that \
+             receives the support mailbox's mail), or false to accept a From as it is",
+        ))
+    }
 }
 
 fn tier(key: &str, value: &str) -> Result<Tier, ConfigError> {
@@ -403,7 +426,8 @@ pub(super) fn build(raw: RawDesk, support: &EmailAddress) -> Result<DeskSettings
     Ok(DeskSettings {
         reply_from,
         strangers: raw.strangers,
-        require_agent_auth: raw.agent_mail.require_authentication,
+        require_agent_auth: raw.agent_mail.require_authentication.unwrap_or(false),
+        agent_auth_chosen: raw.agent_mail.require_authentication.is_some(),
         agent_authserv_id,
         dkim_dns,
         budget: MailBudget {

@@ -524,7 +524,7 @@ pub fn rating(text: &str) -> Option<(u8, Option<String>)> {
     Some((digit as u8, (!comment.is_empty()).then_some(comment)))
 }
 
-/// Why a mail from a roster address is not taken as the agent's: the desk requires
+/// Why a mail from a roster (or vendor) address is not taken as theirs: the desk requires
 /// authentication, the trusted server did not vouch for the sender and no DKIM signature of
 /// theirs verified.
 fn agent_refusal(s: &MailSituation<'_>) -> Option<String> {
@@ -616,8 +616,16 @@ fn stranger(s: &MailSituation<'_>, quoted: &TicketRef, language: Language) -> Pl
         plan.effects.push(Effect::Queue(notice));
     }
     if let Some(to) = ticket_watcher(s.desk, quoted) {
+        let who = match s.desk.time.vendor_by_address(from) {
+            Some(v) => format!(
+                "{from} writes as vendor {} but the mail was not authenticated ({}); they are treated as a stranger: do not trust its content",
+                v.name,
+                agent_refusal(s).unwrap_or_default()
+            ),
+            None => format!("{from} is not on ticket {}", quoted.code),
+        };
         let reason = format!(
-            "{from} is not on ticket {}, whose code their mail quotes: {what}, and they were sent nothing of ticket {}",
+            "{who}, and their mail quotes the code of ticket {}: {what}, and they were sent nothing of ticket {}",
             quoted.code, quoted.code
         );
         plan.effects.push(Effect::Queue(agent_mail(
@@ -645,6 +653,7 @@ fn sender_actor(s: &MailSituation<'_>, ticket: &TicketRef) -> Actor {
         .as_ref()
         .and_then(|a| s.desk.time.vendor_by_address(a))
         .filter(|v| ticket.vendor.as_deref() == Some(v.name.as_str()))
+        && agent_refusal(s).is_none()
     {
         return Actor::Vendor(v.name.clone());
     }
@@ -1743,6 +1752,7 @@ mod tests {
         DeskSettings {
             strangers: crate::config::StrangerPolicy::NewTicket,
             require_agent_auth: false,
+            agent_auth_chosen: true,
             agent_authserv_id: None,
             dkim_dns: None,
             notify_participants: true,
@@ -2333,8 +2343,10 @@ mod tests {
         );
 
         let signed = {
-            let raw = "From: alice@example.com\r\nTo: support@example.com\r\nSubject: Re: [HD-7K3M9QXA] Imprimante\r\n\
-                       Authentication-Results: mx.example.com; dkim=pass header.d=example.com\r\nMessage-ID: <s1@example.com>\r\n\r\n#close\r\n";
+            // The server's result is on top; the same header among the sender's own is not read.
+            let raw = "Authentication-Results: mx.example.com; dkim=pass header.d=example.com\r\n\
+                       From: alice@example.com\r\nTo: support@example.com\r\nSubject: Re: [HD-7K3M9QXA] Imprimante\r\n\
+                       Message-ID: <s1@example.com>\r\n\r\n#close\r\n";
             crate::inbound::parse(raw.as_bytes()).unwrap()
         };
         let mut s = situation(
