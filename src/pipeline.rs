@@ -24,7 +24,7 @@ use crate::desk::{
     Applied, ApplyContext, CommandError, MailInput, Plan, PlannedOutcome, TimerSituation, apply,
     decide_command, decide_mail, decide_timers,
 };
-use crate::domain::{Actor, ReferenceCode};
+use crate::domain::{Actor, EventKind, ReferenceCode};
 use crate::inbound::{self, InboundMail, MachineKind, ParseFailure, subject};
 use crate::render::Renderer;
 use crate::store::{
@@ -724,7 +724,10 @@ impl Pipeline {
     /// leased to `owner` first (by the machine's clock, like the outbox), so two gateways
     /// on one database never act on the same ticket at once.
     pub async fn run_timers(&self, owner: &str) -> Result<TimerPass, StoreError> {
-        let mut pass = TimerPass::default();
+        let mut pass = TimerPass {
+            held: self.release_held().await?,
+            ..TimerPass::default()
+        };
         // A ticket is acted on once per pass, even if its next work were due at once again.
         let mut seen = std::collections::HashSet::new();
         loop {
@@ -776,6 +779,135 @@ impl Pipeline {
         Ok(pass)
     }
 
+    /// Held mail's second chance, run by the scheduler. Mail to an outside address held by
+    /// its budget goes out, oldest first, as far as the budget now allows, unless its
+    /// ticket's status changed meanwhile (then it is superseded: it would say something no
+    /// longer true) or its recipient wrote back within the hour of the last mail released
+    /// to them (a machine answering everything: their held mail is superseded, and the loop
+    /// ends there). Mail to the desk's people held while one sender flooded the desk is
+    /// replaced by one digest per person and sender, once the flood has been quiet for
+    /// five minutes or began an hour ago.
+    pub async fn release_held(&self) -> Result<HeldPass, StoreError> {
+        use crate::desk::apply::{Flood, queue_digest};
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        let held = tx.held_mail(HELD_BATCH).await?;
+        let mut pass = HeldPass::default();
+        if held.is_empty() {
+            return Ok(pass);
+        }
+        let budget = self.desk.budget;
+        let mut events: Vec<(Option<TicketId>, EventKind, serde_json::Value)> = Vec::new();
+        let mut superseded = Vec::new();
+        let mut allowance: HashMap<&str, u32> = HashMap::new();
+        let mut looping: Vec<&str> = Vec::new();
+        for m in held.iter().filter(|m| m.flood_from.is_none()) {
+            let detail = serde_json::json!({ "kind": m.kind, "to": m.rcpt_to });
+            if m.held_status.is_some() && m.held_status != m.ticket_status {
+                superseded.push(m.id);
+                events.push((m.ticket, EventKind::MailSuperseded, detail));
+                continue;
+            }
+            let left = match allowance.get(m.rcpt_to.as_str()) {
+                Some(n) => *n,
+                None => match crate::domain::EmailAddress::parse(&m.rcpt_to) {
+                    // A recipient who answered the mail released to them at once is a
+                    // machine answering everything: releasing more would restart the loop.
+                    Ok(to) if tx.answered_release(&to, HOUR_MS).await? => {
+                        looping.push(m.rcpt_to.as_str());
+                        0
+                    }
+                    Ok(to) => {
+                        let (hour, day) = tx
+                            .automatic_mail_sent(
+                                &to,
+                                (now - HOUR_MS, now - 24 * HOUR_MS, now),
+                                (budget.per_hour, budget.per_day),
+                            )
+                            .await?;
+                        budget
+                            .per_hour
+                            .saturating_sub(hour)
+                            .min(budget.per_day.saturating_sub(day))
+                    }
+                    Err(_) => 0,
+                },
+            };
+            if left == 0 {
+                allowance.insert(&m.rcpt_to, 0);
+                if looping.contains(&m.rcpt_to.as_str()) {
+                    superseded.push(m.id);
+                    let mut detail = detail;
+                    detail["loop"] = serde_json::json!(true);
+                    events.push((m.ticket, EventKind::MailSuperseded, detail));
+                }
+                continue;
+            }
+            tx.release_mail(m.id, now).await?;
+            events.push((m.ticket, EventKind::MailReleased, detail));
+            allowance.insert(&m.rcpt_to, left - 1);
+            pass.released += 1;
+        }
+        tx.supersede_mail(&superseded).await?;
+        pass.superseded += superseded.len();
+        let mut floods: std::collections::BTreeMap<(&str, &str), Vec<&crate::store::HeldMail>> =
+            std::collections::BTreeMap::new();
+        for m in &held {
+            if let Some(from) = &m.flood_from {
+                floods.entry((&m.rcpt_to, from)).or_default().push(m);
+            }
+        }
+        let ctx = self.apply_context(now);
+        for ((to, from), mails) in floods {
+            let first = mails.iter().map(|m| m.created_at).min().unwrap_or(now);
+            let last = mails.iter().map(|m| m.created_at).max().unwrap_or(now);
+            if last > now - FLOOD_QUIET_MS && first > now - HOUR_MS {
+                continue;
+            }
+            let Ok(to) = crate::domain::EmailAddress::parse(to) else {
+                continue;
+            };
+            let mut codes: Vec<String> = Vec::new();
+            for code in mails.iter().filter_map(|m| m.code.clone()) {
+                if !codes.contains(&code) {
+                    codes.push(code);
+                }
+            }
+            let flood = Flood {
+                to: &to,
+                from,
+                held: mails.iter().map(|m| m.id).collect(),
+                codes,
+            };
+            if queue_digest(&mut *tx, &ctx, flood).await? {
+                pass.digests += 1;
+            }
+        }
+        let rows: Vec<crate::store::NewEvent<'_>> = events
+            .into_iter()
+            .map(|(ticket, kind, detail)| crate::store::NewEvent {
+                ticket,
+                message: None,
+                kind,
+                actor: &Actor::Gateway,
+                detail,
+                at: now,
+            })
+            .collect();
+        tx.insert_events(&rows).await?;
+        tx.commit().await?;
+        if pass.released > 0 || pass.digests > 0 {
+            tracing::info!(
+                released = pass.released,
+                superseded = pass.superseded,
+                digests = pass.digests,
+                "held mail"
+            );
+            self.outbox_wakeup.notify_one();
+        }
+        Ok(pass)
+    }
+
     /// When the next timed work falls due, by this pipeline's clock.
     pub async fn next_timer(&self) -> Result<Option<Millis>, StoreError> {
         self.store.next_due().await
@@ -818,6 +950,20 @@ impl Pipeline {
     }
 }
 
+/// Held mail looked at in one pass (the oldest first).
+const HELD_BATCH: u32 = 5000;
+const HOUR_MS: Millis = 3_600_000;
+/// How long a flood must have been quiet before its digest goes.
+const FLOOD_QUIET_MS: Millis = 5 * 60 * 1000;
+
+/// What one pass over held mail did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HeldPass {
+    pub released: usize,
+    pub superseded: usize,
+    pub digests: usize,
+}
+
 /// How long a gateway holds the tickets whose timers it claimed.
 const TIMER_LEASE_MS: Millis = 5 * 60 * 1000;
 const TIMER_BATCH: u32 = 100;
@@ -829,6 +975,8 @@ pub struct TimerPass {
     pub tickets: usize,
     /// Mail queued by it.
     pub queued: usize,
+    /// Held mail released, superseded or summed up.
+    pub held: HeldPass,
 }
 
 /// What the caller is told about a filed mail.

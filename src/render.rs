@@ -45,10 +45,13 @@ pub enum Template {
     VendorForward,
     /// To the assignee: the vendor's answer, which the customer has not seen.
     VendorReply,
+    /// To an agent: one outside sender flooded the desk; the notifications about their
+    /// mail were held and are summed up here.
+    FloodDigest,
 }
 
 impl Template {
-    pub const ALL: [Template; 12] = [
+    pub const ALL: [Template; 13] = [
         Template::Acknowledgement,
         Template::AgentNotification,
         Template::AgentFollowUp,
@@ -61,6 +64,7 @@ impl Template {
         Template::Reminder,
         Template::VendorForward,
         Template::VendorReply,
+        Template::FloodDigest,
     ];
 
     pub fn name(self) -> &'static str {
@@ -77,6 +81,7 @@ impl Template {
             Template::Reminder => "reminder",
             Template::VendorForward => "vendor_forward",
             Template::VendorReply => "vendor_reply",
+            Template::FloodDigest => "flood_digest",
         }
     }
 }
@@ -140,6 +145,8 @@ fn builtin_templates() -> Vec<(&'static str, &'static str)> {
         builtin!("fr", "vendor_forward"),
         builtin!("en", "vendor_reply"),
         builtin!("fr", "vendor_reply"),
+        builtin!("en", "flood_digest"),
+        builtin!("fr", "flood_digest"),
         [
             "en/footer.txt.hbs",
             include_str!("../templates/en/footer.txt.hbs"),
@@ -230,6 +237,12 @@ pub struct MailContext {
     /// For `sla_warning`: what the customer last wrote, and when.
     pub last_message: String,
     pub last_message_date: String,
+    /// For `flood_digest`: who flooded the desk, how many mails, the tickets (the first
+    /// ones), and how many more there are.
+    pub flood_from: String,
+    pub flood_count: u64,
+    pub flood_codes: Vec<String>,
+    pub flood_more: u64,
 }
 
 #[derive(Serialize, Clone, Debug, PartialEq, Eq)]
@@ -667,6 +680,10 @@ mod tests {
             attachments: vec![AttachmentLine::new(Some("photo.jpg"), 12_800)],
             last_message: "L'imprimante fait toujours un bourrage.".into(),
             last_message_date: "2026-11-23 09:12 UTC".into(),
+            flood_from: "bot@flood.example".into(),
+            flood_count: 2000,
+            flood_codes: vec!["HD-7K3M9QXA".into(), "HD-2M4K7P9R".into()],
+            flood_more: 1948,
             thread: vec![ThreadItem {
                 author: "Marie <marie@example.fr>".into(),
                 date: "2026-11-23 09:14 UTC".into(),
@@ -711,8 +728,9 @@ mod tests {
                     attachments: &[],
                 };
                 let mail = r.render(template, &ctx(), &env).unwrap();
+                // The digest is about many tickets, and names them in its text.
                 assert!(
-                    mail.subject.starts_with("[HD-7K3M9QXA]"),
+                    template == Template::FloodDigest || mail.subject.starts_with("[HD-7K3M9QXA]"),
                     "{}",
                     mail.subject
                 );

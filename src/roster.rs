@@ -81,6 +81,15 @@ impl Roster {
         self.agents.iter().find(|a| a.address == *address)
     }
 
+    /// An agent's or a tier's address: the desk's own people, never budgeted.
+    pub fn is_desk_address(&self, address: &EmailAddress) -> bool {
+        self.agent(address).is_some()
+            || self
+                .tiers
+                .values()
+                .any(|t| t.address.as_ref() == Some(address))
+    }
+
     pub fn tier_address(&self, tier: Tier) -> Option<&EmailAddress> {
         self.tiers.get(&tier).and_then(|t| t.address.as_ref())
     }

@@ -106,6 +106,8 @@ pub(super) struct RawLimits {
     automatic_mail_per_hour: u32,
     #[serde(default = "default_per_day")]
     automatic_mail_per_day: u32,
+    #[serde(default = "default_flood")]
+    flood_per_hour: u32,
 }
 
 impl Default for RawLimits {
@@ -113,8 +115,13 @@ impl Default for RawLimits {
         RawLimits {
             automatic_mail_per_hour: default_per_hour(),
             automatic_mail_per_day: default_per_day(),
+            flood_per_hour: default_flood(),
         }
     }
+}
+
+fn default_flood() -> u32 {
+    20
 }
 
 fn default_per_hour() -> u32 {
@@ -124,13 +131,17 @@ fn default_per_day() -> u32 {
     40
 }
 
-/// How much automatic mail (acknowledgements, notifications, receipts, status mail) one
-/// address may receive: past it, mail to that address is held and the hold recorded, so a
-/// loop with an autoresponder or another helpdesk dies out by itself.
+/// How much automatic mail (acknowledgements, status mail, reminders) one outside address
+/// may receive: past it, mail to that address is held (deferred, sent when the budget
+/// allows), so a loop with an autoresponder or another helpdesk dies out by itself. The
+/// desk's own people (agents, tier addresses) have no budget: they are never silenced.
+/// Instead, past `flood_per_hour` mails from one outside sender in an hour, what they would
+/// be told of that sender's further mail is held and summed up in one digest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MailBudget {
     pub per_hour: u32,
     pub per_day: u32,
+    pub flood_per_hour: u32,
 }
 
 impl Default for MailBudget {
@@ -138,6 +149,7 @@ impl Default for MailBudget {
         MailBudget {
             per_hour: default_per_hour(),
             per_day: default_per_day(),
+            flood_per_hour: default_flood(),
         }
     }
 }
@@ -400,6 +412,13 @@ pub(super) fn build(raw: RawDesk, support: &EmailAddress) -> Result<DeskSettings
             "give at least 1 an hour, and a day limit at least as large (defaults 10 and 40)",
         ));
     }
+    if l.flood_per_hour == 0 {
+        return Err(invalid(
+            "limits.flood_per_hour",
+            "0 would hold every notification to the agents",
+            "give the number of mails from one sender in an hour past which the agents get a digest instead (default 20)",
+        ));
+    }
     let agent_authserv_id = raw
         .agent_mail
         .authserv_id
@@ -433,6 +452,7 @@ pub(super) fn build(raw: RawDesk, support: &EmailAddress) -> Result<DeskSettings
         budget: MailBudget {
             per_hour: l.automatic_mail_per_hour,
             per_day: l.automatic_mail_per_day,
+            flood_per_hour: l.flood_per_hour,
         },
         rules: Rules::new(rules, raw.routing.builtin_rules),
         roster: Roster::new(agents, tiers),

@@ -16,8 +16,8 @@ use crate::pipeline::SourceRef;
 use crate::render::{Envelope, MailContext, OutgoingAttachment, Renderer, ThreadItem};
 use crate::roster::Roster;
 use crate::store::{
-    Direction, Millis, NewAttachment, NewEvent, NewMessage, NewOutgoing, NewTicket, StoreError,
-    StoreTx, format_millis,
+    Direction, Hold, Millis, NewAttachment, NewEvent, NewMessage, NewOutgoing, NewTicket,
+    StoreError, StoreTx, format_millis,
 };
 
 pub struct ApplyContext<'a> {
@@ -92,6 +92,9 @@ pub async fn apply(
     };
     let ticket_id = facts.as_ref().map(|f| f.id);
     let mut events = Events::new(now);
+    // Whether the mail being filed comes from an outside sender flooding the desk: asked
+    // once, when the plan first tells one of the desk's people something.
+    let mut flood: Option<Option<EmailAddress>> = None;
     let mut filed_row = None;
     let mut queued = 0;
     for effect in &plan.effects {
@@ -181,7 +184,16 @@ pub async fn apply(
                 let f = facts
                     .as_ref()
                     .ok_or(StoreError::BadPlan("a mail to send without a ticket"))?;
-                if queue(tx, ctx, f, out, mail.and_then(|m| m.parsed), &mut events).await? {
+                let inbound = mail.and_then(|m| m.parsed);
+                let flood_from = if ctx.roster.is_desk_address(&out.to) {
+                    if flood.is_none() {
+                        flood = Some(flooding(tx, ctx, inbound).await?);
+                    }
+                    flood.clone().flatten()
+                } else {
+                    None
+                };
+                if queue(tx, ctx, f, out, inbound, flood_from, &mut events).await? {
                     queued += 1;
                 }
             }
@@ -409,23 +421,63 @@ fn author(from: Option<&str>, name: Option<&str>) -> String {
     }
 }
 
-/// Renders and queues one mail; false when it was held (budget) or could not be rendered
-/// (both recorded).
+/// The sender of the mail being filed, when they are an outside sender who wrote more than
+/// the desk's flood limit in the last hour: what their mail would tell the desk's people is
+/// then held for one digest.
+async fn flooding(
+    tx: &mut dyn StoreTx,
+    ctx: &ApplyContext<'_>,
+    inbound: Option<&InboundMail>,
+) -> Result<Option<EmailAddress>, StoreError> {
+    let Some(from) = inbound.and_then(|m| m.from.as_ref()).map(|f| &f.address) else {
+        return Ok(None);
+    };
+    if ctx.roster.is_desk_address(from) {
+        return Ok(None);
+    }
+    let cap = ctx.budget.flood_per_hour;
+    let sent = tx.mail_from_since(from, ctx.now - HOUR_MS, cap + 1).await?;
+    Ok((sent > cap).then(|| from.clone()))
+}
+
+/// Renders and queues one mail; false when it was held (budget, flood) or could not be
+/// rendered (both recorded). Held mail is rendered and stored all the same: it is deferred,
+/// not dropped.
 async fn queue(
     tx: &mut dyn StoreTx,
     ctx: &ApplyContext<'_>,
     f: &Facts,
     out: &OutgoingMail,
     inbound: Option<&InboundMail>,
+    flood_from: Option<EmailAddress>,
     events: &mut Events,
 ) -> Result<bool, StoreError> {
     let now = ctx.now;
-    if out.auto_submitted.is_some() {
+    let mut hold = None;
+    if let Some(sender) = flood_from {
+        tracing::warn!(
+            code = %f.code,
+            to = %out.to,
+            kind = out.template.name(),
+            flood_from = %sender,
+            "mail to the desk held for a digest: its sender floods the desk"
+        );
+        events.push(
+            Some(f.id),
+            None,
+            EventKind::MailHeld,
+            &Actor::Gateway,
+            json!({ "kind": out.template.name(), "to": out.to.as_str(), "flood_from": sender.as_str() }),
+        );
+        hold = Some(Hold {
+            flood_from: Some(sender),
+            ticket_status: Some(f.status),
+        });
+    } else if out.auto_submitted.is_some() && !ctx.roster.is_desk_address(&out.to) {
         let (hour, day) = tx
             .automatic_mail_sent(
                 &out.to,
-                now - HOUR_MS,
-                now - 24 * HOUR_MS,
+                (now - HOUR_MS, now - 24 * HOUR_MS, now),
                 (ctx.budget.per_hour, ctx.budget.per_day),
             )
             .await?;
@@ -436,7 +488,7 @@ async fn queue(
                 kind = out.template.name(),
                 last_hour = hour,
                 last_day = day,
-                "automatic mail held: the recipient's budget is spent"
+                "automatic mail held until the recipient's budget allows it"
             );
             events.push(
                 Some(f.id),
@@ -450,7 +502,10 @@ async fn queue(
                     "last_day": day,
                 }),
             );
-            return Ok(false);
+            hold = Some(Hold {
+                flood_from: None,
+                ticket_status: Some(f.status),
+            });
         }
     }
     let assignee_name = f
@@ -545,6 +600,7 @@ async fn queue(
         receipt: out.receipt.clone(),
         last_message,
         last_message_date,
+        ..MailContext::default()
     };
     let (in_reply_to, references) = match inbound.filter(|_| out.answers_mail) {
         Some(m) => (m.message_id.clone(), m.references.clone()),
@@ -638,6 +694,7 @@ async fn queue(
             at: now,
         })
         .await?;
+    let held = hold.is_some();
     tx.enqueue(NewOutgoing {
         ticket: Some(f.id),
         message: row,
@@ -645,8 +702,12 @@ async fn queue(
         mail_from: &support,
         rcpt_to: &rcpt,
         at: now,
+        hold,
     })
     .await?;
+    if held {
+        return Ok(false);
+    }
     events.push(
         Some(f.id),
         Some(row),
@@ -655,5 +716,129 @@ async fn queue(
         json!({ "kind": kind, "to": rcpt[0], "change": out.change }),
     );
     tracing::debug!(code = %f.code, kind, to = %rcpt[0], "mail queued");
+    Ok(true)
+}
+
+/// How many ticket codes a flood digest lists before "and N more".
+const DIGEST_CODES: usize = 50;
+
+/// One outside sender's flood, as held for one of the desk's people.
+pub struct Flood<'a> {
+    pub to: &'a EmailAddress,
+    pub from: &'a str,
+    /// The held mails this digest replaces.
+    pub held: Vec<crate::store::OutboxId>,
+    /// Their tickets, oldest first, each once.
+    pub codes: Vec<String>,
+}
+
+/// Queues the digest that replaces a flood's held mail, and supersedes that mail. Not
+/// budgeted: it goes to the desk's own people, once per flood.
+pub async fn queue_digest(
+    tx: &mut dyn StoreTx,
+    ctx: &ApplyContext<'_>,
+    flood: Flood<'_>,
+) -> Result<bool, StoreError> {
+    let now = ctx.now;
+    let language = ctx
+        .roster
+        .agent(flood.to)
+        .map(|a| a.language(ctx.gateway.default_language))
+        .unwrap_or(ctx.gateway.default_language);
+    let count = flood.held.len() as u64;
+    let context = MailContext {
+        support_name: ctx.gateway.support_name.clone(),
+        support_address: ctx.gateway.support_address.to_string(),
+        recipient_name: ctx
+            .roster
+            .agent(flood.to)
+            .map(|a| a.name.clone())
+            .unwrap_or_default(),
+        flood_from: flood.from.to_string(),
+        flood_count: count,
+        flood_codes: flood.codes.iter().take(DIGEST_CODES).cloned().collect(),
+        flood_more: flood.codes.len().saturating_sub(DIGEST_CODES) as u64,
+        ..MailContext::default()
+    };
+    let env = Envelope {
+        from: &ctx.gateway.support_address,
+        from_name: &ctx.gateway.support_name,
+        to: flood.to,
+        to_name: None,
+        in_reply_to: None,
+        references: &[],
+        language,
+        auto_submitted: Some(crate::render::AutoSubmitted::Generated),
+        attachments: &[],
+    };
+    let mut events = Events::new(now);
+    let detail = json!({ "to": flood.to.as_str(), "flood_from": flood.from, "held": count });
+    let rendered = match ctx.renderer.render(Template::FloodDigest, &context, &env) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(to = %flood.to, error = %e, "flood digest not rendered");
+            events.push(
+                None,
+                None,
+                EventKind::MailNotRendered,
+                &Actor::Gateway,
+                json!({ "kind": Template::FloodDigest.name(), "to": flood.to.as_str(), "error": e.to_string() }),
+            );
+            events.write(tx).await?;
+            return Ok(false);
+        }
+    };
+    let support = ctx.gateway.support_address.to_string();
+    let rcpt = [flood.to.to_string()];
+    let row = tx
+        .insert_message(NewMessage {
+            ticket: None,
+            direction: Direction::Outbound,
+            outcome: StoredOutcome::Outgoing,
+            outcome_detail: Some(Template::FloodDigest.name()),
+            source_key: None,
+            message_id: Some(&rendered.message_id),
+            content_sha256: None,
+            raw: &rendered.raw,
+            raw_sha256: &hex::encode(Sha256::digest(&rendered.raw)),
+            from_addr: Some(&support),
+            from_name: Some(&ctx.gateway.support_name),
+            reply_to: None,
+            to: rcpt.to_vec(),
+            cc: Vec::new(),
+            subject: &rendered.subject,
+            in_reply_to: &[],
+            references: &[],
+            sent_date: Some(now),
+            body_text: &rendered.text,
+            reply_text: &rendered.text,
+            quoted_text: "",
+            signature: "",
+            language: Some(language),
+            machine_kind: None,
+            from_non_participant: false,
+            at: now,
+        })
+        .await?;
+    tx.enqueue(NewOutgoing {
+        ticket: None,
+        message: row,
+        kind: Template::FloodDigest.name(),
+        mail_from: &support,
+        rcpt_to: &rcpt,
+        at: now,
+        hold: None,
+    })
+    .await?;
+    tx.supersede_mail(&flood.held).await?;
+    events.push(
+        None,
+        Some(row),
+        EventKind::MailDigested,
+        &Actor::Gateway,
+        detail,
+    );
+    events.write(tx).await?;
+    tracing::warn!(to = %flood.to, flood_from = flood.from, held = count, "flood digest queued");
     Ok(true)
 }

@@ -52,6 +52,12 @@ pub enum EventKind {
     VendorReplied,
     /// The vendor has not answered in the time the desk gives them.
     VendorSilent,
+    /// A held mail went out once its recipient's budget allowed it.
+    MailReleased,
+    /// A held mail was not sent: its ticket moved on (or a digest replaced it).
+    MailSuperseded,
+    /// Mail held while one sender flooded the desk, summed up in one digest to an agent.
+    MailDigested,
 }
 
 impl EventKind {
@@ -86,6 +92,9 @@ impl EventKind {
             Self::VendorForwarded => "vendor_forwarded",
             Self::VendorReplied => "vendor_replied",
             Self::VendorSilent => "vendor_silent",
+            Self::MailReleased => "mail_released",
+            Self::MailSuperseded => "mail_superseded",
+            Self::MailDigested => "mail_digested",
         }
     }
 }

@@ -283,6 +283,34 @@ pub struct NewOutgoing<'a> {
     pub mail_from: &'a str,
     pub rcpt_to: &'a [String],
     pub at: Millis,
+    /// Kept back instead of sent (see [`Hold`]).
+    pub hold: Option<Hold>,
+}
+
+/// Why an outgoing mail is kept back, and what decides its fate later.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hold {
+    /// For mail to the desk's people while this outside sender floods the desk: replaced
+    /// by one digest. `None`: the recipient's budget was spent; sent once it allows.
+    pub flood_from: Option<EmailAddress>,
+    /// The ticket's status when the mail was held: if it changes first, the mail is
+    /// superseded.
+    pub ticket_status: Option<TicketStatus>,
+}
+
+/// A held mail, with what is needed to decide whether it goes now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeldMail {
+    pub id: OutboxId,
+    pub ticket: Option<TicketId>,
+    pub code: Option<String>,
+    pub kind: String,
+    pub rcpt_to: String,
+    pub flood_from: Option<String>,
+    /// The ticket's status when the mail was held, and now.
+    pub held_status: Option<String>,
+    pub ticket_status: Option<String>,
+    pub created_at: Millis,
 }
 
 /// What makes a mail the same mail: compared when a Message-ID comes again.
@@ -540,13 +568,36 @@ pub trait StoreTx: Send {
     /// which are people's words, are not counted), each counted up to `cap` (the budget:
     /// past it the exact number does not matter, and counting stays bounded for an address
     /// that receives thousands).
+    ///
+    /// Only mail that went or goes out counts (not held or superseded mail), and only mail
+    /// queued up to `now`: a row dated later (queued by `tick --at` on a copy of a desk)
+    /// never spends today's budget.
     async fn automatic_mail_sent(
         &mut self,
         to: &EmailAddress,
-        hour_ago: Millis,
-        day_ago: Millis,
+        (hour_ago, day_ago, now): (Millis, Millis, Millis),
         cap: (u32, u32),
     ) -> Result<(u32, u32), StoreError>;
+    /// How many mails `sender` sent the desk since `since`, counted up to `cap`.
+    async fn mail_from_since(
+        &mut self,
+        sender: &EmailAddress,
+        since: Millis,
+        cap: u32,
+    ) -> Result<u32, StoreError>;
+    /// Held mail, oldest first (at most `limit`), with its ticket as it is now.
+    async fn held_mail(&mut self, limit: u32) -> Result<Vec<HeldMail>, StoreError>;
+    /// A held mail goes out now: it is queued as of `at`, and counts against the budget.
+    async fn release_mail(&mut self, id: OutboxId, at: Millis) -> Result<(), StoreError>;
+    /// Whether `to` wrote to the desk within `within` of the last held mail released to
+    /// them: what a machine that answers everything does.
+    async fn answered_release(
+        &mut self,
+        to: &EmailAddress,
+        within: Millis,
+    ) -> Result<bool, StoreError>;
+    /// Held mail that will never be sent (its ticket moved on, or a digest replaced it).
+    async fn supersede_mail(&mut self, ids: &[OutboxId]) -> Result<(), StoreError>;
     /// Every assignee's open tickets and last assignment, for the roster to choose.
     async fn agent_loads(&mut self) -> Result<HashMap<EmailAddress, Load>, StoreError>;
     /// The conversation so far, oldest first: people's inbound mail and agents' replies.

@@ -587,18 +587,19 @@ impl StoreTx for SqliteTx {
     async fn automatic_mail_sent(
         &mut self,
         to: &EmailAddress,
-        hour_ago: Millis,
-        day_ago: Millis,
+        (hour_ago, day_ago, now): (Millis, Millis, Millis),
         (hour_cap, day_cap): (u32, u32),
     ) -> Result<(u32, u32), StoreError> {
-        // Index-only range counts (outbox_recipient covers rcpt_to, created_at, kind), each
-        // stopped at its cap. The caps are written into the SQL: SQLite compiles a bound
-        // LIMIT afresh at every run.
+        // Index-only range counts (the partial index outbox_recipient covers rcpt_to,
+        // created_at and kind of the mail that went or goes out), each stopped at its cap.
+        // The caps are written into the SQL: SQLite compiles a bound LIMIT afresh at every run.
+        const OUT: &str =
+            "(status = 'pending' OR status = 'sending' OR status = 'sent' OR status = 'failed')";
         let sql = format!(
-            "SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM outbox WHERE rcpt_to = ? AND created_at >= ? \
-                       AND kind <> 'agent_reply' LIMIT {hour_cap})), \
-                    (SELECT COUNT(*) FROM (SELECT 1 FROM outbox WHERE rcpt_to = ? AND created_at >= ? \
-                       AND kind <> 'agent_reply' LIMIT {day_cap}))"
+            "SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM outbox WHERE rcpt_to = ? AND created_at > ? \
+                       AND created_at <= ? AND kind <> 'agent_reply' AND {OUT} LIMIT {hour_cap})), \
+                    (SELECT COUNT(*) FROM (SELECT 1 FROM outbox WHERE rcpt_to = ? AND created_at > ? \
+                       AND created_at <= ? AND kind <> 'agent_reply' AND {OUT} LIMIT {day_cap}))"
         );
         let row = self
             .waiting
@@ -607,12 +608,116 @@ impl StoreTx for SqliteTx {
                 Stmt::new(sql)
                     .bind(json_list(&[to.to_string()]))
                     .bind(hour_ago)
+                    .bind(now)
                     .bind(json_list(&[to.to_string()]))
-                    .bind(day_ago),
+                    .bind(day_ago)
+                    .bind(now),
             )
             .await?;
         let (hour, day): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
         Ok((hour.max(0) as u32, day.max(0) as u32))
+    }
+
+    async fn mail_from_since(
+        &mut self,
+        sender: &EmailAddress,
+        since: Millis,
+        cap: u32,
+    ) -> Result<u32, StoreError> {
+        let sql = format!(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM messages WHERE from_addr = ? AND received_at >= ? \
+             AND direction = 'inbound' LIMIT {cap})"
+        );
+        let row = self
+            .waiting
+            .fetch_one(
+                &mut self.tx,
+                Stmt::new(sql).bind(sender.to_string()).bind(since),
+            )
+            .await?;
+        let n: i64 = row.try_get(0)?;
+        Ok(n.max(0) as u32)
+    }
+
+    async fn held_mail(&mut self, limit: u32) -> Result<Vec<HeldMail>, StoreError> {
+        let sql = format!(
+            "SELECT o.id, o.ticket_id, t.code, o.kind, o.rcpt_to, o.held_for, o.held_status, \
+                    t.status, o.created_at \
+             FROM outbox o LEFT JOIN tickets t ON t.id = o.ticket_id \
+             WHERE o.status = 'held' ORDER BY o.id LIMIT {limit}"
+        );
+        let rows = self.waiting.fetch_all(&mut self.tx, Stmt::new(sql)).await?;
+        rows.iter()
+            .map(|r| {
+                let rcpt: String = r.try_get(4)?;
+                let rcpt: Vec<String> = serde_json::from_str(&rcpt)
+                    .map_err(|e| StoreError::Corrupt(format!("outbox rcpt_to: {e}")))?;
+                Ok(HeldMail {
+                    id: r.try_get(0)?,
+                    ticket: r.try_get(1)?,
+                    code: r.try_get(2)?,
+                    kind: r.try_get(3)?,
+                    rcpt_to: rcpt.into_iter().next().unwrap_or_default(),
+                    flood_from: r.try_get(5)?,
+                    held_status: r.try_get(6)?,
+                    ticket_status: r.try_get(7)?,
+                    created_at: r.try_get(8)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn release_mail(&mut self, id: OutboxId, at: Millis) -> Result<(), StoreError> {
+        self.later(
+            Stmt::new(
+                "UPDATE outbox SET status = 'pending', created_at = ?, next_attempt_at = ?, \
+                 released_at = ? WHERE id = ? AND status = 'held'",
+            )
+            .bind(at)
+            .bind(at)
+            .bind(at)
+            .bind(id),
+        )
+        .await
+    }
+
+    async fn answered_release(
+        &mut self,
+        to: &EmailAddress,
+        within: Millis,
+    ) -> Result<bool, StoreError> {
+        let row = self
+            .waiting
+            .fetch_one(
+                &mut self.tx,
+                Stmt::new(
+                    "SELECT EXISTS (SELECT 1 FROM messages m, \
+                       (SELECT MAX(released_at) AS at FROM outbox WHERE rcpt_to = ? AND released_at IS NOT NULL) r \
+                     WHERE r.at IS NOT NULL AND m.from_addr = ? AND m.direction = 'inbound' \
+                       AND m.received_at > r.at AND m.received_at <= r.at + ?)",
+                )
+                .bind(json_list(&[to.to_string()]))
+                .bind(to.to_string())
+                .bind(within),
+            )
+            .await?;
+        let answered: i64 = row.try_get(0)?;
+        Ok(answered != 0)
+    }
+
+    async fn supersede_mail(&mut self, ids: &[OutboxId]) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let ids = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
+        self.later(
+            Stmt::new(
+                "UPDATE outbox SET status = 'superseded' \
+                 WHERE status = 'held' AND id IN (SELECT value FROM json_each(?))",
+            )
+            .bind(ids),
+        )
+        .await
     }
 
     async fn set_satisfaction(
@@ -891,8 +996,9 @@ impl StoreTx for SqliteTx {
         let id = self.next_id(IdTable::Outbox).await?;
         self.later(
             Stmt::new(
-                "INSERT INTO outbox (id, ticket_id, message_row, kind, mail_from, rcpt_to, status, next_attempt_at, created_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+                "INSERT INTO outbox (id, ticket_id, message_row, kind, mail_from, rcpt_to, status, \
+                 next_attempt_at, created_at, held_for, held_status) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(id)
             .bind(o.ticket)
@@ -900,8 +1006,21 @@ impl StoreTx for SqliteTx {
             .bind(o.kind)
             .bind(o.mail_from)
             .bind(json_list(o.rcpt_to))
+            .bind(if o.hold.is_some() { "held" } else { "pending" })
             .bind(o.at)
-            .bind(o.at),
+            .bind(o.at)
+            .bind(
+                o.hold
+                    .as_ref()
+                    .and_then(|h| h.flood_from.as_ref())
+                    .map(|a| a.to_string()),
+            )
+            .bind(
+                o.hold
+                    .as_ref()
+                    .and_then(|h| h.ticket_status)
+                    .map(|s| s.as_str()),
+            ),
         )
         .await?;
         Ok(id)

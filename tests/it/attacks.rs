@@ -365,3 +365,174 @@ async fn a_forged_vendor_answer_is_a_strangers_and_the_assignee_is_warned() {
         0
     );
 }
+
+async fn outbox_status(desk: &Desk, kind: &str, rcpt: &str) -> Vec<(String, i64)> {
+    sqlx::query_as::<_, (String, i64)>(
+        "SELECT status, COUNT(*) FROM outbox WHERE kind = ? AND rcpt_to LIKE '%' || ? || '%' \
+         GROUP BY status ORDER BY status",
+    )
+    .bind(kind)
+    .bind(rcpt)
+    .fetch_all(&desk.db().await)
+    .await
+    .unwrap()
+}
+
+/// Found by the attack run: 2,000 mails from one sender spent the budget of the agents'
+/// addresses too: 1,980 notifications were held, the next real customer's notification
+/// was held, and held mail was never sent. Now the agents are never budgeted: while one
+/// sender floods the desk, what the agents would hear of it is held and replaced by one
+/// digest each; the flooder's acknowledgements are deferred, sent as the budget allows,
+/// and superseded when their ticket moves on.
+#[tokio::test]
+async fn a_flood_from_one_sender_never_silences_the_agents_and_held_mail_is_deferred_not_dropped() {
+    use helpdesk::clock::FixedClock;
+    const MIN: i64 = 60_000;
+    let clock = std::sync::Arc::new(FixedClock::at(helpdesk::store::now_millis()));
+    let desk = Desk::with_clock(&roster_config(), clock.clone()).await;
+    let mut codes = Vec::new();
+    for i in 0..60 {
+        let raw = customer_mail(
+            "bot@flood.example",
+            &format!("Alerte {i}"),
+            &format!("flood{i}@flood.example"),
+            "Disque plein.",
+        );
+        match desk.file(&raw).await {
+            Processed::Filed { code, .. } => codes.push(code.to_string()),
+            other => panic!("{other:?}"),
+        }
+        clock.advance(1_000);
+    }
+    // The flooder: 10 acknowledgements an hour, the other 50 deferred.
+    assert_eq!(
+        outbox_status(&desk, "acknowledgement", "bot@flood.example").await,
+        [("held".to_string(), 50), ("pending".to_string(), 10)]
+    );
+    // The agents: the first 20 notifications as usual, the rest held for a digest.
+    let notifications = outbox_status(&desk, "agent_notification", "@example.test").await;
+    assert_eq!(
+        notifications,
+        [("held".to_string(), 40), ("pending".to_string(), 20)]
+    );
+    // A real customer in the middle of the flood: her agent hears of her at once.
+    let marie = open(&desk, "marie@example.fr", "marie-flood@example.fr").await;
+    let (kind, status): (String, String) = sqlx::query_as(
+        "SELECT o.kind, o.status FROM outbox o JOIN tickets t ON t.id = o.ticket_id \
+         WHERE t.code = ? AND o.rcpt_to LIKE '%@example.test%'",
+    )
+    .bind(&marie)
+    .fetch_one(&desk.db().await)
+    .await
+    .unwrap();
+    assert_eq!(
+        (kind.as_str(), status.as_str()),
+        ("agent_notification", "pending")
+    );
+
+    // While the flood goes on, no digest; five quiet minutes later, one per agent.
+    let pass = desk.app.pipeline.release_held().await.unwrap();
+    assert_eq!(pass.digests, 0);
+    clock.advance(6 * MIN);
+    let pass = desk.app.pipeline.release_held().await.unwrap();
+    assert_eq!(pass.digests, 2, "{pass:?}");
+    assert_eq!(
+        outbox_status(&desk, "agent_notification", "@example.test").await,
+        [("pending".to_string(), 21), ("superseded".to_string(), 40)]
+    );
+    let digests: Vec<(String, String)> = sqlx::query_as(
+        "SELECT o.rcpt_to, m.body_text FROM outbox o JOIN messages m ON m.id = o.message_row \
+         WHERE o.kind = 'flood_digest' ORDER BY o.id",
+    )
+    .fetch_all(&desk.db().await)
+    .await
+    .unwrap();
+    assert_eq!(digests.len(), 2);
+    let total: usize = digests
+        .iter()
+        .map(|(_, text)| {
+            codes[20..]
+                .iter()
+                .filter(|c| text.contains(c.as_str()))
+                .count()
+        })
+        .sum();
+    assert_eq!(total, 40, "each held ticket is named in one digest");
+    assert!(
+        digests[0].1.contains("bot@flood.example"),
+        "{}",
+        digests[0].1
+    );
+    assert_eq!(desk.app.pipeline.release_held().await.unwrap().digests, 0);
+
+    // One of the flood's tickets is closed meanwhile: its acknowledgement would say
+    // something no longer true.
+    desk.app
+        .pipeline
+        .execute(
+            &helpdesk::domain::ReferenceCode::from_stored(codes[59].clone()),
+            &helpdesk::desk::Command::Close,
+            helpdesk::domain::Actor::Cli("test".into()),
+        )
+        .await
+        .unwrap();
+    // An hour on, the budget allows ten more, oldest first.
+    clock.advance(60 * MIN);
+    let pass = desk.app.pipeline.release_held().await.unwrap();
+    assert_eq!((pass.released, pass.superseded), (10, 1), "{pass:?}");
+    assert_eq!(
+        outbox_status(&desk, "acknowledgement", "bot@flood.example").await,
+        [
+            ("held".to_string(), 39),
+            ("pending".to_string(), 20),
+            ("superseded".to_string(), 1)
+        ]
+    );
+    let released: Vec<(String,)> = sqlx::query_as(
+        "SELECT t.code FROM outbox o JOIN tickets t ON t.id = o.ticket_id \
+         WHERE o.kind = 'acknowledgement' AND o.status = 'pending' \
+         AND o.rcpt_to LIKE '%bot@flood.example%' ORDER BY o.id",
+    )
+    .fetch_all(&desk.db().await)
+    .await
+    .unwrap();
+    let released: Vec<&str> = released.iter().map(|(c,)| c.as_str()).collect();
+    assert_eq!(
+        released[10..],
+        codes[10..20].iter().map(String::as_str).collect::<Vec<_>>()[..]
+    );
+}
+
+/// Found by the attack run: mail queued by `tick --at` a year ahead counted against
+/// today's budget. Only mail dated up to now counts.
+#[tokio::test]
+async fn mail_dated_in_the_future_does_not_spend_todays_budget() {
+    use helpdesk::clock::FixedClock;
+    let now = helpdesk::store::now_millis();
+    let clock = std::sync::Arc::new(FixedClock::at(now + 365 * 24 * 3_600_000));
+    let desk = Desk::with_clock(&embedded_config(), clock.clone()).await;
+    for i in 0..12 {
+        let raw = customer_mail(
+            "marie@example.fr",
+            &format!("Demande {i}"),
+            &format!("future{i}@example.fr"),
+            "Bonjour.",
+        );
+        desk.file(&raw).await;
+    }
+    clock.set(now);
+    let raw = customer_mail(
+        "marie@example.fr",
+        "Aujourd'hui",
+        "today@example.fr",
+        "Bonjour.",
+    );
+    desk.file(&raw).await;
+    let (status,): (String,) = sqlx::query_as(
+        "SELECT status FROM outbox WHERE kind = 'acknowledgement' ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_one(&desk.db().await)
+    .await
+    .unwrap();
+    assert_eq!(status, "pending");
+}

@@ -168,13 +168,34 @@ impl StoreTx for FlakyTx {
     async fn automatic_mail_sent(
         &mut self,
         to: &EmailAddress,
-        hour_ago: Millis,
-        day_ago: Millis,
+        window: (Millis, Millis, Millis),
         cap: (u32, u32),
     ) -> Result<(u32, u32), StoreError> {
-        self.inner
-            .automatic_mail_sent(to, hour_ago, day_ago, cap)
-            .await
+        self.inner.automatic_mail_sent(to, window, cap).await
+    }
+    async fn mail_from_since(
+        &mut self,
+        sender: &EmailAddress,
+        since: Millis,
+        cap: u32,
+    ) -> Result<u32, StoreError> {
+        self.inner.mail_from_since(sender, since, cap).await
+    }
+    async fn held_mail(&mut self, limit: u32) -> Result<Vec<HeldMail>, StoreError> {
+        self.inner.held_mail(limit).await
+    }
+    async fn release_mail(&mut self, id: OutboxId, at: Millis) -> Result<(), StoreError> {
+        self.inner.release_mail(id, at).await
+    }
+    async fn answered_release(
+        &mut self,
+        to: &EmailAddress,
+        within: Millis,
+    ) -> Result<bool, StoreError> {
+        self.inner.answered_release(to, within).await
+    }
+    async fn supersede_mail(&mut self, ids: &[OutboxId]) -> Result<(), StoreError> {
+        self.inner.supersede_mail(ids).await
     }
     async fn set_first_response(&mut self, id: TicketId, at: Millis) -> Result<(), StoreError> {
         self.inner.set_first_response(id, at).await
