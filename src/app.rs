@@ -31,6 +31,13 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
     Ok(Arc::new(SqliteStore::open(&config.database_url).await?))
 }
 
+/// The store of a command that only reads: it must exist already.
+pub async fn open_existing_store(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(Arc::new(
+        SqliteStore::open_existing(&config.database_url).await?,
+    ))
+}
+
 impl App {
     pub async fn build(config: Config, store: Arc<dyn Store>) -> Result<App> {
         Self::build_with_clock(config, store, Arc::new(crate::clock::SystemClock)).await
@@ -111,11 +118,28 @@ impl App {
         let pipeline = self.pipeline.clone();
         let token = stop.clone();
         let timer_task = tracker.spawn(async move { run_timers(pipeline, token).await });
+        // The database file deleted or replaced under the gateway: every transaction refuses
+        // from then on, and this stops the gateway within a second.
+        let store = self.pipeline.store().clone();
+        let token = stop.clone();
+        let watch_task = tracker.spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = token.cancelled() => return,
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                }
+                if let Err(e) = store.check().await {
+                    tracing::error!(error = %e, "the database is gone");
+                    panic!("{e}");
+                }
+            }
+        });
         tracker.close();
         let (which, ended) = tokio::select! {
             r = source_task => ("mail source", r),
             r = outbox_task => ("outbox", r),
             r = timer_task => ("scheduler", r),
+            r = watch_task => ("database watch", r),
         };
         let died = !shutdown.is_cancelled();
         stop.cancel();

@@ -56,11 +56,16 @@ pub enum Command {
     #[command(subcommand)]
     Agents(AgentsCommand),
     /// Run the timed work that fell due (service levels, reminders, closing, vendors) once,
-    /// send what it queued, and exit: for cron, or to try a calendar with --at.
+    /// send what it queued, and exit: for cron. With --at, print what would fall due at
+    /// that moment, ticket by ticket, and change nothing (to try a calendar).
     Tick {
-        /// Act as if it were this moment (RFC 3339, e.g. 2026-12-24T18:00:00+01:00).
+        /// The moment to look at (RFC 3339, e.g. 2026-12-24T18:00:00+01:00): a dry run.
         #[arg(long)]
         at: Option<String>,
+        /// With --at: act as if it were that moment, for real (for trials on a copy of a
+        /// desk, and tests). Its mail is queued to go now, never at that moment.
+        #[arg(long, requires = "at")]
+        apply: bool,
         /// Queue the resulting mail but do not send it now.
         #[arg(long)]
         no_send: bool,
@@ -210,6 +215,13 @@ pub async fn main(cli: Cli) -> ExitCode {
                 .any(|c| c.downcast_ref::<crate::config::ConfigError>().is_some())
             {
                 ExitCode::from(EX_CONFIG)
+            } else if e.chain().any(|c| {
+                matches!(
+                    c.downcast_ref::<StoreError>(),
+                    Some(StoreError::NoDatabase(_))
+                )
+            }) {
+                ExitCode::from(EX_NOINPUT)
             } else {
                 ExitCode::FAILURE
             }
@@ -290,7 +302,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Tickets(cmd) => tickets(&cli.config, cmd).await,
         Command::Route { file, json } => route(&cli.config, file, json).await,
         Command::Agents(AgentsCommand::List { json }) => agents(&cli.config, json).await,
-        Command::Tick { at, no_send } => tick(&cli.config, at, no_send).await,
+        Command::Tick { at, apply, no_send } => tick(&cli.config, at, apply, no_send).await,
     }
 }
 
@@ -322,11 +334,13 @@ async fn route(config_path: &Path, file: Option<PathBuf>, json: bool) -> Result<
     };
     let mail =
         crate::inbound::parse(&raw).map_err(|e| anyhow::anyhow!("cannot read the mail: {e}"))?;
-    let store = app::open_store(&config).await?;
-    let loads = if config.desk.roster.agents().is_empty() {
-        Default::default()
-    } else {
-        store.agent_loads().await?
+    // Before the desk's first mail there is no database, and nobody has a load yet.
+    let loads = match app::open_existing_store(&config).await {
+        Ok(store) if !config.desk.roster.agents().is_empty() => {
+            store.agent_loads(&config.desk.roster.addresses()).await?
+        }
+        Ok(_) | Err(StoreError::NoDatabase(_)) => Default::default(),
+        Err(e) => return Err(e.into()),
     };
     let preview = crate::desk::decide::preview_route(&mail, &config.gateway, &config.desk, &loads);
     if json {
@@ -350,16 +364,26 @@ async fn route(config_path: &Path, file: Option<PathBuf>, json: bool) -> Result<
 
 async fn agents(config_path: &Path, json: bool) -> Result<ExitCode> {
     let config = Config::load(config_path)?;
-    let store = app::open_store(&config).await?;
+    // Before the desk's first mail there is no database: nobody has a ticket yet.
+    let store = match app::open_existing_store(&config).await {
+        Ok(store) => Some(store),
+        Err(StoreError::NoDatabase(_)) => None,
+        Err(e) => return Err(e.into()),
+    };
     let mut out = Vec::new();
     for agent in config.desk.roster.agents() {
-        let open = store
-            .list_tickets(&TicketFilter {
-                open_only: true,
-                assignee: Some(agent.address.clone()),
-                ..TicketFilter::default()
-            })
-            .await?;
+        let open = match &store {
+            Some(store) => {
+                store
+                    .list_tickets(&TicketFilter {
+                        open_only: true,
+                        assignee: Some(agent.address.clone()),
+                        ..TicketFilter::default()
+                    })
+                    .await?
+            }
+            None => Vec::new(),
+        };
         out.push(serde_json::json!({
             "name": agent.name,
             "address": agent.address.as_str(),
@@ -402,7 +426,7 @@ async fn agents(config_path: &Path, json: bool) -> Result<ExitCode> {
 /// it queued (unless `--no-send`).
 async fn act(config_path: &Path, act: ActArgs, command: DeskCommand) -> Result<ExitCode> {
     let config = Config::load(config_path)?;
-    let store = app::open_store(&config).await?;
+    let store = app::open_existing_store(&config).await?;
     let app = App::build(config, store).await?;
     let code = ReferenceCode::parse(
         &app.config.gateway.reference_prefix,
@@ -428,23 +452,55 @@ async fn act(config_path: &Path, act: ActArgs, command: DeskCommand) -> Result<E
     Ok(ExitCode::SUCCESS)
 }
 
-/// One pass of the timers at `at` (now by default), then the outbox drained.
-async fn tick(config_path: &Path, at: Option<String>, no_send: bool) -> Result<ExitCode> {
+/// One pass of the timers, then the outbox drained. At another moment (`--at`), a dry
+/// run unless `--apply`.
+async fn tick(
+    config_path: &Path,
+    at: Option<String>,
+    apply: bool,
+    no_send: bool,
+) -> Result<ExitCode> {
     let config = Config::load(config_path)?;
+    let at = match at {
+        Some(text) => Some(chrono::DateTime::parse_from_rfc3339(&text).map_err(|e| {
+            anyhow::anyhow!("--at {text:?}: {e} (write e.g. 2026-12-24T18:00:00+01:00)")
+        })?),
+        None => None,
+    };
+    if at.is_some() && !apply {
+        return tick_preview(config, at.map(|t| t.timestamp_millis())).await;
+    }
     let store = app::open_store(&config).await?;
     let clock: Arc<dyn crate::clock::Clock> = match at {
-        Some(text) => {
-            let t = chrono::DateTime::parse_from_rfc3339(&text).map_err(|e| {
-                anyhow::anyhow!("--at {text:?}: {e} (write e.g. 2026-12-24T18:00:00+01:00)")
-            })?;
+        Some(t) => {
+            eprintln!(
+                "helpdesk: tick --apply: acting on this desk as if it were {t}; its mail is queued to go now"
+            );
             Arc::new(crate::clock::FixedClock::at(t.timestamp_millis()))
         }
         None => Arc::new(crate::clock::SystemClock),
     };
     let app = App::build_with_clock(config, store, clock).await?;
+    let pipeline = if at.is_some() {
+        // The app's pipeline, but queueing its mail by the machine's clock.
+        Arc::new(
+            crate::pipeline::Pipeline::new(
+                app.pipeline.store().clone(),
+                Arc::new(crate::render::Renderer::new(
+                    app.config.gateway.templates_dir.as_deref(),
+                )?),
+                app.config.gateway.clone(),
+                Arc::new(app.config.desk.clone()),
+                Arc::new(tokio::sync::Notify::new()),
+            )
+            .with_clock(Arc::new(crate::clock::FixedClock::at(app.pipeline.now())))
+            .sending_now(),
+        )
+    } else {
+        app.pipeline.clone()
+    };
     let owner = format!("tick-{}", std::process::id());
-    let pass = app
-        .pipeline
+    let pass = pipeline
         .run_timers(&owner)
         .await
         .map_err(|e| anyhow::Error::from(e.at(&app.config.database_url)))?;
@@ -457,6 +513,44 @@ async fn tick(config_path: &Path, at: Option<String>, no_send: bool) -> Result<E
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// What a tick at `at` would do, ticket by ticket; nothing is changed.
+async fn tick_preview(config: Config, at: Option<i64>) -> Result<ExitCode> {
+    let store = app::open_existing_store(&config).await?;
+    let clock = Arc::new(crate::clock::FixedClock::at(at.unwrap_or_default()));
+    let app = App::build_with_clock(config, store, clock).await?;
+    let plans = app
+        .pipeline
+        .preview_timers(PREVIEW_LIMIT)
+        .await
+        .map_err(|e| anyhow::Error::from(e.at(&app.config.database_url)))?;
+    println!(
+        "dry run at {}: nothing is changed (add --apply to act)",
+        crate::store::format_millis(app.pipeline.now())
+    );
+    for (code, plan) in &plans {
+        let events: Vec<String> = plan.events().iter().map(|e| e.to_string()).collect();
+        let mail: Vec<String> = plan
+            .queued()
+            .iter()
+            .map(|(template, to)| format!("{} to {to}", template.name()))
+            .collect();
+        let what = match (events.is_empty(), mail.is_empty()) {
+            (true, true) => "its timers are recomputed, nothing else".to_string(),
+            _ => [events.join(", "), mail.join(", ")]
+                .into_iter()
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+                .join("; mail: "),
+        };
+        println!("{code}  {what}");
+    }
+    println!("{} ticket(s) with work due", plans.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The most tickets `tick --at` lists.
+const PREVIEW_LIMIT: u32 = 10_000;
 
 fn init(args: &InitArgs) -> Result<ExitCode> {
     let dir = &args.dir;
@@ -561,7 +655,7 @@ async fn ingest(config_path: &Path, args: IngestArgs) -> Result<ExitCode> {
 
 async fn tickets(config_path: &Path, cmd: TicketsCommand) -> Result<ExitCode> {
     let config = Config::load(config_path)?;
-    let store = app::open_store(&config).await?;
+    let store = app::open_existing_store(&config).await?;
     match cmd {
         TicketsCommand::List {
             status,

@@ -94,6 +94,16 @@ struct RawGateway {
     /// What becomes of mail quoting a ticket's code from someone not on it.
     #[serde(default)]
     strangers: Option<String>,
+    /// The most people one mail makes participants of a new ticket (its sender included).
+    #[serde(default = "default_max_participants")]
+    max_participants: u32,
+    /// Contact forms: senders whose mail is the person's in its Reply-To.
+    #[serde(default)]
+    contact_forms: Vec<String>,
+}
+
+fn default_max_participants() -> u32 {
+    10
 }
 
 fn default_support_name() -> String {
@@ -285,6 +295,12 @@ pub struct GatewaySettings {
     pub reference_prefix: CodePrefix,
     pub default_language: Language,
     pub templates_dir: Option<PathBuf>,
+    /// The most people one mail makes participants of a new ticket (its sender included):
+    /// a mail with 500 addresses in Cc must not make every reply 500 mails.
+    pub max_participants: usize,
+    /// Web contact forms (`From: form@…`, `Reply-To: the person`): their mail is filed as
+    /// the person's. Anyone else's Reply-To outside their own domain is not trusted.
+    pub contact_forms: Vec<EmailAddress>,
 }
 
 #[derive(Debug, Clone)]
@@ -413,12 +429,35 @@ impl Config {
                 "use \"fr\" or \"en\"",
             )
         })?;
+        if g.max_participants == 0 {
+            return Err(invalid(
+                "gateway.max_participants",
+                "0 would leave out even the customer",
+                "give the most people one mail may add to a ticket (default 10)",
+            ));
+        }
+        let contact_forms = g
+            .contact_forms
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                EmailAddress::parse(a).map_err(|_| {
+                    invalid(
+                        &format!("gateway.contact_forms[{i}]"),
+                        format!("{a:?} is not an e-mail address"),
+                        "give the address your web form sends from, e.g. \"webform@example.com\"",
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let gateway = GatewaySettings {
             support_name: g.support_name,
             templates_dir: g.templates_dir.map(resolve),
             support_address,
             reference_prefix,
             default_language,
+            max_participants: g.max_participants as usize,
+            contact_forms,
         };
 
         let strangers = match g.strangers.as_deref() {

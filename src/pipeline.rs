@@ -182,6 +182,8 @@ pub struct Pipeline {
     clock: Arc<dyn Clock>,
     dkim: Option<Arc<crate::dkim::DkimVerifier>>,
     hook: StageHook,
+    /// Queued mail goes by the machine's clock, whatever `clock` says (`tick --at --apply`).
+    send_now: bool,
 }
 
 /// How filing one mail inside a transaction ended, when it did not end with an outcome.
@@ -249,7 +251,16 @@ impl Pipeline {
             clock: Arc::new(SystemClock),
             dkim: None,
             hook: no_hook,
+            send_now: false,
         }
+    }
+
+    /// The same pipeline queueing its mail to go by the machine's clock even when its own
+    /// clock is moved (`tick --at … --apply`: a trial on a copy of a desk must not leave
+    /// mail waiting for a simulated date).
+    pub fn sending_now(mut self) -> Self {
+        self.send_now = true;
+        self
     }
 
     /// The same pipeline calling `hook` as each stage of filing starts (tests make a stage
@@ -486,7 +497,16 @@ impl Pipeline {
         let hook = self.hook;
         let parsed = match parsed {
             Err(failure) => Err(Unread::Parse(failure)),
-            Ok(mail) => {
+            Ok(mut mail) => {
+                // A web contact form's mail is the person's, who is in its Reply-To.
+                if mail
+                    .from
+                    .as_ref()
+                    .is_some_and(|f| self.settings.contact_forms.contains(&f.address))
+                    && let Some(person) = mail.reply_to.take()
+                {
+                    mail.from = Some(person);
+                }
                 let reading = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     hook(Stage::Routing, &mail.subject);
                     read_mail(&mail, &self.settings, &self.desk)
@@ -573,6 +593,11 @@ impl Pipeline {
             roster: &self.desk.roster,
             budget: self.desk.budget,
             now,
+            send_at: if self.send_now {
+                SystemClock.now()
+            } else {
+                now
+            },
             hook: self.hook,
         }
     }
@@ -629,14 +654,12 @@ impl Pipeline {
                 || from_agent_on_ticket
                 || thread.as_ref().is_some_and(|(t, _)| !t.status.is_open()));
         let loads = if may_assign && !self.desk.roster.agents().is_empty() {
-            tx.agent_loads().await?
+            tx.agent_loads(&self.desk.roster.addresses()).await?
         } else {
             HashMap::new()
         };
-        let deliverable = match &mail.from {
-            Some(from) => {
-                crate::render::deliverable(&mail.reply_to.as_ref().unwrap_or(from).address)
-            }
+        let deliverable = match decide::answer_address(mail) {
+            Some(to) => crate::render::deliverable(&to.address),
             None => Ok(()),
         };
         let from_agent = machine.is_none()
@@ -752,7 +775,7 @@ impl Pipeline {
                 let loads = if self.desk.roster.agents().is_empty() {
                     HashMap::new()
                 } else {
-                    tx.agent_loads().await?
+                    tx.agent_loads(&self.desk.roster.addresses()).await?
                 };
                 let plan = decide_timers(&TimerSituation {
                     ticket: &ticket,
@@ -908,6 +931,38 @@ impl Pipeline {
         Ok(pass)
     }
 
+    /// What the timers would do now (by this pipeline's clock), ticket by ticket, without
+    /// changing anything: `tick --at` without `--apply`.
+    pub async fn preview_timers(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<(ReferenceCode, Plan)>, StoreError> {
+        let now = self.clock.now();
+        let mut out = Vec::new();
+        for id in self.store.due_tickets(now, limit).await? {
+            // A write transaction only for its consistent reads; dropped, never committed.
+            let mut tx = self.store.begin().await?;
+            let Some(ticket) = tx.ticket_by_id(id).await? else {
+                continue;
+            };
+            let loads = if self.desk.roster.agents().is_empty() {
+                HashMap::new()
+            } else {
+                tx.agent_loads(&self.desk.roster.addresses()).await?
+            };
+            drop(tx);
+            let plan = decide_timers(&TimerSituation {
+                ticket: &ticket,
+                gateway: &self.settings,
+                desk: &self.desk,
+                loads: &loads,
+                now,
+            });
+            out.push((ticket.code.clone(), plan));
+        }
+        Ok(out)
+    }
+
     /// When the next timed work falls due, by this pipeline's clock.
     pub async fn next_timer(&self) -> Result<Option<Millis>, StoreError> {
         self.store.next_due().await
@@ -931,7 +986,7 @@ impl Pipeline {
             .ticket_by_code(code)
             .await?
             .ok_or_else(|| CommandError::NoTicket(code.clone()))?;
-        let loads = tx.agent_loads().await?;
+        let loads = tx.agent_loads(&self.desk.roster.addresses()).await?;
         let plan = decide_command(&CommandSituation {
             ticket: &ticket,
             command,

@@ -77,6 +77,11 @@ impl Roster {
         &self.agents
     }
 
+    /// The roster's addresses, for reading their loads.
+    pub fn addresses(&self) -> Vec<EmailAddress> {
+        self.agents.iter().map(|a| a.address.clone()).collect()
+    }
+
     pub fn agent(&self, address: &EmailAddress) -> Option<&Agent> {
         self.agents.iter().find(|a| a.address == *address)
     }

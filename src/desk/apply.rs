@@ -13,7 +13,7 @@ use crate::config::{GatewaySettings, MailBudget};
 use crate::domain::Priority;
 use crate::inbound::InboundMail;
 use crate::pipeline::SourceRef;
-use crate::render::{Envelope, MailContext, OutgoingAttachment, Renderer, ThreadItem};
+use crate::render::{Envelope, MailContext, OutgoingAttachment, Renderer, ThreadItem, capped_text};
 use crate::roster::Roster;
 use crate::store::{
     Direction, Hold, Millis, NewAttachment, NewEvent, NewMessage, NewOutgoing, NewTicket,
@@ -26,6 +26,9 @@ pub struct ApplyContext<'a> {
     pub roster: &'a Roster,
     pub budget: MailBudget,
     pub now: Millis,
+    /// When queued mail may go: `now`, but for `tick --at … --apply`, which acts at a
+    /// simulated time and still sends what it queued at once, never at that time.
+    pub send_at: Millis,
     /// Called before each mail is rendered (see `pipeline::StageHook`).
     pub hook: crate::pipeline::StageHook,
 }
@@ -91,6 +94,12 @@ pub async fn apply(
         PlanTicket::New(new) => Some(open_ticket(tx, ctx, new, now).await?),
     };
     let ticket_id = facts.as_ref().map(|f| f.id);
+    // Whose open ticket this was before the plan (a new ticket was nobody's).
+    let load_before = match &plan.ticket {
+        PlanTicket::Existing(t) => t.assignee.clone().filter(|_| t.status.is_open()),
+        _ => None,
+    };
+    let mut assigned_to = Vec::new();
     let mut events = Events::new(now);
     // Whether the mail being filed comes from an outside sender flooding the desk: asked
     // once, when the plan first tells one of the desk's people something.
@@ -129,6 +138,7 @@ pub async fn apply(
                     .ok_or(StoreError::BadPlan("an assignment without a ticket"))?;
                 tx.set_assignee(f.id, agent.as_ref(), now).await?;
                 f.assignee = agent.clone();
+                assigned_to.extend(agent.clone());
             }
             Effect::SetPriority(p) => {
                 let f = facts
@@ -200,6 +210,26 @@ pub async fn apply(
         }
     }
     events.write(tx).await?;
+    // The agents' loads, from the ticket as it was and as the plan leaves it.
+    let load_after = facts
+        .as_ref()
+        .and_then(|f| f.assignee.clone().filter(|_| f.status.is_open()));
+    let moved = load_before != load_after;
+    if moved {
+        if let Some(a) = &load_before {
+            tx.adjust_load(a, -1, None).await?;
+        }
+        if let Some(a) = &load_after {
+            tx.adjust_load(a, 1, assigned_to.contains(a).then_some(now))
+                .await?;
+        }
+    }
+    for a in assigned_to
+        .iter()
+        .filter(|a| !(moved && load_after.as_ref() == Some(*a)))
+    {
+        tx.adjust_load(a, 0, Some(now)).await?;
+    }
     Ok(Applied {
         ticket: facts.map(|f| (f.id, f.code)),
         queued,
@@ -527,7 +557,7 @@ async fn queue(
         .iter()
         .rev()
         .find(|e| e.from.as_deref() == Some(f.customer.as_str()))
-        .map(|e| (e.text.clone(), thread_date(e.at)))
+        .map(|e| (capped_text(&e.text, out.language), thread_date(e.at)))
         .unwrap_or_default();
     // A vendor is sent what was said, not who said it or how to reach them.
     let private = out.template == Template::VendorForward;
@@ -546,10 +576,13 @@ async fn queue(
                     author(e.from.as_deref(), e.from_name.as_deref())
                 },
                 date: thread_date(e.at),
-                text: if private {
-                    crate::render::without_contact_details(&e.text)
-                } else {
-                    e.text
+                text: {
+                    let text = capped_text(&e.text, out.language);
+                    if private {
+                        crate::render::without_contact_details(&text)
+                    } else {
+                        text
+                    }
                 },
                 attachments: e
                     .attachments
@@ -583,7 +616,7 @@ async fn queue(
         new_text: out
             .new_text
             .as_ref()
-            .map(|n| n.text.clone())
+            .map(|n| capped_text(&n.text, out.language))
             .unwrap_or_default(),
         new_text_from: out
             .new_text
@@ -701,7 +734,7 @@ async fn queue(
         kind,
         mail_from: &support,
         rcpt_to: &rcpt,
-        at: now,
+        at: ctx.send_at,
         hold,
     })
     .await?;
@@ -826,7 +859,7 @@ pub async fn queue_digest(
         kind: Template::FloodDigest.name(),
         mail_from: &support,
         rcpt_to: &rcpt,
-        at: now,
+        at: ctx.send_at,
         hold: None,
     })
     .await?;

@@ -52,11 +52,45 @@ pub fn read_mail(
     MailReading {
         language: Language::choose(
             mail.content_language.as_deref(),
-            &format!("{}\n{}", mail.subject, mail.reply_text),
+            // The beginning says which language it is; detection costs by the byte.
+            &format!(
+                "{}\n{}",
+                mail.subject,
+                head(&mail.reply_text, LANGUAGE_SAMPLE_BYTES)
+            ),
             gateway.default_language,
         ),
         routing: route_mail(mail, desk),
     }
+}
+
+/// Where answers to a mail go: its Reply-To when that is in the sender's own domain (or a
+/// subdomain of it, either way), else the sender. A Reply-To elsewhere is how a forged or
+/// careless mail steers the desk's answers to a third party: it is shown to the agent,
+/// who can add it with `#cc`. (A web contact form's Reply-To, the person who wrote, is
+/// trusted through `gateway.contact_forms`.)
+pub fn answer_address(mail: &InboundMail) -> Option<&crate::inbound::Mailbox> {
+    let from = mail.from.as_ref()?;
+    let same_domain = |a: &str, b: &str| {
+        let (a, b) = (a.to_ascii_lowercase(), b.to_ascii_lowercase());
+        a == b || a.ends_with(&format!(".{b}")) || b.ends_with(&format!(".{a}"))
+    };
+    match &mail.reply_to {
+        Some(r) if same_domain(r.address.domain(), from.address.domain()) => Some(r),
+        _ => Some(from),
+    }
+}
+
+/// How much of a mail's new text language detection reads.
+const LANGUAGE_SAMPLE_BYTES: usize = 16 * 1024;
+
+/// The first `max` bytes of `text`, cut at a character boundary.
+fn head(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 /// Everything [`decide_mail`] may look at.
@@ -305,26 +339,63 @@ pub(super) fn new_ticket(s: &MailSituation<'_>, from: &EmailAddress, language: L
     let customer = Actor::Customer(from.clone());
     let base = subject::analyse(&mail.subject).base;
     let routing = s.reading.routing.clone();
-    let reply_to = mail
-        .reply_to
-        .as_ref()
-        .unwrap_or(mail.from.as_ref().expect("a sender"));
+    let sender = mail.from.as_ref().filter(|f| f.address == *from);
+    let reply_to =
+        answer_address(mail)
+            .or(sender)
+            .cloned()
+            .unwrap_or_else(|| crate::inbound::Mailbox {
+                address: from.clone(),
+                name: None,
+            });
+    // What the agent should know of the people this mail names but the ticket leaves out.
+    let mut notes = Vec::new();
 
     let mut effects = vec![filing(StoredOutcome::NewTicket, None, None, Some(language))];
     effects.push(Effect::AddParticipant(
         from.clone(),
         ParticipantRole::Customer,
     ));
+    let mut participants = vec![from.clone()];
     if reply_to.address != *from {
         effects.push(Effect::AddParticipant(
             reply_to.address.clone(),
             ParticipantRole::Customer,
         ));
+        participants.push(reply_to.address.clone());
     }
+    if let Some(other) = &mail.reply_to
+        && other.address != reply_to.address
+    {
+        notes.push(format!(
+            "the mail asks for answers to go to {}, outside the sender's domain: not used (write #cc {} to add them)",
+            other.address, other.address
+        ));
+    }
+    let mut left_out = Vec::new();
     for cc in &mail.cc {
-        if *cc != s.gateway.support_address && s.desk.roster.agent(cc).is_none() {
-            effects.push(Effect::AddParticipant(cc.clone(), ParticipantRole::Cc));
+        if *cc == s.gateway.support_address
+            || s.desk.roster.agent(cc).is_some()
+            || participants.contains(cc)
+        {
+            continue;
         }
+        if participants.len() < s.gateway.max_participants {
+            effects.push(Effect::AddParticipant(cc.clone(), ParticipantRole::Cc));
+            participants.push(cc.clone());
+        } else {
+            left_out.push(cc);
+        }
+    }
+    if !left_out.is_empty() {
+        let shown: Vec<String> = left_out.iter().take(5).map(|a| a.to_string()).collect();
+        notes.push(format!(
+            "{} address(es) in Cc were not made participants (at most {} per mail): {}{} (write #cc ADDRESS to add one)",
+            left_out.len(),
+            s.gateway.max_participants,
+            shown.join(", "),
+            if left_out.len() > 5 { ", …" } else { "" }
+        ));
     }
     effects.push(record(
         EventKind::Created,
@@ -370,6 +441,15 @@ pub(super) fn new_ticket(s: &MailSituation<'_>, from: &EmailAddress, language: L
         None,
         &Actor::Gateway,
     ));
+    if !notes.is_empty() {
+        for e in &mut effects {
+            if let Effect::Queue(m) = e
+                && m.template == Template::AgentNotification
+            {
+                m.reason = Some(notes.join("; "));
+            }
+        }
+    }
     Plan {
         ticket: PlanTicket::New(NewTicketPlan {
             customer: from.clone(),
@@ -1730,6 +1810,8 @@ mod tests {
             reference_prefix: CodePrefix::new("HD").unwrap(),
             default_language: Language::Fr,
             templates_dir: None,
+            max_participants: 10,
+            contact_forms: Vec::new(),
         }
     }
 

@@ -165,10 +165,29 @@ pub fn parse(raw: &[u8]) -> Result<InboundMail, ParseFailure> {
     }
 
     let body_text = body_text(&msg);
+    let subject = msg.subject().map(clean_header_text).unwrap_or_default();
+    let from = msg
+        .from()
+        .and_then(first_mailbox)
+        .or_else(|| loose_sender(&msg));
+    // What makes the mail the same mail is its whole text; what is kept of the text (and
+    // read for quotes, routing and language) is its beginning: the raw mail keeps it all.
+    let content_sha256 = {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(from.as_ref().map(|f| f.address.as_str()).unwrap_or(""));
+        h.update([0]);
+        h.update(&subject);
+        h.update([0]);
+        h.update(&body_text);
+        hex::encode(h.finalize())
+    };
+    let body_text = kept_text(body_text);
     let split = match html_history_cut(&msg) {
         Some((reply, quoted)) => {
-            let mut split = quote_strip::split(&reply);
+            let mut split = quote_strip::split(&kept_text(reply));
             if !quoted.is_empty() {
+                let quoted = kept_text(quoted);
                 split.quoted = [split.quoted.as_str(), quoted.as_str()]
                     .iter()
                     .filter(|t| !t.is_empty())
@@ -194,21 +213,6 @@ pub fn parse(raw: &[u8]) -> Result<InboundMail, ParseFailure> {
         loop_header: header_text(&msg, LOOP_HEADER),
     };
 
-    let subject = msg.subject().map(clean_header_text).unwrap_or_default();
-    let from = msg
-        .from()
-        .and_then(first_mailbox)
-        .or_else(|| loose_sender(&msg));
-    let content_sha256 = {
-        use sha2::{Digest, Sha256};
-        let mut h = Sha256::new();
-        h.update(from.as_ref().map(|f| f.address.as_str()).unwrap_or(""));
-        h.update([0]);
-        h.update(&subject);
-        h.update([0]);
-        h.update(&body_text);
-        hex::encode(h.finalize())
-    };
     Ok(InboundMail {
         subject,
         from,
@@ -254,6 +258,29 @@ pub fn parse(raw: &[u8]) -> Result<InboundMail, ParseFailure> {
             .collect(),
         content_sha256,
     })
+}
+
+/// The most of a mail's text kept in its row (body, new text, quoted history): a 30 MB log
+/// pasted into a mail is kept whole in the raw mail, and the columns that show, search and
+/// route it keep its first megabyte (each copy of a 30 MB text costs the gateway 30 MB).
+pub const KEPT_TEXT_MAX_BYTES: usize = 1024 * 1024;
+
+/// `text` cut to [`KEPT_TEXT_MAX_BYTES`] at a character boundary, saying how much more the
+/// raw mail holds.
+fn kept_text(text: String) -> String {
+    if text.len() <= KEPT_TEXT_MAX_BYTES {
+        return text;
+    }
+    let mut end = KEPT_TEXT_MAX_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let more_kb = (text.len() - end).div_ceil(1024);
+    let mut kept = text;
+    kept.truncate(end);
+    kept.shrink_to_fit();
+    kept.push_str(&format!("\n[… {more_kb} KB more in the raw mail]"));
+    kept
 }
 
 /// How many header fields a mail keeps for routing: real mail has 20 to 60; a hostile one
@@ -336,7 +363,7 @@ fn html_history_cut(msg: &mail_parser::Message<'_>) -> Option<(String, String)> 
     ];
     let at = MARKERS.iter().filter_map(|m| lower.find(m)).min()?;
     let tag = lower[..=at].rfind('<')?;
-    let text = |h: &str| normalise_newlines(&mail_parser::decoders::html::html_to_text(h));
+    let text = |h: &str| normalise_newlines(mail_parser::decoders::html::html_to_text(h));
     Some((text(&html[..tag]), text(&html[tag..])))
 }
 
@@ -360,7 +387,13 @@ fn body_text(msg: &mail_parser::Message<'_>) -> String {
             }
         }
     }
-    normalise_newlines(&parts.join("\n\n"))
+    // One part (nearly every mail) is taken as it is, not copied into a join.
+    let text = if parts.len() == 1 {
+        parts.pop().unwrap_or_default()
+    } else {
+        parts.join("\n\n")
+    };
+    normalise_newlines(text)
 }
 
 /// Classic Mac OS ended lines with a bare CR; mail-parser reads such a message as one long
@@ -441,10 +474,28 @@ fn loose_sender(msg: &mail_parser::Message<'_>) -> Option<Mailbox> {
 
 /// LF line ends, and no NUL: a NUL would cut the text short in C-string consumers
 /// (SQLite's text functions, terminals, many mail clients). The raw bytes keep it.
-fn normalise_newlines(text: &str) -> String {
-    text.replace("\r\n", "\n")
-        .replace('\r', "\n")
-        .replace('\0', "")
+///
+/// One pass, and none when there is nothing to change: a 30 MB text is not copied three
+/// times over.
+fn normalise_newlines(text: String) -> String {
+    if !text.bytes().any(|b| b == b'\r' || b == 0) {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' => {
+                if chars.peek() == Some(&'\n') {
+                    chars.next();
+                }
+                out.push('\n');
+            }
+            '\0' => {}
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn clean_header_text(text: &str) -> String {

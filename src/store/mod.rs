@@ -41,6 +41,17 @@ pub enum StoreError {
     Corrupt(String),
     #[error("database error: {0}")]
     Other(#[source] sqlx::Error),
+    /// A command that only reads found no database: it never creates one.
+    #[error(
+        "no database at {0}: `helpdesk run` or `helpdesk ingest` creates it; check [database] url"
+    )]
+    NoDatabase(String),
+    /// The database file was deleted or replaced while the gateway had it open: nothing more
+    /// is written to it (mail filed there would be lost with it).
+    #[error(
+        "the database file {0} was deleted or replaced while the gateway had it open; stopping so that no mail is filed into it"
+    )]
+    Gone(String),
     /// The writer was handed a plan it cannot write (a bug in `decide`): never temporary.
     #[error("a plan the writer cannot apply: {0}")]
     BadPlan(&'static str),
@@ -598,8 +609,21 @@ pub trait StoreTx: Send {
     ) -> Result<bool, StoreError>;
     /// Held mail that will never be sent (its ticket moved on, or a digest replaced it).
     async fn supersede_mail(&mut self, ids: &[OutboxId]) -> Result<(), StoreError>;
-    /// Every assignee's open tickets and last assignment, for the roster to choose.
-    async fn agent_loads(&mut self) -> Result<HashMap<EmailAddress, Load>, StoreError>;
+    /// A change to an agent's load: `open_delta` open tickets more (or fewer), and their
+    /// last assignment when they were just given a ticket. Written by `apply` alone, from
+    /// the ticket's assignee and status before and after each plan.
+    async fn adjust_load(
+        &mut self,
+        agent: &EmailAddress,
+        open_delta: i64,
+        assigned_at: Option<Millis>,
+    ) -> Result<(), StoreError>;
+    /// These agents' open tickets and last assignment, for the roster to choose (agents
+    /// with neither are left out).
+    async fn agent_loads(
+        &mut self,
+        agents: &[EmailAddress],
+    ) -> Result<HashMap<EmailAddress, Load>, StoreError>;
     /// The conversation so far, oldest first: people's inbound mail and agents' replies.
     async fn thread(&mut self, ticket: TicketId) -> Result<Vec<ThreadEntry>, StoreError>;
     /// Message-IDs of the ticket's mail from or to `with`, oldest first (the last ten), so
@@ -640,6 +664,10 @@ pub trait StoreTx: Send {
 pub trait Store: Send + Sync {
     /// Starts a write transaction (SQLite: `BEGIN IMMEDIATE`, so two writers queue instead of failing).
     async fn begin(&self) -> Result<Box<dyn StoreTx>, StoreError>;
+    /// Whether the store is still the one opened (its file not deleted or replaced).
+    async fn check(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 
     async fn checkpoint(&self, mailbox: &str) -> Result<Option<Checkpoint>, StoreError>;
     /// For source keys already processed: key and outcome.
@@ -690,6 +718,9 @@ pub trait Store: Send + Sync {
     async fn next_due(&self) -> Result<Option<Millis>, StoreError>;
     /// Leases tickets whose timed work fell due by `now` (and whose lease, if any, ran out
     /// by `lease_now`, the machine's time) to `owner` until `lease_until`.
+    /// Tickets whose timed work is due at `now`, soonest first, without claiming them (for
+    /// a dry run).
+    async fn due_tickets(&self, now: Millis, limit: u32) -> Result<Vec<TicketId>, StoreError>;
     async fn claim_due(
         &self,
         now: Millis,
@@ -698,7 +729,10 @@ pub trait Store: Send + Sync {
         limit: u32,
         owner: &str,
     ) -> Result<Vec<TicketId>, StoreError>;
-    async fn agent_loads(&self) -> Result<HashMap<EmailAddress, Load>, StoreError>;
+    async fn agent_loads(
+        &self,
+        agents: &[EmailAddress],
+    ) -> Result<HashMap<EmailAddress, Load>, StoreError>;
     async fn ticket_detail(&self, code: &ReferenceCode)
     -> Result<Option<TicketDetail>, StoreError>;
 }

@@ -17,6 +17,16 @@ use super::*;
 
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// The file opened and its identity (device, inode), when it is a file: a desk whose
+    /// file is deleted or replaced under a running gateway must stop, not go on filing
+    /// into a file nobody will ever read again.
+    file: Option<(std::path::PathBuf, (u64, u64))>,
+}
+
+/// The identity of the file at `path`, if it is there.
+fn file_identity(path: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 impl SqliteStore {
@@ -25,6 +35,30 @@ impl SqliteStore {
     pub async fn open(url: &str) -> Result<Self, StoreError> {
         let path = url.trim_start_matches("sqlite:").to_string();
         Self::open_inner(url, &path).await.map_err(|e| e.at(&path))
+    }
+
+    /// Opens the database at `url` only if it exists: what commands that only read use, so
+    /// a mistyped path or a deleted desk is reported, not replaced by an empty database.
+    pub async fn open_existing(url: &str) -> Result<Self, StoreError> {
+        let path = url.trim_start_matches("sqlite:");
+        let file = path.split('?').next().unwrap_or(path);
+        if !file.starts_with(':')
+            && !url.contains("mode=memory")
+            && !std::path::Path::new(file).exists()
+        {
+            return Err(StoreError::NoDatabase(file.to_string()));
+        }
+        Self::open(url).await
+    }
+
+    /// Whether the database file is still the one opened.
+    fn check_file(&self) -> Result<(), StoreError> {
+        match &self.file {
+            Some((path, identity)) if file_identity(path) != Some(*identity) => {
+                Err(StoreError::Gone(path.display().to_string()))
+            }
+            _ => Ok(()),
+        }
     }
 
     async fn open_inner(url: &str, path: &str) -> Result<Self, StoreError> {
@@ -50,7 +84,14 @@ impl SqliteStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Unavailable(sqlx::Error::Migrate(Box::new(e))))?;
-        Ok(Self { pool })
+        let file_path = path.split('?').next().unwrap_or(path);
+        let file = if file_path.starts_with(':') || url.contains("mode=memory") {
+            None
+        } else {
+            let file_path = std::path::PathBuf::from(file_path);
+            file_identity(&file_path).map(|id| (file_path, id))
+        };
+        Ok(Self { pool, file })
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -58,6 +99,7 @@ impl SqliteStore {
     }
 
     async fn begin_immediate(&self) -> Result<ImmediateTx, StoreError> {
+        self.check_file()?;
         ImmediateTx::begin(&self.pool).await
     }
 }
@@ -68,6 +110,8 @@ struct SqliteTx {
     waiting: Script,
     /// The next ids of `messages` and `outbox`, read once the transaction first needs one.
     next_ids: Option<[i64; 2]>,
+    /// The database file and its identity, checked again once committed.
+    file: Option<(std::path::PathBuf, (u64, u64))>,
 }
 
 /// An exclusive lock on `<database>.migrate.lock`, held while migrations run.
@@ -227,27 +271,32 @@ fn ticket_ref(row: &SqliteRow) -> Result<TicketRef, StoreError> {
 }
 
 /// Open tickets per assignee and when each was last given one.
+/// The roster's loads, from `agent_loads` (kept by the writer of plans): one look-up per
+/// agent, whatever the number of tickets the desk ever had.
 async fn agent_loads(
     conn: &mut SqliteConnection,
+    agents: &[EmailAddress],
 ) -> Result<HashMap<EmailAddress, Load>, StoreError> {
     let mut loads: HashMap<EmailAddress, Load> = HashMap::new();
-    let open: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT assignee, COUNT(*) FROM tickets WHERE assignee IS NOT NULL \
-         AND status NOT IN ('resolved', 'closed') GROUP BY assignee",
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    for (a, n) in open {
-        loads.entry(address(&a)?).or_default().open_tickets = n.max(0) as u32;
+    if agents.is_empty() {
+        return Ok(loads);
     }
-    let last: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT assignee, MAX(assigned_at) FROM tickets WHERE assignee IS NOT NULL \
-         AND assigned_at IS NOT NULL GROUP BY assignee",
+    let names: Vec<String> = agents.iter().map(|a| a.to_string()).collect();
+    let rows: Vec<(String, i64, Option<i64>)> = sqlx::query_as(
+        "SELECT assignee, open_tickets, last_assigned_at FROM agent_loads \
+         WHERE assignee IN (SELECT value FROM json_each(?))",
     )
+    .bind(json_list(&names))
     .fetch_all(&mut *conn)
     .await?;
-    for (a, at) in last {
-        loads.entry(address(&a)?).or_default().last_assigned_at = Some(at);
+    for (a, n, last) in rows {
+        loads.insert(
+            address(&a)?,
+            Load {
+                open_tickets: n.max(0) as u32,
+                last_assigned_at: last,
+            },
+        );
     }
     Ok(loads)
 }
@@ -549,9 +598,32 @@ impl StoreTx for SqliteTx {
         .await
     }
 
-    async fn agent_loads(&mut self) -> Result<HashMap<EmailAddress, Load>, StoreError> {
+    async fn agent_loads(
+        &mut self,
+        agents: &[EmailAddress],
+    ) -> Result<HashMap<EmailAddress, Load>, StoreError> {
         self.waiting.flush(&mut self.tx).await?;
-        agent_loads(&mut self.tx).await
+        agent_loads(&mut self.tx, agents).await
+    }
+
+    async fn adjust_load(
+        &mut self,
+        agent: &EmailAddress,
+        open_delta: i64,
+        assigned_at: Option<Millis>,
+    ) -> Result<(), StoreError> {
+        self.later(
+            Stmt::new(
+                "INSERT INTO agent_loads (assignee, open_tickets, last_assigned_at) VALUES (?, MAX(?, 0), ?) \
+                 ON CONFLICT (assignee) DO UPDATE SET open_tickets = MAX(open_tickets + ?, 0), \
+                 last_assigned_at = COALESCE(excluded.last_assigned_at, last_assigned_at)",
+            )
+            .bind(agent.as_str())
+            .bind(open_delta)
+            .bind(assigned_at)
+            .bind(open_delta),
+        )
+        .await
     }
 
     async fn set_priority(
@@ -1050,7 +1122,15 @@ impl StoreTx for SqliteTx {
 
     async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
         self.waiting.flush(&mut self.tx).await?;
-        self.tx.commit().await
+        self.tx.commit().await?;
+        // Committed into a file deleted meanwhile is committed into nothing: the caller
+        // must not move the mail out of its source.
+        match &self.file {
+            Some((path, identity)) if file_identity(path) != Some(*identity) => {
+                Err(StoreError::Gone(path.display().to_string()))
+            }
+            _ => Ok(()),
+        }
     }
 }
 
@@ -1117,7 +1197,12 @@ impl Store for SqliteStore {
             tx,
             waiting: Script::default(),
             next_ids: None,
+            file: self.file.clone(),
         }))
+    }
+
+    async fn check(&self) -> Result<(), StoreError> {
+        self.check_file()
     }
 
     async fn checkpoint(&self, mailbox: &str) -> Result<Option<Checkpoint>, StoreError> {
@@ -1411,6 +1496,16 @@ impl Store for SqliteStore {
         Ok(at)
     }
 
+    async fn due_tickets(&self, now: Millis, limit: u32) -> Result<Vec<TicketId>, StoreError> {
+        let sql =
+            format!("SELECT id FROM tickets WHERE due_at <= ? ORDER BY due_at, id LIMIT {limit}");
+        let ids: Vec<(i64,)> = sqlx::query_as(AssertSqlSafe(sql))
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(ids.into_iter().map(|(id,)| id).collect())
+    }
+
     async fn claim_due(
         &self,
         now: Millis,
@@ -1439,9 +1534,12 @@ impl Store for SqliteStore {
         Ok(ids)
     }
 
-    async fn agent_loads(&self) -> Result<HashMap<EmailAddress, Load>, StoreError> {
+    async fn agent_loads(
+        &self,
+        agents: &[EmailAddress],
+    ) -> Result<HashMap<EmailAddress, Load>, StoreError> {
         let mut conn = self.pool.acquire().await?;
-        agent_loads(&mut conn).await
+        agent_loads(&mut conn, agents).await
     }
 
     async fn ticket_detail(

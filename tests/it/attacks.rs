@@ -536,3 +536,258 @@ async fn mail_dated_in_the_future_does_not_spend_todays_budget() {
     .unwrap();
     assert_eq!(status, "pending");
 }
+
+/// Found by the attack run: `tickets list` on a desk whose database was deleted (or a
+/// mistyped path) silently created a new, empty one. Commands that only read never create
+/// a database; they say where they looked.
+#[test]
+fn commands_that_only_read_never_create_a_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("helpdesk.toml");
+    std::fs::write(&path, embedded_config()).unwrap();
+    let config = path.to_str().unwrap();
+    for args in [
+        vec!["--config", config, "tickets", "list"],
+        vec!["--config", config, "tickets", "show", "HD-7K3M9QXA"],
+        vec![
+            "--config",
+            config,
+            "tick",
+            "--at",
+            "2027-01-04T09:00:00+01:00",
+        ],
+    ] {
+        let out = crate::support::helpdesk(&args);
+        assert_eq!(out.status.code(), Some(66), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("no database at"), "{args:?}: {err}");
+        assert!(
+            !dir.path().join("helpdesk.db").exists(),
+            "{args:?} created it"
+        );
+    }
+    // Listing the agents before the first mail is fine: nobody has a ticket yet.
+    let out = crate::support::helpdesk(&["--config", config, "agents", "list"]);
+    assert!(out.status.success());
+    assert!(!dir.path().join("helpdesk.db").exists());
+}
+
+/// Found by the attack run: deleting the database while `run` ran went unnoticed: mail
+/// was acknowledged and moved to cur/, then lost with the deleted file. Now the gateway
+/// stops with an error naming the file, and the mail stays where it was.
+#[tokio::test]
+async fn deleting_the_database_under_a_running_gateway_stops_it_and_loses_no_mail() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("helpdesk.toml");
+    std::fs::write(&config, embedded_config()).unwrap();
+    let new = dir.path().join("Maildir/new");
+    std::fs::create_dir_all(&new).unwrap();
+    std::fs::create_dir_all(dir.path().join("Maildir/cur")).unwrap();
+    std::fs::write(
+        new.join("1.eml"),
+        customer_mail(
+            "marie@example.fr",
+            "Imprimante",
+            "d1@example.fr",
+            "Bourrage.",
+        ),
+    )
+    .unwrap();
+    let mut run = std::process::Command::new(env!("CARGO_BIN_EXE_helpdesk"))
+        .args(["--config", config.to_str().unwrap(), "run"])
+        .env("HELPDESK_LOG", "warn")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::fs::read_dir(dir.path().join("Maildir/cur"))
+        .unwrap()
+        .count()
+        == 0
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first mail was not filed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    for f in ["helpdesk.db", "helpdesk.db-wal", "helpdesk.db-shm"] {
+        let _ = std::fs::remove_file(dir.path().join(f));
+    }
+    std::fs::write(
+        new.join("2.eml"),
+        customer_mail("paul@example.fr", "VPN", "d2@example.fr", "Le VPN coupe."),
+    )
+    .unwrap();
+    let status = loop {
+        if let Some(status) = run.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = run.kill();
+            panic!("the gateway went on with its database deleted");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(run.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(!status.success());
+    assert!(err.contains("was deleted or replaced"), "{err}");
+    assert!(
+        new.join("2.eml").exists(),
+        "the mail that came after stays in new/ for the next start"
+    );
+}
+
+/// Found by the attack run: a 30 MB plain-text mail took 521 s and 516 MB to file, nearly
+/// all of it in the mail library adding CRs one by one to the agent's notification, which
+/// carried the whole text. The text a mail carries is now capped, with a note saying how
+/// much more the ticket holds.
+#[tokio::test]
+async fn a_huge_mail_is_filed_whole_and_the_agent_is_sent_its_beginning() {
+    let desk = Desk::with_config(&roster_config()).await;
+    let line = "Le journal du serveur répète la même erreur 0x80070005.\n";
+    let body = line.repeat(4 * 1024 * 1024 / line.len());
+    let raw = customer_mail(
+        "marie@example.fr",
+        "Journal complet",
+        "huge@example.fr",
+        &body,
+    );
+    let Processed::Filed { code, .. } = desk.file(&raw).await else {
+        panic!("not filed")
+    };
+    let (raw_len, text_len, text_end): (i64, i64, String) = sqlx::query_as(
+        "SELECT length(raw), length(CAST(body_text AS BLOB)), substr(body_text, -40) \
+         FROM messages WHERE direction = 'inbound'",
+    )
+    .fetch_one(&desk.db().await)
+    .await
+    .unwrap();
+    assert_eq!(
+        raw_len as usize,
+        raw.len(),
+        "the ticket keeps the mail whole"
+    );
+    // Its text columns keep the first megabyte, and say where the rest is.
+    assert!(text_len < 1_100_000, "{text_len}");
+    assert!(text_end.ends_with("KB more in the raw mail]"), "{text_end}");
+    let (size, text): (i64, String) = sqlx::query_as(
+        "SELECT length(m.raw), m.body_text FROM outbox o JOIN messages m ON m.id = o.message_row \
+         WHERE o.kind = 'agent_notification'",
+    )
+    .fetch_one(&desk.db().await)
+    .await
+    .unwrap();
+    assert!(size < 200_000, "the notification is {size} bytes");
+    assert!(
+        text.contains("Ko de plus dans le ticket)"),
+        "{}",
+        &text[..200]
+    );
+    assert!(text.contains(&code.to_string()));
+}
+
+/// Found by the attack run: with two agents, every assignment counted each agent's open
+/// tickets over the whole desk (1,000 new mails took 1.24 s on a fresh desk and 34.6 s on
+/// one of 20,000 tickets). The loads are now kept by the writer of plans as tickets are
+/// assigned, escalated, resolved, reopened and closed; they must always equal a count
+/// over the tickets.
+#[tokio::test]
+async fn the_agents_loads_kept_by_the_writer_match_a_count_over_the_tickets() {
+    use helpdesk::desk::Command;
+    use helpdesk::domain::{Actor, ReferenceCode};
+    let toml = roster_config().replace(
+        "[[agents]]\nname = \"Alice Martin\"",
+        "[[agents]]\nname = \"Eve Expert\"\naddress = \"eve@example.test\"\ntiers = [\"L2\"]\n\n[[agents]]\nname = \"Alice Martin\"",
+    );
+    let desk = Desk::with_config(&toml).await;
+    let mut codes = Vec::new();
+    for i in 0..8 {
+        codes.push(
+            open(
+                &desk,
+                &format!("c{i}@example.fr"),
+                &format!("l{i}@example.fr"),
+            )
+            .await,
+        );
+    }
+    let run = |code: &str, command: Command| {
+        let pipeline = desk.app.pipeline.clone();
+        let code = ReferenceCode::from_stored(code.to_string());
+        async move {
+            pipeline
+                .execute(&code, &command, Actor::Cli("test".into()))
+                .await
+                .map(|_| ())
+        }
+    };
+    run(&codes[0], Command::Resolve).await.unwrap();
+    run(&codes[0], Command::Reopen).await.unwrap();
+    run(&codes[1], Command::Close).await.unwrap();
+    run(
+        &codes[2],
+        Command::Escalate {
+            to: None,
+            reason: None,
+            vendor: None,
+        },
+    )
+    .await
+    .unwrap();
+    // Taken from whoever has it by the other L1 agent.
+    let (had,): (String,) = sqlx::query_as("SELECT assignee FROM tickets WHERE code = ?")
+        .bind(&codes[3])
+        .fetch_one(&desk.db().await)
+        .await
+        .unwrap();
+    let other = if had == "bob@example.test" {
+        "alice@example.test"
+    } else {
+        "bob@example.test"
+    };
+    run(
+        &codes[3],
+        Command::Assign(helpdesk::domain::EmailAddress::parse(other).unwrap()),
+    )
+    .await
+    .unwrap();
+    run(&codes[4], Command::Resolve).await.unwrap();
+    run(&codes[4], Command::Close).await.unwrap();
+    // A customer's answer reopens a resolved ticket.
+    run(&codes[5], Command::Resolve).await.unwrap();
+    let reply = customer_mail(
+        "c5@example.fr",
+        &format!("Re: [{}] Imprimante bloquée", codes[5]),
+        "l5-again@example.fr",
+        "Toujours bloquée.",
+    );
+    desk.file(&reply).await;
+    let kept: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT assignee, open_tickets FROM agent_loads WHERE open_tickets > 0 ORDER BY assignee",
+    )
+    .fetch_all(&desk.db().await)
+    .await
+    .unwrap();
+    let counted: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT assignee, COUNT(*) FROM tickets WHERE assignee IS NOT NULL \
+         AND status NOT IN ('resolved', 'closed') GROUP BY assignee ORDER BY assignee",
+    )
+    .fetch_all(&desk.db().await)
+    .await
+    .unwrap();
+    assert_eq!(kept, counted);
+    assert!(
+        counted.iter().any(|(a, _)| a == "eve@example.test"),
+        "{counted:?}"
+    );
+    let last: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT l.assignee, l.last_assigned_at - (SELECT MAX(assigned_at) FROM tickets t WHERE t.assignee = l.assignee) \
+         FROM agent_loads l",
+    )
+    .fetch_all(&desk.db().await)
+    .await
+    .unwrap();
+    assert!(last.iter().all(|(_, d)| *d == 0), "{last:?}");
+}

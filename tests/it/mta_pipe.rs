@@ -22,6 +22,10 @@ fn as_mail(args: &[&str]) -> std::process::Output {
 
 fn tickets(config: &str) -> usize {
     let out = as_mail(&["--config", config, "tickets", "list", "--json"]);
+    // Before the first mail is piped in there is no database (and listing makes none).
+    if out.status.code() == Some(66) {
+        return 0;
+    }
     assert!(
         out.status.success(),
         "{}",

@@ -610,13 +610,70 @@ fn tick_at_a_given_moment_runs_what_fell_due_then() {
     // An urgent ticket filed now is due within the hour; a year on, everything is due.
     let out = helpdesk(&["--config", cfg, "tickets", "list", "--due-within", "2h"]);
     assert_eq!(stdout(&out).lines().count(), 1, "{}", stdout(&out));
+    // Found by the attack run: `tick --at` changed the real desk and left its mail waiting
+    // for the simulated date (a year on), counted against today's budget. Now it is a dry
+    // run, ticket by ticket...
+    let db = dir.path().join("helpdesk.db");
+    let count = |sql: &str| -> i64 {
+        let out = std::process::Command::new("python3")
+            .args(["-c", "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute(sys.argv[2]).fetchone()[0])"])
+            .arg(&db)
+            .arg(sql)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    };
+    let events_before = count("SELECT COUNT(*) FROM events");
     let out = helpdesk(&["--config", cfg, "tick", "--at", "2027-11-23T10:00:00+01:00"]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let preview = stdout(&out);
+    assert!(
+        preview.starts_with("dry run at 2027-11-23T09:00"),
+        "{preview}"
+    );
+    assert!(
+        preview.contains("sla_breached") && preview.contains("1 ticket(s) with work due"),
+        "{preview}"
+    );
+    assert_eq!(
+        count("SELECT COUNT(*) FROM events"),
+        events_before,
+        "nothing changed"
+    );
+    // ...and `--apply` acts as if it were then, says so, and queues its mail to go now.
+    let out = helpdesk(&[
+        "--config",
+        cfg,
+        "tick",
+        "--at",
+        "2027-11-23T10:00:00+01:00",
+        "--apply",
+        "--no-send",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout(&out).starts_with("1 ticket(s)"), "{}", stdout(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("as if it were 2027-11-23"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let now = helpdesk::store::now_millis();
+    assert_eq!(
+        count(&format!(
+            "SELECT COUNT(*) FROM outbox WHERE next_attempt_at > {}",
+            now + 60_000
+        )),
+        0,
+        "no mail waits for the simulated date"
+    );
     let out = helpdesk(&["--config", cfg, "tickets", "list", "--breached"]);
     assert_eq!(stdout(&out).lines().count(), 1, "{}", stdout(&out));
     let line = stdout(&out);

@@ -137,8 +137,19 @@ impl StoreTx for FlakyTx {
     ) -> Result<(), StoreError> {
         self.inner.set_assignee(id, a, at).await
     }
-    async fn agent_loads(&mut self) -> Result<HashMap<EmailAddress, Load>, StoreError> {
-        self.inner.agent_loads().await
+    async fn adjust_load(
+        &mut self,
+        agent: &EmailAddress,
+        open_delta: i64,
+        assigned_at: Option<Millis>,
+    ) -> Result<(), StoreError> {
+        self.inner.adjust_load(agent, open_delta, assigned_at).await
+    }
+    async fn agent_loads(
+        &mut self,
+        agents: &[EmailAddress],
+    ) -> Result<HashMap<EmailAddress, Load>, StoreError> {
+        self.inner.agent_loads(agents).await
     }
     async fn set_priority(
         &mut self,
@@ -240,6 +251,9 @@ impl StoreTx for FlakyTx {
 
 #[async_trait]
 impl Store for FlakyStore {
+    async fn check(&self) -> Result<(), StoreError> {
+        self.inner.check().await
+    }
     async fn begin(&self) -> Result<Box<dyn StoreTx>, StoreError> {
         Ok(Box::new(FlakyTx {
             inner: self.inner.begin().await?,
@@ -298,11 +312,17 @@ impl Store for FlakyStore {
     async fn list_tickets(&self, f: &TicketFilter) -> Result<Vec<TicketSummary>, StoreError> {
         self.inner.list_tickets(f).await
     }
-    async fn agent_loads(&self) -> Result<HashMap<EmailAddress, Load>, StoreError> {
-        self.inner.agent_loads().await
+    async fn agent_loads(
+        &self,
+        agents: &[EmailAddress],
+    ) -> Result<HashMap<EmailAddress, Load>, StoreError> {
+        self.inner.agent_loads(agents).await
     }
     async fn next_due(&self) -> Result<Option<Millis>, StoreError> {
         self.inner.next_due().await
+    }
+    async fn due_tickets(&self, now: Millis, limit: u32) -> Result<Vec<TicketId>, StoreError> {
+        self.inner.due_tickets(now, limit).await
     }
     async fn claim_due(
         &self,

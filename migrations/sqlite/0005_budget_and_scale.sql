@@ -79,3 +79,17 @@ DROP TABLE events;
 ALTER TABLE events_new RENAME TO events;
 CREATE INDEX events_ticket ON events (ticket_id, at);
 CREATE INDEX events_kind ON events (kind, at);
+
+-- Each assignee's open tickets and last assignment, kept by the writer of plans as it
+-- changes a ticket's assignee or status: choosing whom a ticket goes to reads them for the
+-- roster at every assignment, which must not cost a count over every ticket of the desk.
+CREATE TABLE agent_loads (
+    assignee         TEXT    PRIMARY KEY,
+    open_tickets     INTEGER NOT NULL,
+    last_assigned_at INTEGER
+);
+INSERT INTO agent_loads (assignee, open_tickets, last_assigned_at)
+    SELECT assignee,
+           SUM(CASE WHEN status = 'resolved' OR status = 'closed' THEN 0 ELSE 1 END),
+           MAX(assigned_at)
+    FROM tickets WHERE assignee IS NOT NULL GROUP BY assignee;
