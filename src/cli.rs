@@ -253,6 +253,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::CheckConfig => {
             let config = Config::load(&cli.config)?;
             config.desk.check_agent_auth_chosen()?;
+            config.check_database_folder()?;
             crate::render::Renderer::new(config.gateway.templates_dir.as_deref())
                 .and_then(|r| r.check())
                 .context("templates")?;
@@ -279,6 +280,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Run => {
             let config = Config::load(&cli.config)?;
             config.desk.check_agent_auth_chosen()?;
+            config.check_database_folder()?;
             let store = app::open_store(&config).await?;
             let app = App::build(config, store).await?;
             // A long-lived gateway compiles every template at start: a broken override
@@ -760,6 +762,12 @@ async fn tickets(config_path: &Path, cmd: TicketsCommand) -> Result<ExitCode> {
                 .map(|d| {
                     humantime::parse_duration(&d)
                         .map_err(|e| anyhow::anyhow!("DURATION {d:?}: {e} (e.g. 3d, 12h)"))
+                        .and_then(|p| {
+                            if p > crate::timing::LONGEST {
+                                anyhow::bail!("DURATION {d:?} is longer than a year (e.g. 3d, 12h)")
+                            }
+                            Ok(p)
+                        })
                 })
                 .transpose()?;
             drop(store);

@@ -381,6 +381,26 @@ impl Config {
         Config::from_toml(&text, path, &base, &ProcessEnv)
     }
 
+    /// A database in a folder that does not exist is a typo or an unmounted disk: SQLite
+    /// would only say "unable to open database file" once the gateway starts. Checked by
+    /// `run` and `check-config`; `ingest` (an MTA's pipe) exits 75 instead, so the mail is
+    /// deferred while a disk is missing, never bounced.
+    pub fn check_database_folder(&self) -> Result<(), ConfigError> {
+        let path = self.database_url.trim_start_matches("sqlite:");
+        let file = path.split('?').next().unwrap_or_default();
+        if file.starts_with(':') {
+            return Ok(());
+        }
+        match Path::new(file).parent() {
+            Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => Err(invalid(
+                "database.url",
+                format!("the folder {} does not exist", dir.display()),
+                "create it, or point database.url at a file in an existing folder",
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// Parses and validates. Relative paths are taken from `base` (the config file's folder),
     /// so a desk folder can be moved as a whole.
     pub fn from_toml(
@@ -506,6 +526,7 @@ impl Config {
                         "add a [source.maildir] table with path = \"…\"",
                     )
                 })?;
+                at_least_100ms("source.maildir.poll_interval", m.poll_interval)?;
                 SourceSettings::Maildir(MaildirSettings {
                     path: resolve(m.path),
                     poll_interval: m.poll_interval,
@@ -575,6 +596,7 @@ impl Config {
                         "set HELPDESK_IMAP_PASSWORD, or source.imap.password_file",
                     )
                 })?;
+                at_least_100ms("source.imap.poll_interval", i.poll_interval)?;
                 SourceSettings::Imap(ImapSettings {
                     host: i.host,
                     port,
@@ -687,6 +709,18 @@ impl Config {
                 "use 1-64 (default 4)",
             ));
         }
+        at_least_100ms("outbox.retry_base", o.retry_base)?;
+        if o.retry_max < o.retry_base {
+            return Err(invalid(
+                "outbox.retry_max",
+                format!(
+                    "{} is shorter than retry_base ({})",
+                    humantime::format_duration(o.retry_max),
+                    humantime::format_duration(o.retry_base)
+                ),
+                "give a longest wait between attempts at least as long as the first (defaults 30s and 1h)",
+            ));
+        }
         if o.max_attempts == 0 {
             return Err(invalid(
                 "outbox.max_attempts",
@@ -709,6 +743,18 @@ impl Config {
             },
         })
     }
+}
+
+/// A wait between polls or retries: zero would be a busy loop.
+fn at_least_100ms(key: &str, d: Duration) -> Result<(), ConfigError> {
+    if d < Duration::from_millis(100) {
+        return Err(invalid(
+            key,
+            format!("{} would poll without pause", humantime::format_duration(d)),
+            "give at least 100ms, e.g. \"1s\"",
+        ));
+    }
+    Ok(())
 }
 
 fn is_loopback(host: &str) -> bool {
@@ -760,7 +806,10 @@ fn resolve_sqlite_url(url: &str, base: &Path) -> Result<String, ConfigError> {
             "use \"sqlite:helpdesk.db\"",
         ));
     }
-    if path_part.starts_with(':') || Path::new(path_part).is_absolute() {
+    if path_part.starts_with(':') {
+        return Ok(format!("sqlite:{path_part}"));
+    }
+    if Path::new(path_part).is_absolute() {
         return Ok(format!("sqlite:{path_part}"));
     }
     Ok(format!("sqlite:{}", base.join(path_part).display()))

@@ -3,6 +3,10 @@
 //! (warnings, breaches, reminders, closing, a vendor's silence). Pure: a ticket's state in,
 //! instants out; the scheduler and `decide` do the rest.
 
+/// The longest wait, reminder or target anyone may set: a year. Past it, a typo
+/// (`#wait 999999999d`) would wrap the clock and close the ticket at once.
+pub const LONGEST: std::time::Duration = std::time::Duration::from_secs(366 * 86_400);
+
 use chrono::{DateTime, Duration, Utc};
 
 use crate::calendar::Calendar;

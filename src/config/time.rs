@@ -120,7 +120,19 @@ fn business(key: &str, text: &str, calendar: &Calendar) -> Result<Duration, Conf
             "write e.g. \"8h\"",
         ));
     }
-    Ok(d)
+    at_most_a_year(key, text, d)
+}
+
+fn at_most_a_year(key: &str, text: &str, d: Duration) -> Result<Duration, ConfigError> {
+    if d.to_std().is_ok_and(|d| d <= crate::timing::LONGEST) {
+        Ok(d)
+    } else {
+        Err(invalid(
+            key,
+            format!("{text:?} is longer than a year"),
+            "write a duration of at most a year, e.g. \"3d\"",
+        ))
+    }
 }
 
 /// A duration in calendar time ("3d" is 72 hours).
@@ -136,6 +148,7 @@ fn elapsed(key: &str, text: &str) -> Result<Duration, ConfigError> {
                 "write e.g. \"3d\", \"36h\"",
             )
         })
+        .and_then(|d| at_most_a_year(key, text, d))
 }
 
 fn tier(key: &str, value: &str) -> Result<Tier, ConfigError> {
@@ -172,17 +185,25 @@ fn targets(
         t.resolution = business(&format!("{key}.resolution"), d, calendar)?;
     }
     if let Some(w) = raw.warn_at {
-        if !(w > 0.0 && w.is_finite()) {
+        if !(w > 0.0 && w <= 1.0) {
             return Err(invalid(
                 &format!("{key}.warn_at"),
                 format!("{w} is not a share of the target"),
-                "write e.g. 0.8 (warn at 80%); 1.0 never warns",
+                "write a share between 0 and 1, e.g. 0.8 (warn at 80%); 1.0 never warns",
             ));
         }
         t.warn_at = w;
     }
     if let Some(e) = &raw.escalate_to {
-        t.escalate_to = Some(tier(&format!("{key}.escalate_to"), e)?);
+        let to = tier(&format!("{key}.escalate_to"), e)?;
+        if to <= Tier::L1FrontLine {
+            return Err(invalid(
+                &format!("{key}.escalate_to"),
+                format!("{e:?} is not above the front line"),
+                "a missed target escalates: use L2, L3 or L4",
+            ));
+        }
+        t.escalate_to = Some(to);
     }
     Ok(t)
 }

@@ -1696,6 +1696,27 @@ fn command_plan(s: &CommandSituation<'_>) -> Result<Plan, Refusal> {
                 });
             }
             let tier = t.tier.escalate(*to)?;
+            // L4 is an external vendor's: a ticket sent there with nobody to send it to
+            // would sit unassigned while the customer is told a vendor has it.
+            if tier == Tier::L4Vendor {
+                let names: Vec<&str> = s
+                    .desk
+                    .time
+                    .vendors
+                    .iter()
+                    .map(|v| v.name.as_str())
+                    .collect();
+                return Err(Refusal::Other(if names.is_empty() {
+                    "L4 is for external vendors, and none is configured ([[vendors]] in helpdesk.toml)"
+                        .into()
+                } else {
+                    format!(
+                        "L4 goes to a vendor: name one at the start of the reason (#escalate L4 {} …); vendors: {}",
+                        names[0],
+                        names.join(", ")
+                    )
+                }));
+            }
             escalation(
                 s.desk,
                 s.gateway,
@@ -1715,6 +1736,14 @@ fn command_plan(s: &CommandSituation<'_>) -> Result<Plan, Refusal> {
         )?,
         Command::Close => status_change(s.desk, t, TicketStatus::Closed, &s.actor, Some("closed"))?,
         Command::Wait(duration) => {
+            if let Some(d) = duration
+                && (d.is_zero() || *d > crate::timing::LONGEST)
+            {
+                return Err(Refusal::Other(format!(
+                    "a wait of {} is not between a minute and a year",
+                    humantime::format_duration(*d)
+                )));
+            }
             let mut effects = status_change(
                 s.desk,
                 t,

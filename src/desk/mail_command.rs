@@ -94,6 +94,18 @@ pub fn parse(text: &str) -> Commands {
                 lines.push((trimmed.to_string(), command(body)));
                 offset += line.len();
             }
+            // `# close`: a command with a space after the #, not text for the customer. (A
+            // "# " line that names no command is the reply's text, as a Markdown title.)
+            Some(body)
+                if body.starts_with([' ', '\t'])
+                    && !matches!(
+                        command(body.trim_start()),
+                        Err(CommandLineError::Unknown(_))
+                    ) =>
+            {
+                lines.push((trimmed.to_string(), command(body.trim_start())));
+                offset += line.len();
+            }
             _ => {
                 rest_start = offset;
                 break;
@@ -227,12 +239,12 @@ fn command(body: &str) -> Result<MailCommand, CommandLineError> {
             }),
             Some(d) => humantime::parse_duration(&d.replace(' ', ""))
                 .ok()
-                .filter(|d| !d.is_zero())
+                .filter(|d| !d.is_zero() && *d <= crate::timing::LONGEST)
                 .map(MailCommand::Wait)
                 .ok_or_else(|| CommandLineError::BadValue {
                     command: "wait",
                     value: d.into(),
-                    what: "a duration such as 3d or 12h",
+                    what: "a duration of at most a year, such as 3d or 12h",
                 }),
         },
         _ => Err(CommandLineError::Unknown(name.to_string())),
@@ -368,5 +380,21 @@ mod tests {
         let c = parse("#1 priority for us: the printer\n");
         assert!(c.is_empty());
         assert_eq!(c.rest, "#1 priority for us: the printer");
+    }
+
+    #[test]
+    fn a_command_with_a_space_after_the_hash_is_a_command() {
+        let c = parse("# close\n#  priority high\n\nMerci.");
+        assert_eq!(
+            c.lines
+                .iter()
+                .map(|(_, r)| r.clone().unwrap())
+                .collect::<Vec<_>>(),
+            [MailCommand::Close, MailCommand::Priority(Priority::High)]
+        );
+        assert_eq!(c.rest, "Merci.");
+        // A title that names no command stays text.
+        let t = parse("# Résumé\nLe serveur est reparti.");
+        assert!(t.lines.is_empty());
     }
 }

@@ -363,14 +363,38 @@ fn html_history_cut(msg: &mail_parser::Message<'_>) -> Option<(String, String)> 
     ];
     let at = MARKERS.iter().filter_map(|m| lower.find(m)).min()?;
     let tag = lower[..=at].rfind('<')?;
-    let text = |h: &str| normalise_newlines(mail_parser::decoders::html::html_to_text(h));
+    let text = |h: &str| normalise_newlines(html_text(h));
     Some((text(&html[..tag]), text(&html[tag..])))
+}
+
+/// HTML as text, with its block structure kept: mail-parser ends a line only at `<br>` and
+/// `</p>`, so an HTML-only reply written in `<div>`s (Outlook, Gmail) came out as one line,
+/// and `#priority urgent` / `#wait 2d` / the answer were glued into one refused command.
+/// Block ends and list items become line ends too.
+fn html_text(html: &str) -> String {
+    use std::sync::LazyLock;
+    static BLOCK: LazyLock<regex::Regex> = LazyLock::new(|| {
+        regex::Regex::new(
+            r"(?i)</(?:div|li|tr|h[1-6]|blockquote|pre|table|ul|ol|dd|dt|section|article|header|footer)\s*>|<li[\s>]|<hr[\s/>]",
+        )
+        .expect("a valid pattern")
+    });
+    static BLANK_LINES: LazyLock<regex::Regex> =
+        LazyLock::new(|| regex::Regex::new(r"\n[ \t]*\n(?:[ \t]*\n)+").expect("a valid pattern"));
+    let marked = BLOCK.replace_all(html, |c: &regex::Captures<'_>| format!("<br>{}", &c[0]));
+    let text = mail_parser::decoders::html::html_to_text(&marked);
+    BLANK_LINES.replace_all(&text, "\n\n").into_owned()
 }
 
 fn body_text(msg: &mail_parser::Message<'_>) -> String {
     let mut parts: Vec<String> = Vec::new();
     for i in 0..msg.text_body_count() {
-        if let Some(text) = msg.body_text(i)
+        // An HTML part standing for the text (an HTML-only mail) keeps its lines.
+        let text = match msg.text_part(i as u32).map(|p| &p.body) {
+            Some(mail_parser::PartType::Html(html)) => Some(html_text(html).into()),
+            _ => msg.body_text(i),
+        };
+        if let Some(text) = text
             && !text.trim().is_empty()
         {
             parts.push(text.into_owned());
@@ -380,7 +404,7 @@ fn body_text(msg: &mail_parser::Message<'_>) -> String {
         // An empty text/plain beside a real HTML part (Outlook does this): use the HTML.
         for i in 0..msg.html_body_count() {
             if let Some(html) = msg.body_html(i) {
-                let text = mail_parser::decoders::html::html_to_text(&html);
+                let text = html_text(&html);
                 if !text.trim().is_empty() {
                     parts.push(text);
                 }
@@ -753,5 +777,27 @@ mod tests {
     fn empty_input_is_a_parse_failure() {
         assert_eq!(parse(b"").unwrap_err(), ParseFailure::Empty);
         assert_eq!(parse(b"\r\n\r\n").unwrap_err(), ParseFailure::Empty);
+    }
+
+    #[test]
+    fn an_html_only_reply_keeps_its_lines_so_commands_stay_apart() {
+        let raw = "From: alice@example.com\r\nTo: support@example.com\r\nSubject: Re: x\r\n\
+                   Content-Type: text/html; charset=utf-8\r\n\r\n\
+                   <html><body><div>#priority urgent</div><div>#wait 2d</div><div>Hello customer,</div>\
+                   <div><br></div><ul><li>first</li><li>second</li></ul><div>Alice</div></body></html>\r\n";
+        let mail = parse(raw.as_bytes()).unwrap();
+        let lines: Vec<&str> = mail
+            .body_text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        assert_eq!(
+            lines[..4],
+            ["#priority urgent", "#wait 2d", "Hello customer,", "first"],
+            "{:?}",
+            mail.body_text
+        );
+        assert!(lines.contains(&"second"));
     }
 }

@@ -791,3 +791,235 @@ async fn the_agents_loads_kept_by_the_writer_match_a_count_over_the_tickets() {
     .unwrap();
     assert!(last.iter().all(|(_, d)| *d == 0), "{last:?}");
 }
+
+/// Found by the attack run: the config accepted a busy loop, a retry with no pause, a
+/// warning at 700% of a target, an escalation to L0, and a database in a folder that does
+/// not exist. Each is refused, naming its key.
+#[test]
+fn careless_limits_in_the_config_are_refused_naming_their_key() {
+    for (from, to, key) in [
+        (
+            "poll_interval = \"1s\"",
+            "poll_interval = \"0s\"",
+            "source.maildir.poll_interval",
+        ),
+        (
+            "retry_base = \"30s\"",
+            "retry_base = \"0s\"",
+            "outbox.retry_base",
+        ),
+        (
+            "retry_max = \"1h\"",
+            "retry_max = \"1s\"",
+            "outbox.retry_max",
+        ),
+    ] {
+        let text = embedded_config().replace(from, to);
+        assert_ne!(text, embedded_config(), "{from} is in the default config");
+        let err = helpdesk::config::Config::from_toml(
+            &text,
+            std::path::Path::new("helpdesk.toml"),
+            std::path::Path::new("/desk"),
+            &helpdesk::config::ProcessEnv,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains(key), "{to}: {err}");
+    }
+    for (extra, key) in [
+        ("[sla.normal]\nwarn_at = 7\n", "sla.normal.warn_at"),
+        ("[sla.high]\nescalate_to = \"L0\"\n", "sla.high.escalate_to"),
+        (
+            "[waiting]\nremind_after = \"999999999d\"\n",
+            "waiting.remind_after",
+        ),
+        ("[gateway]\n", "gateway"),
+    ] {
+        let text = if extra == "[gateway]\n" {
+            embedded_config().replace("[gateway]", "[gateway]\nmax_participants = 0")
+        } else {
+            format!("{}\n{extra}", embedded_config())
+        };
+        let key = if extra == "[gateway]\n" {
+            "gateway.max_participants"
+        } else {
+            key
+        };
+        let err = helpdesk::config::Config::from_toml(
+            &text,
+            std::path::Path::new("helpdesk.toml"),
+            std::path::Path::new("/desk"),
+            &helpdesk::config::ProcessEnv,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains(key), "{extra}: {err}");
+    }
+    // A database in a folder that does not exist: found when the file is loaded.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("helpdesk.toml");
+    std::fs::write(
+        &path,
+        embedded_config().replace("sqlite:helpdesk.db", "sqlite:nowhere/helpdesk.db"),
+    )
+    .unwrap();
+    let out = crate::support::helpdesk(&["--config", path.to_str().unwrap(), "check-config"]);
+    assert_eq!(out.status.code(), Some(78));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("database.url"));
+}
+
+/// Found by the attack run: `#wait 999999999d` told the customer the request would be
+/// resolved "on 1970-01-01", and the next tick resolved it; `#escalate L4` with no vendor
+/// (or a misspelt one) sent the ticket to L4 with nobody told. Both are refused, by mail
+/// and on the command line, and the refusal lists the vendors.
+#[tokio::test]
+async fn an_absurd_wait_and_an_escalation_to_no_vendor_are_refused() {
+    let toml = format!(
+        "{}\n[[vendors]]\nname = \"Ricoh France\"\naddress = \"support@ricoh.example\"\n",
+        roster_config()
+    );
+    let desk = Desk::with_config(&toml).await;
+    let code = open(&desk, "marie@example.fr", "w1@example.fr").await;
+    let (assignee,): (String,) = sqlx::query_as("SELECT assignee FROM tickets WHERE code = ?")
+        .bind(&code)
+        .fetch_one(&desk.db().await)
+        .await
+        .unwrap();
+    let agent_mail = |id: &str, body: &str| {
+        customer_mail(
+            &assignee,
+            &format!("Re: [{code}] Imprimante bloquée"),
+            id,
+            body,
+        )
+    };
+    desk.file(&agent_mail(
+        "w2@example.test",
+        "#wait 999999999d\n#escalate L4 Rico pilote\n",
+    ))
+    .await;
+    let (status, tier): (String, String) =
+        sqlx::query_as("SELECT status, tier FROM tickets WHERE code = ?")
+            .bind(&code)
+            .fetch_one(&desk.db().await)
+            .await
+            .unwrap();
+    assert_eq!((status.as_str(), tier.as_str()), ("new", "L1"));
+    let (receipt,): (String,) = sqlx::query_as(
+        "SELECT m.body_text FROM outbox o JOIN messages m ON m.id = o.message_row \
+         WHERE o.kind = 'agent_receipt' ORDER BY o.id DESC LIMIT 1",
+    )
+    .fetch_one(&desk.db().await)
+    .await
+    .unwrap();
+    assert!(receipt.contains("at most a year"), "{receipt}");
+    assert!(
+        receipt.contains("Ricoh France"),
+        "the vendors are listed: {receipt}"
+    );
+    // The command line says the same.
+    let out = crate::support::helpdesk(&[
+        "--config",
+        desk.config_path.to_str().unwrap(),
+        "tickets",
+        "wait",
+        &code,
+        "999999999d",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("longer than a year"));
+    let out = crate::support::helpdesk(&[
+        "--config",
+        desk.config_path.to_str().unwrap(),
+        "tickets",
+        "escalate",
+        &code,
+        "--to",
+        "L4",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Ricoh France"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Found by the attack run: a customer mail with `Reply-To: attacker@evil.example` sent the
+/// acknowledgement to the attacker, who became a participant and got the agents' replies,
+/// while the agent saw only the customer's name; a mail with 500 addresses in Cc made 501
+/// participants. A Reply-To outside the sender's domain is shown to the agent and not
+/// used; at most `max_participants` people come from one mail, and the agent is told who
+/// was left out. A contact form listed in `contact_forms` is filed as the person's.
+#[tokio::test]
+async fn reply_to_elsewhere_and_huge_cc_lists_do_not_choose_who_hears_from_the_desk() {
+    let toml = roster_config().replace(
+        "[gateway]",
+        "[gateway]\ncontact_forms = [\"webform@example.test\"]",
+    );
+    let desk = Desk::with_config(&toml).await;
+    let ccs: Vec<String> = (0..500).map(|i| format!("cc{i}@big.example")).collect();
+    let raw = format!(
+        "From: Marie <marie@example.fr>\r\nReply-To: attacker@evil.example\r\nTo: support@example.test\r\n\
+         Cc: {}\r\nSubject: Imprimante\r\nMessage-ID: <rt1@example.fr>\r\n\r\nBonjour, bourrage.\r\n",
+        ccs.join(", ")
+    );
+    let Processed::Filed { code, .. } = desk.file(raw.as_bytes()).await else {
+        panic!()
+    };
+    let json = crate::support::helpdesk(&[
+        "--config",
+        desk.config_path.to_str().unwrap(),
+        "tickets",
+        "show",
+        code.as_str(),
+        "--json",
+    ]);
+    let detail: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let participants = detail["participants"].as_array().unwrap();
+    assert_eq!(participants.len(), 10, "{participants:?}");
+    assert!(!participants.iter().any(|p| p == "attacker@evil.example"));
+    assert_eq!(outbox_to(&desk, "attacker@evil.example").await.len(), 0);
+    assert_eq!(
+        outbox_to(&desk, "marie@example.fr").await,
+        ["acknowledgement"]
+    );
+    let (notice,): (String,) = sqlx::query_as(
+        "SELECT m.body_text FROM outbox o JOIN messages m ON m.id = o.message_row \
+         WHERE o.kind = 'agent_notification'",
+    )
+    .fetch_one(&desk.db().await)
+    .await
+    .unwrap();
+    assert!(notice.contains("attacker@evil.example"), "{notice}");
+    assert!(notice.contains("491 address(es) in Cc"), "{notice}");
+    // A Reply-To in the sender's own domain is theirs.
+    let own = customer_mail("paul@example.fr", "VPN", "rt2@example.fr", "Le VPN coupe.");
+    let own = String::from_utf8(own).unwrap().replacen(
+        "To:",
+        "Reply-To: paul.secretariat@example.fr\r\nTo:",
+        1,
+    );
+    desk.file(own.as_bytes()).await;
+    assert_eq!(
+        outbox_to(&desk, "paul.secretariat@example.fr").await,
+        ["acknowledgement"]
+    );
+    // A web form's mail is the person's.
+    let form = "From: Formulaire <webform@example.test>\r\nReply-To: Jeanne <jeanne@gmail.example>\r\n\
+                To: support@example.test\r\nSubject: Demande depuis le site\r\n\
+                Message-ID: <form1@example.test>\r\n\r\nMon compte est bloqué.\r\n";
+    let Processed::Filed { code, .. } = desk.file(form.as_bytes()).await else {
+        panic!()
+    };
+    let (customer,): (String,) = sqlx::query_as("SELECT customer FROM tickets WHERE code = ?")
+        .bind(code.as_str())
+        .fetch_one(&desk.db().await)
+        .await
+        .unwrap();
+    assert_eq!(customer, "jeanne@gmail.example");
+    assert_eq!(
+        outbox_to(&desk, "jeanne@gmail.example").await,
+        ["acknowledgement"]
+    );
+}

@@ -360,7 +360,8 @@ async fn resolve_close_reopen_and_refusals_from_the_command_line() {
         3 * 86_400,
         "the waiting time is recorded for the timers"
     );
-    // A closed ticket cannot be resolved; an unknown agent cannot be assigned; L4 is the top.
+    // A closed ticket cannot be resolved; an unknown agent cannot be assigned; L3 is the top
+    // of a desk without vendors.
     let out = cli(&desk, &["tickets", "resolve", &code]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("closed"));
@@ -374,9 +375,16 @@ async fn resolve_close_reopen_and_refusals_from_the_command_line() {
     let out = cli(&desk, &["tickets", "assign", &other, "nobody@example.test"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not on the roster"));
+    // L4 is a vendor's, and this desk has none: refused, saying so.
     let out = cli(
         &desk,
         &["tickets", "escalate", &other, "--to", "L4", "--no-send"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("none is configured"));
+    let out = cli(
+        &desk,
+        &["tickets", "escalate", &other, "--to", "L3", "--no-send"],
     );
     assert!(out.status.success());
     let out = cli(&desk, &["tickets", "escalate", &other]);
