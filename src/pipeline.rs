@@ -767,30 +767,39 @@ impl Pipeline {
                 )
                 .await?;
             let fresh: Vec<TicketId> = ids.iter().copied().filter(|id| seen.insert(*id)).collect();
-            for id in &fresh {
-                let mut tx = self.store.begin().await?;
-                let Some(ticket) = tx.ticket_by_id(*id).await? else {
-                    continue;
-                };
-                let loads = if self.desk.roster.agents().is_empty() {
-                    HashMap::new()
-                } else {
-                    tx.agent_loads(&self.desk.roster.addresses()).await?
-                };
-                let plan = decide_timers(&TimerSituation {
-                    ticket: &ticket,
-                    gateway: &self.settings,
-                    desk: &self.desk,
-                    loads: &loads,
-                    now,
-                });
-                let applied = apply(&mut *tx, &self.apply_context(now), &plan, None).await?;
-                tx.commit().await?;
-                for kind in plan.events() {
-                    tracing::info!(code = %ticket.code, event = %kind, "timer");
+            // Many tickets per transaction (a restart after a long stop, a desk of thousands
+            // due at once): one commit instead of one per ticket. If the group fails, its
+            // tickets are run one by one, and one the gateway fails on is skipped, logged,
+            // and tried again once its lease runs out: it never stops the scheduler.
+            for group in fresh.chunks(TIMER_GROUP) {
+                let mark = StageMark::default();
+                match guarded(&mark, self.timers_in_one_tx(group, now, &mark)).await {
+                    Ok((tickets, queued)) => {
+                        pass.tickets += tickets;
+                        pass.queued += queued;
+                    }
+                    Err(trouble) => {
+                        if let Trouble::Store(e) = &trouble {
+                            tracing::warn!(error = %e, "timer group failed; running its tickets one by one");
+                        }
+                        for id in group {
+                            let mark = StageMark::default();
+                            match guarded(&mark, self.timers_in_one_tx(&[*id], now, &mark)).await {
+                                Ok((tickets, queued)) => {
+                                    pass.tickets += tickets;
+                                    pass.queued += queued;
+                                }
+                                Err(Trouble::Store(e)) => return Err(e),
+                                Err(Trouble::Failed(stage, error)) => tracing::error!(
+                                    ticket = id,
+                                    stage = stage.doing(),
+                                    error,
+                                    "the gateway failed on a ticket's timed work; skipped until its lease runs out"
+                                ),
+                            }
+                        }
+                    }
                 }
-                pass.tickets += 1;
-                pass.queued += applied.queued;
             }
             if ids.len() < TIMER_BATCH as usize || fresh.is_empty() {
                 break;
@@ -800,6 +809,48 @@ impl Pipeline {
             self.outbox_wakeup.notify_one();
         }
         Ok(pass)
+    }
+
+    /// The timed work of `ids`, in one transaction: (tickets acted on, mail queued).
+    async fn timers_in_one_tx(
+        &self,
+        ids: &[TicketId],
+        now: Millis,
+        mark: &StageMark,
+    ) -> Result<(usize, usize), Trouble> {
+        let mut tx = self.store.begin().await?;
+        let mut done = Vec::with_capacity(ids.len());
+        let mut queued = 0;
+        for id in ids {
+            let Some(ticket) = tx.ticket_by_id(*id).await? else {
+                continue;
+            };
+            let loads = if self.desk.roster.agents().is_empty() {
+                HashMap::new()
+            } else {
+                tx.agent_loads(&self.desk.roster.addresses()).await?
+            };
+            mark.set(Stage::Decide);
+            let plan = decide_timers(&TimerSituation {
+                ticket: &ticket,
+                gateway: &self.settings,
+                desk: &self.desk,
+                loads: &loads,
+                now,
+            });
+            mark.set(Stage::Apply);
+            queued += apply(&mut *tx, &self.apply_context(now), &plan, None)
+                .await?
+                .queued;
+            done.push((ticket.code, plan.events()));
+        }
+        tx.commit().await?;
+        for (code, events) in &done {
+            for kind in events {
+                tracing::info!(code = %code, event = %kind, "timer");
+            }
+        }
+        Ok((done.len(), queued))
     }
 
     /// Held mail's second chance, run by the scheduler. Mail to an outside address held by
@@ -1022,6 +1073,8 @@ pub struct HeldPass {
 /// How long a gateway holds the tickets whose timers it claimed.
 const TIMER_LEASE_MS: Millis = 5 * 60 * 1000;
 const TIMER_BATCH: u32 = 100;
+/// Tickets whose timed work shares one transaction.
+const TIMER_GROUP: usize = 25;
 
 /// What one pass of the timers did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
