@@ -586,6 +586,17 @@ impl Pipeline {
         Ok(processed(&plan, applied))
     }
 
+    /// The roster's loads, read only when there is a roster.
+    async fn loads(
+        &self,
+        tx: &mut dyn StoreTx,
+    ) -> Result<HashMap<crate::domain::EmailAddress, crate::roster::Load>, StoreError> {
+        if self.desk.roster.agents().is_empty() {
+            return Ok(HashMap::new());
+        }
+        tx.agent_loads(&self.desk.roster.addresses()).await
+    }
+
     fn apply_context(&self, now: Millis) -> ApplyContext<'_> {
         ApplyContext {
             renderer: &self.renderer,
@@ -653,8 +664,8 @@ impl Pipeline {
             && (thread.is_none()
                 || from_agent_on_ticket
                 || thread.as_ref().is_some_and(|(t, _)| !t.status.is_open()));
-        let loads = if may_assign && !self.desk.roster.agents().is_empty() {
-            tx.agent_loads(&self.desk.roster.addresses()).await?
+        let loads = if may_assign {
+            self.loads(tx).await?
         } else {
             HashMap::new()
         };
@@ -825,11 +836,7 @@ impl Pipeline {
             let Some(ticket) = tx.ticket_by_id(*id).await? else {
                 continue;
             };
-            let loads = if self.desk.roster.agents().is_empty() {
-                HashMap::new()
-            } else {
-                tx.agent_loads(&self.desk.roster.addresses()).await?
-            };
+            let loads = self.loads(&mut *tx).await?;
             mark.set(Stage::Decide);
             let plan = decide_timers(&TimerSituation {
                 ticket: &ticket,
@@ -996,11 +1003,7 @@ impl Pipeline {
             let Some(ticket) = tx.ticket_by_id(id).await? else {
                 continue;
             };
-            let loads = if self.desk.roster.agents().is_empty() {
-                HashMap::new()
-            } else {
-                tx.agent_loads(&self.desk.roster.addresses()).await?
-            };
+            let loads = self.loads(&mut *tx).await?;
             drop(tx);
             let plan = decide_timers(&TimerSituation {
                 ticket: &ticket,
@@ -1037,7 +1040,7 @@ impl Pipeline {
             .ticket_by_code(code)
             .await?
             .ok_or_else(|| CommandError::NoTicket(code.clone()))?;
-        let loads = tx.agent_loads(&self.desk.roster.addresses()).await?;
+        let loads = self.loads(&mut *tx).await?;
         let plan = decide_command(&CommandSituation {
             ticket: &ticket,
             command,

@@ -151,6 +151,11 @@ impl TimeSettings {
             .find(|v| v.name.to_lowercase() == wanted)
     }
 
+    /// The vendors' names, for a refusal that lists them.
+    pub fn vendor_names(&self) -> Vec<&str> {
+        self.vendors.iter().map(|v| v.name.as_str()).collect()
+    }
+
     pub fn vendor_by_address(&self, address: &EmailAddress) -> Option<&Vendor> {
         self.vendors.iter().find(|v| v.address == *address)
     }

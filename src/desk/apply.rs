@@ -695,48 +695,22 @@ async fn queue(
             return Ok(false);
         }
     };
-    let support = ctx.gateway.support_address.to_string();
-    let rcpt = [out.to.to_string()];
-    let row = tx
-        .insert_message(NewMessage {
-            ticket: Some(f.id),
-            direction: Direction::Outbound,
-            outcome: StoredOutcome::Outgoing,
-            outcome_detail: Some(kind),
-            source_key: None,
-            message_id: Some(&rendered.message_id),
-            content_sha256: None,
-            raw: &rendered.raw,
-            raw_sha256: &hex::encode(Sha256::digest(&rendered.raw)),
-            from_addr: Some(&support),
-            from_name: Some(&from_name),
-            reply_to: None,
-            to: rcpt.to_vec(),
-            cc: Vec::new(),
-            subject: &rendered.subject,
-            in_reply_to: &in_reply_to.iter().cloned().collect::<Vec<_>>(),
-            references: &references,
-            sent_date: Some(now),
-            body_text: &rendered.text,
-            reply_text: &rendered.text,
-            quoted_text: "",
-            signature: "",
-            language: Some(out.language),
-            machine_kind: None,
-            from_non_participant: false,
-            at: now,
-        })
-        .await?;
     let held = hold.is_some();
-    tx.enqueue(NewOutgoing {
-        ticket: Some(f.id),
-        message: row,
-        kind,
-        mail_from: &support,
-        rcpt_to: &rcpt,
-        at: ctx.send_at,
-        hold,
-    })
+    let row = store_outgoing(
+        tx,
+        ctx,
+        Outgoing {
+            ticket: Some(f.id),
+            kind,
+            rendered: &rendered,
+            from_name: &from_name,
+            to: &out.to,
+            in_reply_to: in_reply_to.as_deref(),
+            references: &references,
+            language: out.language,
+            hold,
+        },
+    )
     .await?;
     if held {
         return Ok(false);
@@ -746,10 +720,79 @@ async fn queue(
         Some(row),
         EventKind::MailQueued,
         &Actor::Gateway,
-        json!({ "kind": kind, "to": rcpt[0], "change": out.change }),
+        json!({ "kind": kind, "to": out.to.as_str(), "change": out.change }),
     );
-    tracing::debug!(code = %f.code, kind, to = %rcpt[0], "mail queued");
+    tracing::debug!(code = %f.code, kind, to = %out.to, "mail queued");
     Ok(true)
+}
+
+/// A rendered mail, to be stored and queued (or held).
+struct Outgoing<'a> {
+    ticket: Option<TicketId>,
+    kind: &'static str,
+    rendered: &'a crate::render::Rendered,
+    from_name: &'a str,
+    to: &'a EmailAddress,
+    in_reply_to: Option<&'a str>,
+    references: &'a [String],
+    language: Language,
+    hold: Option<Hold>,
+}
+
+/// Stores a rendered mail with the ticket's messages and puts it in the outbox (held or
+/// pending); returns its message row.
+async fn store_outgoing(
+    tx: &mut dyn StoreTx,
+    ctx: &ApplyContext<'_>,
+    o: Outgoing<'_>,
+) -> Result<i64, StoreError> {
+    let support = ctx.gateway.support_address.to_string();
+    let rcpt = [o.to.to_string()];
+    let row = tx
+        .insert_message(NewMessage {
+            ticket: o.ticket,
+            direction: Direction::Outbound,
+            outcome: StoredOutcome::Outgoing,
+            outcome_detail: Some(o.kind),
+            source_key: None,
+            message_id: Some(&o.rendered.message_id),
+            content_sha256: None,
+            raw: &o.rendered.raw,
+            raw_sha256: &hex::encode(Sha256::digest(&o.rendered.raw)),
+            from_addr: Some(&support),
+            from_name: Some(o.from_name),
+            reply_to: None,
+            to: rcpt.to_vec(),
+            cc: Vec::new(),
+            subject: &o.rendered.subject,
+            in_reply_to: &o
+                .in_reply_to
+                .map(str::to_string)
+                .into_iter()
+                .collect::<Vec<_>>(),
+            references: o.references,
+            sent_date: Some(ctx.now),
+            body_text: &o.rendered.text,
+            reply_text: &o.rendered.text,
+            quoted_text: "",
+            signature: "",
+            language: Some(o.language),
+            machine_kind: None,
+            from_non_participant: false,
+            at: ctx.now,
+        })
+        .await?;
+    tx.enqueue(NewOutgoing {
+        ticket: o.ticket,
+        message: row,
+        kind: o.kind,
+        mail_from: &support,
+        rcpt_to: &rcpt,
+        at: ctx.send_at,
+        hold: o.hold,
+    })
+    .await?;
+    Ok(row)
 }
 
 /// How many ticket codes a flood digest lists before "and N more".
@@ -821,47 +864,21 @@ pub async fn queue_digest(
             return Ok(false);
         }
     };
-    let support = ctx.gateway.support_address.to_string();
-    let rcpt = [flood.to.to_string()];
-    let row = tx
-        .insert_message(NewMessage {
+    let row = store_outgoing(
+        tx,
+        ctx,
+        Outgoing {
             ticket: None,
-            direction: Direction::Outbound,
-            outcome: StoredOutcome::Outgoing,
-            outcome_detail: Some(Template::FloodDigest.name()),
-            source_key: None,
-            message_id: Some(&rendered.message_id),
-            content_sha256: None,
-            raw: &rendered.raw,
-            raw_sha256: &hex::encode(Sha256::digest(&rendered.raw)),
-            from_addr: Some(&support),
-            from_name: Some(&ctx.gateway.support_name),
-            reply_to: None,
-            to: rcpt.to_vec(),
-            cc: Vec::new(),
-            subject: &rendered.subject,
-            in_reply_to: &[],
+            kind: Template::FloodDigest.name(),
+            rendered: &rendered,
+            from_name: &ctx.gateway.support_name,
+            to: flood.to,
+            in_reply_to: None,
             references: &[],
-            sent_date: Some(now),
-            body_text: &rendered.text,
-            reply_text: &rendered.text,
-            quoted_text: "",
-            signature: "",
-            language: Some(language),
-            machine_kind: None,
-            from_non_participant: false,
-            at: now,
-        })
-        .await?;
-    tx.enqueue(NewOutgoing {
-        ticket: None,
-        message: row,
-        kind: Template::FloodDigest.name(),
-        mail_from: &support,
-        rcpt_to: &rcpt,
-        at: ctx.send_at,
-        hold: None,
-    })
+            language,
+            hold: None,
+        },
+    )
     .await?;
     tx.supersede_mail(&flood.held).await?;
     events.push(

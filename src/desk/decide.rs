@@ -1578,13 +1578,7 @@ fn to_vendor(
 ) -> Result<Vec<Effect>, Refusal> {
     let t = s.ticket;
     let vendor = s.desk.time.vendor(name).ok_or_else(|| {
-        let known: Vec<&str> = s
-            .desk
-            .time
-            .vendors
-            .iter()
-            .map(|v| v.name.as_str())
-            .collect();
+        let known = s.desk.time.vendor_names();
         Refusal::Other(if known.is_empty() {
             format!("no vendor named {name:?}: add a [[vendors]] entry to helpdesk.toml")
         } else {
@@ -1699,13 +1693,7 @@ fn command_plan(s: &CommandSituation<'_>) -> Result<Plan, Refusal> {
             // L4 is an external vendor's: a ticket sent there with nobody to send it to
             // would sit unassigned while the customer is told a vendor has it.
             if tier == Tier::L4Vendor {
-                let names: Vec<&str> = s
-                    .desk
-                    .time
-                    .vendors
-                    .iter()
-                    .map(|v| v.name.as_str())
-                    .collect();
+                let names = s.desk.time.vendor_names();
                 return Err(Refusal::Other(if names.is_empty() {
                     "L4 is for external vendors, and none is configured ([[vendors]] in helpdesk.toml)"
                         .into()

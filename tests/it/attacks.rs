@@ -1023,3 +1023,46 @@ async fn reply_to_elsewhere_and_huge_cc_lists_do_not_choose_who_hears_from_the_d
         ["acknowledgement"]
     );
 }
+
+/// Found by the attack run: an agent's HTML-only reply written in `<div>`s (as Outlook and
+/// Gmail write) became `#priority urgent#wait 2dHello customer`: one refused command, and
+/// the answer lost. Each block is a line again.
+#[tokio::test]
+async fn an_html_only_agent_reply_keeps_its_commands_apart_from_its_answer() {
+    let desk = Desk::with_config(&roster_config()).await;
+    let code = open(&desk, "marie@example.fr", "h1@example.fr").await;
+    let (assignee,): (String,) = sqlx::query_as("SELECT assignee FROM tickets WHERE code = ?")
+        .bind(&code)
+        .fetch_one(&desk.db().await)
+        .await
+        .unwrap();
+    let reply = format!(
+        "From: {assignee}\r\nTo: support@example.test\r\nSubject: Re: [{code}] Imprimante bloquée\r\n\
+         Message-ID: <h2@example.test>\r\nContent-Type: text/html; charset=utf-8\r\n\r\n\
+         <html><body><div>#priority urgent</div><div>#wait 2d</div><div>Hello customer,</div>\
+         <div>please restart the printer.</div></body></html>\r\n"
+    );
+    desk.file(reply.as_bytes()).await;
+    let (priority, status): (String, String) =
+        sqlx::query_as("SELECT priority, status FROM tickets WHERE code = ?")
+            .bind(&code)
+            .fetch_one(&desk.db().await)
+            .await
+            .unwrap();
+    assert_eq!(
+        (priority.as_str(), status.as_str()),
+        ("urgent", "waiting_on_customer")
+    );
+    let (answer,): (String,) = sqlx::query_as(
+        "SELECT m.body_text FROM outbox o JOIN messages m ON m.id = o.message_row \
+         WHERE o.kind = 'agent_reply'",
+    )
+    .fetch_one(&desk.db().await)
+    .await
+    .unwrap();
+    assert!(
+        answer.contains("Hello customer,\nplease restart the printer."),
+        "{answer}"
+    );
+    assert!(!answer.contains('#'), "{answer}");
+}
