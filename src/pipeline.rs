@@ -954,11 +954,19 @@ impl Pipeline {
                     codes.push(code);
                 }
             }
+            let sent = match crate::domain::EmailAddress::parse(from) {
+                Ok(sender) => {
+                    tx.mail_from_since(&sender, first - HOUR_MS, u32::MAX - 1)
+                        .await?
+                }
+                Err(_) => 0,
+            };
             let flood = Flood {
                 to: &to,
                 from,
                 held: mails.iter().map(|m| m.id).collect(),
                 codes,
+                sent: u64::from(sent),
             };
             if queue_digest(&mut *tx, &ctx, flood).await? {
                 pass.digests += 1;

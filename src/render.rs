@@ -237,10 +237,12 @@ pub struct MailContext {
     /// For `sla_warning`: what the customer last wrote, and when.
     pub last_message: String,
     pub last_message_date: String,
-    /// For `flood_digest`: who flooded the desk, how many mails, the tickets (the first
-    /// ones), and how many more there are.
+    /// For `flood_digest`: who flooded the desk, how many mails they sent in that hour, how
+    /// many notifications to this recipient were held, the tickets (the first ones), and how
+    /// many more there are.
     pub flood_from: String,
     pub flood_count: u64,
+    pub flood_held: u64,
     pub flood_codes: Vec<String>,
     pub flood_more: u64,
 }
@@ -727,6 +729,7 @@ mod tests {
             last_message_date: "2026-11-23 09:12 UTC".into(),
             flood_from: "bot@flood.example".into(),
             flood_count: 2000,
+            flood_held: 1980,
             flood_codes: vec!["HD-7K3M9QXA".into(), "HD-2M4K7P9R".into()],
             flood_more: 1948,
             thread: vec![ThreadItem {

@@ -806,6 +806,8 @@ pub struct Flood<'a> {
     pub held: Vec<crate::store::OutboxId>,
     /// Their tickets, oldest first, each once.
     pub codes: Vec<String>,
+    /// How many mails the sender wrote in the hour the flood began.
+    pub sent: u64,
 }
 
 /// Queues the digest that replaces a flood's held mail, and supersedes that mail. Not
@@ -831,7 +833,8 @@ pub async fn queue_digest(
             .map(|a| a.name.clone())
             .unwrap_or_default(),
         flood_from: flood.from.to_string(),
-        flood_count: count,
+        flood_count: flood.sent.max(count),
+        flood_held: count,
         flood_codes: flood.codes.iter().take(DIGEST_CODES).cloned().collect(),
         flood_more: flood.codes.len().saturating_sub(DIGEST_CODES) as u64,
         ..MailContext::default()

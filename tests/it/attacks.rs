@@ -459,7 +459,8 @@ async fn a_flood_from_one_sender_never_silences_the_agents_and_held_mail_is_defe
         .sum();
     assert_eq!(total, 40, "each held ticket is named in one digest");
     assert!(
-        digests[0].1.contains("bot@flood.example"),
+        digests[0].1.contains("bot@flood.example a écrit 60 fois")
+            && digests[0].1.contains("les 20 notifications"),
         "{}",
         digests[0].1
     );
