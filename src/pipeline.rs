@@ -875,6 +875,8 @@ impl Pipeline {
         let held = tx.held_mail(HELD_BATCH).await?;
         let mut pass = HeldPass::default();
         if held.is_empty() {
+            // Committed, not dropped: a dropped transaction closes its connection.
+            tx.commit().await?;
             return Ok(pass);
         }
         let budget = self.desk.budget;
@@ -1006,13 +1008,15 @@ impl Pipeline {
         let now = self.clock.now();
         let mut out = Vec::new();
         for id in self.store.due_tickets(now, limit).await? {
-            // A write transaction only for its consistent reads; dropped, never committed.
+            // A transaction only for its consistent reads: it writes nothing, and ends with a
+            // commit (a dropped one closes its connection).
             let mut tx = self.store.begin().await?;
-            let Some(ticket) = tx.ticket_by_id(id).await? else {
+            let ticket = tx.ticket_by_id(id).await?;
+            let loads = self.loads(&mut *tx).await?;
+            tx.commit().await?;
+            let Some(ticket) = ticket else {
                 continue;
             };
-            let loads = self.loads(&mut *tx).await?;
-            drop(tx);
             let plan = decide_timers(&TimerSituation {
                 ticket: &ticket,
                 gateway: &self.settings,
