@@ -586,6 +586,22 @@ impl Pipeline {
         Ok(processed(&plan, applied))
     }
 
+    /// What fell due on `ticket` at `now`, as one plan.
+    fn timer_plan(
+        &self,
+        ticket: &TicketRef,
+        loads: &HashMap<crate::domain::EmailAddress, crate::roster::Load>,
+        now: Millis,
+    ) -> Plan {
+        decide_timers(&TimerSituation {
+            ticket,
+            gateway: &self.settings,
+            desk: &self.desk,
+            loads,
+            now,
+        })
+    }
+
     /// The roster's loads, read only when there is a roster.
     async fn loads(
         &self,
@@ -838,13 +854,7 @@ impl Pipeline {
             };
             let loads = self.loads(&mut *tx).await?;
             mark.set(Stage::Decide);
-            let plan = decide_timers(&TimerSituation {
-                ticket: &ticket,
-                gateway: &self.settings,
-                desk: &self.desk,
-                loads: &loads,
-                now,
-            });
+            let plan = self.timer_plan(&ticket, &loads, now);
             mark.set(Stage::Apply);
             queued += apply(&mut *tx, &self.apply_context(now), &plan, None)
                 .await?
@@ -1017,13 +1027,7 @@ impl Pipeline {
             let Some(ticket) = ticket else {
                 continue;
             };
-            let plan = decide_timers(&TimerSituation {
-                ticket: &ticket,
-                gateway: &self.settings,
-                desk: &self.desk,
-                loads: &loads,
-                now,
-            });
+            let plan = self.timer_plan(&ticket, &loads, now);
             out.push((ticket.code.clone(), plan));
         }
         Ok(out)

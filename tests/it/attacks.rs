@@ -244,6 +244,20 @@ fn authenticated_config() -> String {
         .replace("@example.test\"\ntiers", "@corp.example\"\ntiers")
 }
 
+/// The text of the last mail of `kind` the desk queued (to `rcpt`, when given).
+async fn last_text(desk: &Desk, kind: &str, rcpt: &str) -> String {
+    let (text,): (String,) = sqlx::query_as(
+        "SELECT m.body_text FROM outbox o JOIN messages m ON m.id = o.message_row \
+         WHERE o.kind = ? AND o.rcpt_to LIKE '%' || ? || '%' ORDER BY o.id DESC LIMIT 1",
+    )
+    .bind(kind)
+    .bind(rcpt)
+    .fetch_one(&desk.db().await)
+    .await
+    .unwrap();
+    text
+}
+
 async fn outbox_to(desk: &Desk, rcpt: &str) -> Vec<String> {
     sqlx::query_as::<_, (String,)>(
         "SELECT kind FROM outbox WHERE rcpt_to LIKE '%' || ? || '%' ORDER BY id",
@@ -347,14 +361,7 @@ async fn a_forged_vendor_answer_is_a_strangers_and_the_assignee_is_warned() {
     desk.file(forged.as_bytes()).await;
     let kinds = outbox_to(&desk, &assignee.0).await;
     assert!(!kinds.contains(&"vendor_reply".to_string()), "{kinds:?}");
-    let (warning,): (String,) = sqlx::query_as(
-        "SELECT m.body_text FROM outbox o JOIN messages m ON m.id = o.message_row \
-         WHERE o.kind = 'agent_follow_up' AND o.rcpt_to LIKE '%' || ? || '%' ORDER BY o.id DESC LIMIT 1",
-    )
-    .bind(&assignee.0)
-    .fetch_one(&desk.db().await)
-    .await
-    .unwrap();
+    let warning = last_text(&desk, "agent_follow_up", &assignee.0).await;
     assert!(
         warning.contains("not authenticated"),
         "the assignee is warned: {warning}"
@@ -906,13 +913,7 @@ async fn an_absurd_wait_and_an_escalation_to_no_vendor_are_refused() {
             .await
             .unwrap();
     assert_eq!((status.as_str(), tier.as_str()), ("new", "L1"));
-    let (receipt,): (String,) = sqlx::query_as(
-        "SELECT m.body_text FROM outbox o JOIN messages m ON m.id = o.message_row \
-         WHERE o.kind = 'agent_receipt' ORDER BY o.id DESC LIMIT 1",
-    )
-    .fetch_one(&desk.db().await)
-    .await
-    .unwrap();
+    let receipt = last_text(&desk, "agent_receipt", "").await;
     assert!(receipt.contains("at most a year"), "{receipt}");
     assert!(
         receipt.contains("Ricoh France"),
@@ -985,13 +986,7 @@ async fn reply_to_elsewhere_and_huge_cc_lists_do_not_choose_who_hears_from_the_d
         outbox_to(&desk, "marie@example.fr").await,
         ["acknowledgement"]
     );
-    let (notice,): (String,) = sqlx::query_as(
-        "SELECT m.body_text FROM outbox o JOIN messages m ON m.id = o.message_row \
-         WHERE o.kind = 'agent_notification'",
-    )
-    .fetch_one(&desk.db().await)
-    .await
-    .unwrap();
+    let notice = last_text(&desk, "agent_notification", "").await;
     assert!(notice.contains("attacker@evil.example"), "{notice}");
     assert!(notice.contains("491 address(es) in Cc"), "{notice}");
     // A Reply-To in the sender's own domain is theirs.
@@ -1054,13 +1049,7 @@ async fn an_html_only_agent_reply_keeps_its_commands_apart_from_its_answer() {
         (priority.as_str(), status.as_str()),
         ("urgent", "waiting_on_customer")
     );
-    let (answer,): (String,) = sqlx::query_as(
-        "SELECT m.body_text FROM outbox o JOIN messages m ON m.id = o.message_row \
-         WHERE o.kind = 'agent_reply'",
-    )
-    .fetch_one(&desk.db().await)
-    .await
-    .unwrap();
+    let answer = last_text(&desk, "agent_reply", "").await;
     assert!(
         answer.contains("Hello customer,\nplease restart the printer."),
         "{answer}"
