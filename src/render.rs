@@ -1036,4 +1036,30 @@ mod tests {
             &en[en.len() - 60..]
         );
     }
+
+    #[test]
+    fn the_flood_digest_says_one_notification_in_the_singular() {
+        let r = Renderer::new(None).unwrap();
+        let mut c = ctx();
+        c.flood_held = 1;
+        let en = r
+            .part(Template::FloodDigest, Language::En, Part::Text, &c)
+            .unwrap();
+        assert!(
+            en.contains("the notification you would have received about them was held"),
+            "{en}"
+        );
+        let fr = r
+            .part(Template::FloodDigest, Language::Fr, Part::Text, &c)
+            .unwrap();
+        assert!(
+            fr.contains("la notification qui vous en aurait averti a été retenue"),
+            "{fr}"
+        );
+        c.flood_held = 3;
+        let en = r
+            .part(Template::FloodDigest, Language::En, Part::Text, &c)
+            .unwrap();
+        assert!(en.contains("the 3 notifications"), "{en}");
+    }
 }

@@ -843,7 +843,7 @@ pub async fn queue_digest(
         from: &ctx.gateway.support_address,
         from_name: &ctx.gateway.support_name,
         to: flood.to,
-        to_name: None,
+        to_name: ctx.roster.agent(flood.to).map(|a| a.name.as_str()),
         in_reply_to: None,
         references: &[],
         language,
