@@ -30,6 +30,8 @@ cyrus_install() {
     $SUDO chmod +x /usr/sbin/policy-rc.d; created_policy=1
   fi
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends cyrus-common
+  # Only its files are used: the system service must not start at boot.
+  $SUDO systemctl disable --quiet cyrus-imapd.service 2>/dev/null || true
   [ -n "$created_policy" ] && $SUDO rm -f /usr/sbin/policy-rc.d
   local tmp; tmp=$(mktemp -d)
   chmod 777 "$tmp"
