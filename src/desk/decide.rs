@@ -1221,35 +1221,46 @@ fn agent_on_ticket(s: &MailSituation<'_>, ticket: &TicketRef, agent: &EmailAddre
                 recipients.push(p.clone());
             }
         }
+        // The answer goes out before the status mail a command of the same mail queued
+        // (`#resolve` and an answer): the customer reads the answer, then "resolved",
+        // threaded under it.
+        let mut at = effects
+            .iter()
+            .position(|e| matches!(e, Effect::Queue(m) if recipients.contains(&m.to)))
+            .unwrap_or(effects.len());
         for to in recipients {
             let name = (to == state.customer)
                 .then(|| state.customer_name.clone())
                 .flatten();
-            effects.push(Effect::Queue(OutgoingMail {
-                template: Template::AgentReply,
-                to,
-                to_name: name,
-                language: state.language,
-                auto_submitted: None,
-                from_name: Some(
-                    s.desk
-                        .reply_from
-                        .replace("{agent}", &agent_name)
-                        .replace("{support}", &s.gateway.support_name),
-                ),
-                forward_attachments: true,
-                receipt: Vec::new(),
-                change: None,
-                reason: None,
-                include_thread: false,
-                answers_mail: false,
-                new_text: Some(NewText {
-                    from: agent_name.clone(),
-                    text: signed.clone(),
-                    attachments: attachments.clone(),
-                    reopened: false,
+            effects.insert(
+                at,
+                Effect::Queue(OutgoingMail {
+                    template: Template::AgentReply,
+                    to,
+                    to_name: name,
+                    language: state.language,
+                    auto_submitted: None,
+                    from_name: Some(
+                        s.desk
+                            .reply_from
+                            .replace("{agent}", &agent_name)
+                            .replace("{support}", &s.gateway.support_name),
+                    ),
+                    forward_attachments: true,
+                    receipt: Vec::new(),
+                    change: None,
+                    reason: None,
+                    include_thread: false,
+                    answers_mail: false,
+                    new_text: Some(NewText {
+                        from: agent_name.clone(),
+                        text: signed.clone(),
+                        attachments: attachments.clone(),
+                        reopened: false,
+                    }),
                 }),
-            }));
+            );
+            at += 1;
         }
         effects.push(record(
             EventKind::AgentReplied,
@@ -2137,6 +2148,44 @@ mod tests {
                 _ => None,
             })
             .unwrap_or_default()
+    }
+
+    /// Whatever commands come with an answer, each person receives the answer before any
+    /// status mail those commands queue for them.
+    #[test]
+    fn an_answer_goes_out_before_the_status_mails_its_commands_queue() {
+        let t = ticket(
+            TicketStatus::Open,
+            Tier::L1FrontLine,
+            Some("alice@example.com"),
+            0,
+        );
+        for commands in [
+            "#resolve",
+            "#close",
+            "#wait 2d",
+            "#escalate L2 needs a DBA",
+            "#take\n#resolve",
+            "#priority urgent\n#resolve",
+            "#assign bob@example.com",
+        ] {
+            let plan = agent_plan(&t, &format!("{commands}\n\nVoici la réponse."));
+            for to in [addr("marie@example.fr"), addr("paul@example.fr")] {
+                let kinds: Vec<Template> = plan
+                    .effects
+                    .iter()
+                    .filter_map(|e| match e {
+                        Effect::Queue(m) if m.to == to => Some(m.template),
+                        _ => None,
+                    })
+                    .collect();
+                assert_eq!(
+                    kinds.first(),
+                    Some(&Template::AgentReply),
+                    "{commands}: {kinds:?}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -27,7 +27,7 @@ tiers = ["L1"]
     )
 }
 
-async fn open(desk: &Desk, from: &str, id: &str) -> String {
+pub async fn open(desk: &Desk, from: &str, id: &str) -> String {
     let raw = customer_mail(from, "Imprimante bloquée", id, "Bonjour, bourrage papier.");
     match desk.file(&raw).await {
         Processed::Filed { code, .. } => code.to_string(),
@@ -245,7 +245,7 @@ fn authenticated_config() -> String {
 }
 
 /// The text of the last mail of `kind` the desk queued (to `rcpt`, when given).
-async fn last_text(desk: &Desk, kind: &str, rcpt: &str) -> String {
+pub async fn last_text(desk: &Desk, kind: &str, rcpt: &str) -> String {
     let (text,): (String,) = sqlx::query_as(
         "SELECT m.body_text FROM outbox o JOIN messages m ON m.id = o.message_row \
          WHERE o.kind = ? AND o.rcpt_to LIKE '%' || ? || '%' ORDER BY o.id DESC LIMIT 1",
@@ -258,7 +258,7 @@ async fn last_text(desk: &Desk, kind: &str, rcpt: &str) -> String {
     text
 }
 
-async fn outbox_to(desk: &Desk, rcpt: &str) -> Vec<String> {
+pub async fn outbox_to(desk: &Desk, rcpt: &str) -> Vec<String> {
     sqlx::query_as::<_, (String,)>(
         "SELECT kind FROM outbox WHERE rcpt_to LIKE '%' || ? || '%' ORDER BY id",
     )

@@ -15,6 +15,7 @@ mod mta_pipe;
 mod outbox;
 mod pipeline;
 mod quotes;
+mod reading;
 mod routing;
 mod support;
 mod time;
