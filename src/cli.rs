@@ -47,7 +47,7 @@ pub enum Command {
     Tickets(TicketsCommand),
     /// Say what a mail would become (category, priority, tier, rule, assignee) without filing it.
     Route {
-        /// The mail (RFC 5322); standard input when absent.
+        /// The mail (RFC 5322); `-` or none for standard input.
         file: Option<PathBuf>,
         #[arg(long)]
         json: bool,
@@ -86,7 +86,7 @@ pub struct InitArgs {
 
 #[derive(Args, Debug)]
 pub struct IngestArgs {
-    /// Mail files (RFC 5322); standard input when none is given.
+    /// Mail files (RFC 5322); `-` or none for standard input.
     pub files: Vec<PathBuf>,
     /// Queue acknowledgements but do not send them now.
     #[arg(long)]
@@ -326,7 +326,7 @@ where
 
 async fn route(config_path: &Path, file: Option<PathBuf>, json: bool) -> Result<ExitCode> {
     let config = Config::load(config_path)?;
-    let raw = match &file {
+    let raw = match file.as_ref().filter(|f| f.as_os_str() != "-") {
         Some(f) => std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?,
         None => {
             let mut raw = Vec::new();
@@ -604,7 +604,7 @@ async fn ingest(config_path: &Path, args: IngestArgs) -> Result<ExitCode> {
             .iter()
             .filter_map(|path| {
                 let name = path.display().to_string();
-                let raw = if args.files.is_empty() {
+                let raw = if path.as_os_str() == "-" {
                     let mut raw = Vec::new();
                     std::io::stdin().read_to_end(&mut raw).map(|_| raw)
                 } else {

@@ -604,17 +604,38 @@ fn return_path_is_empty(msg: &mail_parser::Message<'_>) -> bool {
     })
 }
 
+/// The report type of the mail's `multipart/report`, wherever it sits: a challenge-response
+/// system or a relay may wrap the report in a `multipart/mixed`, and a report is a
+/// machine's mail whatever the envelope around it. A lone `message/delivery-status` (or
+/// disposition-notification, feedback-report) part counts as a report of that type.
 fn report_type(msg: &mail_parser::Message<'_>) -> Option<String> {
-    let ct = msg.root_part().content_type()?;
-    let is_report = ct.ctype().eq_ignore_ascii_case("multipart")
-        && ct
-            .subtype()
-            .is_some_and(|s| s.eq_ignore_ascii_case("report"));
-    is_report.then(|| {
-        ct.attribute("report-type")
-            .unwrap_or("unknown")
-            .to_ascii_lowercase()
-    })
+    let mut lone = None;
+    for part in msg.parts.iter().take(64) {
+        let Some(ct) = part.content_type() else {
+            continue;
+        };
+        let subtype = ct.subtype().unwrap_or("").to_ascii_lowercase();
+        match ct.ctype().to_ascii_lowercase().as_str() {
+            "multipart" if subtype == "report" => {
+                return Some(
+                    ct.attribute("report-type")
+                        .unwrap_or("unknown")
+                        .to_ascii_lowercase(),
+                );
+            }
+            "message"
+                if lone.is_none()
+                    && matches!(
+                        subtype.as_str(),
+                        "delivery-status" | "disposition-notification" | "feedback-report"
+                    ) =>
+            {
+                lone = Some(subtype);
+            }
+            _ => {}
+        }
+    }
+    lone
 }
 
 fn attachments(

@@ -135,9 +135,17 @@ fn ingest_files_a_ticket_writes_the_acknowledgement_and_lists_it_as_json() {
 
 #[test]
 fn ingest_reads_standard_input_and_holds_mail_back_with_no_send() {
+    for args in [&["--no-send"][..], &["--no-send", "-"]] {
+        ingest_from_stdin(args);
+    }
+}
+
+/// `ingest` with no file, or `-` as Unix tools read standard input.
+fn ingest_from_stdin(args: &[&str]) {
     let (dir, config) = init_desk();
     let mut child = Command::new(env!("CARGO_BIN_EXE_helpdesk"))
-        .args(["--config", &config, "ingest", "--no-send"])
+        .args(["--config", &config, "ingest"])
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()

@@ -180,3 +180,51 @@ async fn two_gateways_never_start_a_loop_and_naive_relays_die_out() {
         "{exchanged} mails exchanged"
     );
 }
+
+/// A `multipart/report` is a machine's, whatever its report type and wherever it sits in
+/// the mail: a challenge-response system ("confirm you are human") sent as a delivery
+/// report, bare or wrapped in a `multipart/mixed`, got an acknowledgement.
+#[tokio::test]
+async fn no_report_is_ever_answered_bare_or_wrapped() {
+    let desk = Desk::with_config(&embedded_config()).await;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/machines");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "eml") {
+            continue;
+        }
+        let outcome = desk.file(&std::fs::read(&path).unwrap()).await;
+        assert!(
+            matches!(outcome, Processed::Ignored(_)),
+            "{}: {outcome:?}",
+            path.display()
+        );
+        seen += 1;
+    }
+    assert_eq!(seen, 2);
+    // And every report in the shared corpus, with a new subject so none threads.
+    let corpus = crate::support::corpus_dir();
+    for entry in std::fs::read_dir(&corpus).unwrap() {
+        let path = entry.unwrap().path();
+        let raw = std::fs::read(&path).unwrap();
+        let text = String::from_utf8_lossy(&raw).to_ascii_lowercase();
+        if path.extension().is_some_and(|e| e == "eml")
+            && text.contains("multipart/report")
+            && text.contains("report-type")
+        {
+            let outcome = desk.file(&raw).await;
+            assert!(
+                !matches!(
+                    outcome,
+                    Processed::Filed { .. } | Processed::Appended { .. }
+                ),
+                "{}: {outcome:?}",
+                path.display()
+            );
+            seen += 1;
+        }
+    }
+    assert!(seen > 20, "{seen}");
+    assert_eq!(desk.count("SELECT COUNT(*) FROM outbox").await, 0);
+}
