@@ -1224,10 +1224,11 @@ fn agent_on_ticket(s: &MailSituation<'_>, ticket: &TicketRef, agent: &EmailAddre
         // The answer goes out before the status mail a command of the same mail queued
         // (`#resolve` and an answer): the customer reads the answer, then "resolved",
         // threaded under it.
-        let mut at = effects
+        let at = effects
             .iter()
             .position(|e| matches!(e, Effect::Queue(m) if recipients.contains(&m.to)))
             .unwrap_or(effects.len());
+        let mut replies = Vec::new();
         for to in recipients {
             let name = (to == state.customer)
                 .then(|| state.customer_name.clone())
