@@ -1228,7 +1228,7 @@ fn agent_on_ticket(s: &MailSituation<'_>, ticket: &TicketRef, agent: &EmailAddre
             .iter()
             .position(|e| matches!(e, Effect::Queue(m) if recipients.contains(&m.to)))
             .unwrap_or(effects.len());
-        let mut replies = Vec::new();
+        let mut replies: Vec<Effect> = Vec::new();
         for to in recipients {
             let name = (to == state.customer)
                 .then(|| state.customer_name.clone())
