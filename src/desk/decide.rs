@@ -1233,36 +1233,33 @@ fn agent_on_ticket(s: &MailSituation<'_>, ticket: &TicketRef, agent: &EmailAddre
             let name = (to == state.customer)
                 .then(|| state.customer_name.clone())
                 .flatten();
-            effects.insert(
-                at,
-                Effect::Queue(OutgoingMail {
-                    template: Template::AgentReply,
-                    to,
-                    to_name: name,
-                    language: state.language,
-                    auto_submitted: None,
-                    from_name: Some(
-                        s.desk
-                            .reply_from
-                            .replace("{agent}", &agent_name)
-                            .replace("{support}", &s.gateway.support_name),
-                    ),
-                    forward_attachments: true,
-                    receipt: Vec::new(),
-                    change: None,
-                    reason: None,
-                    include_thread: false,
-                    answers_mail: false,
-                    new_text: Some(NewText {
-                        from: agent_name.clone(),
-                        text: signed.clone(),
-                        attachments: attachments.clone(),
-                        reopened: false,
-                    }),
+            replies.push(Effect::Queue(OutgoingMail {
+                template: Template::AgentReply,
+                to,
+                to_name: name,
+                language: state.language,
+                auto_submitted: None,
+                from_name: Some(
+                    s.desk
+                        .reply_from
+                        .replace("{agent}", &agent_name)
+                        .replace("{support}", &s.gateway.support_name),
+                ),
+                forward_attachments: true,
+                receipt: Vec::new(),
+                change: None,
+                reason: None,
+                include_thread: false,
+                answers_mail: false,
+                new_text: Some(NewText {
+                    from: agent_name.clone(),
+                    text: signed.clone(),
+                    attachments: attachments.clone(),
+                    reopened: false,
                 }),
-            );
-            at += 1;
+            }));
         }
+        effects.splice(at..at, replies);
         effects.push(record(
             EventKind::AgentReplied,
             &actor,
