@@ -49,5 +49,5 @@ async fn an_answer_with_resolve_reaches_the_customer_before_the_status_mail_whic
     let (_, _, status_parent) = &rows[2];
     // `in_reply_to` is kept as a JSON list of ids.
     let parents: Vec<String> = serde_json::from_str(status_parent.as_deref().unwrap()).unwrap();
-    assert_eq!(parents, [answer_id.clone()]);
+    assert_eq!(parents, std::slice::from_ref(answer_id));
 }
