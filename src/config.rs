@@ -56,6 +56,8 @@ struct RawConfig {
     #[serde(default)]
     tiers: std::collections::BTreeMap<String, desk::RawTier>,
     #[serde(default)]
+    categories: std::collections::BTreeMap<String, desk::RawCategory>,
+    #[serde(default)]
     routing: desk::RawRouting,
     #[serde(default)]
     agents: Vec<desk::RawAgent>,
@@ -100,6 +102,9 @@ struct RawGateway {
     /// Contact forms: senders whose mail is the person's in its Reply-To.
     #[serde(default)]
     contact_forms: Vec<String>,
+    /// Who the desk is, in the greeting and the signature ("Service informatique").
+    #[serde(default)]
+    organisation: Option<String>,
 }
 
 fn default_max_participants() -> u32 {
@@ -301,6 +306,9 @@ pub struct GatewaySettings {
     /// Web contact forms (`From: form@…`, `Reply-To: the person`): their mail is filed as
     /// the person's. Anyone else's Reply-To outside their own domain is not trusted.
     pub contact_forms: Vec<EmailAddress>,
+    /// Who the desk is, as customers read it in greetings and signatures: `[gateway]
+    /// organisation`, else the support name.
+    pub organisation: String,
 }
 
 #[derive(Debug, Clone)]
@@ -470,7 +478,13 @@ impl Config {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let organisation = g
+            .organisation
+            .map(|o| o.trim().to_string())
+            .filter(|o| !o.is_empty())
+            .unwrap_or_else(|| g.support_name.clone());
         let gateway = GatewaySettings {
+            organisation,
             support_name: g.support_name,
             templates_dir: g.templates_dir.map(resolve),
             support_address,
@@ -507,6 +521,7 @@ impl Config {
                 agent_mail: raw.agent_mail,
                 limits: raw.limits,
                 tiers: raw.tiers,
+                categories: raw.categories,
                 routing: raw.routing,
                 agents: raw.agents,
                 escalation: raw.escalation,

@@ -28,3 +28,4 @@ pub mod routing;
 pub mod store;
 pub mod timing;
 pub mod tls;
+pub mod wording;

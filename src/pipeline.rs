@@ -618,6 +618,7 @@ impl Pipeline {
             renderer: &self.renderer,
             gateway: &self.settings,
             roster: &self.desk.roster,
+            calendar: &self.desk.time.calendar,
             budget: self.desk.budget,
             now,
             send_at: if self.send_now {

@@ -212,7 +212,18 @@ pub struct MailContext {
     pub tier: String,
     /// "Niveau 2 – support avancé", in the mail's language.
     pub tier_label: String,
+    /// The category's id (`printer`) and its name in the mail's language ("imprimante").
     pub category: String,
+    pub category_label: String,
+    /// For the acknowledgement: the ticket is urgent; when a person will answer at the
+    /// latest ("mardi 1er décembre à 10 h 30"), in the desk's time zone (`time_zone`),
+    /// and whether the desk counts round the clock (no calendar configured).
+    pub urgent: bool,
+    pub answer_by: String,
+    pub round_the_clock: bool,
+    pub time_zone: String,
+    /// `[gateway] organisation`: who the desk is ("Service informatique de la mairie").
+    pub organisation: String,
     pub priority: String,
     /// "haute", "high": the priority in the mail's language.
     pub priority_label: String,
@@ -714,6 +725,12 @@ mod tests {
             tier: "L2".into(),
             tier_label: "Niveau 2 – support avancé".into(),
             category: "printer".into(),
+            category_label: "imprimante".into(),
+            urgent: true,
+            answer_by: "mardi 1er décembre à 10 h 30".into(),
+            round_the_clock: false,
+            time_zone: "Europe/Paris".into(),
+            organisation: "Service informatique".into(),
             priority: "high".into(),
             priority_label: "haute".into(),
             status: "open".into(),
@@ -751,6 +768,383 @@ mod tests {
                 },
             ],
         }
+    }
+
+    /// Every notice the desk can put in a mail, one of each.
+    fn every_notice() -> Vec<crate::wording::Notice> {
+        use crate::desk::mail_command::{CommandLineError, Expected};
+        use crate::domain::{Priority, ReferenceCode, Refusal, TicketStatus, Tier};
+        use crate::wording::{Notice, Target};
+        let a = EmailAddress::parse("paul@example.org").unwrap();
+        let code = ReferenceCode::from_stored("HD-7K3M9QXA".into());
+        let printer: crate::domain::Category = "printer".parse().unwrap();
+        let at = 1_795_000_000_000;
+        let mut all = vec![
+            Notice::StatusMoved {
+                from: TicketStatus::Open,
+                to: TicketStatus::Resolved,
+            },
+            Notice::TierMoved {
+                from: Tier::L1FrontLine,
+                to: Tier::L2Advanced,
+                assignee: Some(a.to_string()),
+            },
+            Notice::TierMoved {
+                from: Tier::L2Advanced,
+                to: Tier::L3Expert,
+                assignee: None,
+            },
+            Notice::AssignedTo(a.to_string()),
+            Notice::AssignedToYou,
+            Notice::PriorityMoved {
+                from: Priority::Urgent,
+                to: Priority::High,
+            },
+            Notice::CategoryMoved {
+                from: printer.clone(),
+                to: "security".parse().unwrap(),
+            },
+            Notice::WillReceiveReplies(a.clone()),
+            Notice::InternalNote,
+            Notice::NotTakenAsYours,
+            Notice::ReplyToOutside(a.clone()),
+            Notice::CcLeftOut {
+                count: 7,
+                max: 10,
+                shown: vec![a.clone()],
+            },
+            Notice::Stranger {
+                from: a.clone(),
+                code: code.clone(),
+                filed_as_new: true,
+                vendor: None,
+            },
+            Notice::Stranger {
+                from: a.clone(),
+                code: code.clone(),
+                filed_as_new: false,
+                vendor: Some("Ricoh".into()),
+            },
+            Notice::CommandsFromOutsider,
+            Notice::CustomerSolved,
+            Notice::FollowsClosed(code.clone()),
+            Notice::ReopenedTimes(2),
+            Notice::TargetsMissed(vec![
+                (Target::FirstResponse, Some(at)),
+                (Target::Resolution, Some(at)),
+            ]),
+            Notice::TargetsNear(vec![(Target::FirstResponse, Some(at))]),
+            Notice::VendorSilent {
+                vendor: "Ricoh".into(),
+                since: Some(at),
+            },
+            Notice::On(at),
+            Notice::SentToVendor,
+        ];
+        let refusals = [
+            Refusal::AlreadyThere(TicketStatus::Resolved),
+            Refusal::Status {
+                from: TicketStatus::Closed,
+                to: TicketStatus::Resolved,
+            },
+            Refusal::NotUp {
+                from: Tier::L3Expert,
+                to: Tier::L2Advanced,
+            },
+            Refusal::TopTier(Tier::L4Vendor),
+            Refusal::Closed,
+            Refusal::NotOnRoster(a.clone()),
+            Refusal::AlreadyAssigned(a.clone()),
+            Refusal::NoSuchVendor {
+                name: "Acme".into(),
+                known: vec![],
+            },
+            Refusal::NoSuchVendor {
+                name: "Acme".into(),
+                known: vec!["Ricoh".into()],
+            },
+            Refusal::AlreadyWithVendor("Ricoh".into()),
+            Refusal::VendorNeeded { known: vec![] },
+            Refusal::VendorNeeded {
+                known: vec!["Ricoh".into()],
+            },
+            Refusal::WaitOutOfRange(std::time::Duration::from_secs(400 * 86_400)),
+            Refusal::SamePriority(Priority::High),
+            Refusal::SameCategory(printer),
+            Refusal::SupportAddress,
+            Refusal::NotReopenable(TicketStatus::Open),
+        ];
+        all.extend(refusals.into_iter().map(Notice::Refused));
+        let lines = [
+            CommandLineError::Unknown("frobnicate".into()),
+            CommandLineError::Missing {
+                command: "assign",
+                what: Expected::AgentAddress,
+            },
+            CommandLineError::BadValue {
+                command: "escalate",
+                value: "L9".into(),
+                what: Expected::Tier,
+            },
+            CommandLineError::BadValue {
+                command: "wait",
+                value: "9999d".into(),
+                what: Expected::Duration,
+            },
+            CommandLineError::BadValue {
+                command: "priority",
+                value: "maybe".into(),
+                what: Expected::Priority,
+            },
+            CommandLineError::BadValue {
+                command: "category",
+                value: "X!".into(),
+                what: Expected::Category,
+            },
+            CommandLineError::BadValue {
+                command: "cc",
+                value: "x@".into(),
+                what: Expected::Address,
+            },
+        ];
+        all.extend(lines.into_iter().map(Notice::NotUnderstood));
+        all
+    }
+
+    /// A mail's context as the gateway fills it for a reader of `language`: labels and
+    /// notices in that language, and a ticket whose own words belong to no language.
+    fn ctx_in(language: Language) -> MailContext {
+        use crate::domain::{Priority, TicketStatus, Tier};
+        let roster = crate::roster::Roster::default();
+        let w = crate::wording::Wording {
+            roster: &roster,
+            time_zone: "Europe/Paris".parse().unwrap(),
+        };
+        let printer: crate::domain::Category = "printer".parse().unwrap();
+        let notices = every_notice();
+        MailContext {
+            code: "HD-7K3M9QXA".into(),
+            tag: "[HD-7K3M9QXA]".into(),
+            subject: "HP M404 E-13".into(),
+            customer_name: "Kim Lee".into(),
+            customer_address: "kim@example.org".into(),
+            support_name: "Helpdesk".into(),
+            support_address: "support@example.test".into(),
+            recipient_name: "Sam Ito".into(),
+            tier: "L2".into(),
+            tier_label: roster.tier_label(Tier::L2Advanced, language),
+            category: "printer".into(),
+            category_label: roster.category_label(&printer, language),
+            urgent: true,
+            answer_by: crate::wording::moment(
+                crate::timing::instant(1_795_000_000_000).with_timezone(&w.time_zone),
+                language,
+            ),
+            round_the_clock: false,
+            time_zone: "Paris".into(),
+            organisation: "ACME IT".into(),
+            priority: "urgent".into(),
+            priority_label: priority_label(Priority::Urgent, language).into(),
+            status: "open".into(),
+            status_label: status_label(TicketStatus::WaitingOnCustomer, language).into(),
+            assignee_name: "Sam Ito".into(),
+            change: String::new(),
+            reason: crate::wording::Notice::All(notices.clone()).words(language, &w),
+            new_text: "M404 E-13 (42)".into(),
+            new_text_from: "Kim Lee <kim@example.org>".into(),
+            reopened: true,
+            attachments: vec![AttachmentLine::new(Some("IMG_0042.jpg"), 12_800)],
+            last_message: "M404 E-13".into(),
+            last_message_date: "2026-11-23 09:12".into(),
+            flood_from: "bot@example.org".into(),
+            flood_count: 2000,
+            flood_held: 1980,
+            flood_codes: vec!["HD-7K3M9QXA".into()],
+            flood_more: 1948,
+            thread: vec![ThreadItem {
+                author: "Kim Lee <kim@example.org>".into(),
+                date: "2026-11-23 09:14".into(),
+                text: "M404 E-13".into(),
+                attachments: vec![AttachmentLine::new(Some("IMG_0042.jpg"), 12_800)],
+            }],
+            receipt: notices
+                .iter()
+                .enumerate()
+                .map(|(i, n)| ReceiptLine {
+                    command: format!("#x{i}"),
+                    applied: i % 2 == 0,
+                    result: n.words(language, &w),
+                })
+                .collect(),
+        }
+    }
+
+    /// Words that give an English sentence away in French text, and a French one in
+    /// English text (whole words, lower case).
+    const ENGLISH: &[&str] = &[
+        "the",
+        "and",
+        "is",
+        "are",
+        "your",
+        "you",
+        "please",
+        "assigned",
+        "due",
+        "missed",
+        "refused",
+        "done",
+        "waiting",
+        "reply",
+        "answer",
+        "category",
+        "priority",
+        "vendor",
+        "level",
+        "customer",
+        "not",
+        "with",
+        "first",
+        "response",
+        "resolved",
+        "closed",
+        "open",
+        "ticket is",
+        "target",
+        "will",
+        "was",
+        "has",
+        "been",
+        "to",
+        "of",
+        "for",
+        "by",
+    ];
+    const FRENCH: &[&str] = &[
+        "le",
+        "la",
+        "les",
+        "des",
+        "est",
+        "votre",
+        "vous",
+        "nous",
+        "une",
+        "pour",
+        "avec",
+        "pas",
+        "dans",
+        "à",
+        "été",
+        "priorité",
+        "résolu",
+        "clôturé",
+        "attente",
+        "niveau",
+        "catégorie",
+        "réponse",
+        "client",
+        "fournisseur",
+        "attribué",
+        "demande",
+        "merci",
+        "bonjour",
+        "au",
+        "du",
+    ];
+
+    fn tell_tales(text: &str, words: &[&str]) -> Vec<String> {
+        let lower = text.to_lowercase();
+        // The command line's own verbs are English in both languages.
+        let lower = lower.replace("helpdesk tickets resolve|escalate|assign|close", "");
+        let tokens: Vec<&str> = lower
+            .split(|c: char| !(c.is_alphanumeric() || c == '\'' || c == '-'))
+            .flat_map(|t| t.split('\''))
+            .filter(|t| !t.is_empty())
+            .collect();
+        let mut found = Vec::new();
+        for w in words {
+            let hit = if w.contains(' ') {
+                tokens.join(" ").contains(w)
+            } else {
+                tokens.contains(w)
+            };
+            if hit {
+                found.push(w.to_string());
+            }
+        }
+        found
+    }
+
+    /// Every mail kind, in each language, for every change it words: no sentence of the
+    /// other language inside (refusals, reasons, labels, targets, dates included).
+    #[test]
+    fn every_mail_speaks_one_language() {
+        let r = Renderer::new(None).unwrap();
+        let changes = [
+            "",
+            "assigned",
+            "escalated",
+            "waiting",
+            "resolved",
+            "rated",
+            "closed",
+            "reopened",
+            "no_answer",
+            "warning",
+            "breach",
+            "vendor_silence",
+        ];
+        let mut wrong = Vec::new();
+        for template in Template::ALL {
+            for language in Language::ALL {
+                for change in changes {
+                    let mut ctx = ctx_in(language);
+                    ctx.change = change.into();
+                    for part in Part::ALL {
+                        let out = r.part(template, language, part, &ctx).unwrap();
+                        let text = if matches!(part, Part::Html) {
+                            html_text(&out)
+                        } else {
+                            out
+                        };
+                        let other = match language {
+                            Language::Fr => ENGLISH,
+                            Language::En => FRENCH,
+                        };
+                        for word in tell_tales(&text, other) {
+                            let line =
+                                format!("{template:?} {language} {}: {word:?}", part.suffix());
+                            if !wrong.contains(&line) {
+                                wrong.push(line);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(
+            wrong.is_empty(),
+            "{} words of the other language:\n{}",
+            wrong.len(),
+            wrong.join("\n")
+        );
+    }
+
+    /// The visible text of an HTML part: tags and entities out.
+    fn html_text(html: &str) -> String {
+        let body = html.split("<body>").nth(1).unwrap_or(html);
+        let no_tags = regex::Regex::new("<[^>]*>").unwrap().replace_all(body, " ");
+        no_tags
+            .replace("&nbsp;", " ")
+            .replace("&laquo;", "«")
+            .replace("&raquo;", "»")
+            .replace("&ldquo;", "\"")
+            .replace("&rdquo;", "\"")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&#x27;", "'")
+            .replace("&amp;", "&")
     }
 
     #[test]

@@ -66,11 +66,37 @@ pub enum Assignee {
 pub struct Roster {
     agents: Vec<Agent>,
     tiers: BTreeMap<Tier, TierSettings>,
+    /// `[categories.printer] labels = { fr = "Imprimante" }`: overrides of the built-in
+    /// names, and names for the desk's own categories.
+    category_labels: BTreeMap<Category, BTreeMap<Language, String>>,
 }
 
 impl Roster {
     pub fn new(agents: Vec<Agent>, tiers: BTreeMap<Tier, TierSettings>) -> Roster {
-        Roster { agents, tiers }
+        Roster {
+            agents,
+            tiers,
+            category_labels: BTreeMap::new(),
+        }
+    }
+
+    pub fn with_category_labels(
+        mut self,
+        labels: BTreeMap<Category, BTreeMap<Language, String>>,
+    ) -> Roster {
+        self.category_labels = labels;
+        self
+    }
+
+    /// "imprimante", "printer": the configured label, else the built-in one, else the id
+    /// (a category of the desk's own rules that nobody named).
+    pub fn category_label(&self, category: &Category, language: Language) -> String {
+        self.category_labels
+            .get(category)
+            .and_then(|l| l.get(&language))
+            .cloned()
+            .or_else(|| default_category_label(category, language).map(str::to_string))
+            .unwrap_or_else(|| category.as_str().to_string())
     }
 
     pub fn agents(&self) -> &[Agent] {
@@ -146,6 +172,32 @@ impl Roster {
             },
         }
     }
+}
+
+/// The built-in categories' names.
+pub fn default_category_label(category: &Category, language: Language) -> Option<&'static str> {
+    let fr = language == Language::Fr;
+    Some(match category.as_str() {
+        "account" if fr => "compte et mot de passe",
+        "account" => "account and password",
+        "printer" if fr => "imprimante",
+        "printer" => "printer",
+        "network" if fr => "réseau et VPN",
+        "network" => "network and VPN",
+        "email" if fr => "messagerie",
+        "email" => "e-mail",
+        "hardware" if fr => "matériel",
+        "hardware" => "hardware",
+        "software" if fr => "logiciel",
+        "software" => "software",
+        "access" if fr => "droits d'accès",
+        "access" => "access rights",
+        "security" if fr => "sécurité",
+        "security" => "security",
+        "general" if fr => "demande générale",
+        "general" => "general request",
+        _ => return None,
+    })
 }
 
 pub fn default_tier_label(tier: Tier, language: Language) -> &'static str {

@@ -187,7 +187,7 @@ impl TimeSettings {
     }
 }
 
-fn instant(ms: Millis) -> DateTime<Utc> {
+pub fn instant(ms: Millis) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 

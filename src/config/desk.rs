@@ -19,6 +19,14 @@ pub(super) struct RawTier {
     labels: BTreeMap<String, String>,
 }
 
+/// `[categories.printer] labels = { fr = "imprimante", en = "printer" }`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCategory {
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawRouting {
@@ -237,6 +245,7 @@ pub(super) struct RawDesk {
     pub agent_mail: RawAgentMail,
     pub limits: RawLimits,
     pub tiers: BTreeMap<String, RawTier>,
+    pub categories: BTreeMap<String, RawCategory>,
     pub routing: RawRouting,
     pub agents: Vec<RawAgent>,
     pub escalation: RawEscalation,
@@ -317,6 +326,22 @@ pub(super) fn build(raw: RawDesk, support: &EmailAddress) -> Result<DeskSettings
             None => None,
         };
         tiers.insert(level, TierSettings { labels, address });
+    }
+    let mut category_labels = BTreeMap::new();
+    for (name, c) in raw.categories {
+        let key = format!("categories.{name}");
+        let id: Category = name.parse().map_err(|_| {
+            invalid(
+                &key,
+                format!("{name:?} is not a category id"),
+                "use lower-case letters, digits, - or _, as the routing rules do (e.g. printer)",
+            )
+        })?;
+        let mut labels = BTreeMap::new();
+        for (lang, label) in c.labels {
+            labels.insert(language(&format!("{key}.labels.{lang}"), &lang)?, label);
+        }
+        category_labels.insert(id, labels);
     }
 
     let mut rules = Vec::new();
@@ -455,7 +480,7 @@ pub(super) fn build(raw: RawDesk, support: &EmailAddress) -> Result<DeskSettings
             flood_per_hour: l.flood_per_hour,
         },
         rules: Rules::new(rules, raw.routing.builtin_rules),
-        roster: Roster::new(agents, tiers),
+        roster: Roster::new(agents, tiers).with_category_labels(category_labels),
         reopen_threshold: raw.escalation.reopen_threshold,
         notify_customer_on_assignment: raw.notifications.customer_on_assignment,
         notify_participants: raw.notifications.participants_status,

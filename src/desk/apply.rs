@@ -24,6 +24,9 @@ pub struct ApplyContext<'a> {
     pub renderer: &'a Renderer,
     pub gateway: &'a GatewaySettings,
     pub roster: &'a Roster,
+    /// The desk's calendar: its time zone for the times people read, and whether it is
+    /// round the clock (the acknowledgement says so).
+    pub calendar: &'a crate::calendar::Calendar,
     pub budget: MailBudget,
     pub now: Millis,
     /// When queued mail may go: `now`, but for `tick --at … --apply`, which acts at a
@@ -64,6 +67,8 @@ struct Facts {
     category: String,
     priority: Priority,
     assignee: Option<EmailAddress>,
+    /// When the first answer is due, as the plan leaves the ticket's clock.
+    first_response_due: Option<Millis>,
 }
 
 /// How many fresh codes to try when a generated one is taken (35 random bits: a
@@ -90,9 +95,16 @@ pub async fn apply(
             category: t.category.to_string(),
             priority: t.priority,
             assignee: t.assignee.clone(),
+            first_response_due: None,
         }),
         PlanTicket::New(new) => Some(open_ticket(tx, ctx, new, now).await?),
     };
+    if let Some(f) = facts.as_mut() {
+        f.first_response_due = plan.effects.iter().rev().find_map(|e| match e {
+            Effect::Timing(t) => t.dues.first_response,
+            _ => None,
+        });
+    }
     let ticket_id = facts.as_ref().map(|f| f.id);
     // Whose open ticket this was before the plan (a new ticket was nobody's).
     let load_before = match &plan.ticket {
@@ -329,6 +341,7 @@ async fn open_ticket(
                     category: new.routing.category.to_string(),
                     priority: new.routing.priority,
                     assignee: None,
+                    first_response_due: None,
                 });
             }
             Err(StoreError::CodeTaken(_)) if attempt + 1 < CODE_ATTEMPTS => attempt += 1,
@@ -594,6 +607,10 @@ async fn queue(
     } else {
         Vec::new()
     };
+    let wording = crate::wording::Wording {
+        roster: ctx.roster,
+        time_zone: ctx.calendar.time_zone,
+    };
     let context = MailContext {
         code: f.code.to_string(),
         tag: f.code.tag(),
@@ -606,13 +623,35 @@ async fn queue(
         tier: f.tier.to_string(),
         tier_label: ctx.roster.tier_label(f.tier, out.language),
         category: f.category.clone(),
+        category_label: f
+            .category
+            .parse()
+            .map(|c| ctx.roster.category_label(&c, out.language))
+            .unwrap_or_else(|_| f.category.clone()),
+        urgent: f.priority == Priority::Urgent,
+        answer_by: f
+            .first_response_due
+            .map(|at| {
+                crate::wording::moment(
+                    crate::timing::instant(at).with_timezone(&ctx.calendar.time_zone),
+                    out.language,
+                )
+            })
+            .unwrap_or_default(),
+        round_the_clock: *ctx.calendar == crate::calendar::Calendar::always(),
+        time_zone: zone_city(ctx.calendar.time_zone),
+        organisation: ctx.gateway.organisation.clone(),
         priority: f.priority.to_string(),
         priority_label: crate::render::priority_label(f.priority, out.language).into(),
         status: f.status.to_string(),
         status_label: crate::render::status_label(f.status, out.language).into(),
         assignee_name,
         change: out.change.unwrap_or_default().to_string(),
-        reason: out.reason.clone().unwrap_or_default(),
+        reason: out
+            .reason
+            .as_ref()
+            .map(|r| r.words(out.language, &wording))
+            .unwrap_or_default(),
         new_text: out
             .new_text
             .as_ref()
@@ -630,7 +669,15 @@ async fn queue(
             .map(|n| n.attachments.clone())
             .unwrap_or_default(),
         thread,
-        receipt: out.receipt.clone(),
+        receipt: out
+            .receipt
+            .iter()
+            .map(|r| crate::render::ReceiptLine {
+                command: r.command.clone(),
+                applied: r.applied,
+                result: r.result.words(out.language, &wording),
+            })
+            .collect(),
         last_message,
         last_message_date,
         ..MailContext::default()
@@ -894,4 +941,11 @@ pub async fn queue_digest(
     events.write(tx).await?;
     tracing::warn!(to = %flood.to, flood_from = flood.from, held = count, "flood digest queued");
     Ok(true)
+}
+
+/// "Paris" for Europe/Paris, "New York" for America/New_York: how people name a zone's
+/// time ("heure de Paris", "Paris time").
+fn zone_city(tz: chrono_tz::Tz) -> String {
+    let name = tz.name();
+    name.rsplit('/').next().unwrap_or(name).replace('_', " ")
 }

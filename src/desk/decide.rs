@@ -13,6 +13,7 @@ use crate::inbound::{InboundMail, subject};
 use crate::roster::{Assignee, Load};
 use crate::routing::RouteInput;
 use crate::store::Millis;
+use crate::wording::Notice;
 
 /// How a follow-up found its ticket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -367,10 +368,7 @@ pub(super) fn new_ticket(s: &MailSituation<'_>, from: &EmailAddress, language: L
     if let Some(other) = &mail.reply_to
         && other.address != reply_to.address
     {
-        notes.push(format!(
-            "the mail asks for answers to go to {}, outside the sender's domain: not used (write #cc {} to add them)",
-            other.address, other.address
-        ));
+        notes.push(Notice::ReplyToOutside(other.address.clone()));
     }
     let mut left_out = Vec::new();
     for cc in &mail.cc {
@@ -388,14 +386,11 @@ pub(super) fn new_ticket(s: &MailSituation<'_>, from: &EmailAddress, language: L
         }
     }
     if !left_out.is_empty() {
-        let shown: Vec<String> = left_out.iter().take(5).map(|a| a.to_string()).collect();
-        notes.push(format!(
-            "{} address(es) in Cc were not made participants (at most {} per mail): {}{} (write #cc ADDRESS to add one)",
-            left_out.len(),
-            s.gateway.max_participants,
-            shown.join(", "),
-            if left_out.len() > 5 { ", …" } else { "" }
-        ));
+        notes.push(Notice::CcLeftOut {
+            count: left_out.len(),
+            max: s.gateway.max_participants,
+            shown: left_out.iter().take(5).map(|a| (*a).clone()).collect(),
+        });
     }
     effects.push(record(
         EventKind::Created,
@@ -446,7 +441,7 @@ pub(super) fn new_ticket(s: &MailSituation<'_>, from: &EmailAddress, language: L
             if let Effect::Queue(m) = e
                 && m.template == Template::AgentNotification
             {
-                m.reason = Some(notes.join("; "));
+                m.reason = Some(Notice::All(notes.clone()));
             }
         }
     }
@@ -665,13 +660,7 @@ fn stranger(s: &MailSituation<'_>, quoted: &TicketRef, language: Language) -> Pl
         // quoted one (and a plan that sends mail must name the ticket it is about).
         plan.ticket = PlanTicket::Existing(quoted.clone());
     }
-    let what = match plan.outcome {
-        PlannedOutcome::NewTicket => "it was filed as this new ticket".to_string(),
-        _ => format!(
-            "it is held in quarantine for review (ticket {})",
-            quoted.code
-        ),
-    };
+    let filed_as_new = plan.outcome == PlannedOutcome::NewTicket;
     // A roster address whose mail was not authenticated: the agent hears of the refusal at
     // their real address, with nothing of the ticket.
     if s.desk.roster.agent(from).is_some()
@@ -686,28 +675,25 @@ fn stranger(s: &MailSituation<'_>, quoted: &TicketRef, language: Language) -> Pl
             false,
             None,
         );
-        notice.receipt = vec![crate::render::ReceiptLine {
+        plan.effects.push(record(
+            EventKind::CommandsRefused,
+            &Actor::Stranger(from.clone()),
+            json!({ "reason": format!("not authenticated as the agent: {why}") }),
+        ));
+        notice.receipt = vec![Receipt {
             command: s.mail.subject.chars().take(120).collect(),
             applied: false,
-            result: format!(
-                "not taken as yours ({why}); it was handled as a stranger's mail, and any commands were ignored"
-            ),
+            result: Notice::NotTakenAsYours,
         }];
         plan.effects.push(Effect::Queue(notice));
     }
     if let Some(to) = ticket_watcher(s.desk, quoted) {
-        let who = match s.desk.time.vendor_by_address(from) {
-            Some(v) => format!(
-                "{from} writes as vendor {} but the mail was not authenticated ({}); they are treated as a stranger: do not trust its content",
-                v.name,
-                agent_refusal(s).unwrap_or_default()
-            ),
-            None => format!("{from} is not on ticket {}", quoted.code),
+        let reason = Notice::Stranger {
+            from: from.clone(),
+            code: quoted.code.clone(),
+            filed_as_new,
+            vendor: s.desk.time.vendor_by_address(from).map(|v| v.name.clone()),
         };
-        let reason = format!(
-            "{who}, and their mail quotes the code of ticket {}: {what}, and they were sent nothing of ticket {}",
-            quoted.code, quoted.code
-        );
         plan.effects.push(Effect::Queue(agent_mail(
             s.desk,
             s.gateway,
@@ -870,7 +856,7 @@ fn follow_up(
                     s.gateway,
                     Template::AgentFollowUp,
                     &to,
-                    Some("the customer marked the request solved; the ticket is resolved".into()),
+                    Some(Notice::CustomerSolved),
                     false,
                     Some(NewText {
                         from: actor.name(),
@@ -927,10 +913,7 @@ fn follow_up(
                 s.gateway,
                 Template::AgentFollowUp,
                 &to,
-                refused_commands.then(|| {
-                    "lines starting with # were not applied: the sender is not on the roster"
-                        .to_string()
-                }),
+                refused_commands.then_some(Notice::CommandsFromOutsider),
                 false,
                 Some(new_text),
             )));
@@ -1045,10 +1028,7 @@ fn follows_closed(
         if let Effect::Queue(m) = e
             && m.template == Template::AgentNotification
         {
-            m.reason = Some(format!(
-                "the customer wrote again on closed ticket {}: this ticket follows it",
-                closed.code
-            ));
+            m.reason = Some(Notice::FollowsClosed(closed.code.clone()));
         }
     }
     plan
@@ -1077,27 +1057,31 @@ fn after(ticket: &TicketRef, effects: &[Effect]) -> TicketRef {
 }
 
 /// What one command line did, for the receipt.
-fn describe(command: &MailCommand, before: &TicketRef, after: &TicketRef) -> String {
+fn describe(command: &MailCommand, before: &TicketRef, after: &TicketRef) -> Notice {
     match command {
         MailCommand::Resolve | MailCommand::Close | MailCommand::Reopen | MailCommand::Wait(_) => {
-            format!("{} → {}", before.status, after.status)
+            Notice::StatusMoved {
+                from: before.status,
+                to: after.status,
+            }
         }
-        MailCommand::Escalate { .. } => format!(
-            "{} → {}, {}",
-            before.tier,
-            after.tier,
-            after
-                .assignee
-                .as_ref()
-                .map(|a| format!("assigned to {a}"))
-                .unwrap_or_else(|| "unassigned".into())
-        ),
-        MailCommand::Assign(a) => format!("assigned to {a}"),
-        MailCommand::Take => "assigned to you".into(),
-        MailCommand::Priority(p) => format!("priority {} → {p}", before.priority),
-        MailCommand::Category(c) => format!("category {} → {c}", before.category),
-        MailCommand::Cc(a) => format!("{a} will receive the replies"),
-        MailCommand::Note => "this mail is an internal note".into(),
+        MailCommand::Escalate { .. } => Notice::TierMoved {
+            from: before.tier,
+            to: after.tier,
+            assignee: after.assignee.as_ref().map(|a| a.to_string()),
+        },
+        MailCommand::Assign(a) => Notice::AssignedTo(a.to_string()),
+        MailCommand::Take => Notice::AssignedToYou,
+        MailCommand::Priority(p) => Notice::PriorityMoved {
+            from: before.priority,
+            to: *p,
+        },
+        MailCommand::Category(c) => Notice::CategoryMoved {
+            from: before.category.clone(),
+            to: c.clone(),
+        },
+        MailCommand::Cc(a) => Notice::WillReceiveReplies(a.clone()),
+        MailCommand::Note => Notice::InternalNote,
     }
 }
 
@@ -1112,7 +1096,7 @@ fn agent_on_ticket(s: &MailSituation<'_>, ticket: &TicketRef, agent: &EmailAddre
     let mut receipt = Vec::new();
     for (line, parsed) in &commands.lines {
         let (applied, result) = match parsed {
-            Err(e) => (false, e.to_string()),
+            Err(e) => (false, Notice::NotUnderstood(e.clone())),
             Ok(MailCommand::Note) => (true, describe(&MailCommand::Note, &state, &state)),
             Ok(command) => {
                 let desk_command = match command {
@@ -1151,11 +1135,11 @@ fn agent_on_ticket(s: &MailSituation<'_>, ticket: &TicketRef, agent: &EmailAddre
                         state = next;
                         (true, text)
                     }
-                    Err(refusal) => (false, refusal.to_string()),
+                    Err(refusal) => (false, Notice::Refused(refusal)),
                 }
             }
         };
-        receipt.push(crate::render::ReceiptLine {
+        receipt.push(Receipt {
             command: line.clone(),
             applied,
             result,
@@ -1315,7 +1299,7 @@ fn after_reopening(
             gateway,
             ticket,
             tier,
-            Some(format!("reopened {reopenings} times")),
+            Some(Notice::ReopenedTimes(reopenings)),
             loads,
             &Actor::Gateway,
         ),
@@ -1336,7 +1320,7 @@ pub(super) fn agent_mail(
     gateway: &GatewaySettings,
     template: Template,
     to: &EmailAddress,
-    reason: Option<String>,
+    reason: Option<Notice>,
     include_thread: bool,
     new_text: Option<NewText>,
 ) -> OutgoingMail {
@@ -1366,7 +1350,7 @@ pub(super) fn customer_status(
     desk: &DeskSettings,
     ticket: &TicketRef,
     change: &'static str,
-    reason: Option<String>,
+    reason: Option<Notice>,
 ) -> Vec<Effect> {
     let mut to = vec![(ticket.customer.clone(), ticket.customer_name.clone())];
     if desk.notify_participants {
@@ -1407,7 +1391,7 @@ pub(super) fn assignment(
     chosen: &Assignee,
     previous: Option<&EmailAddress>,
     tier: Tier,
-    reason: Option<String>,
+    reason: Option<Notice>,
     actor: &Actor,
 ) -> Vec<Effect> {
     let mut effects = Vec::new();
@@ -1424,7 +1408,7 @@ pub(super) fn assignment(
                 "from": previous.map(|a| a.as_str()),
                 "tier": tier.as_str(),
                 "notified": notify.as_ref().map(|a| a.as_str()),
-                "reason": reason,
+                "reason": reason.as_ref().map(|r| r.to_string()),
             }),
         )
     };
@@ -1474,7 +1458,7 @@ pub(super) fn escalation(
     gateway: &GatewaySettings,
     ticket: &TicketRef,
     to: Tier,
-    reason: Option<String>,
+    reason: Option<Notice>,
     loads: &HashMap<EmailAddress, Load>,
     actor: &Actor,
 ) -> Vec<Effect> {
@@ -1483,7 +1467,7 @@ pub(super) fn escalation(
         record(
             EventKind::Escalated,
             actor,
-            json!({ "from": ticket.tier.as_str(), "to": to.as_str(), "reason": reason }),
+            json!({ "from": ticket.tier.as_str(), "to": to.as_str(), "reason": reason.as_ref().map(|r| r.to_string()) }),
         ),
     ];
     let chosen = desk.roster.choose(
@@ -1586,22 +1570,22 @@ fn to_vendor(
     reason: Option<String>,
 ) -> Result<Vec<Effect>, Refusal> {
     let t = s.ticket;
-    let vendor = s.desk.time.vendor(name).ok_or_else(|| {
-        let known = s.desk.time.vendor_names();
-        Refusal::Other(if known.is_empty() {
-            format!("no vendor named {name:?}: add a [[vendors]] entry to helpdesk.toml")
-        } else {
-            format!(
-                "no vendor named {name:?} (the desk knows {})",
-                known.join(", ")
-            )
-        })
-    })?;
+    let vendor = s
+        .desk
+        .time
+        .vendor(name)
+        .ok_or_else(|| Refusal::NoSuchVendor {
+            name: name.to_string(),
+            known: s
+                .desk
+                .time
+                .vendor_names()
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
+        })?;
     if t.vendor.as_deref() == Some(vendor.name.as_str()) && t.clock.vendor_asked_at.is_some() {
-        return Err(Refusal::Other(format!(
-            "the ticket is already with {} and waits for their answer",
-            vendor.name
-        )));
+        return Err(Refusal::AlreadyWithVendor(vendor.name.clone()));
     }
     let mut effects = Vec::new();
     if t.tier != Tier::L4Vendor {
@@ -1640,7 +1624,7 @@ fn to_vendor(
         forward_attachments: false,
         receipt: Vec::new(),
         change: None,
-        reason,
+        reason: reason.map(Notice::Written),
         include_thread: true,
         answers_mail: false,
         new_text: None,
@@ -1661,14 +1645,10 @@ fn command_plan(s: &CommandSituation<'_>) -> Result<Plan, Refusal> {
     let effects = match s.command {
         Command::Assign(to) => {
             if s.desk.roster.agent(to).is_none() {
-                return Err(Refusal::Other(format!(
-                    "{to} is not on the roster; add an [[agents]] entry to helpdesk.toml first"
-                )));
+                return Err(Refusal::NotOnRoster(to.clone()));
             }
             if t.assignee.as_ref() == Some(to) {
-                return Err(Refusal::Other(format!(
-                    "the ticket is already assigned to {to}"
-                )));
+                return Err(Refusal::AlreadyAssigned(to.clone()));
             }
             if t.status == TicketStatus::Closed {
                 return Err(Refusal::Closed);
@@ -1702,24 +1682,22 @@ fn command_plan(s: &CommandSituation<'_>) -> Result<Plan, Refusal> {
             // L4 is an external vendor's: a ticket sent there with nobody to send it to
             // would sit unassigned while the customer is told a vendor has it.
             if tier == Tier::L4Vendor {
-                let names = s.desk.time.vendor_names();
-                return Err(Refusal::Other(if names.is_empty() {
-                    "L4 is for external vendors, and none is configured ([[vendors]] in helpdesk.toml)"
-                        .into()
-                } else {
-                    format!(
-                        "L4 goes to a vendor: name one at the start of the reason (#escalate L4 {} …); vendors: {}",
-                        names[0],
-                        names.join(", ")
-                    )
-                }));
+                return Err(Refusal::VendorNeeded {
+                    known: s
+                        .desk
+                        .time
+                        .vendor_names()
+                        .into_iter()
+                        .map(str::to_string)
+                        .collect(),
+                });
             }
             escalation(
                 s.desk,
                 s.gateway,
                 t,
                 tier,
-                reason.clone(),
+                reason.clone().map(Notice::Written),
                 s.loads,
                 &s.actor,
             )
@@ -1736,10 +1714,7 @@ fn command_plan(s: &CommandSituation<'_>) -> Result<Plan, Refusal> {
             if let Some(d) = duration
                 && (d.is_zero() || *d > crate::timing::LONGEST)
             {
-                return Err(Refusal::Other(format!(
-                    "a wait of {} is not between a minute and a year",
-                    humantime::format_duration(*d)
-                )));
+                return Err(Refusal::WaitOutOfRange(*d));
             }
             let mut effects = status_change(
                 s.desk,
@@ -1758,7 +1733,7 @@ fn command_plan(s: &CommandSituation<'_>) -> Result<Plan, Refusal> {
         }
         Command::SetPriority(p) => {
             if *p == t.priority {
-                return Err(Refusal::Other(format!("the priority is already {p}")));
+                return Err(Refusal::SamePriority(*p));
             }
             vec![
                 Effect::SetPriority(*p),
@@ -1771,7 +1746,7 @@ fn command_plan(s: &CommandSituation<'_>) -> Result<Plan, Refusal> {
         }
         Command::SetCategory(c) => {
             if *c == t.category {
-                return Err(Refusal::Other(format!("the category is already {c}")));
+                return Err(Refusal::SameCategory(c.clone()));
             }
             vec![
                 Effect::SetCategory(c.clone()),
@@ -1784,7 +1759,7 @@ fn command_plan(s: &CommandSituation<'_>) -> Result<Plan, Refusal> {
         }
         Command::AddParticipant(a) => {
             if *a == s.gateway.support_address {
-                return Err(Refusal::Other("that is the support address".into()));
+                return Err(Refusal::SupportAddress);
             }
             vec![
                 Effect::AddParticipant(a.clone(), ParticipantRole::Cc),
@@ -1797,10 +1772,7 @@ fn command_plan(s: &CommandSituation<'_>) -> Result<Plan, Refusal> {
         }
         Command::Reopen => {
             if !t.status.reopens_on_reply() {
-                return Err(Refusal::Other(format!(
-                    "the ticket is {}, not resolved or closed",
-                    t.status
-                )));
+                return Err(Refusal::NotReopenable(t.status));
             }
             let mut effects = status_change(s.desk, t, TicketStatus::Open, &s.actor, None)?;
             effects.extend(after_reopening(s.desk, s.gateway, t, s.loads));
@@ -1838,6 +1810,7 @@ mod tests {
             templates_dir: None,
             max_participants: 10,
             contact_forms: Vec::new(),
+            organisation: "Support".into(),
         }
     }
 
@@ -2357,7 +2330,9 @@ mod tests {
                 _ => None,
             });
             assert!(
-                told.unwrap().contains("is not on ticket HD-7K3M9QXA"),
+                told.unwrap()
+                    .to_string()
+                    .contains("is not on ticket HD-7K3M9QXA"),
                 "{policy:?}"
             );
         }
@@ -2482,9 +2457,16 @@ mod tests {
             }
             _ => None,
         });
+        assert_eq!(refusal, Some(Notice::NotTakenAsYours));
+        // Why, for the operator: in the log of the quoted ticket.
+        let why = plan.effects.iter().find_map(|e| match e {
+            Effect::Record(r) if r.kind == EventKind::CommandsRefused => {
+                Some(r.detail["reason"].to_string())
+            }
+            _ => None,
+        });
         assert!(
-            refusal
-                .unwrap()
+            why.unwrap()
                 .contains("no Authentication-Results from mx.example.com")
         );
 
@@ -2569,7 +2551,7 @@ mod tests {
             Effect::Queue(m) if m.template == Template::AgentFollowUp => m.reason.clone(),
             _ => None,
         });
-        assert!(told.unwrap().contains("not on the roster"));
+        assert!(told.unwrap().to_string().contains("not on the roster"));
     }
     #[test]
     fn the_second_reopening_escalates_by_itself() {

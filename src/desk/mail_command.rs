@@ -41,21 +41,48 @@ pub enum CommandLineError {
     #[error("#{command} needs {what}")]
     Missing {
         command: &'static str,
-        what: &'static str,
+        what: Expected,
     },
     #[error("#{command}: {value:?} is not {what}")]
     BadValue {
         command: &'static str,
         value: String,
-        what: &'static str,
+        what: Expected,
     },
+}
+
+/// What a command's argument must be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expected {
+    Tier,
+    AgentAddress,
+    Address,
+    Priority,
+    Category,
+    Duration,
+}
+
+impl std::fmt::Display for Expected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Expected::Tier => "a tier (L2, L3 or L4)",
+            Expected::AgentAddress => "an agent's address",
+            Expected::Address => "an e-mail address",
+            Expected::Priority => "low, normal, high or urgent",
+            Expected::Category => "a category id such as printer",
+            Expected::Duration => "a duration of at most a year, such as 3d or 12h",
+        })
+    }
 }
 
 pub const COMMAND_LIST: &str = "#resolve, #close, #reopen, #escalate [L2|L3|L4] [reason], \
      #assign ADDRESS, #take, #priority low|normal|high|urgent, #category NAME, \
-     #wait DURATION (e.g. 3d), #cc ADDRESS, #note (French: #résoudre, #fermer, #rouvrir, \
-     #escalader, #assigner, #prendre, #priorité basse|normale|haute|urgente, #catégorie, \
-     #attente)";
+     #wait DURATION (e.g. 3d), #cc ADDRESS, #note";
+
+/// The commands, for a French reader.
+pub const COMMAND_LIST_FR: &str = "#resoudre, #fermer, #rouvrir, #escalader [L2|L3|L4] [motif], \
+     #assigner ADRESSE, #prendre, #priorite basse|normale|haute|urgente, #categorie NOM, \
+     #attente DURÉE (par exemple 3j), #cc ADRESSE, #note";
 
 /// The commands at the top of a mail and the text after them.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -128,6 +155,31 @@ fn folded(word: &str) -> String {
         .collect()
 }
 
+/// `3 jours`, `2j`, `1 sem` as humantime reads them (`3d`, `2d`, `1w`).
+fn french_units(d: &str) -> String {
+    let d = folded(&d.replace(' ', ""));
+    let mut out = String::new();
+    let mut unit = String::new();
+    for c in d.chars().chain(std::iter::once('0')) {
+        if c.is_ascii_digit() {
+            if !unit.is_empty() {
+                out.push_str(match unit.as_str() {
+                    "j" | "jour" | "jours" => "d",
+                    "sem" | "semaine" | "semaines" => "w",
+                    "mn" => "min",
+                    other => other,
+                });
+                unit.clear();
+            }
+            out.push(c);
+        } else {
+            unit.push(c);
+        }
+    }
+    out.pop();
+    out
+}
+
 fn command(body: &str) -> Result<MailCommand, CommandLineError> {
     let (name, args) = match body.split_once(char::is_whitespace) {
         Some((n, a)) => (n, a.trim()),
@@ -162,7 +214,7 @@ fn command(body: &str) -> Result<MailCommand, CommandLineError> {
                 Err(_) if looks_like_tier => Err(CommandLineError::BadValue {
                     command: "escalate",
                     value: first.into(),
-                    what: "a tier (L2, L3 or L4)",
+                    what: Expected::Tier,
                 }),
                 Err(_) => Ok(MailCommand::Escalate {
                     to: None,
@@ -173,34 +225,34 @@ fn command(body: &str) -> Result<MailCommand, CommandLineError> {
         "assign" | "assigner" => match arg {
             None => Err(CommandLineError::Missing {
                 command: "assign",
-                what: "an agent's address",
+                what: Expected::AgentAddress,
             }),
             Some(a) => EmailAddress::parse(a.trim_matches(['<', '>']))
                 .map(MailCommand::Assign)
                 .map_err(|_| CommandLineError::BadValue {
                     command: "assign",
                     value: a.into(),
-                    what: "an e-mail address",
+                    what: Expected::Address,
                 }),
         },
         "cc" => match arg {
             None => Err(CommandLineError::Missing {
                 command: "cc",
-                what: "an address",
+                what: Expected::Address,
             }),
             Some(a) => EmailAddress::parse(a.trim_matches(['<', '>']))
                 .map(MailCommand::Cc)
                 .map_err(|_| CommandLineError::BadValue {
                     command: "cc",
                     value: a.into(),
-                    what: "an e-mail address",
+                    what: Expected::Address,
                 }),
         },
         "priority" | "priorite" => {
             let Some(value) = arg else {
                 return Err(CommandLineError::Missing {
                     command: "priority",
-                    what: "low, normal, high or urgent",
+                    what: Expected::Priority,
                 });
             };
             let p = match folded(value).as_str() {
@@ -214,13 +266,13 @@ fn command(body: &str) -> Result<MailCommand, CommandLineError> {
                 .ok_or_else(|| CommandLineError::BadValue {
                     command: "priority",
                     value: value.into(),
-                    what: "low, normal, high or urgent",
+                    what: Expected::Priority,
                 })
         }
         "category" | "categorie" => match arg {
             None => Err(CommandLineError::Missing {
                 command: "category",
-                what: "a category id such as printer",
+                what: Expected::Category,
             }),
             Some(c) => c
                 .to_lowercase()
@@ -229,22 +281,22 @@ fn command(body: &str) -> Result<MailCommand, CommandLineError> {
                 .map_err(|_| CommandLineError::BadValue {
                     command: "category",
                     value: c.into(),
-                    what: "a category id (lower-case letters, digits, - or _)",
+                    what: Expected::Category,
                 }),
         },
         "wait" | "attente" | "attendre" => match arg {
             None => Err(CommandLineError::Missing {
                 command: "wait",
-                what: "a duration such as 3d or 12h",
+                what: Expected::Duration,
             }),
-            Some(d) => humantime::parse_duration(&d.replace(' ', ""))
+            Some(d) => humantime::parse_duration(&french_units(d))
                 .ok()
                 .filter(|d| !d.is_zero() && *d <= crate::timing::LONGEST)
                 .map(MailCommand::Wait)
                 .ok_or_else(|| CommandLineError::BadValue {
                     command: "wait",
                     value: d.into(),
-                    what: "a duration of at most a year, such as 3d or 12h",
+                    what: Expected::Duration,
                 }),
         },
         _ => Err(CommandLineError::Unknown(name.to_string())),

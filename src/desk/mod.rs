@@ -179,10 +179,11 @@ pub struct OutgoingMail {
     /// Attach the files of the mail being processed (an agent's reply).
     pub forward_attachments: bool,
     /// For `agent_receipt`.
-    pub receipt: Vec<crate::render::ReceiptLine>,
+    pub receipt: Vec<Receipt>,
     /// For `status_update`: assigned, escalated, waiting, resolved, closed, reopened.
     pub change: Option<&'static str>,
-    pub reason: Option<String>,
+    /// Why: put in words in the recipient's language when the mail is rendered.
+    pub reason: Option<crate::wording::Notice>,
     /// Send the whole conversation so far (a new assignee's notification).
     pub include_thread: bool,
     /// Thread onto the mail being processed (`In-Reply-To` it), as an acknowledgement does;
@@ -190,6 +191,14 @@ pub struct OutgoingMail {
     pub answers_mail: bool,
     /// For `agent_follow_up`: what was written this time.
     pub new_text: Option<NewText>,
+}
+
+/// One command line of an agent's mail and what became of it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Receipt {
+    pub command: String,
+    pub applied: bool,
+    pub result: crate::wording::Notice,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

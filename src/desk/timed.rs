@@ -15,6 +15,7 @@ use crate::config::{DeskSettings, GatewaySettings};
 use crate::roster::Load;
 use crate::store::{Millis, Timing};
 use crate::timing::{self, Fired, NoAnswer, TicketClock, TimedTicket, TimerKind};
+use crate::wording::{Notice, Target};
 
 /// Appends the ticket's timing as the plan leaves it (nothing for a plan without a
 /// ticket). The clock stops or starts with the status, a first response ends the first
@@ -161,10 +162,9 @@ pub fn decide_timers(s: &TimerSituation<'_>) -> Plan {
             warned.push((target, target_due(*kind)));
         }
     }
-    let when = |at: Option<Millis>| at.map(|a| settings.local(a)).unwrap_or_default();
-    let words = |target: &str| match target {
-        "first_response" => "first response",
-        _ => "resolution",
+    let target = |name: &str| match name {
+        "first_response" => Target::FirstResponse,
+        _ => Target::Resolution,
     };
     if fired != 0 {
         effects.push(Effect::Clock(ClockChange::Fired(fired)));
@@ -190,11 +190,8 @@ pub fn decide_timers(s: &TimerSituation<'_>) -> Plan {
         ));
     }
     if !breached.is_empty() {
-        let reason = breached
-            .iter()
-            .map(|(target, at)| format!("{} target missed (due {})", words(target), when(*at)))
-            .collect::<Vec<_>>()
-            .join("; ");
+        let reason =
+            Notice::TargetsMissed(breached.iter().map(|(t, at)| (target(t), *at)).collect());
         let targets = settings.targets(t.tier, &t.category, t.priority);
         match t.tier.escalate(targets.escalate_to) {
             Ok(to) => {
@@ -207,11 +204,7 @@ pub fn decide_timers(s: &TimerSituation<'_>) -> Plan {
             Err(_) => effects.extend(warning(s, "breach", reason, true)),
         }
     } else if !warned.is_empty() {
-        let reason = warned
-            .iter()
-            .map(|(target, at)| format!("{} due {}", words(target), when(*at)))
-            .collect::<Vec<_>>()
-            .join("; ");
+        let reason = Notice::TargetsNear(warned.iter().map(|(t, at)| (target(t), *at)).collect());
         effects.extend(warning(s, "warning", reason, true));
     }
 
@@ -224,7 +217,7 @@ pub fn decide_timers(s: &TimerSituation<'_>) -> Plan {
             json!({ "waiting_since": crate::store::format_millis(t.clock.status_since) }),
         ));
         let then = (settings.no_answer == NoAnswer::Resolve)
-            .then(|| settings.local(settings.next_working(s.now.saturating_add(wait))));
+            .then(|| Notice::On(settings.next_working(s.now.saturating_add(wait))));
         for e in customer_status(s.desk, t, "reminder", then) {
             if let Effect::Queue(mut m) = e {
                 m.template = Template::Reminder;
@@ -256,7 +249,7 @@ pub fn decide_timers(s: &TimerSituation<'_>) -> Plan {
     }
     if due.contains(&TimerKind::VendorSilence) {
         let vendor = t.vendor.clone().unwrap_or_default();
-        let since = t.clock.vendor_asked_at.map(|a| settings.local(a));
+        let since = t.clock.vendor_asked_at;
         effects.push(Effect::Clock(ClockChange::Fired(Fired::VENDOR_SILENCE)));
         effects.push(record(
             EventKind::VendorSilent,
@@ -266,10 +259,7 @@ pub fn decide_timers(s: &TimerSituation<'_>) -> Plan {
         effects.extend(warning(
             s,
             "vendor_silence",
-            format!(
-                "{vendor} has not answered since {}",
-                since.unwrap_or_default()
-            ),
+            Notice::VendorSilent { vendor, since },
             false,
         ));
     }
@@ -289,7 +279,7 @@ pub fn decide_timers(s: &TimerSituation<'_>) -> Plan {
 fn warning(
     s: &TimerSituation<'_>,
     change: &'static str,
-    reason: String,
+    reason: Notice,
     include_thread: bool,
 ) -> Option<Effect> {
     let to = ticket_watcher(s.desk, s.ticket)?;

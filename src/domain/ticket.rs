@@ -123,7 +123,7 @@ impl fmt::Display for Category {
 }
 
 /// A change a ticket's state does not allow, said in words an operator understands.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum Refusal {
     #[error("the ticket is already {0}")]
     AlreadyThere(TicketStatus),
@@ -138,8 +138,48 @@ pub enum Refusal {
     TopTier(Tier),
     #[error("the ticket is closed; reopen it first")]
     Closed,
-    #[error("{0}")]
-    Other(String),
+    #[error("{0} is not on the roster; add an [[agents]] entry to helpdesk.toml first")]
+    NotOnRoster(crate::domain::EmailAddress),
+    #[error("the ticket is already assigned to {0}")]
+    AlreadyAssigned(crate::domain::EmailAddress),
+    #[error("{}", no_such_vendor(name, known))]
+    NoSuchVendor { name: String, known: Vec<String> },
+    #[error("the ticket is already with {0} and waits for their answer")]
+    AlreadyWithVendor(String),
+    #[error("{}", vendor_needed(known))]
+    VendorNeeded { known: Vec<String> },
+    #[error("a wait of {} is not between a minute and a year", humantime::format_duration(*.0))]
+    WaitOutOfRange(std::time::Duration),
+    #[error("the priority is already {0}")]
+    SamePriority(Priority),
+    #[error("the category is already {0}")]
+    SameCategory(Category),
+    #[error("that is the support address")]
+    SupportAddress,
+    #[error("the ticket is {0}, not resolved or closed")]
+    NotReopenable(TicketStatus),
+}
+
+fn no_such_vendor(name: &str, known: &[String]) -> String {
+    if known.is_empty() {
+        format!("no vendor named {name:?}: add a [[vendors]] entry to helpdesk.toml")
+    } else {
+        format!(
+            "no vendor named {name:?} (the desk knows {})",
+            known.join(", ")
+        )
+    }
+}
+
+fn vendor_needed(known: &[String]) -> String {
+    match known.first() {
+        None => "L4 is for external vendors, and none is configured ([[vendors]] in helpdesk.toml)"
+            .into(),
+        Some(first) => format!(
+            "L4 goes to a vendor: name one at the start of the reason (#escalate L4 {first} …); vendors: {}",
+            known.join(", ")
+        ),
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

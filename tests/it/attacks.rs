@@ -363,7 +363,7 @@ async fn a_forged_vendor_answer_is_a_strangers_and_the_assignee_is_warned() {
     assert!(!kinds.contains(&"vendor_reply".to_string()), "{kinds:?}");
     let warning = last_text(&desk, "agent_follow_up", &assignee.0).await;
     assert!(
-        warning.contains("not authenticated"),
+        warning.contains("n'a pas été authentifié"),
         "the assignee is warned: {warning}"
     );
     assert_eq!(
@@ -914,7 +914,7 @@ async fn an_absurd_wait_and_an_escalation_to_no_vendor_are_refused() {
             .unwrap();
     assert_eq!((status.as_str(), tier.as_str()), ("new", "L1"));
     let receipt = last_text(&desk, "agent_receipt", "").await;
-    assert!(receipt.contains("at most a year"), "{receipt}");
+    assert!(receipt.contains("d'au plus un an"), "{receipt}");
     assert!(
         receipt.contains("Ricoh France"),
         "the vendors are listed: {receipt}"
@@ -988,7 +988,7 @@ async fn reply_to_elsewhere_and_huge_cc_lists_do_not_choose_who_hears_from_the_d
     );
     let notice = last_text(&desk, "agent_notification", "").await;
     assert!(notice.contains("attacker@evil.example"), "{notice}");
-    assert!(notice.contains("491 address(es) in Cc"), "{notice}");
+    assert!(notice.contains("491 adresse(s) en copie"), "{notice}");
     // A Reply-To in the sender's own domain is theirs.
     let own = customer_mail("paul@example.fr", "VPN", "rt2@example.fr", "Le VPN coupe.");
     let own = String::from_utf8(own).unwrap().replacen(

@@ -563,7 +563,7 @@ async fn the_customer_closes_by_reply_and_rates_the_resolution() {
         status_mail["body_text"]
             .as_str()
             .unwrap()
-            .contains("chiffre de 1"),
+            .contains("note de 1"),
         "the resolution asks for a rating"
     );
     let rating = customer_mail(
