@@ -403,9 +403,14 @@ fn refusal(r: &Refusal, language: Language, w: &Wording<'_>) -> String {
     }
 }
 
+/// Shown beside the command line as written, so the command's name is not repeated.
 fn not_understood(e: &CommandLineError, language: Language) -> String {
     if language == Language::En {
-        return e.to_string();
+        return match e {
+            CommandLineError::Unknown(_) => e.to_string(),
+            CommandLineError::Missing { what, .. } => format!("needs {what}"),
+            CommandLineError::BadValue { value, what, .. } => format!("{value:?} is not {what}"),
+        };
     }
     match e {
         CommandLineError::Unknown(name) => format!(

@@ -17,7 +17,7 @@ use crate::render::{Envelope, MailContext, OutgoingAttachment, Renderer, ThreadI
 use crate::roster::Roster;
 use crate::store::{
     Direction, Hold, Millis, NewAttachment, NewEvent, NewMessage, NewOutgoing, NewTicket,
-    StoreError, StoreTx, format_millis,
+    StoreError, StoreTx,
 };
 
 pub struct ApplyContext<'a> {
@@ -449,11 +449,9 @@ async fn file_mail(
     Ok(row)
 }
 
-fn thread_date(at: Millis) -> String {
-    format_millis(at)
-        .get(..16)
-        .map(|d| format!("{} UTC", d.replace('T', " ")))
-        .unwrap_or_default()
+/// When a message of the thread was written, as the reader says it, in the desk's zone.
+fn thread_date(at: Millis, tz: chrono_tz::Tz, language: Language) -> String {
+    crate::wording::moment(crate::timing::instant(at).with_timezone(&tz), language)
 }
 
 fn author(from: Option<&str>, name: Option<&str>) -> String {
@@ -570,7 +568,12 @@ async fn queue(
         .iter()
         .rev()
         .find(|e| e.from.as_deref() == Some(f.customer.as_str()))
-        .map(|e| (capped_text(&e.text, out.language), thread_date(e.at)))
+        .map(|e| {
+            (
+                capped_text(&e.text, out.language),
+                thread_date(e.at, ctx.calendar.time_zone, out.language),
+            )
+        })
         .unwrap_or_default();
     // A vendor is sent what was said, not who said it or how to reach them.
     let private = out.template == Template::VendorForward;
@@ -588,7 +591,7 @@ async fn queue(
                 } else {
                     author(e.from.as_deref(), e.from_name.as_deref())
                 },
-                date: thread_date(e.at),
+                date: thread_date(e.at, ctx.calendar.time_zone, out.language),
                 text: {
                     let text = capped_text(&e.text, out.language);
                     if private {

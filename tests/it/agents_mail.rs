@@ -439,7 +439,7 @@ async fn reassignment_closing_rating_strangers_and_refused_commands_by_mail() {
         .wait_for("customer", "INBOX", 2, Duration::from_secs(20))
         .await;
     assert!(
-        text(&customer[1]).contains("digit from 1"),
+        text(&customer[1]).contains("score from 1"),
         "{}",
         text(&customer[1])
     );

@@ -120,7 +120,7 @@ async fn a_signed_agents_command_is_applied_and_an_unsigned_or_altered_one_is_no
     let refusals = desk
         .count(
             "SELECT COUNT(*) FROM messages WHERE direction = 'outbound' AND outcome_detail = 'agent_receipt' \
-             AND body_text LIKE '%not taken as yours%'",
+             AND body_text LIKE '%authentifié comme venant de vous%'",
         )
         .await;
     assert_eq!(refusals, 2, "Alice is told of each refused mail");

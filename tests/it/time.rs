@@ -199,7 +199,10 @@ async fn a_request_filed_on_christmas_eve_is_warned_and_breached_after_the_holid
         (kind.as_str(), to.as_str()),
         ("sla_warning", "alice@example.test")
     );
-    assert!(text.contains("2026-12-28 16:00 Europe/Paris"), "{text}");
+    assert!(
+        text.contains("première réponse attendue au plus tard lundi 28 décembre à 16 h"),
+        "{text}"
+    );
     assert!(
         text.contains("L'imprimante du 2e étage ne répond plus."),
         "the customer's last message: {text}"
@@ -231,7 +234,7 @@ async fn a_request_filed_on_christmas_eve_is_warned_and_breached_after_the_holid
     assert!(
         sent[sent.len() - 2]
             .2
-            .contains("first response target missed"),
+            .contains("délai de première réponse dépassé"),
         "{}",
         sent[sent.len() - 2].2
     );
@@ -370,7 +373,10 @@ async fn a_silent_customer_is_reminded_then_resolved_then_closed_and_a_late_repl
         (kind.as_str(), to.as_str()),
         ("reminder", "marie@example.fr")
     );
-    assert!(text.contains("2026-12-04 10:00 Europe/Paris"), "{text}");
+    assert!(
+        text.contains("résolue le vendredi 4 décembre à 10 h"),
+        "{text}"
+    );
     assert_eq!(t.show(&code)["status"], "waiting_on_customer");
 
     // Friday 10:00: no answer, resolved, told how to reopen.
