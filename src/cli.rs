@@ -356,6 +356,9 @@ async fn route(config_path: &Path, file: Option<PathBuf>, json: bool) -> Result<
             preview.rule.as_deref().unwrap_or("(none: default)")
         );
         println!("matched:  {}", preview.matched.join(", "));
+        for s in &preview.scores {
+            println!("  {:>3}  {:<9} {}", s.score, s.category, s.words.join(", "));
+        }
         println!(
             "assignee: {}",
             preview.assignee.as_deref().unwrap_or("(nobody)")

@@ -1,11 +1,16 @@
 //! Routing: which category, priority and starting tier a new mail gets, and why.
 //!
-//! Rules are ordered and the first that matches wins: the operator's rules from
-//! `helpdesk.toml`, then (unless turned off) a built-in set for IT support in French and
-//! English. Keywords match whole words of the subject and the new text, ignoring case and
-//! accents, through a light stemmer so that "imprimantes" finds "imprimante" and
-//! "printers" finds "printer". Pure: no store, no clock; `helpdesk route` and the pipeline
-//! call the same [`Rules::route`].
+//! The operator's rules from `helpdesk.toml` come first, in order, and the first that
+//! matches wins: they say exactly what the desk wants. When none does, the built-in IT
+//! support categories (French and English) weigh the evidence: every category is scored,
+//! a word in the subject counts twice, a specific word ("VPN", "imprimante",
+//! "hameçonnage") three times a generic one ("connecter", "mot de passe", "accès"), and a
+//! sign of an attack outweighs anything else. A single common word no longer decides.
+//!
+//! Keywords match whole words of the subject and the new text, ignoring case and accents,
+//! through a light stemmer so that "imprimantes" finds "imprimante" and "printers" finds
+//! "printer". Pure: no store, no clock; `helpdesk route` and the pipeline call the same
+//! [`Rules::route`].
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -38,7 +43,24 @@ pub struct Routing {
     pub rule: Option<String>,
     /// The keywords, senders, addresses or headers that matched, as written in the rule.
     pub matched: Vec<String>,
+    /// Each built-in category's score and the words behind it, best first (empty when an
+    /// operator's rule decided).
+    pub scores: Vec<CategoryScore>,
 }
+
+/// How strongly a mail points at one built-in category.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CategoryScore {
+    pub category: Category,
+    pub score: u32,
+    pub words: Vec<String>,
+}
+
+/// A generic word's weight; a specific word weighs [`SPECIFIC`], a sign of an attack
+/// [`ALARM`]. A word in the subject counts twice.
+const GENERIC: u32 = 1;
+const SPECIFIC: u32 = 3;
+const ALARM: u32 = 10;
 
 /// One routing rule. Every condition given must hold; `keywords`, `senders` and `to` each
 /// hold when any of their entries matches.
@@ -207,6 +229,7 @@ impl Pattern {
 struct Keyword {
     written: String,
     stems: Vec<String>,
+    weight: u32,
 }
 
 impl Keyword {
@@ -215,6 +238,7 @@ impl Keyword {
         (!stems.is_empty()).then(|| Keyword {
             written: written.to_string(),
             stems,
+            weight: SPECIFIC,
         })
     }
 }
@@ -245,6 +269,27 @@ impl Words {
             at.entry(s.clone()).or_default().push(i);
         }
         Words { stems, at }
+    }
+
+    /// The same words without any occurrence of the (exactly consecutive) phrases.
+    fn without(&self, phrases: &std::sync::LazyLock<Vec<Vec<String>>>) -> Words {
+        let mut kept = Vec::with_capacity(self.stems.len());
+        let mut i = 0;
+        'outer: while i < self.stems.len() {
+            for p in phrases.iter() {
+                if self.stems[i..].starts_with(p) {
+                    i += p.len();
+                    continue 'outer;
+                }
+            }
+            kept.push(self.stems[i].clone());
+            i += 1;
+        }
+        let mut at: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, s) in kept.iter().enumerate() {
+            at.entry(s.clone()).or_default().push(i);
+        }
+        Words { stems: kept, at }
     }
 
     /// Whether `phrase`'s words occur in order, each at most [`PHRASE_GAP`] words after
@@ -322,33 +367,34 @@ fn stem(word: &str) -> String {
     w.to_string()
 }
 
-/// The rules in the order they are tried.
+/// The operator's rules, tried in order, then the built-in categories, scored.
 #[derive(Clone, Debug, Default)]
 pub struct Rules {
-    rules: Vec<Rule>,
+    custom: Vec<Rule>,
+    builtin: Vec<Rule>,
 }
 
 impl Rules {
     /// `custom` first, then the built-in IT support set when `builtin` is true.
     pub fn new(custom: Vec<Rule>, builtin: bool) -> Rules {
-        let mut rules = custom;
-        if builtin {
-            rules.extend(builtin_rules());
+        Rules {
+            custom,
+            builtin: if builtin { builtin_rules() } else { Vec::new() },
         }
-        Rules { rules }
     }
 
     pub fn len(&self) -> usize {
-        self.rules.len()
+        self.custom.len() + self.builtin.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.rules.is_empty()
+        self.len() == 0
     }
 
-    /// The first matching rule's category, priority and tier; a field the rule leaves out
-    /// takes its category's default (so a user rule saying only `category = "security"`
-    /// still sends the ticket to L2 as urgent). No rule: `general`, normal, L1.
+    /// The first matching operator's rule, else the best-scored built-in category; a field
+    /// the rule leaves out takes its category's default (so a user rule saying only
+    /// `category = "security"` still sends the ticket to L2 as urgent). Nothing: `general`,
+    /// normal, L1.
     pub fn route(&self, input: &RouteInput<'_>) -> Routing {
         let cut = input
             .text
@@ -356,24 +402,59 @@ impl Rules {
             .nth(ROUTED_CHARS)
             .map_or(input.text.len(), |(i, _)| i);
         let words = Words::of(&format!("{}\n{}", input.subject, &input.text[..cut]));
-        for rule in &self.rules {
+        let decided = |rule: &Rule, matched: Vec<String>, scores: Vec<CategoryScore>| {
+            let (tier, priority) = category_defaults(&rule.category);
+            Routing {
+                category: rule.category.clone(),
+                priority: rule.priority.unwrap_or(priority),
+                tier: rule.tier.unwrap_or(tier),
+                rule: Some(rule.name.clone()),
+                matched,
+                scores,
+            }
+        };
+        for rule in &self.custom {
             if let Some(matched) = rule.matches(input, &words) {
-                let (tier, priority) = category_defaults(&rule.category);
-                return Routing {
-                    category: rule.category.clone(),
-                    priority: rule.priority.unwrap_or(priority),
-                    tier: rule.tier.unwrap_or(tier),
-                    rule: Some(rule.name.clone()),
-                    matched,
-                };
+                return decided(rule, matched, Vec::new());
             }
         }
-        Routing {
-            category: Category::general(),
-            priority: Priority::Normal,
-            tier: Tier::L1FrontLine,
-            rule: None,
-            matched: Vec::new(),
+        // "Copie d'écran" is a screenshot, not a screen: such phrases say nothing of the
+        // request's category and are taken out before scoring.
+        let words = words.without(&NEUTRAL_PHRASES);
+        let subject = Words::of(input.subject).without(&NEUTRAL_PHRASES);
+        let mut scored: Vec<(u32, usize, Vec<String>)> = Vec::new();
+        for (i, rule) in self.builtin.iter().enumerate() {
+            let mut score = 0;
+            let mut hits = Vec::new();
+            for k in rule.keywords.iter().filter(|k| words.contains(&k.stems)) {
+                let twice = if subject.contains(&k.stems) { 2 } else { 1 };
+                score += k.weight * twice;
+                hits.push(k.written.clone());
+            }
+            if score > 0 {
+                scored.push((score, i, hits));
+            }
+        }
+        // Best first; a tie goes to the category listed first (security before the rest).
+        scored.sort_by_key(|(score, i, _)| (std::cmp::Reverse(*score), *i));
+        let scores: Vec<CategoryScore> = scored
+            .iter()
+            .map(|(score, i, words)| CategoryScore {
+                category: self.builtin[*i].category.clone(),
+                score: *score,
+                words: words.clone(),
+            })
+            .collect();
+        match scored.first() {
+            Some((_, i, hits)) => decided(&self.builtin[*i], hits.clone(), scores),
+            None => Routing {
+                category: Category::general(),
+                priority: Priority::Normal,
+                tier: Tier::L1FrontLine,
+                rule: None,
+                matched: Vec::new(),
+                scores,
+            },
         }
     }
 }
@@ -479,8 +560,10 @@ pub const BUILTIN_CATEGORIES: &[(&str, &[&str])] = &[
             "paper jam",
             "scanner",
             "photocopieur",
+            "photocopieuse",
             "copieur",
-            "copier",
+            "multifonction",
+            "copy machine",
             "bac papier",
             "paper tray",
             "spooler",
@@ -655,17 +738,109 @@ pub const BUILTIN_CATEGORIES: &[(&str, &[&str])] = &[
     ),
 ];
 
+/// Phrases whose words would otherwise count for a category they are not about.
+static NEUTRAL_PHRASES: std::sync::LazyLock<Vec<Vec<String>>> = std::sync::LazyLock::new(|| {
+    [
+        "copie d'écran",
+        "capture d'écran",
+        "impression d'écran",
+        "screenshot",
+        "print screen",
+        "en copie",
+        "in copy",
+        "mis en copie",
+    ]
+    .iter()
+    .map(|p| stems(p))
+    .collect()
+});
+
+/// Built-in words that say little on their own: they count, but a specific word of
+/// another category outweighs three of them.
+const GENERIC_WORDS: &[&str] = &[
+    "mot de passe",
+    "mdp",
+    "password",
+    "passwd",
+    "authentification",
+    "identifiant",
+    "identifiants",
+    "login",
+    "log in",
+    "sign in",
+    "se connecter",
+    "connexion impossible",
+    "session",
+    "username",
+    "nom d'utilisateur",
+    "réinitialiser",
+    "print",
+    "impression",
+    "internet",
+    "pas de connexion",
+    "no connection",
+    "accès",
+    "acces",
+    "access to",
+    "droits",
+    "partage",
+    "autorisation",
+    "authorization",
+    "permission",
+    "permissions",
+    "application",
+    "appli",
+    "installer",
+    "installation",
+    "install",
+    "update",
+    "upgrade",
+    "mise à jour",
+    "mise a jour",
+    "erreur",
+    "error",
+    "message d'erreur",
+    "bug",
+    "plante",
+    "office",
+    "pc",
+    "computer",
+    "ordinateur",
+    "phone",
+    "téléphone",
+    "usb",
+    "exchange",
+    "mes mails",
+    "my emails",
+    "disque",
+    "compromis",
+    "pirate",
+];
+
 fn builtin_rules() -> Vec<Rule> {
     BUILTIN_CATEGORIES
         .iter()
         .map(|(category, keywords)| {
-            Rule::new(RuleSpec {
+            let mut rule = Rule::new(RuleSpec {
                 name: format!("built-in: {category}"),
                 keywords: keywords.iter().map(|k| k.to_string()).collect(),
                 category: category.parse().expect("built-in category ids are valid"),
                 ..RuleSpec::default()
             })
-            .expect("built-in rules have keywords")
+            .expect("built-in rules have keywords");
+            // "hameçonnage" and "hameconnage" are one word to the stemmer: listed once.
+            let mut seen = std::collections::HashSet::new();
+            rule.keywords.retain(|k| seen.insert(k.stems.clone()));
+            for k in &mut rule.keywords {
+                k.weight = if GENERIC_WORDS.contains(&k.written.as_str()) {
+                    GENERIC
+                } else if *category == "security" {
+                    ALARM
+                } else {
+                    SPECIFIC
+                };
+            }
+            rule
         })
         .collect()
 }
@@ -683,6 +858,42 @@ mod tests {
             has_attachment: false,
             headers: &[],
         }
+    }
+
+    /// Every category is scored; the specific word outweighs the generic ones, a word of
+    /// the subject counts twice, and each word is listed once however it is spelt.
+    #[test]
+    fn the_evidence_decides_not_the_first_common_word() {
+        let rules = Rules::new(Vec::new(), true);
+        let r = rules.route(&input(
+            "VPN",
+            "le VPN refuse de se connecter, il redemande le mot de passe",
+        ));
+        assert_eq!(r.category.as_str(), "network");
+        let score = |cat: &str| {
+            r.scores
+                .iter()
+                .find(|s| s.category.as_str() == cat)
+                .map(|s| (s.score, s.words.clone()))
+        };
+        assert_eq!(
+            score("network"),
+            Some((2 * SPECIFIC, vec!["vpn".to_string()]))
+        );
+        assert_eq!(
+            score("account"),
+            Some((
+                2 * GENERIC,
+                vec!["mot de passe".to_string(), "se connecter".to_string()]
+            ))
+        );
+        assert_eq!(r.scores[0].category.as_str(), "network");
+        let r = rules.route(&input("Hameçonnage", "hameconnage, hameçonnage !"));
+        assert_eq!(r.scores[0].words, vec!["hameçonnage".to_string()]);
+        // "en copie" is not a copier.
+        let r = rules.route(&input("Accès", "Mon responsable est en copie."));
+        assert_eq!(r.category.as_str(), "access");
+        assert!(r.scores.iter().all(|s| s.category.as_str() != "printer"));
     }
 
     #[test]

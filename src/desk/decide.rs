@@ -306,6 +306,8 @@ pub struct RoutePreview {
     pub tier: Tier,
     pub rule: Option<String>,
     pub matched: Vec<String>,
+    /// Each built-in category's score and its words, best first.
+    pub scores: Vec<crate::routing::CategoryScore>,
     pub assignee: Option<String>,
     pub language: Language,
 }
@@ -330,6 +332,7 @@ pub fn preview_route(
         tier: routing.tier,
         rule: routing.rule,
         matched: routing.matched,
+        scores: routing.scores,
         assignee,
         language,
     }
