@@ -39,7 +39,7 @@ pub enum PlanTicket {
     /// The mail is filed without a ticket (ignored, quarantined, a duplicate of such).
     None,
     /// A ticket opened by this plan.
-    New(NewTicketPlan),
+    New(Box<NewTicketPlan>),
     Existing(TicketRef),
 }
 
