@@ -449,7 +449,7 @@ pub(super) fn new_ticket(s: &MailSituation<'_>, from: &EmailAddress, language: L
         }
     }
     Plan {
-        ticket: PlanTicket::New(Box::new(NewTicketPlan {
+        ticket: PlanTicket::New(NewTicketPlan {
             customer: from.clone(),
             customer_name: mail.from.as_ref().and_then(|f| f.name.clone()),
             subject: if base.is_empty() {
@@ -461,7 +461,7 @@ pub(super) fn new_ticket(s: &MailSituation<'_>, from: &EmailAddress, language: L
             language,
             routing,
             follows: None,
-        })),
+        }),
         effects,
         outcome: PlannedOutcome::NewTicket,
     }

@@ -33,13 +33,15 @@ pub struct Plan {
     pub outcome: PlannedOutcome,
 }
 
-/// The ticket a plan works on.
+/// The ticket a plan works on. One plan lives per mail or command, never in bulk: the
+/// size of its largest variant costs nothing worth a box.
 #[derive(Clone, Debug, PartialEq)]
+#[allow(clippy::large_enum_variant)]
 pub enum PlanTicket {
     /// The mail is filed without a ticket (ignored, quarantined, a duplicate of such).
     None,
     /// A ticket opened by this plan.
-    New(Box<NewTicketPlan>),
+    New(NewTicketPlan),
     Existing(TicketRef),
 }
 
