@@ -390,9 +390,13 @@ fn body_text(msg: &mail_parser::Message<'_>) -> String {
     let mut parts: Vec<String> = Vec::new();
     for i in 0..msg.text_body_count() {
         // An HTML part standing for the text (an HTML-only mail) keeps its lines.
-        let text = match msg.text_part(i as u32).map(|p| &p.body) {
+        let part = msg.text_part(i as u32);
+        let text = match part.map(|p| &p.body) {
             Some(mail_parser::PartType::Html(html)) => Some(html_text(html).into()),
-            _ => msg.body_text(i),
+            _ => match part.and_then(flowed) {
+                Some(delsp) => msg.body_text(i).map(|t| unflow(&t, delsp).into()),
+                None => msg.body_text(i),
+            },
         };
         if let Some(text) = text
             && !text.trim().is_empty()
@@ -418,6 +422,72 @@ fn body_text(msg: &mail_parser::Message<'_>) -> String {
         parts.join("\n\n")
     };
     normalise_newlines(text)
+}
+
+/// `Some(delsp)` when the part is `format=flowed` text (RFC 3676).
+fn flowed(part: &mail_parser::MessagePart<'_>) -> Option<bool> {
+    let ct = part.content_type()?;
+    ct.attribute("format")
+        .is_some_and(|f| f.eq_ignore_ascii_case("flowed"))
+        .then(|| {
+            ct.attribute("delsp")
+                .is_some_and(|d| d.eq_ignore_ascii_case("yes"))
+        })
+}
+
+/// RFC 3676: a line ending in a space continues on the next one (of the same quote depth),
+/// and a line the writer began with a space, `>` or "From " was sent with one more space
+/// in front. Decoded before quotes are looked for: a typed "> 25 Mo" arrives as " > 25 Mo"
+/// and stays the writer's text, kept with its leading space so that it never reads as a
+/// quote; a real quote is `>` at the start of the line.
+fn unflow(text: &str, delsp: bool) -> String {
+    let mut out = String::with_capacity(text.len());
+    // The paragraph being joined: its quote depth and its text so far.
+    let mut open: Option<(usize, String)> = None;
+    let flush = |out: &mut String, depth: usize, body: &str| {
+        if depth > 0 {
+            out.push_str(&">".repeat(depth));
+            if !body.is_empty() {
+                out.push(' ');
+            }
+        } else if body.starts_with('>') {
+            out.push(' ');
+        }
+        out.push_str(body);
+        out.push('\n');
+    };
+    for raw in text.split('\n') {
+        let line = raw.strip_suffix('\r').unwrap_or(raw);
+        let depth = line.bytes().take_while(|b| *b == b'>').count();
+        let mut body = &line[depth..];
+        body = body.strip_prefix(' ').unwrap_or(body);
+        let signature = body == "-- ";
+        let soft = !signature && body.ends_with(' ');
+        let piece = if soft && delsp {
+            &body[..body.len() - 1]
+        } else {
+            body
+        };
+        let mut paragraph = match open.take() {
+            Some((d, acc)) if d == depth => acc,
+            Some((d, acc)) => {
+                flush(&mut out, d, &acc);
+                String::new()
+            }
+            None => String::new(),
+        };
+        paragraph.push_str(piece);
+        if soft {
+            open = Some((depth, paragraph));
+        } else {
+            flush(&mut out, depth, &paragraph);
+        }
+    }
+    if let Some((d, acc)) = open {
+        flush(&mut out, d, &acc);
+    }
+    out.pop();
+    out
 }
 
 /// Classic Mac OS ended lines with a bare CR; mail-parser reads such a message as one long

@@ -36,6 +36,33 @@ const MOBILE_SIGNATURES: &[&str] = &[
     "outlook für ",
 ];
 
+/// "Sent from Proton Mail Android", "Envoyé depuis Yahoo Mail pour Android": an app's
+/// tagline, a short line of names without a sentence's punctuation.
+fn app_tagline(lower: &str) -> bool {
+    let rest = [
+        "sent from ",
+        "envoyé depuis ",
+        "envoyé de ",
+        "gesendet von ",
+    ]
+    .iter()
+    .find_map(|p| lower.strip_prefix(p));
+    rest.is_some_and(|rest| {
+        let rest = rest.trim_end_matches(['.', '!']);
+        rest.split_whitespace().count() <= 6 && !rest.contains([',', '.', ':', ';', '?', '!'])
+    })
+}
+
+/// Outlook puts a no-break space before the colon of its French header block ("De :");
+/// other clients a narrow one. Compared as plain spaces.
+fn spaced(line: &str) -> std::borrow::Cow<'_, str> {
+    if line.contains(['\u{a0}', '\u{202f}']) {
+        line.replace(['\u{a0}', '\u{202f}'], " ").into()
+    } else {
+        line.into()
+    }
+}
+
 /// Splits the signature off the end of a reply.
 fn split_signature(reply: &str) -> (String, String) {
     let lines: Vec<&str> = reply.lines().collect();
@@ -44,8 +71,9 @@ fn split_signature(reply: &str) -> (String, String) {
         .position(|l| *l == "-- " || l.trim_end() == "--");
     let mobile = || {
         lines.iter().rposition(|l| {
-            let lower = l.trim().to_lowercase();
-            lower.chars().count() < 80 && MOBILE_SIGNATURES.iter().any(|m| lower.starts_with(m))
+            let lower = spaced(l).trim().to_lowercase();
+            lower.chars().count() < 80
+                && (MOBILE_SIGNATURES.iter().any(|m| lower.starts_with(m)) || app_tagline(&lower))
         })
     };
     match dashes
@@ -98,7 +126,18 @@ const SEPARATORS: &[&str] = &[
     "répondez au-dessus de cette ligne",
 ];
 
-const OUTLOOK_FROM: &[&str] = &["from:", "de :", "de:", "von:", "da:", "van:", "från:"];
+/// The first line of a client's header block above the quoted mail. GMX and Web.de open
+/// theirs with the date (`Gesendet:`).
+const OUTLOOK_FROM: &[&str] = &[
+    "from:",
+    "de :",
+    "de:",
+    "von:",
+    "da:",
+    "van:",
+    "från:",
+    "gesendet:",
+];
 const OUTLOOK_FOLLOW: &[&str] = &[
     "sent:",
     "date:",
@@ -113,6 +152,10 @@ const OUTLOOK_FOLLOW: &[&str] = &[
     "inviato:",
     "betreff:",
     "datum:",
+    "von:",
+    "an:",
+    "cc :",
+    "cc:",
 ];
 
 pub fn split(text: &str) -> Split {
@@ -168,13 +211,17 @@ fn join<'a>(lines: impl Iterator<Item = &'a str>) -> String {
     lines.collect::<Vec<_>>().join("\n").trim().to_string()
 }
 
+/// A quoted line starts with `>`. A line that starts with a space is the writer's: that is
+/// how `format=flowed` mail keeps a typed "> 25 Mo" apart from a quote (RFC 3676's space
+/// stuffing, which the parser keeps for such lines).
 fn is_quoted(line: &str) -> bool {
-    line.trim_start().starts_with('>')
+    line.starts_with('>')
 }
 
 /// How many lines the quote header starting at `i` spans, if one starts there.
 fn header_len(lines: &[&str], i: usize) -> Option<usize> {
-    let line = lines[i].trim();
+    let spaced = spaced(lines[i]);
+    let line = spaced.trim();
     let lower = line.to_lowercase();
     let bare = lower
         .trim_matches(|c: char| c == '-' || c == '_' || c == '=' || c == '*' || c.is_whitespace());
@@ -224,14 +271,13 @@ fn is_attribution(lower: &str) -> bool {
 
 /// `From: …` followed within a few lines by `Sent:`/`Date:`/`Subject:` (Outlook, Exchange).
 fn outlook_block(lines: &[&str], i: usize) -> bool {
-    let lower = lines[i].trim().to_lowercase();
+    let lower = spaced(lines[i]).trim().to_lowercase();
     if !OUTLOOK_FROM.iter().any(|p| lower.starts_with(p)) {
         return false;
     }
     lines[i + 1..].iter().take(4).any(|l| {
-        OUTLOOK_FOLLOW
-            .iter()
-            .any(|p| l.trim().to_lowercase().starts_with(p))
+        let l = spaced(l).trim().to_lowercase();
+        OUTLOOK_FOLLOW.iter().any(|p| l.starts_with(p))
     })
 }
 

@@ -1,7 +1,8 @@
 //! What a person wrote this time, per mail client and language: `tests/quotes/*.txt` hold
 //! one mail body each (`=== mail`), the new text expected (`=== reply`) and the signature
-//! expected (`=== signature`, empty when none). Every case must hold; the count is printed
-//! for the closing note.
+//! expected (`=== signature`, empty when none). `*.eml` cases are whole mails (charsets,
+//! quoted-printable, `format=flowed`) read by the gateway's parser, with their `*.expect`
+//! beside them. Every case must hold; the count is printed for the closing note.
 
 use std::path::Path;
 
@@ -12,6 +13,8 @@ struct Case {
     mail: String,
     reply: String,
     signature: String,
+    /// For a whole mail: what the parser found.
+    parsed: Option<(String, String)>,
 }
 
 fn cases() -> Vec<Case> {
@@ -22,7 +25,7 @@ fn cases() -> Vec<Case> {
         .filter(|p| p.extension().is_some_and(|e| e == "txt"))
         .collect();
     files.sort();
-    files
+    let mut cases: Vec<Case> = files
         .iter()
         .map(|path| {
             let text = std::fs::read_to_string(path).unwrap();
@@ -42,9 +45,36 @@ fn cases() -> Vec<Case> {
                 mail: section("mail"),
                 reply: section("reply").trim().to_string(),
                 signature: section("signature").trim().to_string(),
+                parsed: None,
             }
         })
-        .collect()
+        .collect();
+    let mut mails: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+        .collect();
+    mails.sort();
+    for path in mails {
+        let raw = std::fs::read(&path).unwrap();
+        let expect = std::fs::read_to_string(path.with_extension("expect")).unwrap();
+        let section = |name: &str| -> String {
+            let start = expect.find(&format!("=== {name}\n")).unwrap() + name.len() + 5;
+            let end = expect[start..]
+                .find("\n=== ")
+                .map_or(expect.len(), |e| start + e + 1);
+            expect[start..end].trim().to_string()
+        };
+        let mail = helpdesk::inbound::parse(&raw).unwrap();
+        cases.push(Case {
+            name: path.file_name().unwrap().to_string_lossy().into_owned(),
+            mail: String::new(),
+            reply: section("reply"),
+            signature: section("signature"),
+            parsed: Some((mail.reply_text, mail.signature)),
+        });
+    }
+    cases
 }
 
 #[test]
@@ -53,11 +83,17 @@ fn the_new_text_and_the_signature_are_found_for_every_client_and_language() {
     assert!(cases.len() >= 30, "{} cases", cases.len());
     let mut wrong = Vec::new();
     for c in &cases {
-        let s = split(&c.mail);
-        if s.reply != c.reply || s.signature != c.signature {
+        let (reply, signature) = match &c.parsed {
+            Some(found) => found.clone(),
+            None => {
+                let s = split(&c.mail);
+                (s.reply, s.signature)
+            }
+        };
+        if reply != c.reply || signature != c.signature {
             wrong.push(format!(
                 "{}:\n  reply     {:?}\n  expected  {:?}\n  signature {:?}\n  expected  {:?}",
-                c.name, s.reply, c.reply, s.signature, c.signature
+                c.name, reply, c.reply, signature, c.signature
             ));
         }
     }
