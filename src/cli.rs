@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
@@ -49,6 +49,7 @@ pub enum Command {
     Route {
         /// The mail (RFC 5322); `-` or none for standard input.
         file: Option<PathBuf>,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -82,6 +83,10 @@ pub struct InitArgs {
     /// Overwrite an existing helpdesk.toml.
     #[arg(long)]
     pub force: bool,
+    /// `init` writes a configuration rather than reading one: this stands in for the
+    /// global `--config`, hidden from its help, and is not used.
+    #[arg(long, short, hide = true, default_value = "helpdesk.toml")]
+    pub config: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -97,6 +102,7 @@ pub struct IngestArgs {
 pub enum AgentsCommand {
     /// Each agent with their tiers, categories, languages and open tickets.
     List {
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -128,9 +134,10 @@ pub enum TicketsCommand {
         /// Only tickets assigned to this address.
         #[arg(long)]
         assignee: Option<String>,
+        /// Only tickets in this category (printer, account, network…).
         #[arg(long)]
         category: Option<String>,
-        /// low, normal, high or urgent.
+        /// Only tickets of this priority: low, normal, high or urgent.
         #[arg(long)]
         priority: Option<String>,
         /// Only tickets with a service-level target due within this time (e.g. 2h).
@@ -139,6 +146,7 @@ pub enum TicketsCommand {
         /// Only tickets that missed a service-level target.
         #[arg(long)]
         breached: bool,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -156,6 +164,7 @@ pub enum TicketsCommand {
         /// The tier to go to (L2-L4).
         #[arg(long)]
         to: Option<String>,
+        /// Why, as the new assignee and the ticket's log will read it.
         #[arg(long)]
         reason: Option<String>,
         /// Send the ticket to this external vendor (a [[vendors]] name; implies --to L4).
@@ -181,50 +190,90 @@ pub enum TicketsCommand {
     Wait {
         #[command(flatten)]
         act: ActArgs,
+        /// How long to wait (e.g. 3d, 12h); the desk's default when absent.
         duration: Option<String>,
     },
     /// Show one ticket with its messages.
     Show {
+        /// The ticket's code, e.g. HD-7K3M9QXA.
         code: String,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
 }
 
-/// sysexits.h: the database is unreachable, try again later.
-const EX_TEMPFAIL: u8 = 75;
-const EX_NOINPUT: u8 = 66;
 /// Mails filed per transaction by `ingest` when it is given several files.
 const INGEST_GROUP: usize = 50;
-const EX_CONFIG: u8 = 78;
-/// A command the ticket's state does not allow (or no such ticket).
-const EX_REFUSED: u8 = 2;
+
+/// The exit codes, one table (the README's "Exit codes" repeats it): what a script
+/// calling `helpdesk` can tell apart.
+pub mod exit {
+    /// Done.
+    pub const OK: u8 = 0;
+    /// Anything not below (an unreadable file, a mail stack that refused us…).
+    pub const FAILURE: u8 = 1;
+    /// The command line itself is wrong: an unknown command or flag, a missing argument
+    /// (clap's code).
+    pub const USAGE: u8 = 2;
+    /// The ticket's state does not allow the command (closed, already there, not on the
+    /// roster…): nothing changed.
+    pub const REFUSED: u8 = 3;
+    /// A well-formed code that no ticket has.
+    pub const NO_TICKET: u8 = 4;
+    /// A value that is not what it should be: a mistyped code, a duration, a date, a
+    /// status or tier name (sysexits' EX_DATAERR).
+    pub const BAD_VALUE: u8 = 65;
+    /// Something to read is missing: no database yet (the desk has filed nothing), or a
+    /// mail file that cannot be read (EX_NOINPUT).
+    pub const NO_INPUT: u8 = 66;
+    /// The database is busy or unreachable: try again later (EX_TEMPFAIL).
+    pub const TEMPORARY: u8 = 75;
+    /// The configuration is wrong; the message names the key and the fix (EX_CONFIG).
+    pub const CONFIG: u8 = 78;
+}
+
+/// A value on the command line that is not valid (exit [`exit::BAD_VALUE`]).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadValue(pub String);
 
 pub async fn main(cli: Cli) -> ExitCode {
     match dispatch(cli).await {
         Ok(code) => code,
         Err(e) => {
             eprintln!("helpdesk: {}", report(&e));
-            if e.chain().any(|c| {
-                c.downcast_ref::<StoreError>()
-                    .is_some_and(StoreError::is_temporary)
-            }) {
-                ExitCode::from(EX_TEMPFAIL)
-            } else if e
-                .chain()
-                .any(|c| c.downcast_ref::<crate::config::ConfigError>().is_some())
-            {
-                ExitCode::from(EX_CONFIG)
-            } else if e.chain().any(|c| {
-                matches!(
-                    c.downcast_ref::<StoreError>(),
-                    Some(StoreError::NoDatabase(_))
-                )
-            }) {
-                ExitCode::from(EX_NOINPUT)
-            } else {
-                ExitCode::FAILURE
-            }
+            let any = |f: &dyn Fn(&(dyn std::error::Error + 'static)) -> bool| e.chain().any(f);
+            ExitCode::from(
+                if any(&|c| {
+                    c.downcast_ref::<StoreError>()
+                        .is_some_and(StoreError::is_temporary)
+                }) {
+                    exit::TEMPORARY
+                } else if any(&|c| c.is::<crate::config::ConfigError>()) {
+                    exit::CONFIG
+                } else if any(&|c| {
+                    matches!(
+                        c.downcast_ref::<StoreError>(),
+                        Some(StoreError::NoDatabase(_))
+                    )
+                }) {
+                    exit::NO_INPUT
+                } else if any(&|c| {
+                    c.is::<BadValue>() || c.is::<crate::domain::reference_code::CodeError>()
+                }) {
+                    exit::BAD_VALUE
+                } else if any(&|c| {
+                    matches!(
+                        c.downcast_ref::<CommandError>(),
+                        Some(CommandError::NoTicket(_))
+                    )
+                }) {
+                    exit::NO_TICKET
+                } else {
+                    exit::FAILURE
+                },
+            )
         }
     }
 }
@@ -319,7 +368,7 @@ where
     value
         .map(|v| {
             v.parse::<T>()
-                .map_err(|e| anyhow::anyhow!("{flag}: {e} ({hint})"))
+                .map_err(|e| anyhow::Error::new(BadValue(format!("{flag}: {e} ({hint})"))))
         })
         .transpose()
 }
@@ -406,11 +455,26 @@ async fn agents(config_path: &Path, json: bool) -> Result<ExitCode> {
     } else {
         for (agent, row) in config.desk.roster.agents().iter().zip(&out) {
             let tiers: Vec<&str> = agent.tiers.iter().map(|t| t.as_str()).collect();
+            let list = |v: &serde_json::Value| {
+                let items: Vec<&str> = v
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|x| x.as_str())
+                    .collect();
+                if items.is_empty() {
+                    "all".to_string()
+                } else {
+                    items.join(",")
+                }
+            };
             println!(
-                "{} <{}>\t{}\t{} open",
+                "{} <{}>\ttiers {}\tcategories {}\tlanguages {}\t{} open",
                 agent.name,
                 agent.address,
                 tiers.join(","),
+                list(&row["categories"]),
+                list(&row["languages"]),
                 row["open_tickets"]
             );
             for t in row["tickets"].as_array().into_iter().flatten() {
@@ -446,9 +510,10 @@ async fn act(config_path: &Path, act: ActArgs, command: DeskCommand) -> Result<E
             println!("{code}\tok\t{} mail queued", applied.queued);
         }
         Err(CommandError::Store(e)) => return Err(e.at(&app.config.database_url).into()),
+        Err(e @ CommandError::NoTicket(_)) => return Err(e.into()),
         Err(e) => {
             eprintln!("helpdesk: {code}: {e}");
-            return Ok(ExitCode::from(EX_REFUSED));
+            return Ok(ExitCode::from(exit::REFUSED));
         }
     }
     if !act.no_send {
@@ -468,7 +533,9 @@ async fn tick(
     let config = Config::load(config_path)?;
     let at = match at {
         Some(text) => Some(chrono::DateTime::parse_from_rfc3339(&text).map_err(|e| {
-            anyhow::anyhow!("--at {text:?}: {e} (write e.g. 2026-12-24T18:00:00+01:00)")
+            anyhow::Error::new(BadValue(format!(
+                "--at {text:?}: {e} (write e.g. 2026-12-24T18:00:00+01:00)"
+            )))
         })?),
         None => None,
     };
@@ -652,7 +719,7 @@ async fn ingest(config_path: &Path, args: IngestArgs) -> Result<ExitCode> {
         }
     }
     Ok(if unreadable.get() > 0 {
-        ExitCode::from(EX_NOINPUT)
+        ExitCode::from(exit::NO_INPUT)
     } else {
         ExitCode::SUCCESS
     })
@@ -676,7 +743,11 @@ async fn tickets(config_path: &Path, cmd: TicketsCommand) -> Result<ExitCode> {
                 .map(|d| {
                     humantime::parse_duration(&d)
                         .map(|d| crate::store::now_millis() + d.as_millis() as i64)
-                        .map_err(|e| anyhow::anyhow!("--due-within {d:?}: {e} (e.g. 2h, 1d)"))
+                        .map_err(|e| {
+                            anyhow::Error::new(BadValue(format!(
+                                "--due-within {d:?}: {e} (e.g. 2h, 1d)"
+                            )))
+                        })
                 })
                 .transpose()?;
             let filter = TicketFilter {
@@ -731,7 +802,8 @@ async fn tickets(config_path: &Path, cmd: TicketsCommand) -> Result<ExitCode> {
             }
         }
         TicketsCommand::Assign { act: a, address } => {
-            let to = EmailAddress::parse(&address).map_err(|e| anyhow::anyhow!("ADDRESS: {e}"))?;
+            let to = EmailAddress::parse(&address)
+                .map_err(|e| anyhow::Error::new(BadValue(format!("ADDRESS: {e}"))))?;
             drop(store);
             return act(config_path, a, DeskCommand::Assign(to)).await;
         }
@@ -764,10 +836,16 @@ async fn tickets(config_path: &Path, cmd: TicketsCommand) -> Result<ExitCode> {
             let duration = duration
                 .map(|d| {
                     humantime::parse_duration(&d)
-                        .map_err(|e| anyhow::anyhow!("DURATION {d:?}: {e} (e.g. 3d, 12h)"))
+                        .map_err(|e| {
+                            anyhow::Error::new(BadValue(format!(
+                                "DURATION {d:?}: {e} (e.g. 3d, 12h)"
+                            )))
+                        })
                         .and_then(|p| {
                             if p > crate::timing::LONGEST {
-                                anyhow::bail!("DURATION {d:?} is longer than a year (e.g. 3d, 12h)")
+                                return Err(anyhow::Error::new(BadValue(format!(
+                                    "DURATION {d:?} is longer than a year (e.g. 3d, 12h)"
+                                ))));
                             }
                             Ok(p)
                         })
@@ -782,7 +860,7 @@ async fn tickets(config_path: &Path, cmd: TicketsCommand) -> Result<ExitCode> {
                 code.trim_matches(['[', ']']),
             )?;
             let Some(detail) = store.ticket_detail(&parsed).await? else {
-                bail!("no ticket {parsed}");
+                return Err(CommandError::NoTicket(parsed).into());
             };
             if json {
                 println!("{}", serde_json::to_string_pretty(&detail.to_json())?);
@@ -827,6 +905,25 @@ async fn tickets(config_path: &Path, cmd: TicketsCommand) -> Result<ExitCode> {
                     println!(
                         "satisfaction: {score}/5 {}",
                         s.satisfaction_comment.as_deref().unwrap_or("")
+                    );
+                }
+                let tz = config.desk.time.calendar.time_zone;
+                println!("\nevents ({tz}):");
+                for e in &detail.events {
+                    let at = crate::timing::instant(e.at_ms).with_timezone(&tz);
+                    let detail = match &e.detail {
+                        serde_json::Value::Object(o) if o.is_empty() => String::new(),
+                        d => d.to_string(),
+                    };
+                    println!(
+                        "  {}  {:<18} {:<28} {detail}",
+                        at.format("%Y-%m-%d %H:%M:%S"),
+                        e.kind,
+                        if e.actor == e.actor_kind {
+                            e.actor_kind.clone()
+                        } else {
+                            format!("{} {}", e.actor_kind, e.actor)
+                        },
                     );
                 }
                 for m in &detail.messages {

@@ -1,7 +1,6 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -25,7 +24,7 @@ fn main() -> ExitCode {
                 EnvFilter::try_from_env("HELPDESK_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
             )
             .init();
-        let cli = helpdesk::cli::Cli::parse();
+        let cli = <helpdesk::cli::Cli as clap::Parser>::parse();
         helpdesk::cli::main(cli).await
     })
 }

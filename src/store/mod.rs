@@ -456,6 +456,23 @@ pub struct AttachmentView {
 pub struct TicketDetail {
     pub summary: TicketSummary,
     pub messages: Vec<MessageView>,
+    /// Who did what and when, oldest first.
+    pub events: Vec<EventView>,
+}
+
+/// One event of a ticket's log, as `tickets show` prints it.
+#[derive(Clone, Debug, Serialize)]
+pub struct EventView {
+    /// RFC 3339, UTC, milliseconds.
+    pub at: String,
+    #[serde(skip)]
+    pub at_ms: Millis,
+    pub kind: String,
+    /// customer, participant, stranger, agent, machine, gateway, cli, vendor or timer.
+    pub actor_kind: String,
+    /// The address, vendor or name of who acted.
+    pub actor: String,
+    pub detail: serde_json::Value,
 }
 
 impl TicketDetail {
@@ -465,6 +482,10 @@ impl TicketDetail {
             obj.insert(
                 "messages".into(),
                 serde_json::to_value(&self.messages).unwrap_or_default(),
+            );
+            obj.insert(
+                "events".into(),
+                serde_json::to_value(&self.events).unwrap_or_default(),
             );
         }
         value

@@ -1600,7 +1600,28 @@ impl Store for SqliteStore {
                 received_at: format_millis(r.try_get("received_at")?),
             });
         }
-        Ok(Some(TicketDetail { summary, messages }))
+        let events = sqlx::query_as::<_, (i64, String, String, String, String)>(
+            "SELECT e.at, e.kind, e.actor_kind, e.actor, e.detail FROM events e \
+             JOIN tickets t ON t.id = e.ticket_id WHERE t.code = ? ORDER BY e.at, e.id",
+        )
+        .bind(code.as_str())
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(|(at, kind, actor_kind, actor, detail)| EventView {
+            at: format_millis(at),
+            at_ms: at,
+            kind,
+            actor_kind,
+            actor,
+            detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::String(detail)),
+        })
+        .collect();
+        Ok(Some(TicketDetail {
+            summary,
+            messages,
+            events,
+        }))
     }
 }
 

@@ -561,3 +561,91 @@ fn an_error_says_each_cause_once_and_a_missing_config_says_how_to_point_at_one()
         "{err}"
     );
 }
+
+/// One exit code per kind of failure, as the README's table says: a script can tell a
+/// usage error, a mistyped code, a ticket that does not exist and a refusal apart.
+#[test]
+fn each_kind_of_failure_has_its_own_exit_code() {
+    let (dir, config) = init_desk();
+    let mail = dir.path().join("m.eml");
+    std::fs::write(
+        &mail,
+        customer_mail("a@example.com", "Printer", "exit@example.com", "Jammed."),
+    )
+    .unwrap();
+    let out = helpdesk(&[
+        "--config",
+        &config,
+        "ingest",
+        "--no-send",
+        mail.to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    let code = stdout(&out).split('\t').nth(2).unwrap().trim().to_string();
+    let run = |args: &[&str]| {
+        let mut all = vec!["--config", config.as_str()];
+        all.extend_from_slice(args);
+        helpdesk(&all).status.code()
+    };
+    assert_eq!(run(&["tickets", "frobnicate"]), Some(2), "usage");
+    assert_eq!(
+        run(&["tickets", "show", "HD-1234"]),
+        Some(65),
+        "mistyped code"
+    );
+    let unknown = helpdesk::domain::ReferenceCode::generate(
+        &helpdesk::domain::CodePrefix::new("HD").unwrap(),
+    );
+    assert_ne!(unknown.as_str(), code);
+    assert_eq!(
+        run(&["tickets", "resolve", unknown.as_str()]),
+        Some(4),
+        "no such ticket"
+    );
+    assert_eq!(
+        run(&["tickets", "show", unknown.as_str()]),
+        Some(4),
+        "no such ticket"
+    );
+    assert_eq!(
+        run(&["tickets", "wait", &code, "soon"]),
+        Some(65),
+        "bad duration"
+    );
+    assert_eq!(
+        run(&["tickets", "list", "--status", "sleeping"]),
+        Some(65),
+        "bad status"
+    );
+    assert_eq!(run(&["tickets", "close", &code, "--no-send"]), Some(0));
+    assert_eq!(
+        run(&["tickets", "resolve", &code, "--no-send"]),
+        Some(3),
+        "refused"
+    );
+}
+
+/// Every argument and flag of every subcommand says what it is for; `init` writes a
+/// configuration and does not offer `--config`.
+#[test]
+fn every_argument_has_a_help_line() {
+    use clap::CommandFactory;
+    fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+        for arg in cmd.get_arguments() {
+            let id = arg.get_id().as_str();
+            if id != "help" && id != "version" && !arg.is_hide_set() && arg.get_help().is_none() {
+                missing.push(format!("{path} {id}"));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            walk(sub, &format!("{path} {}", sub.get_name()), missing);
+        }
+    }
+    let mut cmd = helpdesk::cli::Cli::command();
+    cmd.build();
+    let mut missing = Vec::new();
+    walk(&cmd, "helpdesk", &mut missing);
+    assert!(missing.is_empty(), "{missing:?}");
+    let help = stdout(&helpdesk(&["init", "--help"]));
+    assert!(!help.contains("--config"), "{help}");
+}

@@ -363,7 +363,7 @@ async fn resolve_close_reopen_and_refusals_from_the_command_line() {
     // A closed ticket cannot be resolved; an unknown agent cannot be assigned; L3 is the top
     // of a desk without vendors.
     let out = cli(&desk, &["tickets", "resolve", &code]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("closed"));
     let other = open(
         &desk,
@@ -373,14 +373,14 @@ async fn resolve_close_reopen_and_refusals_from_the_command_line() {
     )
     .await;
     let out = cli(&desk, &["tickets", "assign", &other, "nobody@example.test"]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not on the roster"));
     // L4 is a vendor's, and this desk has none: refused, saying so.
     let out = cli(
         &desk,
         &["tickets", "escalate", &other, "--to", "L4", "--no-send"],
     );
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("none is configured"));
     let out = cli(
         &desk,
@@ -388,7 +388,7 @@ async fn resolve_close_reopen_and_refusals_from_the_command_line() {
     );
     assert!(out.status.success());
     let out = cli(&desk, &["tickets", "escalate", &other]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(3));
     // Each change told the customer once, in French.
     let changes: Vec<String> = sqlx::query_as::<_, (String,)>(
         "SELECT json_extract(detail, '$.change') FROM events WHERE kind = 'mail_queued' \
