@@ -16,6 +16,20 @@ pub struct WorkingHours {
     pub end: u32,
 }
 
+impl std::fmt::Display for WorkingHours {
+    /// `08:30-12:30`, as the configuration writes it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:02}:{:02}-{:02}:{:02}",
+            self.start / 60,
+            self.start % 60,
+            self.end / 60,
+            self.end % 60
+        )
+    }
+}
+
 impl WorkingHours {
     /// Parses `"08:30-12:30"` (`"00:00-24:00"` for the whole day).
     pub fn parse(text: &str) -> Option<WorkingHours> {

@@ -278,6 +278,91 @@ pub async fn main(cli: Cli) -> ExitCode {
     }
 }
 
+/// What `run` works with, one line each, so an operator's log shows it at a glance.
+fn log_start(path: &Path, config: &Config) {
+    tracing::info!(file = %path.display(), "configuration");
+    match &config.source {
+        crate::config::SourceSettings::Maildir(m) => {
+            tracing::info!(kind = "maildir", path = %m.path.display(), "source");
+        }
+        crate::config::SourceSettings::Imap(i) => tracing::info!(
+            kind = "imap",
+            server = %format!("{}:{}", i.host, i.port),
+            user = %i.username,
+            mailbox = %i.mailbox,
+            idle = i.idle,
+            "source"
+        ),
+    }
+    let roster = &config.desk.roster;
+    tracing::info!(
+        agents = roster.agents().len(),
+        rules = config.desk.rules.len(),
+        "roster and routing"
+    );
+    match &config.outbox.transport {
+        crate::config::TransportSettings::File { dir } => {
+            tracing::info!(kind = "files", dir = %dir.display(), "outbox");
+        }
+        crate::config::TransportSettings::Smtp(s) => tracing::info!(
+            kind = "smtp",
+            server = %format!("{}:{}", s.host, s.port),
+            "outbox"
+        ),
+    }
+    let calendar = &config.desk.time.calendar;
+    if *calendar == crate::calendar::Calendar::always() {
+        tracing::info!("calendar: round the clock, UTC (no [calendar] configured)");
+    } else {
+        let mut days: Vec<_> = calendar.working_days.iter().collect();
+        days.sort_by_key(|d| d.num_days_from_monday());
+        tracing::info!(
+            time_zone = %calendar.time_zone,
+            days = %days.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(","),
+            hours = %calendar.working_hours.iter().map(|h| h.to_string()).collect::<Vec<_>>().join(","),
+            holidays = calendar.holidays.len(),
+            "calendar"
+        );
+    }
+}
+
+/// On SIGHUP, the roster, the routing rules, the rest of the desk's organisation and the
+/// templates are read again and put in place; a configuration or a template that does not
+/// load is refused, with the error, and the running one kept. (The source, the outbox, the
+/// database and `[gateway]` need a restart.)
+async fn reload_on_hangup(path: PathBuf, pipeline: Arc<crate::pipeline::Pipeline>) {
+    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+    else {
+        tracing::warn!("cannot listen for SIGHUP: reloading needs a restart");
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        match reloaded(&path) {
+            Ok((renderer, desk)) => {
+                tracing::info!(
+                    agents = desk.roster.agents().len(),
+                    rules = desk.rules.len(),
+                    "reloaded the roster, the routing rules and the templates"
+                );
+                pipeline.reload(Arc::new(renderer), Arc::new(desk));
+            }
+            Err(e) => tracing::error!(
+                error = %report(&e),
+                "reload refused: the running configuration is kept"
+            ),
+        }
+    }
+}
+
+fn reloaded(path: &Path) -> Result<(crate::render::Renderer, crate::config::DeskSettings)> {
+    let config = Config::load(path)?;
+    config.desk.check_agent_auth_chosen()?;
+    let renderer = crate::render::Renderer::new(config.gateway.templates_dir.as_deref())
+        .and_then(|r| r.check().map(|()| r))
+        .context("templates")?;
+    Ok((renderer, config.desk))
+}
+
 /// The error and its causes on one line, each said once: our errors repeat their cause in
 /// their own message (so a log line with `%e` is complete), and anyhow's `{:#}` would then
 /// print it again for every level.
@@ -338,6 +423,10 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                 .renderer()
                 .check()
                 .context("cannot load templates")?;
+            log_start(&cli.config, &app.config);
+            let reloading = app.pipeline.clone();
+            let config_path = cli.config.clone();
+            tokio::spawn(async move { reload_on_hangup(config_path, reloading).await });
             let shutdown = CancellationToken::new();
             let trigger = shutdown.clone();
             tokio::spawn(async move {

@@ -174,9 +174,12 @@ pub type Parser = fn(&[u8]) -> Result<InboundMail, ParseFailure>;
 
 pub struct Pipeline {
     store: Arc<dyn Store>,
-    renderer: Arc<Renderer>,
+    /// The templates and the desk's organisation (roster, rules, time), replaced whole by
+    /// [`Pipeline::reload`] on SIGHUP. Each step reads the version in place when it starts;
+    /// a reload lands between two steps, never inside one.
+    renderer: std::sync::RwLock<Arc<Renderer>>,
     settings: GatewaySettings,
-    desk: Arc<DeskSettings>,
+    desk: std::sync::RwLock<Arc<DeskSettings>>,
     outbox_wakeup: Arc<Notify>,
     parser: Parser,
     clock: Arc<dyn Clock>,
@@ -243,9 +246,9 @@ impl Pipeline {
     ) -> Self {
         Self {
             store,
-            renderer,
+            renderer: std::sync::RwLock::new(renderer),
             settings,
-            desk,
+            desk: std::sync::RwLock::new(desk),
             outbox_wakeup,
             parser: inbound::parse,
             clock: Arc::new(SystemClock),
@@ -284,8 +287,8 @@ impl Pipeline {
         // Agents' and vendors' mail is believed only when authenticated: both reach people
         // (the customer, the assignee) with the desk's authority.
         if let Some(from) = &mail.from
-            && (self.desk.roster.agent(&from.address).is_some()
-                || self.desk.time.vendor_by_address(&from.address).is_some())
+            && (self.desk().roster.agent(&from.address).is_some()
+                || self.desk().time.vendor_by_address(&from.address).is_some())
         {
             read.dkim = Some(verifier.verify(raw, &from.address).await);
         }
@@ -297,12 +300,22 @@ impl Pipeline {
         self
     }
 
-    pub fn renderer(&self) -> &Renderer {
-        &self.renderer
+    pub fn renderer(&self) -> Arc<Renderer> {
+        self.renderer
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
-    pub fn desk(&self) -> &DeskSettings {
-        &self.desk
+    pub fn desk(&self) -> Arc<DeskSettings> {
+        self.desk.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Puts new templates and a new desk organisation (roster, routing rules, escalation,
+    /// time) in place; the mail being filed finishes with the old ones.
+    pub fn reload(&self, renderer: Arc<Renderer>, desk: Arc<DeskSettings>) {
+        *self.renderer.write().unwrap_or_else(|e| e.into_inner()) = renderer;
+        *self.desk.write().unwrap_or_else(|e| e.into_inner()) = desk;
     }
 
     /// The same pipeline reading mail with `parser` (tests give one that panics, to check
@@ -476,7 +489,13 @@ impl Pipeline {
             parsed: None,
         };
         let mut tx = self.store.begin().await?;
-        let applied = apply(&mut *tx, &self.apply_context(now), &plan, Some(&input)).await?;
+        let applied = apply(
+            &mut *tx,
+            &self.apply_context(&self.desk(), &self.renderer(), now),
+            &plan,
+            Some(&input),
+        )
+        .await?;
         if let Some((mailbox, checkpoint)) = &source.checkpoint {
             tx.set_checkpoint(mailbox, *checkpoint, now).await?;
         }
@@ -509,7 +528,7 @@ impl Pipeline {
                 }
                 let reading = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     hook(Stage::Routing, &mail.subject);
-                    read_mail(&mail, &self.settings, &self.desk)
+                    read_mail(&mail, &self.settings, &self.desk())
                 }));
                 match reading {
                     Ok(reading) => Ok((mail, reading)),
@@ -567,7 +586,13 @@ impl Pipeline {
             sha: &read.sha,
             parsed: read.parsed.as_ref().ok().map(|(mail, _)| mail),
         };
-        let applied = apply(tx, &self.apply_context(now), &plan, Some(&input)).await?;
+        let applied = apply(
+            tx,
+            &self.apply_context(&self.desk(), &self.renderer(), now),
+            &plan,
+            Some(&input),
+        )
+        .await?;
         if let (crate::desk::PlanTicket::New(new), Some((_, code))) =
             (&plan.ticket, &applied.ticket)
         {
@@ -596,7 +621,7 @@ impl Pipeline {
         decide_timers(&TimerSituation {
             ticket,
             gateway: &self.settings,
-            desk: &self.desk,
+            desk: &self.desk(),
             loads,
             now,
         })
@@ -607,19 +632,24 @@ impl Pipeline {
         &self,
         tx: &mut dyn StoreTx,
     ) -> Result<HashMap<crate::domain::EmailAddress, crate::roster::Load>, StoreError> {
-        if self.desk.roster.agents().is_empty() {
+        if self.desk().roster.agents().is_empty() {
             return Ok(HashMap::new());
         }
-        tx.agent_loads(&self.desk.roster.addresses()).await
+        tx.agent_loads(&self.desk().roster.addresses()).await
     }
 
-    fn apply_context(&self, now: Millis) -> ApplyContext<'_> {
+    fn apply_context<'a>(
+        &'a self,
+        desk: &'a DeskSettings,
+        renderer: &'a Renderer,
+        now: Millis,
+    ) -> ApplyContext<'a> {
         ApplyContext {
-            renderer: &self.renderer,
+            renderer,
             gateway: &self.settings,
-            roster: &self.desk.roster,
-            calendar: &self.desk.time.calendar,
-            budget: self.desk.budget,
+            roster: &desk.roster,
+            calendar: &desk.time.calendar,
+            budget: desk.budget,
             now,
             send_at: if self.send_now {
                 SystemClock.now()
@@ -674,7 +704,7 @@ impl Pipeline {
             && mail
                 .from
                 .as_ref()
-                .is_some_and(|f| self.desk.roster.agent(&f.address).is_some());
+                .is_some_and(|f| self.desk().roster.agent(&f.address).is_some());
         // An agent's commands may assign or escalate; a new ticket or a reopening may too.
         let may_assign = earlier.is_none()
             && machine.is_none()
@@ -694,7 +724,7 @@ impl Pipeline {
             && mail
                 .from
                 .as_ref()
-                .is_some_and(|f| self.desk.roster.agent(&f.address).is_some());
+                .is_some_and(|f| self.desk().roster.agent(&f.address).is_some());
         let participants = match (&thread, from_agent) {
             (Some((t, _)), true) => tx.participants(t.id).await?,
             _ => Vec::new(),
@@ -710,7 +740,7 @@ impl Pipeline {
             agent_dkim,
             collision,
             gateway: &self.settings,
-            desk: &self.desk,
+            desk: &self.desk(),
             loads: &loads,
             deliverable,
             now,
@@ -746,7 +776,7 @@ impl Pipeline {
         }
         // A vendor who dropped our code and our headers still quotes their own number.
         if let Some(from) = &mail.from
-            && let Some(vendor) = self.desk.time.vendor_by_address(&from.address)
+            && let Some(vendor) = self.desk().time.vendor_by_address(&from.address)
             && let Some(number) = decide::vendor_ticket_number(vendor, mail)
             && let Some(t) = tx.ticket_by_vendor_ticket(&vendor.name, &number).await?
         {
@@ -857,9 +887,14 @@ impl Pipeline {
             mark.set(Stage::Decide);
             let plan = self.timer_plan(&ticket, &loads, now);
             mark.set(Stage::Apply);
-            queued += apply(&mut *tx, &self.apply_context(now), &plan, None)
-                .await?
-                .queued;
+            queued += apply(
+                &mut *tx,
+                &self.apply_context(&self.desk(), &self.renderer(), now),
+                &plan,
+                None,
+            )
+            .await?
+            .queued;
             done.push((ticket.code, plan.events()));
         }
         tx.commit().await?;
@@ -890,7 +925,7 @@ impl Pipeline {
             tx.commit().await?;
             return Ok(pass);
         }
-        let budget = self.desk.budget;
+        let budget = self.desk().budget;
         let mut events: Vec<(Option<TicketId>, EventKind, serde_json::Value)> = Vec::new();
         let mut superseded = Vec::new();
         let mut allowance: HashMap<&str, u32> = HashMap::new();
@@ -951,7 +986,8 @@ impl Pipeline {
                 floods.entry((&m.rcpt_to, from)).or_default().push(m);
             }
         }
-        let ctx = self.apply_context(now);
+        let (desk, renderer) = (self.desk(), self.renderer());
+        let ctx = self.apply_context(&desk, &renderer, now);
         for ((to, from), mails) in floods {
             let first = mails.iter().map(|m| m.created_at).min().unwrap_or(now);
             let last = mails.iter().map(|m| m.created_at).max().unwrap_or(now);
@@ -1063,11 +1099,17 @@ impl Pipeline {
             command,
             actor,
             gateway: &self.settings,
-            desk: &self.desk,
+            desk: &self.desk(),
             loads: &loads,
             now,
         })?;
-        let applied = apply(&mut *tx, &self.apply_context(now), &plan, None).await?;
+        let applied = apply(
+            &mut *tx,
+            &self.apply_context(&self.desk(), &self.renderer(), now),
+            &plan,
+            None,
+        )
+        .await?;
         tx.commit().await?;
         if applied.queued > 0 {
             self.outbox_wakeup.notify_one();

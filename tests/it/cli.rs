@@ -649,3 +649,106 @@ fn every_argument_has_a_help_line() {
     let help = stdout(&helpdesk(&["init", "--help"]));
     assert!(!help.contains("--config"), "{help}");
 }
+
+/// SIGHUP reloads the roster, the routing rules and the templates without a restart; a
+/// broken change is refused with its error and the running configuration kept.
+#[test]
+fn sighup_reloads_the_roster_and_refuses_a_broken_change() {
+    let (dir, config) = init_desk();
+    let log = dir.path().join("gateway.log");
+    let mut gateway = Command::new(env!("CARGO_BIN_EXE_helpdesk"))
+        .args(["--config", &config, "run"])
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let maildir = dir.path().join("Maildir");
+    let deliver = |n: u32| {
+        let name = format!("{n}.test");
+        std::fs::write(
+            maildir.join("tmp").join(&name),
+            customer_mail(
+                &format!("c{n}@example.com"),
+                "Printer jammed",
+                &format!("hup{n}@example.com"),
+                "The printer on floor 2 is jammed.",
+            ),
+        )
+        .unwrap();
+        std::fs::rename(
+            maildir.join("tmp").join(&name),
+            maildir.join("new").join(&name),
+        )
+        .unwrap();
+    };
+    // The tests read the desk through a copy of the configuration: the gateway's own is
+    // broken on purpose below.
+    let reader = dir.path().join("reader.toml").display().to_string();
+    std::fs::copy(&config, &reader).unwrap();
+    let assignee_of = |n: u32| -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let out = helpdesk(&["--config", &reader, "tickets", "list", "--json"]);
+            let list: serde_json::Value =
+                serde_json::from_str(&stdout(&out)).unwrap_or(serde_json::json!([]));
+            let customer = format!("c{n}@example.com");
+            if let Some(t) = list
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|t| t["customer"] == customer.as_str())
+            {
+                return t["assignee"].clone();
+            }
+            assert!(Instant::now() < deadline, "mail {n} not filed");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let wait_for_log = |words: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !std::fs::read_to_string(&log).unwrap().contains(words) {
+            assert!(Instant::now() < deadline, "no {words:?} in the log");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let hangup = || {
+        Command::new("kill")
+            .args(["-HUP", &gateway.id().to_string()])
+            .status()
+            .unwrap();
+    };
+    wait_for_log("maildir source watching");
+    deliver(1);
+    assert_eq!(
+        assignee_of(1),
+        serde_json::Value::Null,
+        "nobody on the roster yet"
+    );
+
+    let original = std::fs::read_to_string(&config).unwrap();
+    let with_alice = format!(
+        "{original}\n[agent_mail]\nrequire_authentication = false\n\n[[agents]]\nname = \"Alice\"\naddress = \"alice@example.test\"\ntiers = [\"L1\"]\n"
+    );
+    std::fs::write(&config, &with_alice).unwrap();
+    hangup();
+    wait_for_log("reloaded the roster");
+    deliver(2);
+    assert_eq!(assignee_of(2), "alice@example.test");
+
+    // A typo: refused, Alice still on the roster.
+    std::fs::write(
+        &config,
+        with_alice.replace("tiers = [\"L1\"]", "tiers = [\"L9\"]"),
+    )
+    .unwrap();
+    hangup();
+    wait_for_log("reload refused");
+    assert!(std::fs::read_to_string(&log).unwrap().contains("L9"));
+    deliver(3);
+    assert_eq!(assignee_of(3), "alice@example.test");
+
+    Command::new("kill")
+        .args(["-TERM", &gateway.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(gateway.wait().unwrap().success());
+}
