@@ -152,8 +152,9 @@ impl TimeSettings {
     }
 
     /// The vendors' names, for a refusal that lists them.
-    pub fn vendor_names(&self) -> Vec<&str> {
-        self.vendors.iter().map(|v| v.name.as_str()).collect()
+    /// The vendors' names, as a refusal lists them.
+    pub fn vendor_names(&self) -> Vec<String> {
+        self.vendors.iter().map(|v| v.name.clone()).collect()
     }
 
     pub fn vendor_by_address(&self, address: &EmailAddress) -> Option<&Vendor> {

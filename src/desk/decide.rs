@@ -1579,13 +1579,7 @@ fn to_vendor(
         .vendor(name)
         .ok_or_else(|| Refusal::NoSuchVendor {
             name: name.to_string(),
-            known: s
-                .desk
-                .time
-                .vendor_names()
-                .into_iter()
-                .map(str::to_string)
-                .collect(),
+            known: s.desk.time.vendor_names(),
         })?;
     if t.vendor.as_deref() == Some(vendor.name.as_str()) && t.clock.vendor_asked_at.is_some() {
         return Err(Refusal::AlreadyWithVendor(vendor.name.clone()));
@@ -1686,13 +1680,7 @@ fn command_plan(s: &CommandSituation<'_>) -> Result<Plan, Refusal> {
             // would sit unassigned while the customer is told a vendor has it.
             if tier == Tier::L4Vendor {
                 return Err(Refusal::VendorNeeded {
-                    known: s
-                        .desk
-                        .time
-                        .vendor_names()
-                        .into_iter()
-                        .map(str::to_string)
-                        .collect(),
+                    known: s.desk.time.vendor_names(),
                 });
             }
             escalation(

@@ -17,6 +17,15 @@ struct Case {
     parsed: Option<(String, String)>,
 }
 
+/// The text of `=== NAME` up to the next `=== ` line.
+fn section(text: &str, name: &str) -> Option<String> {
+    let start = text.find(&format!("=== {name}\n"))? + name.len() + 5;
+    let end = text[start..]
+        .find("\n=== ")
+        .map_or(text.len(), |e| start + e + 1);
+    Some(text[start..end].to_string())
+}
+
 fn cases() -> Vec<Case> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/quotes");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
@@ -29,16 +38,9 @@ fn cases() -> Vec<Case> {
         .iter()
         .map(|path| {
             let text = std::fs::read_to_string(path).unwrap();
-            let section = |name: &str| -> String {
-                let start = text
-                    .find(&format!("=== {name}\n"))
+            let section = |name: &str| {
+                section(&text, name)
                     .unwrap_or_else(|| panic!("{}: no {name} section", path.display()))
-                    + name.len()
-                    + 5;
-                let end = text[start..]
-                    .find("\n=== ")
-                    .map_or(text.len(), |e| start + e + 1);
-                text[start..end].to_string()
             };
             Case {
                 name: path.file_name().unwrap().to_string_lossy().into_owned(),
@@ -58,13 +60,7 @@ fn cases() -> Vec<Case> {
     for path in mails {
         let raw = std::fs::read(&path).unwrap();
         let expect = std::fs::read_to_string(path.with_extension("expect")).unwrap();
-        let section = |name: &str| -> String {
-            let start = expect.find(&format!("=== {name}\n")).unwrap() + name.len() + 5;
-            let end = expect[start..]
-                .find("\n=== ")
-                .map_or(expect.len(), |e| start + e + 1);
-            expect[start..end].trim().to_string()
-        };
+        let section = |name: &str| section(&expect, name).unwrap().trim().to_string();
         let mail = helpdesk::inbound::parse(&raw).unwrap();
         cases.push(Case {
             name: path.file_name().unwrap().to_string_lossy().into_owned(),
