@@ -756,6 +756,23 @@ fn attachments(
 mod tests {
     use super::*;
 
+    /// A report is a machine's wherever it sits in the mail, but a person who forwards a
+    /// bounce as an attached mail is still a person.
+    #[test]
+    fn a_report_wrapped_in_mixed_counts_and_one_forwarded_inside_a_mail_does_not() {
+        let report = "Content-Type: multipart/report; report-type=delivery-status; boundary=r\r\n\r\n--r\r\nContent-Type: text/plain\r\n\r\nconfirm you are human\r\n--r\r\nContent-Type: message/delivery-status\r\n\r\nAction: delayed\r\n--r--\r\n";
+        let wrapped = format!(
+            "From: verify@challenge.example\r\nSubject: confirm\r\nContent-Type: multipart/mixed; boundary=o\r\n\r\n--o\r\n{report}--o--\r\n"
+        );
+        let mail = parse(wrapped.as_bytes()).unwrap();
+        assert_eq!(mail.signals.report_type.as_deref(), Some("delivery-status"));
+        let forwarded = format!(
+            "From: paul@example.fr\r\nSubject: TR: mail non distribué\r\nContent-Type: multipart/mixed; boundary=o\r\n\r\n--o\r\nContent-Type: text/plain\r\n\r\nMon mail revient, pourquoi ?\r\n--o\r\nContent-Type: message/rfc822\r\n\r\nFrom: MAILER-DAEMON@example.fr\r\nSubject: Undelivered\r\n{report}--o--\r\n"
+        );
+        let mail = parse(forwarded.as_bytes()).unwrap();
+        assert_eq!(mail.signals.report_type, None);
+    }
+
     #[test]
     fn raw_latin1_subject_is_decoded_not_garbled() {
         let raw = b"From: H\xe5vard <hw@example.no>\r\nSubject: Probl\xe8me d'acc\xe8s\r\nContent-Type: text/plain; charset=iso-8859-1\r\n\r\nCorps\r\n";
