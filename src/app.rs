@@ -146,7 +146,7 @@ impl App {
         tracker.wait().await;
         if died {
             let why = match ended {
-                Err(e) if e.is_panic() => panic_message(e.into_panic().as_ref()),
+                Err(e) if e.is_panic() => crate::stage::panic_message(e.into_panic().as_ref()),
                 Err(e) => e.to_string(),
                 Ok(()) => "it returned".into(),
             };
@@ -192,15 +192,6 @@ async fn run_timers(pipeline: Arc<Pipeline>, stop: CancellationToken) {
             _ = tokio::time::sleep(std::time::Duration::from_millis(sleep_ms as u64)) => {}
         }
     }
-}
-
-/// What a panic said, for the log line that reports it.
-pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic without a message".into())
 }
 
 /// Resolves when the process receives SIGINT or SIGTERM.

@@ -831,7 +831,10 @@ async fn tickets(config_path: &Path, cmd: TicketsCommand) -> Result<ExitCode> {
             let due_before = due_within
                 .map(|d| {
                     humantime::parse_duration(&d)
-                        .map(|d| crate::store::now_millis() + d.as_millis() as i64)
+                        .map(|d| {
+                            use crate::clock::Clock;
+                            crate::clock::SystemClock.now() + d.as_millis() as i64
+                        })
                         .map_err(|e| {
                             anyhow::Error::new(BadValue(format!(
                                 "--due-within {d:?}: {e} (e.g. 2h, 1d)"

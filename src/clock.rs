@@ -4,7 +4,20 @@
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use crate::store::Millis;
+/// Milliseconds since the Unix epoch: how the gateway stores and compares instants.
+pub type Millis = i64;
+
+/// An instant as a date, for arithmetic in a time zone.
+pub fn instant(ms: Millis) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+/// An instant as RFC 3339 in UTC with milliseconds, as event details and exports carry it.
+pub fn format_millis(ms: Millis) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
 
 pub trait Clock: Send + Sync {
     /// Milliseconds since the Unix epoch.

@@ -25,7 +25,7 @@ pub mod pipeline;
 pub mod render;
 pub mod roster;
 pub mod routing;
+pub mod stage;
 pub mod store;
 pub mod timing;
 pub mod tls;
-pub mod wording;

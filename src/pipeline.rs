@@ -28,26 +28,10 @@ use crate::domain::{Actor, EventKind, ReferenceCode};
 use crate::inbound::{self, InboundMail, MachineKind, ParseFailure, subject};
 use crate::render::Renderer;
 use crate::store::{
-    Checkpoint, MailContent, Millis, Store, StoreError, StoreTx, StoredOutcome, TicketId, TicketRef,
+    MailContent, Millis, Store, StoreError, StoreTx, StoredOutcome, TicketId, TicketRef,
 };
 
-/// Where a mail came from, so a re-read of the same mail is recognised.
-#[derive(Clone, Debug)]
-pub struct SourceRef {
-    /// Unique per source mail: `imap:<mailbox>:<uidvalidity>:<uid>`, `maildir:<name>`.
-    pub key: Option<String>,
-    /// Advanced in the same transaction as the mail's outcome.
-    pub checkpoint: Option<(String, Checkpoint)>,
-}
-
-impl SourceRef {
-    pub fn none() -> Self {
-        Self {
-            key: None,
-            checkpoint: None,
-        }
-    }
-}
+pub use crate::store::SourceRef;
 
 /// What became of a mail. Expected outcomes are values, not errors.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -101,46 +85,8 @@ impl Processed {
 
 pub use crate::desk::QuarantineReason;
 
-/// The stages of filing a mail, named so a failure says where it happened (and so a test
-/// can make one of them panic: [`Pipeline::with_stage_hook`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub enum Stage {
-    Routing = 0,
-    Classify = 1,
-    Decide = 2,
-    Apply = 3,
-    Render = 4,
-}
-
-impl Stage {
-    /// "while …", for a quarantine reason.
-    pub fn doing(self) -> &'static str {
-        match self {
-            Stage::Routing => "routing it",
-            Stage::Classify => "classifying it",
-            Stage::Decide => "deciding what it becomes",
-            Stage::Apply => "writing it",
-            Stage::Render => "rendering a mail about it",
-        }
-    }
-
-    fn from_u8(n: u8) -> Stage {
-        match n {
-            0 => Stage::Routing,
-            1 => Stage::Classify,
-            2 => Stage::Decide,
-            4 => Stage::Render,
-            _ => Stage::Apply,
-        }
-    }
-}
-
-/// Called as each stage starts, with the mail's subject. Does nothing in the gateway; a
-/// test gives one that panics at the stage it checks.
-pub type StageHook = fn(Stage, &str);
-
-fn no_hook(_: Stage, _: &str) {}
+use crate::stage::no_hook;
+pub use crate::stage::{Stage, StageHook};
 
 /// Why a mail could not be read into something `decide` takes.
 enum Unread {
@@ -230,7 +176,7 @@ async fn guarded<T>(
     match std::panic::AssertUnwindSafe(work).catch_unwind().await {
         Ok(result) => result,
         Err(panic) => {
-            let what = crate::app::panic_message(panic.as_ref());
+            let what = crate::stage::panic_message(panic.as_ref());
             Err(Trouble::Failed(mark.get(), what))
         }
     }
@@ -509,7 +455,7 @@ impl Pipeline {
     fn read(&self, raw: &[u8]) -> Read {
         let parser = self.parser;
         let parsed = std::panic::catch_unwind(|| parser(raw)).unwrap_or_else(|panic| {
-            let what = crate::app::panic_message(panic.as_ref());
+            let what = crate::stage::panic_message(panic.as_ref());
             tracing::error!(panic = %what, "the parser panicked on a mail; quarantining it");
             Err(ParseFailure::ParserPanicked)
         });
@@ -534,7 +480,7 @@ impl Pipeline {
                     Ok(reading) => Ok((mail, reading)),
                     Err(panic) => Err(Unread::Failed(
                         Stage::Routing,
-                        crate::app::panic_message(panic.as_ref()),
+                        crate::stage::panic_message(panic.as_ref()),
                     )),
                 }
             }

@@ -178,6 +178,14 @@ pub enum RenderError {
         name: String,
         source: Box<handlebars::RenderError>,
     },
+    #[error(
+        "template {name} compares `change` with \"{change}\", which no mail carries (known: {known})"
+    )]
+    UnknownChange {
+        name: String,
+        change: String,
+        known: String,
+    },
     #[error("building the mail: {0}")]
     Build(String),
     #[error("the renderer panicked: {0}")]
@@ -232,8 +240,9 @@ pub struct MailContext {
     pub status_label: String,
     /// The agent who has the ticket now; empty while unassigned.
     pub assignee_name: String,
-    /// For `status_update`: assigned, escalated, waiting, resolved, closed or reopened.
-    pub change: String,
+    /// For `status_update`, `reminder` and `sla_warning`: which sentence the mail says
+    /// (`{{#if (eq change "resolved")}}`); `null` for the other kinds.
+    pub change: Option<Change>,
     /// Why the ticket moved (escalation reason, rule), when there is one.
     pub reason: String,
     /// For `agent_follow_up`: what the customer wrote this time, and who.
@@ -329,6 +338,84 @@ pub fn priority_label(priority: crate::domain::Priority, language: Language) -> 
     }
 }
 
+/// What a status or service-level mail tells. The templates pick their sentence with
+/// `(eq change "…")`; [`Renderer::new`] refuses a template naming a change not listed here,
+/// so a typo on either side is an error at start, not a silently empty mail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Change {
+    Assigned,
+    Escalated,
+    Waiting,
+    Resolved,
+    Rated,
+    Closed,
+    Reopened,
+    /// Resolved because the customer never answered the reminder.
+    NoAnswer,
+    /// The customer is reminded that the ticket waits on them.
+    Reminder,
+    /// A service-level target falls due soon.
+    Warning,
+    /// A service-level target was missed.
+    Breach,
+    /// The vendor has not answered in its time.
+    VendorSilence,
+}
+
+impl Change {
+    pub const ALL: [Change; 12] = [
+        Change::Assigned,
+        Change::Escalated,
+        Change::Waiting,
+        Change::Resolved,
+        Change::Rated,
+        Change::Closed,
+        Change::Reopened,
+        Change::NoAnswer,
+        Change::Reminder,
+        Change::Warning,
+        Change::Breach,
+        Change::VendorSilence,
+    ];
+
+    /// The name templates compare with.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Change::Assigned => "assigned",
+            Change::Escalated => "escalated",
+            Change::Waiting => "waiting",
+            Change::Resolved => "resolved",
+            Change::Rated => "rated",
+            Change::Closed => "closed",
+            Change::Reopened => "reopened",
+            Change::NoAnswer => "no_answer",
+            Change::Reminder => "reminder",
+            Change::Warning => "warning",
+            Change::Breach => "breach",
+            Change::VendorSilence => "vendor_silence",
+        }
+    }
+}
+
+impl std::fmt::Display for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The changes a template's source compares `change` with that do not exist.
+fn unknown_changes(source: &str) -> Vec<String> {
+    static NAMED: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r#"\bchange\s+(?:"([^"]*)"|'([^']*)')"#).expect("a valid pattern")
+    });
+    NAMED
+        .captures_iter(source)
+        .filter_map(|c| c.get(1).or(c.get(2)).map(|m| m.as_str().to_string()))
+        .filter(|name| !Change::ALL.iter().any(|c| c.as_str() == name))
+        .collect()
+}
+
 /// How a mail marks itself as automatic (RFC 3834), so well-behaved responders stay quiet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AutoSubmitted {
@@ -388,6 +475,14 @@ impl Renderer {
                 }
                 None => builtin.to_string(),
             };
+            if let Some(unknown) = unknown_changes(&source).first() {
+                let known: Vec<&str> = Change::ALL.iter().map(|c| c.as_str()).collect();
+                return Err(RenderError::UnknownChange {
+                    name: file.into(),
+                    change: unknown.clone(),
+                    known: known.join(", "),
+                });
+            }
             let name = file.trim_end_matches(".hbs");
             let register_name = name.strip_prefix("partials/").unwrap_or(name);
             // Partials are looked up by the templates that include them: compiled now.
@@ -736,7 +831,7 @@ mod tests {
             status: "open".into(),
             status_label: "ouvert".into(),
             assignee_name: "Alice Martin".into(),
-            change: "escalated".into(),
+            change: Some(Change::Escalated),
             reason: "reopened twice".into(),
             new_text: "Toujours en panne.".into(),
             new_text_from: "Marie <marie@example.fr>".into(),
@@ -771,10 +866,10 @@ mod tests {
     }
 
     /// Every notice the desk can put in a mail, one of each.
-    fn every_notice() -> Vec<crate::wording::Notice> {
+    fn every_notice() -> Vec<crate::desk::wording::Notice> {
         use crate::desk::mail_command::{CommandLineError, Expected};
+        use crate::desk::wording::{Notice, Target};
         use crate::domain::{Priority, ReferenceCode, Refusal, TicketStatus, Tier};
-        use crate::wording::{Notice, Target};
         let a = EmailAddress::parse("paul@example.org").unwrap();
         let code = ReferenceCode::from_stored("HD-7K3M9QXA".into());
         let printer: crate::domain::Category = "printer".parse().unwrap();
@@ -916,7 +1011,7 @@ mod tests {
     fn ctx_in(language: Language) -> MailContext {
         use crate::domain::{Priority, TicketStatus, Tier};
         let roster = crate::roster::Roster::default();
-        let w = crate::wording::Wording {
+        let w = crate::desk::wording::Wording {
             roster: &roster,
             time_zone: "Europe/Paris".parse().unwrap(),
         };
@@ -936,7 +1031,7 @@ mod tests {
             category: "printer".into(),
             category_label: roster.category_label(&printer, language),
             urgent: true,
-            answer_by: crate::wording::moment(
+            answer_by: crate::desk::wording::moment(
                 crate::timing::instant(1_795_000_000_000).with_timezone(&w.time_zone),
                 language,
             ),
@@ -948,8 +1043,8 @@ mod tests {
             status: "open".into(),
             status_label: status_label(TicketStatus::WaitingOnCustomer, language).into(),
             assignee_name: "Sam Ito".into(),
-            change: String::new(),
-            reason: crate::wording::Notice::All(notices.clone()).words(language, &w),
+            change: None,
+            reason: crate::desk::wording::Notice::All(notices.clone()).words(language, &w),
             new_text: "M404 E-13 (42)".into(),
             new_text_from: "Kim Lee <kim@example.org>".into(),
             reopened: true,
@@ -1081,26 +1176,13 @@ mod tests {
     #[test]
     fn every_mail_speaks_one_language() {
         let r = Renderer::new(None).unwrap();
-        let changes = [
-            "",
-            "assigned",
-            "escalated",
-            "waiting",
-            "resolved",
-            "rated",
-            "closed",
-            "reopened",
-            "no_answer",
-            "warning",
-            "breach",
-            "vendor_silence",
-        ];
+        let changes = std::iter::once(None).chain(Change::ALL.map(Some));
         let mut wrong = Vec::new();
         for template in Template::ALL {
             for language in Language::ALL {
-                for change in changes {
+                for change in changes.clone() {
                     let mut ctx = ctx_in(language);
-                    ctx.change = change.into();
+                    ctx.change = change;
                     for part in Part::ALL {
                         let out = r.part(template, language, part, &ctx).unwrap();
                         let text = if matches!(part, Part::Html) {
@@ -1195,21 +1277,63 @@ mod tests {
     }
 
     #[test]
+    fn a_template_naming_a_change_that_does_not_exist_is_refused_at_start() {
+        assert_eq!(
+            unknown_changes(r#"{{#if (eq change "resolvd")}}x{{/if}}{{#if (eq change 'closed')}}"#),
+            ["resolvd"]
+        );
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("fr")).unwrap();
+        std::fs::write(
+            dir.path().join("fr/status_update.txt.hbs"),
+            "{{#if (eq change \"résolu\")}}Résolu.{{/if}}",
+        )
+        .unwrap();
+        let error = Renderer::new(Some(dir.path())).err().expect("refused");
+        let said = error.to_string();
+        assert!(said.contains("fr/status_update.txt.hbs"), "{said}");
+        assert!(
+            said.contains("\"résolu\"") && said.contains("no_answer"),
+            "{said}"
+        );
+    }
+
+    /// The other way round: every change a mail can carry has words in some template of
+    /// each language, so none goes out as an empty sentence. A reminder is worded by a
+    /// template of its own.
+    #[test]
+    fn every_change_is_worded_in_both_languages() {
+        for language in Language::ALL {
+            let sources: String = builtin_templates()
+                .into_iter()
+                .filter(|(file, _)| file.starts_with(&format!("{language}/")))
+                .map(|(_, source)| source)
+                .collect();
+            for change in Change::ALL.into_iter().filter(|c| *c != Change::Reminder) {
+                assert!(
+                    sources.contains(&format!("change \"{change}\"")),
+                    "{language}: no template words {change}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn every_status_change_has_its_own_sentence_in_both_languages() {
         let r = Renderer::new(None).unwrap();
         for language in Language::ALL {
             let mut seen = std::collections::HashSet::new();
             for change in [
-                "assigned",
-                "escalated",
-                "waiting",
-                "resolved",
-                "closed",
-                "reopened",
-                "no_answer",
+                Change::Assigned,
+                Change::Escalated,
+                Change::Waiting,
+                Change::Resolved,
+                Change::Closed,
+                Change::Reopened,
+                Change::NoAnswer,
             ] {
                 let mut c = ctx();
-                c.change = change.into();
+                c.change = Some(change);
                 let text = r
                     .part(Template::StatusUpdate, language, Part::Text, &c)
                     .unwrap();
@@ -1224,7 +1348,7 @@ mod tests {
             }
             let escalated = {
                 let mut c = ctx();
-                c.change = "escalated".into();
+                c.change = Some(Change::Escalated);
                 r.part(Template::StatusUpdate, language, Part::Text, &c)
                     .unwrap()
             };

@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
+use crate::clock::Millis;
 use crate::domain::{Category, EmailAddress, Language, Tier};
-use crate::store::Millis;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Agent {
@@ -44,12 +44,7 @@ pub struct TierSettings {
     pub address: Option<EmailAddress>,
 }
 
-/// How busy an agent is now.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Load {
-    pub open_tickets: u32,
-    pub last_assigned_at: Option<Millis>,
-}
+pub use crate::domain::load::Load;
 
 /// Who a ticket goes to.
 #[derive(Clone, Debug, PartialEq, Eq)]

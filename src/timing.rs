@@ -10,8 +10,8 @@ pub const LONGEST: std::time::Duration = std::time::Duration::from_secs(366 * 86
 use chrono::{DateTime, Duration, Utc};
 
 use crate::calendar::Calendar;
+use crate::clock::Millis;
 use crate::domain::{Category, EmailAddress, Priority, TicketStatus, Tier};
-use crate::store::Millis;
 
 /// A service level: how long the first response and the resolution may take, in business
 /// time, and at which share of it the assignee is warned.
@@ -188,60 +188,11 @@ impl TimeSettings {
     }
 }
 
-pub fn instant(ms: Millis) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(ms).unwrap_or_default()
-}
+pub use crate::clock::instant;
+pub use crate::domain::service_level::{Dues, Fired, TicketClock};
 
 fn millis(at: DateTime<Utc>) -> Millis {
     at.timestamp_millis()
-}
-
-/// Which warnings and breaches were already acted on, so a recomputed schedule never fires
-/// one twice.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Fired(pub u8);
-
-impl Fired {
-    pub const FIRST_RESPONSE_WARNING: u8 = 1;
-    pub const FIRST_RESPONSE_BREACH: u8 = 2;
-    pub const RESOLUTION_WARNING: u8 = 4;
-    pub const RESOLUTION_BREACH: u8 = 8;
-    pub const VENDOR_SILENCE: u8 = 16;
-
-    pub fn has(self, bit: u8) -> bool {
-        self.0 & bit != 0
-    }
-}
-
-/// A ticket's time, as stored.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct TicketClock {
-    pub created_at: Millis,
-    /// When the status last changed.
-    pub status_since: Millis,
-    pub first_response_at: Option<Millis>,
-    /// Business time the service-level clock ran before `sla_since`.
-    pub sla_used_ms: i64,
-    /// When the clock last started; `None` while it stands.
-    pub sla_since: Option<Millis>,
-    pub fired: Fired,
-    /// How long this wait lasts (`#wait 3d`); `None`: the desk's default.
-    pub wait_ms: Option<i64>,
-    pub reminded_at: Option<Millis>,
-    /// When the vendor was last asked and has not answered since.
-    pub vendor_asked_at: Option<Millis>,
-}
-
-impl TicketClock {
-    /// A ticket filed at `now`: its clock runs.
-    pub fn started(now: Millis) -> TicketClock {
-        TicketClock {
-            created_at: now,
-            status_since: now,
-            sla_since: Some(now),
-            ..TicketClock::default()
-        }
-    }
 }
 
 /// Whether the service-level clock runs in a status: it stands while the ticket waits on
@@ -291,13 +242,6 @@ pub struct TimedTicket<'a> {
     pub clock: &'a TicketClock,
     /// The vendor the ticket went to, by name.
     pub vendor: Option<&'a str>,
-}
-
-/// When the targets fall due while the clock runs (`None` while it stands or once met).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Dues {
-    pub first_response: Option<Millis>,
-    pub resolution: Option<Millis>,
 }
 
 pub fn dues(t: &TimedTicket<'_>, settings: &TimeSettings) -> Dues {

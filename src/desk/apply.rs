@@ -12,9 +12,9 @@ use super::*;
 use crate::config::{GatewaySettings, MailBudget};
 use crate::domain::Priority;
 use crate::inbound::InboundMail;
-use crate::pipeline::SourceRef;
 use crate::render::{Envelope, MailContext, OutgoingAttachment, Renderer, ThreadItem, capped_text};
 use crate::roster::Roster;
+use crate::store::SourceRef;
 use crate::store::{
     Direction, Hold, Millis, NewAttachment, NewEvent, NewMessage, NewOutgoing, NewTicket,
     StoreError, StoreTx,
@@ -33,7 +33,7 @@ pub struct ApplyContext<'a> {
     /// simulated time and still sends what it queued at once, never at that time.
     pub send_at: Millis,
     /// Called before each mail is rendered (see `pipeline::StageHook`).
-    pub hook: crate::pipeline::StageHook,
+    pub hook: crate::stage::StageHook,
 }
 
 const HOUR_MS: Millis = 3_600_000;
@@ -451,7 +451,7 @@ async fn file_mail(
 
 /// When a message of the thread was written, as the reader says it, in the desk's zone.
 fn thread_date(at: Millis, tz: chrono_tz::Tz, language: Language) -> String {
-    crate::wording::moment(crate::timing::instant(at).with_timezone(&tz), language)
+    crate::desk::wording::moment(crate::timing::instant(at).with_timezone(&tz), language)
 }
 
 fn author(from: Option<&str>, name: Option<&str>) -> String {
@@ -610,7 +610,7 @@ async fn queue(
     } else {
         Vec::new()
     };
-    let wording = crate::wording::Wording {
+    let wording = crate::desk::wording::Wording {
         roster: ctx.roster,
         time_zone: ctx.calendar.time_zone,
     };
@@ -635,7 +635,7 @@ async fn queue(
         answer_by: f
             .first_response_due
             .map(|at| {
-                crate::wording::moment(
+                crate::desk::wording::moment(
                     crate::timing::instant(at).with_timezone(&ctx.calendar.time_zone),
                     out.language,
                 )
@@ -649,7 +649,7 @@ async fn queue(
         status: f.status.to_string(),
         status_label: crate::render::status_label(f.status, out.language).into(),
         assignee_name,
-        change: out.change.unwrap_or_default().to_string(),
+        change: out.change,
         reason: out
             .reason
             .as_ref()
@@ -723,12 +723,12 @@ async fn queue(
     // A panic while rendering (a template helper, the mail builder) costs this one mail,
     // like a template that fails to render: the customer's mail is filed all the same.
     let rendered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        (ctx.hook)(crate::pipeline::Stage::Render, &f.subject);
+        (ctx.hook)(crate::stage::Stage::Render, &f.subject);
         ctx.renderer.render(out.template, &context, &env)
     }))
     .unwrap_or_else(|panic| {
         Err(crate::render::RenderError::Panicked(
-            crate::app::panic_message(panic.as_ref()),
+            crate::stage::panic_message(panic.as_ref()),
         ))
     });
     let rendered = match rendered {

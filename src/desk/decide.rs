@@ -7,13 +7,13 @@ use serde_json::json;
 
 use super::mail_command::{self, MailCommand};
 use super::*;
+use crate::clock::Millis;
 use crate::config::{DeskSettings, GatewaySettings};
+use crate::desk::wording::Notice;
 use crate::domain::{Category, Priority, Refusal};
 use crate::inbound::{InboundMail, subject};
 use crate::roster::{Assignee, Load};
 use crate::routing::RouteInput;
-use crate::store::Millis;
-use crate::wording::Notice;
 
 /// How a follow-up found its ticket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -812,7 +812,7 @@ fn follow_up(
                 &actor,
                 json!({ "score": score, "comment": comment }),
             ));
-            effects.extend(customer_status(s.desk, ticket, "rated", None));
+            effects.extend(customer_status(s.desk, ticket, Change::Rated, None));
             return Plan {
                 ticket: PlanTicket::Existing(ticket.clone()),
                 effects,
@@ -844,7 +844,7 @@ fn follow_up(
                 ticket,
                 TicketStatus::Resolved,
                 &actor,
-                Some("resolved"),
+                Some(Change::Resolved),
             )
             .unwrap_or_default();
             for e in &mut resolved {
@@ -1306,7 +1306,7 @@ fn after_reopening(
             loads,
             &Actor::Gateway,
         ),
-        _ => customer_status(desk, ticket, "reopened", None),
+        _ => customer_status(desk, ticket, Change::Reopened, None),
     }
 }
 
@@ -1352,7 +1352,7 @@ pub(super) fn agent_mail(
 pub(super) fn customer_status(
     desk: &DeskSettings,
     ticket: &TicketRef,
-    change: &'static str,
+    change: Change,
     reason: Option<Notice>,
 ) -> Vec<Effect> {
     let mut to = vec![(ticket.customer.clone(), ticket.customer_name.clone())];
@@ -1489,7 +1489,7 @@ pub(super) fn escalation(
         reason.clone(),
         actor,
     ));
-    effects.extend(customer_status(desk, ticket, "escalated", reason));
+    effects.extend(customer_status(desk, ticket, Change::Escalated, reason));
     effects
 }
 
@@ -1500,7 +1500,7 @@ pub(super) fn status_change(
     ticket: &TicketRef,
     to: TicketStatus,
     actor: &Actor,
-    change: Option<&'static str>,
+    change: Option<Change>,
 ) -> Result<Vec<Effect>, Refusal> {
     let next = ticket.status.transition(to)?;
     let reopened = ticket.status.reopens_on_reply() && next == TicketStatus::Open;
@@ -1626,7 +1626,7 @@ fn to_vendor(
         answers_mail: false,
         new_text: None,
     }));
-    effects.extend(customer_status(s.desk, t, "escalated", None));
+    effects.extend(customer_status(s.desk, t, Change::Escalated, None));
     Ok(effects)
 }
 
@@ -1660,7 +1660,7 @@ fn command_plan(s: &CommandSituation<'_>) -> Result<Plan, Refusal> {
                 &s.actor,
             );
             if s.desk.notify_customer_on_assignment {
-                effects.extend(customer_status(s.desk, t, "assigned", None));
+                effects.extend(customer_status(s.desk, t, Change::Assigned, None));
             }
             effects
         }
@@ -1698,9 +1698,15 @@ fn command_plan(s: &CommandSituation<'_>) -> Result<Plan, Refusal> {
             t,
             TicketStatus::Resolved,
             &s.actor,
-            Some("resolved"),
+            Some(Change::Resolved),
         )?,
-        Command::Close => status_change(s.desk, t, TicketStatus::Closed, &s.actor, Some("closed"))?,
+        Command::Close => status_change(
+            s.desk,
+            t,
+            TicketStatus::Closed,
+            &s.actor,
+            Some(Change::Closed),
+        )?,
         Command::Wait(duration) => {
             if let Some(d) = duration
                 && (d.is_zero() || *d > crate::timing::LONGEST)
@@ -1712,7 +1718,7 @@ fn command_plan(s: &CommandSituation<'_>) -> Result<Plan, Refusal> {
                 t,
                 TicketStatus::WaitingOnCustomer,
                 &s.actor,
-                Some("waiting"),
+                Some(Change::Waiting),
             )?;
             if let (Some(d), Some(Effect::Record(r))) = (duration, effects.get_mut(1)) {
                 r.detail["wait_seconds"] = json!(d.as_secs());
@@ -2600,7 +2606,7 @@ mod tests {
                 _ => None,
             })
             .collect();
-        assert_eq!(changes, vec!["escalated"], "one status mail, not two");
+        assert_eq!(changes, vec![Change::Escalated], "one status mail, not two");
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod apply;
 pub mod decide;
 pub mod mail_command;
 pub mod timed;
+pub mod wording;
 
 use serde_json::Value;
 
@@ -15,7 +16,7 @@ use crate::domain::{
     Actor, Category, EmailAddress, EventKind, Language, Priority, ReferenceCode, TicketStatus, Tier,
 };
 use crate::inbound::MachineKind;
-use crate::render::{AttachmentLine, AutoSubmitted, Template};
+use crate::render::{AttachmentLine, AutoSubmitted, Change, Template};
 use crate::routing::Routing;
 use crate::store::{EarlierMail, ParticipantRole, StoredOutcome, TicketId, TicketRef};
 
@@ -84,7 +85,7 @@ pub enum QuarantineReason {
     /// The gateway itself failed on this mail (a panic, or a plan its writer refused): the
     /// mail is kept for a person to look at, and the mails behind it are filed.
     Failed {
-        stage: crate::pipeline::Stage,
+        stage: crate::stage::Stage,
         error: String,
     },
 }
@@ -183,9 +184,9 @@ pub struct OutgoingMail {
     /// For `agent_receipt`.
     pub receipt: Vec<Receipt>,
     /// For `status_update`: assigned, escalated, waiting, resolved, closed, reopened.
-    pub change: Option<&'static str>,
+    pub change: Option<Change>,
     /// Why: put in words in the recipient's language when the mail is rendered.
-    pub reason: Option<crate::wording::Notice>,
+    pub reason: Option<crate::desk::wording::Notice>,
     /// Send the whole conversation so far (a new assignee's notification).
     pub include_thread: bool,
     /// Thread onto the mail being processed (`In-Reply-To` it), as an acknowledgement does;
@@ -200,7 +201,7 @@ pub struct OutgoingMail {
 pub struct Receipt {
     pub command: String,
     pub applied: bool,
-    pub result: crate::wording::Notice,
+    pub result: crate::desk::wording::Notice,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

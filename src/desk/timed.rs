@@ -11,11 +11,12 @@ use super::decide::{
     agent_mail, customer_status, escalation, record, status_change, ticket_watcher,
 };
 use super::*;
+use crate::clock::Millis;
 use crate::config::{DeskSettings, GatewaySettings};
+use crate::desk::wording::{Notice, Target};
 use crate::roster::Load;
-use crate::store::{Millis, Timing};
+use crate::store::Timing;
 use crate::timing::{self, Fired, NoAnswer, TicketClock, TimedTicket, TimerKind};
-use crate::wording::{Notice, Target};
 
 /// Appends the ticket's timing as the plan leaves it (nothing for a plan without a
 /// ticket). The clock stops or starts with the status, a first response ends the first
@@ -173,7 +174,7 @@ pub fn decide_timers(s: &TimerSituation<'_>) -> Plan {
         effects.push(record(
             EventKind::SlaWarned,
             &actor,
-            json!({ "target": target, "due": at.map(crate::store::format_millis) }),
+            json!({ "target": target, "due": at.map(crate::clock::format_millis) }),
         ));
     }
     for (target, at) in &breached {
@@ -182,7 +183,7 @@ pub fn decide_timers(s: &TimerSituation<'_>) -> Plan {
             &actor,
             json!({
                 "target": target,
-                "due": at.map(crate::store::format_millis),
+                "due": at.map(crate::clock::format_millis),
                 "tier": t.tier.as_str(),
                 "priority": t.priority.as_str(),
                 "assignee": t.assignee.as_ref().map(|a| a.as_str()),
@@ -201,11 +202,11 @@ pub fn decide_timers(s: &TimerSituation<'_>) -> Plan {
                     |e| !matches!(e, Effect::Queue(m) if m.template == Template::StatusUpdate),
                 ));
             }
-            Err(_) => effects.extend(warning(s, "breach", reason, true)),
+            Err(_) => effects.extend(warning(s, Change::Breach, reason, true)),
         }
     } else if !warned.is_empty() {
         let reason = Notice::TargetsNear(warned.iter().map(|(t, at)| (target(t), *at)).collect());
-        effects.extend(warning(s, "warning", reason, true));
+        effects.extend(warning(s, Change::Warning, reason, true));
     }
 
     if due.contains(&TimerKind::WaitReminder) {
@@ -214,11 +215,11 @@ pub fn decide_timers(s: &TimerSituation<'_>) -> Plan {
         effects.push(record(
             EventKind::Reminded,
             &actor,
-            json!({ "waiting_since": crate::store::format_millis(t.clock.status_since) }),
+            json!({ "waiting_since": crate::clock::format_millis(t.clock.status_since) }),
         ));
         let then = (settings.no_answer == NoAnswer::Resolve)
             .then(|| Notice::On(settings.next_working(s.now.saturating_add(wait))));
-        for e in customer_status(s.desk, t, "reminder", then) {
+        for e in customer_status(s.desk, t, Change::Reminder, then) {
             if let Effect::Queue(mut m) = e {
                 m.template = Template::Reminder;
                 effects.push(Effect::Queue(m));
@@ -226,8 +227,13 @@ pub fn decide_timers(s: &TimerSituation<'_>) -> Plan {
         }
     }
     if due.contains(&TimerKind::NoAnswer)
-        && let Ok(mut resolved) =
-            status_change(s.desk, t, TicketStatus::Resolved, &actor, Some("no_answer"))
+        && let Ok(mut resolved) = status_change(
+            s.desk,
+            t,
+            TicketStatus::Resolved,
+            &actor,
+            Some(Change::NoAnswer),
+        )
     {
         for e in &mut resolved {
             if let Effect::Record(r) = e {
@@ -237,8 +243,13 @@ pub fn decide_timers(s: &TimerSituation<'_>) -> Plan {
         effects.extend(resolved);
     }
     if due.contains(&TimerKind::AutoClose)
-        && let Ok(mut closed) =
-            status_change(s.desk, t, TicketStatus::Closed, &actor, Some("closed"))
+        && let Ok(mut closed) = status_change(
+            s.desk,
+            t,
+            TicketStatus::Closed,
+            &actor,
+            Some(Change::Closed),
+        )
     {
         for e in &mut closed {
             if let Effect::Record(r) = e {
@@ -254,11 +265,11 @@ pub fn decide_timers(s: &TimerSituation<'_>) -> Plan {
         effects.push(record(
             EventKind::VendorSilent,
             &actor,
-            json!({ "vendor": vendor, "asked_at": t.clock.vendor_asked_at.map(crate::store::format_millis) }),
+            json!({ "vendor": vendor, "asked_at": t.clock.vendor_asked_at.map(crate::clock::format_millis) }),
         ));
         effects.extend(warning(
             s,
-            "vendor_silence",
+            Change::VendorSilence,
             Notice::VendorSilent { vendor, since },
             false,
         ));
@@ -278,7 +289,7 @@ pub fn decide_timers(s: &TimerSituation<'_>) -> Plan {
 /// assignee, or its tier's address; nothing when there is neither.
 fn warning(
     s: &TimerSituation<'_>,
-    change: &'static str,
+    change: Change,
     reason: Notice,
     include_thread: bool,
 ) -> Option<Effect> {

@@ -608,7 +608,7 @@ impl ImapSource {
                 .map(|u| self.source_key(uid_validity, *u))
                 .collect();
             store
-                .record_imap_copies(&copied_keys, folder, crate::store::now_millis())
+                .record_imap_copies(&copied_keys, folder, self.pipeline.now())
                 .await?;
         }
         let set = uid_set(&sorted);

@@ -17,8 +17,9 @@ use futures::StreamExt;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::clock::{Clock, Millis, SystemClock};
 use crate::config::OutboxSettings;
-use crate::store::{Millis, OutboxId, OutboxItem, Store, StoreError, now_millis};
+use crate::store::{OutboxId, OutboxItem, Store, StoreError};
 pub use transport::{SendError, Transport};
 
 /// The most rows a worker holds claimed at once (queued and being sent): enough to keep
@@ -45,6 +46,8 @@ pub struct OutboxWorker {
     wakeup: Arc<Notify>,
     /// Names this worker's leases, so that it renews its own rows and nobody else's.
     owner: String,
+    /// Leases, retries and sent times read this clock: the machine's unless told otherwise.
+    clock: Arc<dyn Clock>,
 }
 
 impl OutboxWorker {
@@ -66,7 +69,14 @@ impl OutboxWorker {
             settings,
             wakeup,
             owner,
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// Reads `clock` instead of the machine's (the gateway passes the one clock it runs on).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Claims what is due and sends it. Returns what happened; tests drive this directly.
@@ -76,7 +86,7 @@ impl OutboxWorker {
     /// second worker never takes a row this one is still sending. Only a worker that died
     /// (or stalled past a whole lease) loses its rows to another.
     pub async fn step(&self) -> Result<StepReport, StoreError> {
-        let now = now_millis();
+        let now = self.clock.now();
         let lease = self.lease();
         let items = self
             .store
@@ -93,7 +103,14 @@ impl OutboxWorker {
         }
         let ids: Vec<OutboxId> = items.iter().map(|i| i.id).collect();
         let sending = futures::stream::iter(items)
-            .map(|item| send_and_mark(self.store.clone(), self.transport.clone(), item))
+            .map(|item| {
+                send_and_mark(
+                    self.store.clone(),
+                    self.transport.clone(),
+                    self.clock.clone(),
+                    item,
+                )
+            })
             .buffer_unordered(self.settings.concurrency)
             .collect::<Vec<_>>();
         tokio::pin!(sending);
@@ -138,7 +155,7 @@ impl OutboxWorker {
         if ids.is_empty() {
             return;
         }
-        let until = now_millis() + self.lease().as_millis() as Millis;
+        let until = self.clock.now() + self.lease().as_millis() as Millis;
         match self.store.renew_lease(ids, &self.owner, until).await {
             Ok(n) if (n as usize) < ids.len() => tracing::warn!(
                 renewed = n,
@@ -156,7 +173,7 @@ impl OutboxWorker {
         error: SendError,
         report: &mut StepReport,
     ) -> Result<(), StoreError> {
-        let now = now_millis();
+        let now = self.clock.now();
         match error {
             SendError::Temporary(e) if item.attempts < self.settings.max_attempts => {
                 let delay = self.backoff(item.attempts);
@@ -215,7 +232,11 @@ impl OutboxWorker {
         let lease = self.lease();
         let concurrency = self.settings.concurrency;
         let (marks, marked) = tokio::sync::mpsc::unbounded_channel();
-        let marker = tokio::spawn(mark_sent_as_accepted(self.store.clone(), marked));
+        let marker = tokio::spawn(mark_sent_as_accepted(
+            self.store.clone(),
+            self.clock.clone(),
+            marked,
+        ));
         // Each send is a task of its own, so it keeps running while this loop awaits the
         // store.
         let mut in_flight = tokio::task::JoinSet::new();
@@ -229,7 +250,7 @@ impl OutboxWorker {
             if !shutdown.is_cancelled() && queue.len() < concurrency {
                 let room = (CLAIM_BATCH as usize).saturating_sub(queue.len() + in_flight.len());
                 if room > 0 {
-                    let now = now_millis();
+                    let now = self.clock.now();
                     match self
                         .store
                         .claim_outbox(
@@ -270,7 +291,7 @@ impl OutboxWorker {
                 }
                 let wait = match self.store.outbox_backlog().await {
                     Ok((_, Some(next))) => {
-                        Duration::from_millis((next - now_millis()).clamp(0, 60_000) as u64)
+                        Duration::from_millis((next - self.clock.now()).clamp(0, 60_000) as u64)
                     }
                     _ => Duration::from_secs(60),
                 };
@@ -300,7 +321,7 @@ impl OutboxWorker {
         for item in queue {
             if let Err(e) = self
                 .store
-                .mark_retry(item.id, now_millis(), "handed back at shutdown")
+                .mark_retry(item.id, self.clock.now(), "handed back at shutdown")
                 .await
             {
                 tracing::warn!(outbox = item.id, error = %e, "cannot hand a claimed mail back");
@@ -332,7 +353,7 @@ impl OutboxWorker {
             .unwrap_or_else(|panic| {
                 Err(SendError::Temporary(format!(
                     "the transport panicked: {}",
-                    crate::app::panic_message(panic.as_ref())
+                    crate::stage::panic_message(panic.as_ref())
                 )))
             });
             if result.is_ok() {
@@ -358,6 +379,7 @@ const MARK_GATHER: Duration = Duration::from_millis(5);
 /// stays leased and is sent again once its lease runs out (delivery is at least once).
 async fn mark_sent_as_accepted(
     store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
     mut ids: tokio::sync::mpsc::UnboundedReceiver<OutboxId>,
 ) {
     let mut group = Vec::new();
@@ -366,7 +388,7 @@ async fn mark_sent_as_accepted(
         while let Ok(id) = ids.try_recv() {
             group.push(id);
         }
-        if let Err(e) = store.mark_sent(&group, now_millis()).await {
+        if let Err(e) = store.mark_sent(&group, clock.now()).await {
             tracing::error!(rows = group.len(), error = %e, "sent, but cannot record it");
         }
         group.clear();
@@ -375,14 +397,19 @@ async fn mark_sent_as_accepted(
 
 /// Sends one claimed row and, once the server accepted it, marks it sent at once: a
 /// customer's acknowledgement is recorded as sent when it was, not when a batch ends.
-async fn send_and_mark(store: Arc<dyn Store>, transport: Transport, item: OutboxItem) -> Sent {
+async fn send_and_mark(
+    store: Arc<dyn Store>,
+    transport: Transport,
+    clock: Arc<dyn Clock>,
+    item: OutboxItem,
+) -> Sent {
     let result = transport
         .send(item.id, &item.mail_from, &item.rcpt_to, &item.raw)
         .await;
     let marked = match &result {
         Ok(()) => {
             tracing::info!(outbox = item.id, to = ?item.rcpt_to, "mail sent");
-            store.mark_sent(&[item.id], now_millis()).await
+            store.mark_sent(&[item.id], clock.now()).await
         }
         Err(_) => Ok(()),
     };

@@ -14,9 +14,9 @@ use serde::Serialize;
 use std::collections::HashMap;
 
 use crate::domain::{
-    Actor, Category, EmailAddress, EventKind, Language, Priority, ReferenceCode, TicketStatus, Tier,
+    Actor, Category, Dues, EmailAddress, EventKind, Language, Load, Priority, ReferenceCode,
+    TicketClock, TicketStatus, Tier,
 };
-use crate::roster::Load;
 
 pub type TicketId = i64;
 pub type MessageRowId = i64;
@@ -109,10 +109,24 @@ impl From<sqlx::Error> for StoreError {
 }
 
 /// Milliseconds since the Unix epoch.
-pub type Millis = i64;
+pub use crate::clock::{Millis, format_millis};
 
-pub fn now_millis() -> Millis {
-    chrono::Utc::now().timestamp_millis()
+/// Where a mail came from, so a re-read of the same mail is recognised.
+#[derive(Clone, Debug)]
+pub struct SourceRef {
+    /// Unique per source mail: `imap:<mailbox>:<uidvalidity>:<uid>`, `maildir:<name>`.
+    pub key: Option<String>,
+    /// Advanced in the same transaction as the mail's outcome.
+    pub checkpoint: Option<(String, Checkpoint)>,
+}
+
+impl SourceRef {
+    pub fn none() -> Self {
+        Self {
+            key: None,
+            checkpoint: None,
+        }
+    }
 }
 
 /// The part of a ticket that decisions are made on.
@@ -132,7 +146,7 @@ pub struct TicketRef {
     pub reopen_count: u32,
     /// The customer, their Reply-To, the first mail's Cc and those added since.
     pub participants: Vec<EmailAddress>,
-    pub clock: crate::timing::TicketClock,
+    pub clock: TicketClock,
     /// The external vendor (L4) the ticket went to, by name, and their ticket number.
     pub vendor: Option<String>,
     pub vendor_ticket: Option<String>,
@@ -157,8 +171,8 @@ pub struct NewTicket<'a> {
 /// scheduler must next look at it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Timing {
-    pub clock: crate::timing::TicketClock,
-    pub dues: crate::timing::Dues,
+    pub clock: TicketClock,
+    pub dues: Dues,
     pub due_at: Option<Millis>,
 }
 
@@ -756,10 +770,4 @@ pub trait Store: Send + Sync {
     ) -> Result<HashMap<EmailAddress, Load>, StoreError>;
     async fn ticket_detail(&self, code: &ReferenceCode)
     -> Result<Option<TicketDetail>, StoreError>;
-}
-
-pub fn format_millis(ms: Millis) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        .unwrap_or_default()
 }

@@ -252,7 +252,7 @@ fn ticket_ref(row: &SqliteRow) -> Result<TicketRef, StoreError> {
         .iter()
         .map(|a| address(a))
         .collect::<Result<_, _>>()?,
-        clock: crate::timing::TicketClock {
+        clock: TicketClock {
             created_at: row.try_get("created_at")?,
             status_since: row
                 .try_get::<Option<i64>, _>("status_since")?
@@ -260,7 +260,7 @@ fn ticket_ref(row: &SqliteRow) -> Result<TicketRef, StoreError> {
             first_response_at: row.try_get("first_response_at")?,
             sla_used_ms: row.try_get("sla_used_ms")?,
             sla_since: row.try_get("sla_since")?,
-            fired: crate::timing::Fired(row.try_get::<i64, _>("sla_fired")?.clamp(0, 255) as u8),
+            fired: crate::domain::Fired(row.try_get::<i64, _>("sla_fired")?.clamp(0, 255) as u8),
             wait_ms: row.try_get("wait_ms")?,
             reminded_at: row.try_get("reminded_at")?,
             vendor_asked_at: row.try_get("vendor_asked_at")?,

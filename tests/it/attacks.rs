@@ -395,7 +395,9 @@ async fn outbox_status(desk: &Desk, kind: &str, rcpt: &str) -> Vec<(String, i64)
 async fn a_flood_from_one_sender_never_silences_the_agents_and_held_mail_is_deferred_not_dropped() {
     use helpdesk::clock::FixedClock;
     const MIN: i64 = 60_000;
-    let clock = std::sync::Arc::new(FixedClock::at(helpdesk::store::now_millis()));
+    let clock = std::sync::Arc::new(FixedClock::at(helpdesk::clock::Clock::now(
+        &helpdesk::clock::SystemClock,
+    )));
     let desk = Desk::with_clock(&roster_config(), clock.clone()).await;
     let mut codes = Vec::new();
     for i in 0..60 {
@@ -516,7 +518,7 @@ async fn a_flood_from_one_sender_never_silences_the_agents_and_held_mail_is_defe
 #[tokio::test]
 async fn mail_dated_in_the_future_does_not_spend_todays_budget() {
     use helpdesk::clock::FixedClock;
-    let now = helpdesk::store::now_millis();
+    let now = helpdesk::clock::Clock::now(&helpdesk::clock::SystemClock);
     let clock = std::sync::Arc::new(FixedClock::at(now + 365 * 24 * 3_600_000));
     let desk = Desk::with_clock(&embedded_config(), clock.clone()).await;
     for i in 0..12 {

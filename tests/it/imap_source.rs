@@ -9,7 +9,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use futures::TryStreamExt;
 use helpdesk::config::TlsMode;
 use helpdesk::ingest::imap::{ImapSession, ImapSource, PassReport};
-use helpdesk::store::{Checkpoint, now_millis};
+use helpdesk::store::Checkpoint;
+
+fn now_millis() -> i64 {
+    helpdesk::clock::Clock::now(&helpdesk::clock::SystemClock)
+}
 use tokio_util::sync::CancellationToken;
 
 use crate::support::cyrus::Cyrus;

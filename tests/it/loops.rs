@@ -53,7 +53,9 @@ async fn exchange(desk: &Desk, robot: &str, last: &mut i64, first: Vec<Vec<u8>>)
 #[tokio::test]
 async fn a_loop_with_an_autoresponder_dies_out_when_its_budget_is_spent() {
     use helpdesk::clock::FixedClock;
-    let clock = std::sync::Arc::new(FixedClock::at(helpdesk::store::now_millis()));
+    let clock = std::sync::Arc::new(FixedClock::at(helpdesk::clock::Clock::now(
+        &helpdesk::clock::SystemClock,
+    )));
     let desk = Desk::with_clock(&embedded_config(), clock.clone()).await;
     let robot = "robot@example.org";
     let mut last = 0;

@@ -8,6 +8,7 @@ mod corpus;
 mod database;
 mod desk;
 mod dkim;
+mod house;
 mod imap_source;
 mod loops;
 mod mail_stack;

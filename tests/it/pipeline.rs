@@ -2,7 +2,11 @@
 
 use helpdesk::domain::{ReferenceCode, TicketStatus};
 use helpdesk::pipeline::Processed;
-use helpdesk::store::{StoredOutcome, now_millis};
+use helpdesk::store::StoredOutcome;
+
+fn now_millis() -> i64 {
+    helpdesk::clock::Clock::now(&helpdesk::clock::SystemClock)
+}
 
 use crate::support::{Desk, customer_mail};
 

@@ -671,7 +671,7 @@ fn tick_at_a_given_moment_runs_what_fell_due_then() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let now = helpdesk::store::now_millis();
+    let now = helpdesk::clock::Clock::now(&helpdesk::clock::SystemClock);
     assert_eq!(
         count(&format!(
             "SELECT COUNT(*) FROM outbox WHERE next_attempt_at > {}",
@@ -888,7 +888,7 @@ async fn due_work_is_leased_to_one_scheduler_at_a_time() {
         .await;
     let store = t.desk.app.pipeline.store().clone();
     let later = at("2026-12-30T09:00:00+01:00");
-    let machine_now = helpdesk::store::now_millis();
+    let machine_now = helpdesk::clock::Clock::now(&helpdesk::clock::SystemClock);
     let first = store
         .claim_due(later, machine_now, machine_now + 60_000, 10, "gateway-a")
         .await

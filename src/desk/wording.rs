@@ -8,12 +8,12 @@
 use chrono::{DateTime, Datelike, Timelike};
 use chrono_tz::Tz;
 
+use crate::clock::Millis;
 use crate::desk::mail_command::{CommandLineError, Expected};
 use crate::domain::{
     Category, EmailAddress, Language, Priority, ReferenceCode, Refusal, TicketStatus, Tier,
 };
 use crate::roster::Roster;
-use crate::store::Millis;
 
 /// One of the desk's service targets, as people name it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
