@@ -965,7 +965,11 @@ mod tests {
             },
             Refusal::WaitOutOfRange(std::time::Duration::from_secs(400 * 86_400)),
             Refusal::SamePriority(Priority::High),
-            Refusal::SameCategory(printer),
+            Refusal::SameCategory(printer.clone()),
+            Refusal::NoSuchCategory {
+                name: "imprimnate".parse().unwrap(),
+                known: vec![printer, crate::domain::Category::general()],
+            },
             Refusal::SupportAddress,
             Refusal::NotReopenable(TicketStatus::Open),
         ];

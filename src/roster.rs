@@ -85,6 +85,11 @@ impl Roster {
 
     /// "imprimante", "printer": the configured label, else the built-in one, else the id
     /// (a category of the desk's own rules that nobody named).
+    /// The categories the configuration gave labels to (`[categories.ID]`).
+    pub fn labelled_categories(&self) -> impl Iterator<Item = &Category> {
+        self.category_labels.keys()
+    }
+
     pub fn category_label(&self, category: &Category, language: Language) -> String {
         self.category_labels
             .get(category)

@@ -375,6 +375,21 @@ pub struct Rules {
 }
 
 impl Rules {
+    /// Every category a ticket can be put in: the rules' own (custom, then built-in) and
+    /// `general`, where a mail no rule matches goes. What `#category` accepts.
+    pub fn categories(&self) -> Vec<Category> {
+        let mut all: Vec<Category> = Vec::new();
+        for rule in self.custom.iter().chain(&self.builtin) {
+            if !all.contains(&rule.category) {
+                all.push(rule.category.clone());
+            }
+        }
+        if !all.contains(&Category::general()) {
+            all.push(Category::general());
+        }
+        all
+    }
+
     /// `custom` first, then the built-in IT support set when `builtin` is true.
     pub fn new(custom: Vec<Rule>, builtin: bool) -> Rules {
         Rules {

@@ -253,6 +253,18 @@ pub(super) struct RawDesk {
 }
 
 impl DeskSettings {
+    /// The categories a ticket can be put in: the rules' (see [`Rules::categories`]) and
+    /// those the configuration labels. Anything else is a typo, refused by `#category`.
+    pub fn known_categories(&self) -> Vec<Category> {
+        let mut known = self.rules.categories();
+        for c in self.roster.labelled_categories() {
+            if !known.contains(c) {
+                known.push(c.clone());
+            }
+        }
+        known
+    }
+
     /// With agents on the roster, mail from their addresses moves tickets and reaches
     /// customers from the support address: anyone can write such a From. The gateway that
     /// files mail (`run`, `ingest`, `check-config`) refuses to start until the operator

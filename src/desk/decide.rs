@@ -1745,6 +1745,13 @@ fn command_plan(s: &CommandSituation<'_>) -> Result<Plan, Refusal> {
             if *c == t.category {
                 return Err(Refusal::SameCategory(c.clone()));
             }
+            let known = s.desk.known_categories();
+            if !known.contains(c) {
+                return Err(Refusal::NoSuchCategory {
+                    name: c.clone(),
+                    known,
+                });
+            }
             vec![
                 Effect::SetCategory(c.clone()),
                 record(
@@ -2646,6 +2653,36 @@ mod tests {
             loads: &loads,
             now: 1_000,
         })
+    }
+
+    #[test]
+    fn a_category_the_desk_does_not_know_is_refused_with_the_list() {
+        let t = ticket(TicketStatus::Open, Tier::L1FrontLine, None, 0);
+        let typo: Category = "imprimnate".parse().unwrap();
+        let Err(Refusal::NoSuchCategory { name, known }) =
+            command(&t, Command::SetCategory(typo.clone()))
+        else {
+            panic!("a typo must be refused")
+        };
+        assert_eq!(name, typo);
+        let known: Vec<&str> = known.iter().map(|c| c.as_str()).collect();
+        for id in ["printer", "account", "security", "general"] {
+            assert!(known.contains(&id), "{known:?}");
+        }
+        let plan = command(&t, Command::SetCategory("network".parse().unwrap())).unwrap();
+        assert!(
+            plan.effects
+                .contains(&Effect::SetCategory("network".parse().unwrap()))
+        );
+
+        // A category of the desk's own rules or labels is known too.
+        let mut d = desk();
+        d.roster = d.roster.with_category_labels(
+            [("badges".parse().unwrap(), Default::default())]
+                .into_iter()
+                .collect(),
+        );
+        assert!(d.known_categories().contains(&"badges".parse().unwrap()));
     }
 
     #[test]

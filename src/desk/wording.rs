@@ -396,6 +396,11 @@ fn refusal(r: &Refusal, language: Language, w: &Wording<'_>) -> String {
         Refusal::SameCategory(c) => {
             format!("la catégorie est déjà {}", w.roster.category_label(c, language))
         }
+        Refusal::NoSuchCategory { name, known } => format!(
+            "aucune catégorie ne s'appelle « {} » (catégories connues : {} ; d'autres viennent des [[routing.rules]] de helpdesk.toml)",
+            name.as_str(),
+            known.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ")
+        ),
         Refusal::SupportAddress => "c'est l'adresse du support".into(),
         Refusal::NotReopenable(s) => {
             format!("le ticket est {}, ni résolu ni clôturé", status(*s))

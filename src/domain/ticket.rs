@@ -154,10 +154,24 @@ pub enum Refusal {
     SamePriority(Priority),
     #[error("the category is already {0}")]
     SameCategory(Category),
+    #[error("{}", no_such_category(name, known))]
+    NoSuchCategory {
+        name: Category,
+        known: Vec<Category>,
+    },
     #[error("that is the support address")]
     SupportAddress,
     #[error("the ticket is {0}, not resolved or closed")]
     NotReopenable(TicketStatus),
+}
+
+fn no_such_category(name: &Category, known: &[Category]) -> String {
+    let known: Vec<&str> = known.iter().map(|c| c.as_str()).collect();
+    format!(
+        "no category named {:?} (known: {}; more come from [[routing.rules]] in helpdesk.toml)",
+        name.as_str(),
+        known.join(", ")
+    )
 }
 
 fn no_such_vendor(name: &str, known: &[String]) -> String {
