@@ -134,15 +134,15 @@ pub async fn apply(
                 let f = facts
                     .as_mut()
                     .ok_or(StoreError::BadPlan("a status without a ticket"))?;
-                tx.set_ticket_status(f.id, *to, *reopened, now).await?;
-                f.status = *to;
+                tx.set_ticket_status(f.id, to.to(), *reopened, now).await?;
+                f.status = to.to();
             }
             Effect::ChangeTier(tier) => {
                 let f = facts
                     .as_mut()
                     .ok_or(StoreError::BadPlan("a tier without a ticket"))?;
-                tx.set_tier(f.id, *tier, now).await?;
-                f.tier = *tier;
+                tx.set_tier(f.id, tier.to(), now).await?;
+                f.tier = tier.to();
             }
             Effect::Assign(agent) => {
                 let f = facts

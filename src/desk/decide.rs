@@ -881,8 +881,8 @@ fn follow_up(
     if matches!(actor, Actor::Customer(_) | Actor::Participant(_)) {
         let next = ticket.status.on_customer_reply();
         reopened = ticket.status.reopens_on_reply();
-        if next != ticket.status {
-            effects.push(Effect::SetStatus { to: next, reopened });
+        if let Ok(to) = ticket.status.transition(next) {
+            effects.push(Effect::SetStatus { to, reopened });
             effects.push(record(
                 if reopened {
                     EventKind::Reopened
@@ -1044,12 +1044,12 @@ fn after(ticket: &TicketRef, effects: &[Effect]) -> TicketRef {
     for e in effects {
         match e {
             Effect::SetStatus { to, reopened } => {
-                t.status = *to;
+                t.status = to.to();
                 if *reopened {
                     t.reopen_count += 1;
                 }
             }
-            Effect::ChangeTier(tier) => t.tier = *tier,
+            Effect::ChangeTier(tier) => t.tier = tier.to(),
             Effect::Assign(a) => t.assignee = a.clone(),
             Effect::SetPriority(p) => t.priority = *p,
             Effect::SetCategory(c) => t.category = c.clone(),
@@ -1258,9 +1258,17 @@ fn agent_on_ticket(s: &MailSituation<'_>, ticket: &TicketRef, agent: &EmailAddre
         let status_commanded = effects
             .iter()
             .any(|e| matches!(e, Effect::SetStatus { .. }));
-        if !status_commanded && matches!(state.status, TicketStatus::New | TicketStatus::Open) {
+        let waiting = matches!(state.status, TicketStatus::New | TicketStatus::Open)
+            .then(|| {
+                state
+                    .status
+                    .transition(TicketStatus::WaitingOnCustomer)
+                    .ok()
+            })
+            .flatten();
+        if let Some(to) = waiting.filter(|_| !status_commanded) {
             effects.push(Effect::SetStatus {
-                to: TicketStatus::WaitingOnCustomer,
+                to,
                 reopened: false,
             });
             effects.push(record(
@@ -1460,19 +1468,20 @@ pub(super) fn escalation(
     desk: &DeskSettings,
     gateway: &GatewaySettings,
     ticket: &TicketRef,
-    to: Tier,
+    to: TierMove,
     reason: Option<Notice>,
     loads: &HashMap<EmailAddress, Load>,
     actor: &Actor,
 ) -> Vec<Effect> {
-    let mut effects = vec![
-        Effect::ChangeTier(to),
+    let mut effects = vec![Effect::ChangeTier(to)];
+    let to = to.to();
+    effects.extend([
         record(
             EventKind::Escalated,
             actor,
             json!({ "from": ticket.tier.as_str(), "to": to.as_str(), "reason": reason.as_ref().map(|r| r.to_string()) }),
         ),
-    ];
+    ]);
     let chosen = desk.roster.choose(
         to,
         &ticket.category,
@@ -1503,7 +1512,7 @@ pub(super) fn status_change(
     change: Option<Change>,
 ) -> Result<Vec<Effect>, Refusal> {
     let next = ticket.status.transition(to)?;
-    let reopened = ticket.status.reopens_on_reply() && next == TicketStatus::Open;
+    let reopened = ticket.status.reopens_on_reply() && next.to() == TicketStatus::Open;
     let mut effects = vec![
         Effect::SetStatus { to: next, reopened },
         record(
@@ -1513,7 +1522,7 @@ pub(super) fn status_change(
                 EventKind::StatusChanged
             },
             actor,
-            json!({ "from": ticket.status.as_str(), "to": next.as_str() }),
+            json!({ "from": ticket.status.as_str(), "to": next.to().as_str() }),
         ),
     ];
     if let Some(change) = change {
@@ -1586,7 +1595,7 @@ fn to_vendor(
     }
     let mut effects = Vec::new();
     if t.tier != Tier::L4Vendor {
-        effects.push(Effect::ChangeTier(Tier::L4Vendor));
+        effects.push(Effect::ChangeTier(t.tier.escalate(Some(Tier::L4Vendor))?));
         effects.push(record(
             EventKind::Escalated,
             &s.actor,
@@ -1678,7 +1687,7 @@ fn command_plan(s: &CommandSituation<'_>) -> Result<Plan, Refusal> {
             let tier = t.tier.escalate(*to)?;
             // L4 is an external vendor's: a ticket sent there with nobody to send it to
             // would sit unassigned while the customer is told a vendor has it.
-            if tier == Tier::L4Vendor {
+            if tier.to() == Tier::L4Vendor {
                 return Err(Refusal::VendorNeeded {
                     known: s.desk.time.vendor_names(),
                 });
@@ -2192,10 +2201,11 @@ mod tests {
         assert!(reply.forward_attachments);
         assert!(reply.new_text.as_ref().unwrap().text.contains("Redémarrez"));
         assert!(plan.effects.contains(&Effect::FirstResponse));
-        assert!(plan.effects.contains(&Effect::SetStatus {
-            to: TicketStatus::WaitingOnCustomer,
-            reopened: false
-        }));
+        assert!(
+            plan.effects
+                .iter()
+                .any(|e| e.status_to() == Some((TicketStatus::WaitingOnCustomer, false)))
+        );
         assert!(receipt(&plan).is_empty(), "no commands, no receipt");
     }
 
@@ -2387,10 +2397,11 @@ mod tests {
             0,
         );
         let plan = customer_reply(&open, "RÉSOLU\nMerci !");
-        assert!(plan.effects.contains(&Effect::SetStatus {
-            to: TicketStatus::Resolved,
-            reopened: false
-        }));
+        assert!(
+            plan.effects
+                .iter()
+                .any(|e| e.status_to() == Some((TicketStatus::Resolved, false)))
+        );
         assert!(
             plan.queued()
                 .contains(&(Template::StatusUpdate, &addr("marie@example.fr")))
@@ -2446,13 +2457,10 @@ mod tests {
             PlannedOutcome::NewTicket,
             "handled as a stranger's mail"
         );
-        assert!(!plan.effects.iter().any(|e| matches!(
-            e,
-            Effect::SetStatus {
-                to: TicketStatus::Closed,
-                ..
-            }
-        )));
+        assert!(!plan.effects.iter().any(|e| {
+            e.status_to()
+                .is_some_and(|(to, _)| to == TicketStatus::Closed)
+        }));
         let refusal = plan.effects.iter().find_map(|e| match e {
             Effect::Queue(m)
                 if m.template == Template::AgentReceipt && m.to == addr("alice@example.com") =>
@@ -2490,13 +2498,10 @@ mod tests {
         );
         s.sender_is_participant = false;
         let plan = decide_mail(&s);
-        assert!(plan.effects.iter().any(|e| matches!(
-            e,
-            Effect::SetStatus {
-                to: TicketStatus::Closed,
-                ..
-            }
-        )));
+        assert!(plan.effects.iter().any(|e| {
+            e.status_to()
+                .is_some_and(|(to, _)| to == TicketStatus::Closed)
+        }));
     }
 
     #[test]
@@ -2597,7 +2602,11 @@ mod tests {
             &d,
             &loads,
         ));
-        assert!(plan.effects.contains(&Effect::ChangeTier(Tier::L2Advanced)));
+        assert!(
+            plan.effects
+                .iter()
+                .any(|e| e.tier_to() == Some(Tier::L2Advanced))
+        );
         assert!(
             plan.effects
                 .contains(&Effect::Assign(Some(addr("bob@example.com"))))
@@ -2702,7 +2711,7 @@ mod tests {
             },
         )
         .unwrap();
-        assert_eq!(plan.effects[0], Effect::ChangeTier(Tier::L2Advanced));
+        assert_eq!(plan.effects[0].tier_to(), Some(Tier::L2Advanced));
         assert_eq!(
             plan.queued(),
             vec![
@@ -2775,11 +2784,8 @@ mod tests {
         );
         let plan = command(&open, Command::Resolve).unwrap();
         assert_eq!(
-            plan.effects[0],
-            Effect::SetStatus {
-                to: TicketStatus::Resolved,
-                reopened: false
-            }
+            plan.effects[0].status_to(),
+            Some((TicketStatus::Resolved, false))
         );
         assert_eq!(
             plan.queued(),
@@ -2793,11 +2799,8 @@ mod tests {
         );
         let plan = command(&resolved, Command::Reopen).unwrap();
         assert_eq!(
-            plan.effects[0],
-            Effect::SetStatus {
-                to: TicketStatus::Open,
-                reopened: true
-            }
+            plan.effects[0].status_to(),
+            Some((TicketStatus::Open, true))
         );
         assert_eq!(plan.events(), vec![EventKind::Reopened]);
         let plan = command(&open, Command::Assign(addr("bob@example.com"))).unwrap();

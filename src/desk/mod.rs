@@ -13,7 +13,8 @@ pub mod wording;
 use serde_json::Value;
 
 use crate::domain::{
-    Actor, Category, EmailAddress, EventKind, Language, Priority, ReferenceCode, TicketStatus, Tier,
+    Actor, Category, EmailAddress, EventKind, Language, Priority, ReferenceCode, StatusMove,
+    TicketStatus, Tier, TierMove,
 };
 use crate::inbound::MachineKind;
 use crate::render::{AttachmentLine, AutoSubmitted, Change, Template};
@@ -111,11 +112,13 @@ pub enum Effect {
     /// Store the mail being processed, with what it became.
     FileMail(Filing),
     AddParticipant(EmailAddress, ParticipantRole),
+    /// Only [`TicketStatus::transition`] makes a `StatusMove`: no plan bypasses the rules.
     SetStatus {
-        to: TicketStatus,
+        to: StatusMove,
         reopened: bool,
     },
-    ChangeTier(Tier),
+    /// Only [`Tier::escalate`] makes a `TierMove`: tiers only go up.
+    ChangeTier(TierMove),
     /// `None`: nobody on the roster has the ticket.
     Assign(Option<EmailAddress>),
     SetPriority(Priority),
@@ -140,6 +143,24 @@ pub enum Effect {
     /// The ticket's clock and next due time as the plan leaves them: every plan on a ticket
     /// ends with one, computed by `decide` from the ticket's state.
     Timing(crate::store::Timing),
+}
+
+impl Effect {
+    /// For a status change: the status it moves to, and whether that is a reopening.
+    pub fn status_to(&self) -> Option<(TicketStatus, bool)> {
+        match self {
+            Effect::SetStatus { to, reopened } => Some((to.to(), *reopened)),
+            _ => None,
+        }
+    }
+
+    /// For an escalation: the tier it moves to.
+    pub fn tier_to(&self) -> Option<Tier> {
+        match self {
+            Effect::ChangeTier(to) => Some(to.to()),
+            _ => None,
+        }
+    }
 }
 
 /// Changes to a ticket's clock other than those its status, priority or first response

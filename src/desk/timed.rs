@@ -46,10 +46,10 @@ pub fn with_timing(mut plan: Plan, desk: &DeskSettings, now: Millis) -> Plan {
     for effect in &plan.effects {
         match effect {
             Effect::SetStatus { to, .. } => {
-                timing::on_status(&mut clock, status, *to, now, &desk.time.calendar);
-                status = *to;
+                timing::on_status(&mut clock, status, to.to(), now, &desk.time.calendar);
+                status = to.to();
             }
-            Effect::ChangeTier(t) => tier = *t,
+            Effect::ChangeTier(t) => tier = t.to(),
             Effect::SetPriority(p) => priority = *p,
             Effect::SetCategory(c) => category = c.clone(),
             Effect::SetVendor(v) => vendor = Some(v.clone()),

@@ -15,4 +15,4 @@ pub use language::Language;
 pub use load::Load;
 pub use reference_code::{CodePrefix, ReferenceCode};
 pub use service_level::{Dues, Fired, TicketClock};
-pub use ticket::{Category, Priority, Refusal, TicketStatus, Tier};
+pub use ticket::{Category, Priority, Refusal, StatusMove, TicketStatus, Tier, TierMove};

@@ -244,7 +244,11 @@ impl TicketStatus {
     /// The only way a ticket's status changes by someone's decision. `reopen` is how a
     /// resolved or closed ticket comes back; anything else to a status it is already in,
     /// or out of `closed` but by reopening, is refused.
-    pub fn transition(self, to: TicketStatus) -> Result<TicketStatus, Refusal> {
+    pub fn transition(self, to: TicketStatus) -> Result<StatusMove, Refusal> {
+        self.allows(to).map(|to| StatusMove { from: self, to })
+    }
+
+    fn allows(self, to: TicketStatus) -> Result<TicketStatus, Refusal> {
         use TicketStatus::*;
         if self == to {
             return Err(Refusal::AlreadyThere(self));
@@ -260,6 +264,41 @@ impl TicketStatus {
             (Resolved, WaitingOnCustomer) => Err(Refusal::Status { from: self, to }),
             _ => Err(Refusal::Status { from: self, to }),
         }
+    }
+}
+
+/// A status change the rules allow. Only [`TicketStatus::transition`] makes one, so a plan
+/// cannot carry a move the rules forbid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StatusMove {
+    from: TicketStatus,
+    to: TicketStatus,
+}
+
+impl StatusMove {
+    pub fn from(self) -> TicketStatus {
+        self.from
+    }
+
+    pub fn to(self) -> TicketStatus {
+        self.to
+    }
+}
+
+/// An escalation the rules allow (always upwards). Only [`Tier::escalate`] makes one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TierMove {
+    from: Tier,
+    to: Tier,
+}
+
+impl TierMove {
+    pub fn from(self) -> Tier {
+        self.from
+    }
+
+    pub fn to(self) -> Tier {
+        self.to
     }
 }
 
@@ -293,7 +332,11 @@ impl Tier {
 
     /// Where a ticket at `self` goes when escalated: `to`, or the next tier up. Refused
     /// when `to` is not above `self` or there is nothing above.
-    pub fn escalate(self, to: Option<Tier>) -> Result<Tier, Refusal> {
+    pub fn escalate(self, to: Option<Tier>) -> Result<TierMove, Refusal> {
+        self.above(to).map(|to| TierMove { from: self, to })
+    }
+
+    fn above(self, to: Option<Tier>) -> Result<Tier, Refusal> {
         match to {
             Some(to) if to > self => Ok(to),
             Some(to) => Err(Refusal::NotUp { from: self, to }),
@@ -363,23 +406,23 @@ mod tests {
     #[test]
     fn tiers_escalate_in_order() {
         assert!(Tier::L1FrontLine < Tier::L2Advanced && Tier::L3Expert < Tier::L4Vendor);
-        assert_eq!(Tier::L1FrontLine.escalate(None), Ok(Tier::L2Advanced));
+        assert_eq!(Tier::L1FrontLine.above(None), Ok(Tier::L2Advanced));
         assert_eq!(
-            Tier::L1FrontLine.escalate(Some(Tier::L3Expert)),
+            Tier::L1FrontLine.above(Some(Tier::L3Expert)),
             Ok(Tier::L3Expert)
         );
-        assert_eq!(Tier::L3Expert.escalate(None), Ok(Tier::L4Vendor));
+        assert_eq!(Tier::L3Expert.above(None), Ok(Tier::L4Vendor));
     }
 
     #[test]
     fn escalation_never_goes_down_or_past_the_top() {
         assert!(matches!(
-            Tier::L2Advanced.escalate(Some(Tier::L1FrontLine)),
+            Tier::L2Advanced.above(Some(Tier::L1FrontLine)),
             Err(Refusal::NotUp { .. })
         ));
-        assert!(Tier::L2Advanced.escalate(Some(Tier::L2Advanced)).is_err());
+        assert!(Tier::L2Advanced.above(Some(Tier::L2Advanced)).is_err());
         assert_eq!(
-            Tier::L4Vendor.escalate(None),
+            Tier::L4Vendor.above(None),
             Err(Refusal::TopTier(Tier::L4Vendor))
         );
     }
@@ -387,18 +430,18 @@ mod tests {
     #[test]
     fn transitions_refuse_what_a_ticket_cannot_do() {
         use TicketStatus::*;
-        assert_eq!(Open.transition(Resolved), Ok(Resolved));
-        assert_eq!(New.transition(Resolved), Ok(Resolved));
-        assert_eq!(Resolved.transition(Closed), Ok(Closed));
-        assert_eq!(Resolved.transition(Open), Ok(Open));
-        assert_eq!(Closed.transition(Open), Ok(Open));
-        assert_eq!(Closed.transition(Resolved), Err(Refusal::Closed));
+        assert_eq!(Open.allows(Resolved), Ok(Resolved));
+        assert_eq!(New.allows(Resolved), Ok(Resolved));
+        assert_eq!(Resolved.allows(Closed), Ok(Closed));
+        assert_eq!(Resolved.allows(Open), Ok(Open));
+        assert_eq!(Closed.allows(Open), Ok(Open));
+        assert_eq!(Closed.allows(Resolved), Err(Refusal::Closed));
         assert_eq!(
-            Resolved.transition(Resolved),
+            Resolved.allows(Resolved),
             Err(Refusal::AlreadyThere(Resolved))
         );
-        assert!(Open.transition(New).is_err());
-        assert!(Resolved.transition(WaitingOnCustomer).is_err());
+        assert!(Open.allows(New).is_err());
+        assert!(Resolved.allows(WaitingOnCustomer).is_err());
     }
 
     #[test]
