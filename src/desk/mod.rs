@@ -6,6 +6,8 @@
 
 pub mod apply;
 pub mod decide;
+mod effects;
+pub mod heuristics;
 pub mod mail_command;
 pub mod timed;
 pub mod wording;

@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde_json::json;
 
-use super::decide::{
+use super::effects::{
     agent_mail, customer_status, escalation, record, status_change, ticket_watcher,
 };
 use super::*;

@@ -1,0 +1,268 @@
+//! An agent's mail on a ticket: its commands applied one after the other, then the
+//! answer relayed to the customer or kept as an internal note, and the receipt.
+
+use serde_json::json;
+
+use super::*;
+
+/// The ticket as `effects` leave it, so the next command of the same mail sees the
+/// change the previous one made (`#take` then `#resolve`).
+pub(super) fn after(ticket: &TicketRef, effects: &[Effect]) -> TicketRef {
+    let mut t = ticket.clone();
+    for e in effects {
+        match e {
+            Effect::SetStatus { to, reopened } => {
+                t.status = to.to();
+                if *reopened {
+                    t.reopen_count += 1;
+                }
+            }
+            Effect::ChangeTier(tier) => t.tier = tier.to(),
+            Effect::Assign(a) => t.assignee = a.clone(),
+            Effect::SetPriority(p) => t.priority = *p,
+            Effect::SetCategory(c) => t.category = c.clone(),
+            _ => {}
+        }
+    }
+    t
+}
+
+/// What one command line did, for the receipt.
+pub(super) fn describe(command: &MailCommand, before: &TicketRef, after: &TicketRef) -> Notice {
+    match command {
+        MailCommand::Resolve | MailCommand::Close | MailCommand::Reopen | MailCommand::Wait(_) => {
+            Notice::StatusMoved {
+                from: before.status,
+                to: after.status,
+            }
+        }
+        MailCommand::Escalate { .. } => Notice::TierMoved {
+            from: before.tier,
+            to: after.tier,
+            assignee: after.assignee.as_ref().map(|a| a.to_string()),
+        },
+        MailCommand::Assign(a) => Notice::AssignedTo(a.to_string()),
+        MailCommand::Take => Notice::AssignedToYou,
+        MailCommand::Priority(p) => Notice::PriorityMoved {
+            from: before.priority,
+            to: *p,
+        },
+        MailCommand::Category(c) => Notice::CategoryMoved {
+            from: before.category.clone(),
+            to: c.clone(),
+        },
+        MailCommand::Cc(a) => Notice::WillReceiveReplies(a.clone()),
+        MailCommand::Note => Notice::InternalNote,
+    }
+}
+
+/// An agent's mail on a ticket: commands at the top (each applied through
+/// `decide_command`, or refused), then either an internal note or a public reply relayed
+/// to the customer and the participants; a receipt when there were commands.
+pub(super) fn agent_on_ticket(
+    s: &MailSituation<'_>,
+    ticket: &TicketRef,
+    agent: &EmailAddress,
+) -> Vec<Effect> {
+    let actor = Actor::Agent(agent.clone());
+    let commands = mail_command::parse(&s.mail.reply_text);
+    let mut effects = Vec::new();
+    let mut state = ticket.clone();
+    let mut receipt = Vec::new();
+    for (line, parsed) in &commands.lines {
+        let (applied, result) = match parsed {
+            Err(e) => (false, Notice::NotUnderstood(e.clone())),
+            Ok(MailCommand::Note) => (true, describe(&MailCommand::Note, &state, &state)),
+            Ok(command) => {
+                let desk_command = match command {
+                    MailCommand::Resolve => Command::Resolve,
+                    MailCommand::Close => Command::Close,
+                    MailCommand::Reopen => Command::Reopen,
+                    MailCommand::Escalate { to, reason } => {
+                        let (vendor, reason) =
+                            vendor_named(&s.desk.time.vendors, *to, reason.as_deref());
+                        Command::Escalate {
+                            to: *to,
+                            reason,
+                            vendor,
+                        }
+                    }
+                    MailCommand::Assign(a) => Command::Assign(a.clone()),
+                    MailCommand::Take => Command::Assign(agent.clone()),
+                    MailCommand::Priority(p) => Command::SetPriority(*p),
+                    MailCommand::Category(c) => Command::SetCategory(c.clone()),
+                    MailCommand::Wait(d) => Command::Wait(Some(*d)),
+                    MailCommand::Cc(a) => Command::AddParticipant(a.clone()),
+                    MailCommand::Note => unreachable!("handled above"),
+                };
+                match command_plan(&CommandSituation {
+                    ticket: &state,
+                    command: &desk_command,
+                    actor: actor.clone(),
+                    gateway: s.gateway,
+                    desk: s.desk,
+                    loads: s.loads,
+                    now: s.now,
+                }) {
+                    Ok(plan) => {
+                        let next = after(&state, &plan.effects);
+                        let text = describe(command, &state, &next);
+                        effects.extend(plan.effects);
+                        state = next;
+                        (true, text)
+                    }
+                    Err(refusal) => (false, Notice::Refused(refusal)),
+                }
+            }
+        };
+        receipt.push(Receipt {
+            command: line.clone(),
+            applied,
+            result,
+        });
+    }
+    let text = if commands.is_empty() {
+        s.mail.reply_text.trim().to_string()
+    } else {
+        commands.rest.trim().to_string()
+    };
+    // The customer receives the agent's signature with the words, never the quoted history.
+    let signed = if s.mail.signature.is_empty() || text.is_empty() {
+        text.clone()
+    } else {
+        format!("{text}\n\n-- \n{}", s.mail.signature)
+    };
+    let agent_name = s
+        .desk
+        .roster
+        .agent(agent)
+        .map(|a| a.name.clone())
+        .unwrap_or_else(|| agent.to_string());
+    let attachments: Vec<AttachmentLine> = s
+        .mail
+        .attachments
+        .iter()
+        .map(|a| AttachmentLine::new(a.filename.as_deref(), a.content.len() as u64))
+        .collect();
+    if commands.has_note() {
+        effects.push(record(
+            EventKind::NoteAdded,
+            &actor,
+            json!({ "chars": text.chars().count() }),
+        ));
+        // The assignee, or the tier's address, unless the note is their own.
+        let to = state
+            .assignee
+            .clone()
+            .or_else(|| s.desk.roster.tier_address(state.tier).cloned())
+            .filter(|a| a != agent);
+        if let Some(to) = to
+            && !text.is_empty()
+        {
+            effects.push(Effect::Queue(agent_mail(
+                s.desk,
+                s.gateway,
+                Template::AgentNote,
+                &to,
+                None,
+                false,
+                Some(NewText {
+                    from: agent_name.clone(),
+                    text: text.clone(),
+                    attachments: attachments.clone(),
+                    reopened: false,
+                }),
+            )));
+        }
+    } else if !text.is_empty() {
+        let mut recipients = vec![state.customer.clone()];
+        for p in s.participants.iter().filter(|_| s.desk.notify_participants) {
+            if !recipients.contains(p) && s.desk.roster.agent(p).is_none() {
+                recipients.push(p.clone());
+            }
+        }
+        // The answer goes out before the status mail a command of the same mail queued
+        // (`#resolve` and an answer): the customer reads the answer, then "resolved",
+        // threaded under it.
+        let at = effects
+            .iter()
+            .position(|e| matches!(e, Effect::Queue(m) if recipients.contains(&m.to)))
+            .unwrap_or(effects.len());
+        let mut replies: Vec<Effect> = Vec::new();
+        for to in recipients {
+            let name = (to == state.customer)
+                .then(|| state.customer_name.clone())
+                .flatten();
+            replies.push(Effect::Queue(OutgoingMail {
+                template: Template::AgentReply,
+                to,
+                to_name: name,
+                language: state.language,
+                auto_submitted: None,
+                from_name: Some(
+                    s.desk
+                        .reply_from
+                        .replace("{agent}", &agent_name)
+                        .replace("{support}", &s.gateway.support_name),
+                ),
+                forward_attachments: true,
+                receipt: Vec::new(),
+                change: None,
+                reason: None,
+                include_thread: false,
+                answers_mail: false,
+                new_text: Some(NewText {
+                    from: agent_name.clone(),
+                    text: signed.clone(),
+                    attachments: attachments.clone(),
+                    reopened: false,
+                }),
+            }));
+        }
+        effects.splice(at..at, replies);
+        effects.push(record(
+            EventKind::AgentReplied,
+            &actor,
+            json!({ "chars": text.chars().count(), "attachments": attachments.len() }),
+        ));
+        effects.push(Effect::FirstResponse);
+        // An answer puts the ball in the customer's court, unless a command of the same
+        // mail already decided the status (`#resolve` with a closing word).
+        let status_commanded = effects
+            .iter()
+            .any(|e| matches!(e, Effect::SetStatus { .. }));
+        let waiting = matches!(state.status, TicketStatus::New | TicketStatus::Open)
+            .then(|| {
+                state
+                    .status
+                    .transition(TicketStatus::WaitingOnCustomer)
+                    .ok()
+            })
+            .flatten();
+        if let Some(to) = waiting.filter(|_| !status_commanded) {
+            effects.push(Effect::SetStatus {
+                to,
+                reopened: false,
+            });
+            effects.push(record(
+                EventKind::StatusChanged,
+                &actor,
+                json!({ "from": state.status.as_str(), "to": "waiting_on_customer" }),
+            ));
+        }
+    }
+    if !commands.is_empty() {
+        let mut mail = agent_mail(
+            s.desk,
+            s.gateway,
+            Template::AgentReceipt,
+            agent,
+            None,
+            false,
+            None,
+        );
+        mail.receipt = receipt;
+        effects.push(Effect::Queue(mail));
+    }
+    effects
+}

@@ -1,0 +1,166 @@
+//! What one command does to a ticket, or why it may not: the same decision for a
+//! `#command` line in an agent's mail and for `helpdesk tickets …` on the command line.
+
+use serde_json::json;
+
+use super::*;
+
+/// What a command does to a ticket, or why it may not.
+pub fn decide_command(s: &CommandSituation<'_>) -> Result<Plan, Refusal> {
+    Ok(with_timing(command_plan(s)?, s.desk, s.now))
+}
+
+/// A command's plan without the closing timing (an agent's mail applies several, then
+/// times the ticket once).
+pub(super) fn command_plan(s: &CommandSituation<'_>) -> Result<Plan, Refusal> {
+    let t = s.ticket;
+    let effects = match s.command {
+        Command::Assign(to) => {
+            if s.desk.roster.agent(to).is_none() {
+                return Err(Refusal::NotOnRoster(to.clone()));
+            }
+            if t.assignee.as_ref() == Some(to) {
+                return Err(Refusal::AlreadyAssigned(to.clone()));
+            }
+            if t.status == TicketStatus::Closed {
+                return Err(Refusal::Closed);
+            }
+            let mut effects = assignment(
+                s.desk,
+                s.gateway,
+                &Assignee::Agent(to.clone()),
+                t.assignee.as_ref(),
+                t.tier,
+                None,
+                &s.actor,
+            );
+            if s.desk.notify_customer_on_assignment {
+                effects.extend(customer_status(s.desk, t, Change::Assigned, None));
+            }
+            effects
+        }
+        Command::Escalate { to, reason, vendor } => {
+            if t.status == TicketStatus::Closed {
+                return Err(Refusal::Closed);
+            }
+            if let Some(name) = vendor {
+                return Ok(Plan {
+                    ticket: PlanTicket::Existing(t.clone()),
+                    effects: to_vendor(s, name, reason.clone())?,
+                    outcome: PlannedOutcome::Changed,
+                });
+            }
+            let tier = t.tier.escalate(*to)?;
+            // L4 is an external vendor's: a ticket sent there with nobody to send it to
+            // would sit unassigned while the customer is told a vendor has it.
+            if tier.to() == Tier::L4Vendor {
+                return Err(Refusal::VendorNeeded {
+                    known: s.desk.time.vendor_names(),
+                });
+            }
+            escalation(
+                s.desk,
+                s.gateway,
+                t,
+                tier,
+                reason.clone().map(Notice::Written),
+                s.loads,
+                &s.actor,
+            )
+        }
+        Command::Resolve => status_change(
+            s.desk,
+            t,
+            TicketStatus::Resolved,
+            &s.actor,
+            Some(Change::Resolved),
+        )?,
+        Command::Close => status_change(
+            s.desk,
+            t,
+            TicketStatus::Closed,
+            &s.actor,
+            Some(Change::Closed),
+        )?,
+        Command::Wait(duration) => {
+            if let Some(d) = duration
+                && (d.is_zero() || *d > crate::timing::LONGEST)
+            {
+                return Err(Refusal::WaitOutOfRange(*d));
+            }
+            let mut effects = status_change(
+                s.desk,
+                t,
+                TicketStatus::WaitingOnCustomer,
+                &s.actor,
+                Some(Change::Waiting),
+            )?;
+            if let (Some(d), Some(Effect::Record(r))) = (duration, effects.get_mut(1)) {
+                r.detail["wait_seconds"] = json!(d.as_secs());
+            }
+            effects.push(Effect::Clock(ClockChange::WaitFor(
+                duration.map(|d| d.as_millis().min(i64::MAX as u128) as i64),
+            )));
+            effects
+        }
+        Command::SetPriority(p) => {
+            if *p == t.priority {
+                return Err(Refusal::SamePriority(*p));
+            }
+            vec![
+                Effect::SetPriority(*p),
+                record(
+                    EventKind::PriorityChanged,
+                    &s.actor,
+                    json!({ "from": t.priority.as_str(), "to": p.as_str() }),
+                ),
+            ]
+        }
+        Command::SetCategory(c) => {
+            if *c == t.category {
+                return Err(Refusal::SameCategory(c.clone()));
+            }
+            let known = s.desk.known_categories();
+            if !known.contains(c) {
+                return Err(Refusal::NoSuchCategory {
+                    name: c.clone(),
+                    known,
+                });
+            }
+            vec![
+                Effect::SetCategory(c.clone()),
+                record(
+                    EventKind::CategoryChanged,
+                    &s.actor,
+                    json!({ "from": t.category.as_str(), "to": c.as_str() }),
+                ),
+            ]
+        }
+        Command::AddParticipant(a) => {
+            if *a == s.gateway.support_address {
+                return Err(Refusal::SupportAddress);
+            }
+            vec![
+                Effect::AddParticipant(a.clone(), ParticipantRole::Cc),
+                record(
+                    EventKind::ParticipantAdded,
+                    &s.actor,
+                    json!({ "address": a.as_str() }),
+                ),
+            ]
+        }
+        Command::Reopen => {
+            if !t.status.reopens_on_reply() {
+                return Err(Refusal::NotReopenable(t.status));
+            }
+            let mut effects = status_change(s.desk, t, TicketStatus::Open, &s.actor, None)?;
+            effects.extend(after_reopening(s.desk, s.gateway, t, s.loads));
+            effects
+        }
+    };
+    Ok(Plan {
+        ticket: PlanTicket::Existing(t.clone()),
+        effects,
+        outcome: PlannedOutcome::Changed,
+    })
+}

@@ -1,0 +1,235 @@
+//! The effects many decisions share: an event, a mail to an agent or the customer, an
+//! assignment, an escalation, a status change. Pure builders; the rules they follow are
+//! the domain's (`TicketStatus::transition`, `Tier::escalate`) and the roster's.
+
+use std::collections::HashMap;
+
+use serde_json::json;
+
+use super::*;
+use crate::config::{DeskSettings, GatewaySettings};
+use crate::desk::wording::Notice;
+use crate::domain::Refusal;
+use crate::roster::{Assignee, Load};
+
+/// An event for the ticket's log.
+pub(super) fn record(kind: EventKind, actor: &Actor, detail: serde_json::Value) -> Effect {
+    Effect::Record(EventRecord {
+        kind,
+        actor: actor.clone(),
+        detail,
+    })
+}
+
+/// Who hears of a ticket's news: its assignee, else its tier's shared address.
+pub(super) fn ticket_watcher(desk: &DeskSettings, ticket: &TicketRef) -> Option<EmailAddress> {
+    ticket
+        .assignee
+        .clone()
+        .or_else(|| desk.roster.tier_address(ticket.tier).cloned())
+}
+
+pub(super) fn agent_mail(
+    desk: &DeskSettings,
+    gateway: &GatewaySettings,
+    template: Template,
+    to: &EmailAddress,
+    reason: Option<Notice>,
+    include_thread: bool,
+    new_text: Option<NewText>,
+) -> OutgoingMail {
+    let agent = desk.roster.agent(to);
+    OutgoingMail {
+        template,
+        to: to.clone(),
+        to_name: agent.map(|a| a.name.clone()),
+        language: agent
+            .map(|a| a.language(gateway.default_language))
+            .unwrap_or(gateway.default_language),
+        auto_submitted: Some(AutoSubmitted::Generated),
+        from_name: None,
+        forward_attachments: false,
+        receipt: Vec::new(),
+        change: None,
+        reason,
+        include_thread,
+        answers_mail: false,
+        new_text,
+    }
+}
+
+/// The status mail to the customer, and to the ticket's other participants unless the
+/// desk keeps them to agents' replies (`notifications.participants_status = false`).
+pub(super) fn customer_status(
+    desk: &DeskSettings,
+    ticket: &TicketRef,
+    change: Change,
+    reason: Option<Notice>,
+) -> Vec<Effect> {
+    let mut to = vec![(ticket.customer.clone(), ticket.customer_name.clone())];
+    if desk.notify_participants {
+        for p in &ticket.participants {
+            if *p != ticket.customer && desk.roster.agent(p).is_none() {
+                to.push((p.clone(), None));
+            }
+        }
+    }
+    to.into_iter()
+        .map(|(to, to_name)| {
+            Effect::Queue(OutgoingMail {
+                template: Template::StatusUpdate,
+                to,
+                to_name,
+                language: ticket.language,
+                auto_submitted: Some(AutoSubmitted::Generated),
+                from_name: None,
+                forward_attachments: false,
+                receipt: Vec::new(),
+                change: Some(change),
+                reason: reason.clone(),
+                include_thread: false,
+                answers_mail: false,
+                new_text: None,
+            })
+        })
+        .collect()
+}
+
+/// The effects of giving a ticket to `chosen`: the assignment, its event, the whole thread
+/// to the new agent (or the tier's shared address), a line to the previous agent, and the
+/// customer's mail when the desk tells customers who has their request.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn assignment(
+    desk: &DeskSettings,
+    gateway: &GatewaySettings,
+    chosen: &Assignee,
+    previous: Option<&EmailAddress>,
+    tier: Tier,
+    reason: Option<Notice>,
+    actor: &Actor,
+) -> Vec<Effect> {
+    let mut effects = Vec::new();
+    let (new, notify) = match chosen {
+        Assignee::Agent(a) => (Some(a.clone()), Some(a.clone())),
+        Assignee::Unassigned { tier_address } => (None, tier_address.clone()),
+    };
+    let event = |kind| {
+        record(
+            kind,
+            actor,
+            json!({
+                "to": new.as_ref().map(|a| a.as_str()),
+                "from": previous.map(|a| a.as_str()),
+                "tier": tier.as_str(),
+                "notified": notify.as_ref().map(|a| a.as_str()),
+                "reason": reason.as_ref().map(|r| r.to_string()),
+            }),
+        )
+    };
+    if new.as_ref() != previous {
+        effects.push(Effect::Assign(new.clone()));
+        effects.push(event(if new.is_some() {
+            EventKind::Assigned
+        } else {
+            EventKind::Unassigned
+        }));
+    } else if new.is_none() && (notify.is_some() || !desk.roster.agents().is_empty()) {
+        // Still nobody's: no write to the ticket, but the log says nobody fitted (a desk
+        // without a roster or tier addresses has nothing to say).
+        effects.push(event(EventKind::Unassigned));
+    }
+    if let Some(to) = &notify
+        && Some(to) != previous
+    {
+        effects.push(Effect::Queue(agent_mail(
+            desk,
+            gateway,
+            Template::AgentNotification,
+            to,
+            reason.clone(),
+            true,
+            None,
+        )));
+    }
+    if let Some(prev) = previous
+        && new.as_ref() != Some(prev)
+    {
+        effects.push(Effect::Queue(agent_mail(
+            desk,
+            gateway,
+            Template::AgentReassigned,
+            prev,
+            reason,
+            false,
+            None,
+        )));
+    }
+    effects
+}
+
+pub(super) fn escalation(
+    desk: &DeskSettings,
+    gateway: &GatewaySettings,
+    ticket: &TicketRef,
+    to: TierMove,
+    reason: Option<Notice>,
+    loads: &HashMap<EmailAddress, Load>,
+    actor: &Actor,
+) -> Vec<Effect> {
+    let mut effects = vec![Effect::ChangeTier(to)];
+    let to = to.to();
+    effects.extend([
+        record(
+            EventKind::Escalated,
+            actor,
+            json!({ "from": ticket.tier.as_str(), "to": to.as_str(), "reason": reason.as_ref().map(|r| r.to_string()) }),
+        ),
+    ]);
+    let chosen = desk.roster.choose(
+        to,
+        &ticket.category,
+        ticket.language,
+        loads,
+        ticket.assignee.as_ref(),
+    );
+    effects.extend(assignment(
+        desk,
+        gateway,
+        &chosen,
+        ticket.assignee.as_ref(),
+        to,
+        reason.clone(),
+        actor,
+    ));
+    effects.extend(customer_status(desk, ticket, Change::Escalated, reason));
+    effects
+}
+
+/// A status change by someone's decision; `change` is what the customer is told (`None`:
+/// the caller tells them).
+pub(super) fn status_change(
+    desk: &DeskSettings,
+    ticket: &TicketRef,
+    to: TicketStatus,
+    actor: &Actor,
+    change: Option<Change>,
+) -> Result<Vec<Effect>, Refusal> {
+    let next = ticket.status.transition(to)?;
+    let reopened = ticket.status.reopens_on_reply() && next.to() == TicketStatus::Open;
+    let mut effects = vec![
+        Effect::SetStatus { to: next, reopened },
+        record(
+            if reopened {
+                EventKind::Reopened
+            } else {
+                EventKind::StatusChanged
+            },
+            actor,
+            json!({ "from": ticket.status.as_str(), "to": next.to().as_str() }),
+        ),
+    ];
+    if let Some(change) = change {
+        effects.extend(customer_status(desk, ticket, change, None));
+    }
+    Ok(effects)
+}
