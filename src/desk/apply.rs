@@ -62,11 +62,8 @@ struct Facts {
     subject: String,
     customer: EmailAddress,
     customer_name: Option<String>,
-    status: TicketStatus,
-    tier: Tier,
-    category: String,
-    priority: Priority,
-    assignee: Option<EmailAddress>,
+    /// Moved effect by effect with [`TicketState::step`], the fold decide and timed use.
+    state: TicketState,
     /// When the first answer is due, as the plan leaves the ticket's clock.
     first_response_due: Option<Millis>,
 }
@@ -90,11 +87,7 @@ pub async fn apply(
             subject: t.subject.clone(),
             customer: t.customer.clone(),
             customer_name: t.customer_name.clone(),
-            status: t.status,
-            tier: t.tier,
-            category: t.category.to_string(),
-            priority: t.priority,
-            assignee: t.assignee.clone(),
+            state: TicketState::of(t),
             first_response_due: None,
         }),
         PlanTicket::New(new) => Some(open_ticket(tx, ctx, new, now).await?),
@@ -119,6 +112,9 @@ pub async fn apply(
     let mut filed_row = None;
     let mut queued = 0;
     for effect in &plan.effects {
+        if let Some(f) = facts.as_mut() {
+            f.state.step(effect, now, ctx.calendar);
+        }
         match effect {
             Effect::FileMail(filing) => {
                 let mail =
@@ -135,21 +131,18 @@ pub async fn apply(
                     .as_mut()
                     .ok_or(StoreError::BadPlan("a status without a ticket"))?;
                 tx.set_ticket_status(f.id, to.to(), *reopened, now).await?;
-                f.status = to.to();
             }
             Effect::ChangeTier(tier) => {
                 let f = facts
                     .as_mut()
                     .ok_or(StoreError::BadPlan("a tier without a ticket"))?;
                 tx.set_tier(f.id, tier.to(), now).await?;
-                f.tier = tier.to();
             }
             Effect::Assign(agent) => {
                 let f = facts
                     .as_mut()
                     .ok_or(StoreError::BadPlan("an assignment without a ticket"))?;
                 tx.set_assignee(f.id, agent.as_ref(), now).await?;
-                f.assignee = agent.clone();
                 assigned_to.extend(agent.clone());
             }
             Effect::SetPriority(p) => {
@@ -157,14 +150,12 @@ pub async fn apply(
                     .as_mut()
                     .ok_or(StoreError::BadPlan("a priority without a ticket"))?;
                 tx.set_priority(f.id, *p, now).await?;
-                f.priority = *p;
             }
             Effect::SetCategory(c) => {
                 let f = facts
                     .as_mut()
                     .ok_or(StoreError::BadPlan("a category without a ticket"))?;
                 tx.set_category(f.id, c, now).await?;
-                f.category = c.to_string();
             }
             Effect::Rate { score, comment } => {
                 if let Some(id) = ticket_id {
@@ -223,9 +214,12 @@ pub async fn apply(
     }
     events.write(tx).await?;
     // The agents' loads, from the ticket as it was and as the plan leaves it.
-    let load_after = facts
-        .as_ref()
-        .and_then(|f| f.assignee.clone().filter(|_| f.status.is_open()));
+    let load_after = facts.as_ref().and_then(|f| {
+        f.state
+            .assignee
+            .clone()
+            .filter(|_| f.state.status.is_open())
+    });
     let moved = load_before != load_after;
     if moved {
         if let Some(a) = &load_before {
@@ -336,11 +330,7 @@ async fn open_ticket(
                     subject: new.subject.clone(),
                     customer: new.customer.clone(),
                     customer_name: new.customer_name.clone(),
-                    status: TicketStatus::New,
-                    tier: new.routing.tier,
-                    category: new.routing.category.to_string(),
-                    priority: new.routing.priority,
-                    assignee: None,
+                    state: TicketState::opened(new, now),
                     first_response_due: None,
                 });
             }
@@ -512,7 +502,7 @@ async fn queue(
         );
         hold = Some(Hold {
             flood_from: Some(sender),
-            ticket_status: Some(f.status),
+            ticket_status: Some(f.state.status),
         });
     } else if out.auto_submitted.is_some() && !ctx.roster.is_desk_address(&out.to) {
         let (hour, day) = tx
@@ -545,11 +535,12 @@ async fn queue(
             );
             hold = Some(Hold {
                 flood_from: None,
-                ticket_status: Some(f.status),
+                ticket_status: Some(f.state.status),
             });
         }
     }
     let assignee_name = f
+        .state
         .assignee
         .as_ref()
         .map(|a| {
@@ -623,15 +614,11 @@ async fn queue(
         support_name: ctx.gateway.support_name.clone(),
         support_address: ctx.gateway.support_address.to_string(),
         recipient_name: out.to_name.clone().unwrap_or_default(),
-        tier: f.tier.to_string(),
-        tier_label: ctx.roster.tier_label(f.tier, out.language),
-        category: f.category.clone(),
-        category_label: f
-            .category
-            .parse()
-            .map(|c| ctx.roster.category_label(&c, out.language))
-            .unwrap_or_else(|_| f.category.clone()),
-        urgent: f.priority == Priority::Urgent,
+        tier: f.state.tier.to_string(),
+        tier_label: ctx.roster.tier_label(f.state.tier, out.language),
+        category: f.state.category.to_string(),
+        category_label: ctx.roster.category_label(&f.state.category, out.language),
+        urgent: f.state.priority == Priority::Urgent,
         answer_by: f
             .first_response_due
             .map(|at| {
@@ -644,10 +631,10 @@ async fn queue(
         round_the_clock: *ctx.calendar == crate::calendar::Calendar::always(),
         time_zone: zone_city(ctx.calendar.time_zone),
         organisation: ctx.gateway.organisation.clone(),
-        priority: f.priority.to_string(),
-        priority_label: crate::render::priority_label(f.priority, out.language).into(),
-        status: f.status.to_string(),
-        status_label: crate::render::status_label(f.status, out.language).into(),
+        priority: f.state.priority.to_string(),
+        priority_label: crate::render::priority_label(f.state.priority, out.language).into(),
+        status: f.state.status.to_string(),
+        status_label: crate::render::status_label(f.state.status, out.language).into(),
         assignee_name,
         change: out.change,
         reason: out

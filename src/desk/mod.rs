@@ -9,6 +9,7 @@ pub mod decide;
 mod effects;
 pub mod heuristics;
 pub mod mail_command;
+mod state;
 pub mod timed;
 pub mod wording;
 
@@ -27,6 +28,7 @@ pub use apply::{Applied, ApplyContext, MailInput, apply};
 pub use decide::{
     Command, CommandSituation, MailSituation, ThreadedBy, decide_command, decide_mail,
 };
+pub use state::TicketState;
 pub use timed::{TimerSituation, decide_timers, with_timing};
 
 /// What a plan does, in order.

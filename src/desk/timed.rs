@@ -16,71 +16,29 @@ use crate::config::{DeskSettings, GatewaySettings};
 use crate::desk::wording::{Notice, Target};
 use crate::roster::Load;
 use crate::store::Timing;
-use crate::timing::{self, Fired, NoAnswer, TicketClock, TimedTicket, TimerKind};
+use crate::timing::{self, Fired, NoAnswer, TimedTicket, TimerKind};
 
 /// Appends the ticket's timing as the plan leaves it (nothing for a plan without a
 /// ticket). The clock stops or starts with the status, a first response ends the first
 /// target, and the next due time is recomputed from scratch, so it can never drift from
 /// the ticket's state.
 pub fn with_timing(mut plan: Plan, desk: &DeskSettings, now: Millis) -> Plan {
-    let (mut status, mut tier, mut category, mut priority, mut clock, mut vendor) =
-        match &plan.ticket {
-            PlanTicket::None => return plan,
-            PlanTicket::Existing(t) => (
-                t.status,
-                t.tier,
-                t.category.clone(),
-                t.priority,
-                t.clock.clone(),
-                t.vendor.clone(),
-            ),
-            PlanTicket::New(n) => (
-                TicketStatus::New,
-                n.routing.tier,
-                n.routing.category.clone(),
-                n.routing.priority,
-                TicketClock::started(now),
-                None,
-            ),
-        };
-    for effect in &plan.effects {
-        match effect {
-            Effect::SetStatus { to, .. } => {
-                timing::on_status(&mut clock, status, to.to(), now, &desk.time.calendar);
-                status = to.to();
-            }
-            Effect::ChangeTier(t) => tier = t.to(),
-            Effect::SetPriority(p) => priority = *p,
-            Effect::SetCategory(c) => category = c.clone(),
-            Effect::SetVendor(v) => vendor = Some(v.clone()),
-            Effect::FirstResponse => {
-                clock.first_response_at.get_or_insert(now);
-            }
-            Effect::Clock(change) => match change {
-                ClockChange::WaitFor(ms) => clock.wait_ms = *ms,
-                ClockChange::Reminded => clock.reminded_at = Some(now),
-                ClockChange::Fired(bits) => clock.fired.0 |= bits,
-                ClockChange::VendorAsked => {
-                    clock.vendor_asked_at = Some(now);
-                    clock.fired.0 &= !Fired::VENDOR_SILENCE;
-                }
-                ClockChange::VendorAnswered => clock.vendor_asked_at = None,
-            },
-            _ => {}
-        }
-    }
+    let Some(state) = TicketState::before(&plan, now) else {
+        return plan;
+    };
+    let state = state.fold(&plan.effects, now, &desk.time.calendar);
     let timed = TimedTicket {
-        status,
-        tier,
-        category: &category,
-        priority,
-        clock: &clock,
-        vendor: vendor.as_deref(),
+        status: state.status,
+        tier: state.tier,
+        category: &state.category,
+        priority: state.priority,
+        clock: &state.clock,
+        vendor: state.vendor.as_deref(),
     };
     let dues = timing::dues(&timed, &desk.time);
     let due_at = timing::next_due(&timed, &desk.time);
     plan.effects.push(Effect::Timing(Timing {
-        clock,
+        clock: state.clock.clone(),
         dues,
         due_at,
     }));

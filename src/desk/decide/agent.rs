@@ -5,28 +5,6 @@ use serde_json::json;
 
 use super::*;
 
-/// The ticket as `effects` leave it, so the next command of the same mail sees the
-/// change the previous one made (`#take` then `#resolve`).
-pub(super) fn after(ticket: &TicketRef, effects: &[Effect]) -> TicketRef {
-    let mut t = ticket.clone();
-    for e in effects {
-        match e {
-            Effect::SetStatus { to, reopened } => {
-                t.status = to.to();
-                if *reopened {
-                    t.reopen_count += 1;
-                }
-            }
-            Effect::ChangeTier(tier) => t.tier = tier.to(),
-            Effect::Assign(a) => t.assignee = a.clone(),
-            Effect::SetPriority(p) => t.priority = *p,
-            Effect::SetCategory(c) => t.category = c.clone(),
-            _ => {}
-        }
-    }
-    t
-}
-
 /// What one command line did, for the receipt.
 pub(super) fn describe(command: &MailCommand, before: &TicketRef, after: &TicketRef) -> Notice {
     match command {
@@ -105,7 +83,9 @@ pub(super) fn agent_on_ticket(
                     now: s.now,
                 }) {
                     Ok(plan) => {
-                        let next = after(&state, &plan.effects);
+                        let next = TicketState::of(&state)
+                            .fold(&plan.effects, s.now, &s.desk.time.calendar)
+                            .on(&state);
                         let text = describe(command, &state, &next);
                         effects.extend(plan.effects);
                         state = next;
