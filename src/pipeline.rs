@@ -20,11 +20,12 @@ use crate::config::{DeskSettings, GatewaySettings};
 use crate::desk::decide::{
     self, Command, CommandSituation, MailReading, MailSituation, ThreadedBy, read_mail,
 };
+use crate::desk::events::{self as ev, Event};
 use crate::desk::{
     Applied, ApplyContext, CommandError, MailInput, Plan, PlannedOutcome, TimerSituation, apply,
     decide_command, decide_mail, decide_timers,
 };
-use crate::domain::{Actor, EventKind, ReferenceCode};
+use crate::domain::{Actor, ReferenceCode};
 use crate::inbound::{self, InboundMail, MachineKind, ParseFailure, subject};
 use crate::render::Renderer;
 use crate::store::{
@@ -872,15 +873,19 @@ impl Pipeline {
             return Ok(pass);
         }
         let budget = self.desk().budget;
-        let mut events: Vec<(Option<TicketId>, EventKind, serde_json::Value)> = Vec::new();
+        let mut events: Vec<(Option<TicketId>, Event)> = Vec::new();
         let mut superseded = Vec::new();
         let mut allowance: HashMap<&str, u32> = HashMap::new();
         let mut looping: Vec<&str> = Vec::new();
         for m in held.iter().filter(|m| m.flood_from.is_none()) {
-            let detail = serde_json::json!({ "kind": m.kind, "to": m.rcpt_to });
+            let detail = ev::HeldMail {
+                kind: m.kind.clone(),
+                to: m.rcpt_to.clone(),
+                looping: false,
+            };
             if m.held_status.is_some() && m.held_status != m.ticket_status {
                 superseded.push(m.id);
-                events.push((m.ticket, EventKind::MailSuperseded, detail));
+                events.push((m.ticket, Event::MailSuperseded(detail)));
                 continue;
             }
             let left = match allowance.get(m.rcpt_to.as_str()) {
@@ -912,14 +917,18 @@ impl Pipeline {
                 allowance.insert(&m.rcpt_to, 0);
                 if looping.contains(&m.rcpt_to.as_str()) {
                     superseded.push(m.id);
-                    let mut detail = detail;
-                    detail["loop"] = serde_json::json!(true);
-                    events.push((m.ticket, EventKind::MailSuperseded, detail));
+                    events.push((
+                        m.ticket,
+                        Event::MailSuperseded(ev::HeldMail {
+                            looping: true,
+                            ..detail
+                        }),
+                    ));
                 }
                 continue;
             }
             tx.release_mail(m.id, now).await?;
-            events.push((m.ticket, EventKind::MailReleased, detail));
+            events.push((m.ticket, Event::MailReleased(detail)));
             allowance.insert(&m.rcpt_to, left - 1);
             pass.released += 1;
         }
@@ -969,12 +978,12 @@ impl Pipeline {
         }
         let rows: Vec<crate::store::NewEvent<'_>> = events
             .into_iter()
-            .map(|(ticket, kind, detail)| crate::store::NewEvent {
+            .map(|(ticket, event)| crate::store::NewEvent {
                 ticket,
                 message: None,
-                kind,
+                kind: event.kind(),
                 actor: &Actor::Gateway,
-                detail,
+                detail: event.detail(),
                 at: now,
             })
             .collect();

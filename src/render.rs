@@ -19,7 +19,8 @@ use crate::inbound::parse::LOOP_HEADER;
 
 /// The messages the gateway knows how to write. The name is also the `kind` of the
 /// outgoing mail in the outbox and in `tickets show --json`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Template {
     /// To the customer, for a new ticket.
     Acknowledgement,

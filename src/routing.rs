@@ -49,7 +49,7 @@ pub struct Routing {
 }
 
 /// How strongly a mail points at one built-in category.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct CategoryScore {
     pub category: Category,
     pub score: u32,

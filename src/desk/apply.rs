@@ -5,9 +5,9 @@
 //! template that fails to render (a broken custom file) costs that one mail, recorded as a
 //! `mail_not_rendered` event; it never costs the customer's mail or jams the mailbox.
 
-use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use super::events::{self as ev, Event};
 use super::*;
 use crate::config::{GatewaySettings, MailBudget};
 use crate::domain::Priority;
@@ -174,7 +174,7 @@ pub async fn apply(
                 }
             }
             Effect::Record(r) => {
-                events.push(ticket_id, filed_row, r.kind, &r.actor, r.detail.clone());
+                events.push(ticket_id, filed_row, &r.actor, r.event.clone());
             }
             // Folded by `decide` into the `Timing` that closes the plan.
             Effect::Clock(_) => {}
@@ -253,9 +253,8 @@ struct Events {
 struct EventRow {
     ticket: Option<TicketId>,
     message: Option<i64>,
-    kind: EventKind,
     actor: Actor,
-    detail: serde_json::Value,
+    event: Event,
 }
 
 impl Events {
@@ -270,16 +269,14 @@ impl Events {
         &mut self,
         ticket: Option<TicketId>,
         message: Option<i64>,
-        kind: EventKind,
         actor: &Actor,
-        detail: serde_json::Value,
+        event: Event,
     ) {
         self.rows.push(EventRow {
             ticket,
             message,
-            kind,
             actor: actor.clone(),
-            detail,
+            event,
         });
     }
 
@@ -290,9 +287,9 @@ impl Events {
             .map(|e| NewEvent {
                 ticket: e.ticket,
                 message: e.message,
-                kind: e.kind,
+                kind: e.event.kind(),
                 actor: &e.actor,
-                detail: e.detail.clone(),
+                detail: e.event.detail(),
                 at: self.at,
             })
             .collect();
@@ -496,9 +493,14 @@ async fn queue(
         events.push(
             Some(f.id),
             None,
-            EventKind::MailHeld,
             &Actor::Gateway,
-            json!({ "kind": out.template.name(), "to": out.to.as_str(), "flood_from": sender.as_str() }),
+            Event::MailHeld(ev::MailHeld {
+                kind: out.template,
+                to: out.to.clone(),
+                flood_from: Some(sender.clone()),
+                last_hour: None,
+                last_day: None,
+            }),
         );
         hold = Some(Hold {
             flood_from: Some(sender),
@@ -524,13 +526,13 @@ async fn queue(
             events.push(
                 Some(f.id),
                 None,
-                EventKind::MailHeld,
                 &Actor::Gateway,
-                json!({
-                    "kind": out.template.name(),
-                    "to": out.to.as_str(),
-                    "last_hour": hour,
-                    "last_day": day,
+                Event::MailHeld(ev::MailHeld {
+                    kind: out.template,
+                    to: out.to.clone(),
+                    flood_from: None,
+                    last_hour: Some(hour),
+                    last_day: Some(day),
                 }),
             );
             hold = Some(Hold {
@@ -725,9 +727,12 @@ async fn queue(
             events.push(
                 Some(f.id),
                 None,
-                EventKind::MailNotRendered,
                 &Actor::Gateway,
-                json!({ "kind": kind, "to": out.to.as_str(), "error": e.to_string() }),
+                Event::MailNotRendered(ev::MailNotRendered {
+                    kind: out.template,
+                    to: out.to.clone(),
+                    error: e.to_string(),
+                }),
             );
             return Ok(false);
         }
@@ -755,9 +760,12 @@ async fn queue(
     events.push(
         Some(f.id),
         Some(row),
-        EventKind::MailQueued,
         &Actor::Gateway,
-        json!({ "kind": kind, "to": out.to.as_str(), "change": out.change }),
+        Event::MailQueued(ev::MailQueued {
+            kind: out.template,
+            to: out.to.clone(),
+            change: out.change,
+        }),
     );
     tracing::debug!(code = %f.code, kind, to = %out.to, "mail queued");
     Ok(true)
@@ -888,7 +896,11 @@ pub async fn queue_digest(
         attachments: &[],
     };
     let mut events = Events::new(now);
-    let detail = json!({ "to": flood.to.as_str(), "flood_from": flood.from, "held": count });
+    let detail = ev::MailDigested {
+        to: flood.to.clone(),
+        flood_from: flood.from.to_string(),
+        held: count,
+    };
     let rendered = match ctx.renderer.render(Template::FloodDigest, &context, &env) {
         Ok(r) => r,
         Err(e) => {
@@ -896,9 +908,12 @@ pub async fn queue_digest(
             events.push(
                 None,
                 None,
-                EventKind::MailNotRendered,
                 &Actor::Gateway,
-                json!({ "kind": Template::FloodDigest.name(), "to": flood.to.as_str(), "error": e.to_string() }),
+                Event::MailNotRendered(ev::MailNotRendered {
+                    kind: Template::FloodDigest,
+                    to: flood.to.clone(),
+                    error: e.to_string(),
+                }),
             );
             events.write(tx).await?;
             return Ok(false);
@@ -924,9 +939,8 @@ pub async fn queue_digest(
     events.push(
         None,
         Some(row),
-        EventKind::MailDigested,
         &Actor::Gateway,
-        detail,
+        Event::MailDigested(detail),
     );
     events.write(tx).await?;
     tracing::warn!(to = %flood.to, flood_from = flood.from, held = count, "flood digest queued");

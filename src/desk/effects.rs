@@ -4,20 +4,29 @@
 
 use std::collections::HashMap;
 
-use serde_json::json;
-
 use super::*;
 use crate::config::{DeskSettings, GatewaySettings};
+use crate::desk::events::{self as ev, Event, StatusChanged};
 use crate::desk::wording::Notice;
 use crate::domain::Refusal;
 use crate::roster::{Assignee, Load};
 
 /// An event for the ticket's log.
-pub(super) fn record(kind: EventKind, actor: &Actor, detail: serde_json::Value) -> Effect {
+pub(super) fn record(actor: &Actor, event: Event) -> Effect {
     Effect::Record(EventRecord {
-        kind,
         actor: actor.clone(),
-        detail,
+        event,
+    })
+}
+
+/// The status change among `effects`, to say more about why it happened.
+pub(super) fn status_event(effects: &mut [Effect]) -> Option<&mut StatusChanged> {
+    effects.iter_mut().find_map(|e| match e {
+        Effect::Record(EventRecord {
+            event: Event::StatusChanged(c) | Event::Reopened(c),
+            ..
+        }) => Some(c),
+        _ => None,
     })
 }
 
@@ -113,30 +122,25 @@ pub(super) fn assignment(
         Assignee::Agent(a) => (Some(a.clone()), Some(a.clone())),
         Assignee::Unassigned { tier_address } => (None, tier_address.clone()),
     };
-    let event = |kind| {
-        record(
-            kind,
-            actor,
-            json!({
-                "to": new.as_ref().map(|a| a.as_str()),
-                "from": previous.map(|a| a.as_str()),
-                "tier": tier.as_str(),
-                "notified": notify.as_ref().map(|a| a.as_str()),
-                "reason": reason.as_ref().map(|r| r.to_string()),
-            }),
-        )
+    let detail = ev::Assignment {
+        to: new.clone(),
+        from: previous.cloned(),
+        tier,
+        notified: notify.clone(),
+        reason: reason.as_ref().map(|r| r.to_string()),
     };
+    let event = |kind: fn(ev::Assignment) -> Event| record(actor, kind(detail.clone()));
     if new.as_ref() != previous {
         effects.push(Effect::Assign(new.clone()));
         effects.push(event(if new.is_some() {
-            EventKind::Assigned
+            Event::Assigned
         } else {
-            EventKind::Unassigned
+            Event::Unassigned
         }));
     } else if new.is_none() && (notify.is_some() || !desk.roster.agents().is_empty()) {
         // Still nobody's: no write to the ticket, but the log says nobody fitted (a desk
         // without a roster or tier addresses has nothing to say).
-        effects.push(event(EventKind::Unassigned));
+        effects.push(event(Event::Unassigned));
     }
     if let Some(to) = &notify
         && Some(to) != previous
@@ -178,13 +182,15 @@ pub(super) fn escalation(
 ) -> Vec<Effect> {
     let mut effects = vec![Effect::ChangeTier(to)];
     let to = to.to();
-    effects.extend([
-        record(
-            EventKind::Escalated,
-            actor,
-            json!({ "from": ticket.tier.as_str(), "to": to.as_str(), "reason": reason.as_ref().map(|r| r.to_string()) }),
-        ),
-    ]);
+    effects.extend([record(
+        actor,
+        Event::Escalated(ev::Escalated {
+            from: ticket.tier,
+            to,
+            reason: reason.as_ref().map(|r| r.to_string()),
+            vendor: None,
+        }),
+    )]);
     let chosen = desk.roster.choose(
         to,
         &ticket.category,
@@ -218,15 +224,14 @@ pub(super) fn status_change(
     let reopened = ticket.status.reopens_on_reply() && next.to() == TicketStatus::Open;
     let mut effects = vec![
         Effect::SetStatus { to: next, reopened },
-        record(
+        record(actor, {
+            let moved = StatusChanged::new(ticket.status, next.to());
             if reopened {
-                EventKind::Reopened
+                Event::Reopened(moved)
             } else {
-                EventKind::StatusChanged
-            },
-            actor,
-            json!({ "from": ticket.status.as_str(), "to": next.to().as_str() }),
-        ),
+                Event::StatusChanged(moved)
+            }
+        }),
     ];
     if let Some(change) = change {
         effects.extend(customer_status(desk, ticket, change, None));

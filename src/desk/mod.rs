@@ -7,13 +7,12 @@
 pub mod apply;
 pub mod decide;
 mod effects;
+pub mod events;
 pub mod heuristics;
 pub mod mail_command;
 mod state;
 pub mod timed;
 pub mod wording;
-
-use serde_json::Value;
 
 use crate::domain::{
     Actor, Category, EmailAddress, EventKind, Language, Priority, ReferenceCode, StatusMove,
@@ -239,9 +238,14 @@ pub struct NewText {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct EventRecord {
-    pub kind: EventKind,
     pub actor: Actor,
-    pub detail: Value,
+    pub event: events::Event,
+}
+
+impl EventRecord {
+    pub fn kind(&self) -> EventKind {
+        self.event.kind()
+    }
 }
 
 impl Plan {
@@ -260,7 +264,7 @@ impl Plan {
         self.effects
             .iter()
             .filter_map(|e| match e {
-                Effect::Record(r) => Some(r.kind),
+                Effect::Record(r) => Some(r.kind()),
                 _ => None,
             })
             .collect()

@@ -5,13 +5,12 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use serde_json::json;
-
 use super::effects::{
-    agent_mail, customer_status, escalation, record, status_change, ticket_watcher,
+    agent_mail, customer_status, escalation, record, status_change, status_event, ticket_watcher,
 };
+use super::events::{self as ev, Event};
 use super::*;
-use crate::clock::Millis;
+use crate::clock::{Millis, format_millis};
 use crate::config::{DeskSettings, GatewaySettings};
 use crate::desk::wording::{Notice, Target};
 use crate::roster::Load;
@@ -86,25 +85,25 @@ pub fn decide_timers(s: &TimerSituation<'_>) -> Plan {
     for kind in &due {
         let (target, warn_bit, breach_bit, breach) = match kind {
             TimerKind::FirstResponseWarning => (
-                "first_response",
+                Target::FirstResponse,
                 Fired::FIRST_RESPONSE_WARNING,
                 Fired::FIRST_RESPONSE_BREACH,
                 TimerKind::FirstResponseBreach,
             ),
             TimerKind::FirstResponseBreach => (
-                "first_response",
+                Target::FirstResponse,
                 Fired::FIRST_RESPONSE_WARNING,
                 Fired::FIRST_RESPONSE_BREACH,
                 *kind,
             ),
             TimerKind::ResolutionWarning => (
-                "resolution",
+                Target::Resolution,
                 Fired::RESOLUTION_WARNING,
                 Fired::RESOLUTION_BREACH,
                 TimerKind::ResolutionBreach,
             ),
             TimerKind::ResolutionBreach => (
-                "resolution",
+                Target::Resolution,
                 Fired::RESOLUTION_WARNING,
                 Fired::RESOLUTION_BREACH,
                 *kind,
@@ -121,36 +120,32 @@ pub fn decide_timers(s: &TimerSituation<'_>) -> Plan {
             warned.push((target, target_due(*kind)));
         }
     }
-    let target = |name: &str| match name {
-        "first_response" => Target::FirstResponse,
-        _ => Target::Resolution,
-    };
     if fired != 0 {
         effects.push(Effect::Clock(ClockChange::Fired(fired)));
     }
     for (target, at) in &warned {
         effects.push(record(
-            EventKind::SlaWarned,
             &actor,
-            json!({ "target": target, "due": at.map(crate::clock::format_millis) }),
+            Event::SlaWarned(ev::SlaWarned {
+                target: *target,
+                due: at.map(format_millis),
+            }),
         ));
     }
     for (target, at) in &breached {
         effects.push(record(
-            EventKind::SlaBreached,
             &actor,
-            json!({
-                "target": target,
-                "due": at.map(crate::clock::format_millis),
-                "tier": t.tier.as_str(),
-                "priority": t.priority.as_str(),
-                "assignee": t.assignee.as_ref().map(|a| a.as_str()),
+            Event::SlaBreached(ev::SlaBreached {
+                target: *target,
+                due: at.map(format_millis),
+                tier: t.tier,
+                priority: t.priority,
+                assignee: t.assignee.clone(),
             }),
         ));
     }
     if !breached.is_empty() {
-        let reason =
-            Notice::TargetsMissed(breached.iter().map(|(t, at)| (target(t), *at)).collect());
+        let reason = Notice::TargetsMissed(breached.clone());
         let targets = settings.targets(t.tier, &t.category, t.priority);
         match t.tier.escalate(targets.escalate_to) {
             Ok(to) => {
@@ -163,7 +158,7 @@ pub fn decide_timers(s: &TimerSituation<'_>) -> Plan {
             Err(_) => effects.extend(warning(s, Change::Breach, reason, true)),
         }
     } else if !warned.is_empty() {
-        let reason = Notice::TargetsNear(warned.iter().map(|(t, at)| (target(t), *at)).collect());
+        let reason = Notice::TargetsNear(warned.clone());
         effects.extend(warning(s, Change::Warning, reason, true));
     }
 
@@ -171,9 +166,10 @@ pub fn decide_timers(s: &TimerSituation<'_>) -> Plan {
         let wait = t.clock.wait_ms.unwrap_or(settings.wait.num_milliseconds());
         effects.push(Effect::Clock(ClockChange::Reminded));
         effects.push(record(
-            EventKind::Reminded,
             &actor,
-            json!({ "waiting_since": crate::clock::format_millis(t.clock.status_since) }),
+            Event::Reminded(ev::Reminded {
+                waiting_since: format_millis(t.clock.status_since),
+            }),
         ));
         let then = (settings.no_answer == NoAnswer::Resolve)
             .then(|| Notice::On(settings.next_working(s.now.saturating_add(wait))));
@@ -193,10 +189,8 @@ pub fn decide_timers(s: &TimerSituation<'_>) -> Plan {
             Some(Change::NoAnswer),
         )
     {
-        for e in &mut resolved {
-            if let Effect::Record(r) = e {
-                r.detail["reason"] = json!("no_answer");
-            }
+        if let Some(moved) = status_event(&mut resolved) {
+            moved.reason = Some(ev::StatusReason::NoAnswer);
         }
         effects.extend(resolved);
     }
@@ -209,10 +203,8 @@ pub fn decide_timers(s: &TimerSituation<'_>) -> Plan {
             Some(Change::Closed),
         )
     {
-        for e in &mut closed {
-            if let Effect::Record(r) = e {
-                r.detail["reason"] = json!("quiet_after_resolution");
-            }
+        if let Some(moved) = status_event(&mut closed) {
+            moved.reason = Some(ev::StatusReason::QuietAfterResolution);
         }
         effects.extend(closed);
     }
@@ -221,9 +213,11 @@ pub fn decide_timers(s: &TimerSituation<'_>) -> Plan {
         let since = t.clock.vendor_asked_at;
         effects.push(Effect::Clock(ClockChange::Fired(Fired::VENDOR_SILENCE)));
         effects.push(record(
-            EventKind::VendorSilent,
             &actor,
-            json!({ "vendor": vendor, "asked_at": t.clock.vendor_asked_at.map(crate::clock::format_millis) }),
+            Event::VendorSilent(ev::VendorSilent {
+                vendor: vendor.clone(),
+                asked_at: t.clock.vendor_asked_at.map(format_millis),
+            }),
         ));
         effects.extend(warning(
             s,

@@ -16,7 +16,8 @@ use crate::domain::{
 use crate::roster::Roster;
 
 /// One of the desk's service targets, as people name it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Target {
     FirstResponse,
     Resolution,

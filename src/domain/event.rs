@@ -61,6 +61,41 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    pub const ALL: [EventKind; 32] = [
+        Self::Created,
+        Self::Routed,
+        Self::MessageReceived,
+        Self::StatusChanged,
+        Self::Reopened,
+        Self::Assigned,
+        Self::Unassigned,
+        Self::Escalated,
+        Self::MailQueued,
+        Self::MailNotRendered,
+        Self::MailSent,
+        Self::MailFailed,
+        Self::Quarantined,
+        Self::MessageIdCollision,
+        Self::PriorityChanged,
+        Self::CategoryChanged,
+        Self::ParticipantAdded,
+        Self::AgentReplied,
+        Self::NoteAdded,
+        Self::CommandsRefused,
+        Self::Rated,
+        Self::MailHeld,
+        Self::SlaWarned,
+        Self::SlaBreached,
+        Self::Reminded,
+        Self::Follows,
+        Self::VendorForwarded,
+        Self::VendorReplied,
+        Self::VendorSilent,
+        Self::MailReleased,
+        Self::MailSuperseded,
+        Self::MailDigested,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Created => "created",

@@ -7,7 +7,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// Where a ticket is in its life. Stored as TEXT with a CHECK constraint.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TicketStatus {
     New,
@@ -18,7 +18,9 @@ pub enum TicketStatus {
 }
 
 /// The support level that owns a ticket. `Ord` is the escalation order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Tier {
     #[serde(rename = "L0")]
     L0SelfService,
@@ -33,7 +35,9 @@ pub enum Tier {
 }
 
 /// How soon a ticket needs attention. `Ord` is urgency.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Priority {
     Low,
@@ -76,9 +80,24 @@ impl fmt::Display for Priority {
 
 /// What a ticket is about (`printer`, `account`…): a short lower-case id, so that rules,
 /// agents' skills and statistics all name categories the same way.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-#[serde(transparent)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(into = "String", try_from = "String")]
 pub struct Category(String);
+
+impl From<Category> for String {
+    fn from(c: Category) -> String {
+        c.0
+    }
+}
+
+impl TryFrom<String> for Category {
+    type Error = UnknownValue;
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        text.parse()
+    }
+}
 
 impl Category {
     /// The category of a ticket no rule recognised.

@@ -7,7 +7,8 @@
 
 use super::parse::InboundMail;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum MachineKind {
     /// Carries our own loop header: our mail came back.
     OwnLoop,

@@ -1,8 +1,6 @@
 //! An agent's mail on a ticket: its commands applied one after the other, then the
 //! answer relayed to the customer or kept as an internal note, and the receipt.
 
-use serde_json::json;
-
 use super::*;
 
 /// What one command line did, for the receipt.
@@ -126,9 +124,10 @@ pub(super) fn agent_on_ticket(
         .collect();
     if commands.has_note() {
         effects.push(record(
-            EventKind::NoteAdded,
             &actor,
-            json!({ "chars": text.chars().count() }),
+            Event::NoteAdded(ev::NoteAdded {
+                chars: text.chars().count(),
+            }),
         ));
         // The assignee, or the tier's address, unless the note is their own.
         let to = state
@@ -201,9 +200,11 @@ pub(super) fn agent_on_ticket(
         }
         effects.splice(at..at, replies);
         effects.push(record(
-            EventKind::AgentReplied,
             &actor,
-            json!({ "chars": text.chars().count(), "attachments": attachments.len() }),
+            Event::AgentReplied(ev::AgentReplied {
+                chars: text.chars().count(),
+                attachments: attachments.len(),
+            }),
         ));
         effects.push(Effect::FirstResponse);
         // An answer puts the ball in the customer's court, unless a command of the same
@@ -225,9 +226,8 @@ pub(super) fn agent_on_ticket(
                 reopened: false,
             });
             effects.push(record(
-                EventKind::StatusChanged,
                 &actor,
-                json!({ "from": state.status.as_str(), "to": "waiting_on_customer" }),
+                Event::StatusChanged(ev::StatusChanged::new(state.status, to.to())),
             ));
         }
     }

@@ -1,8 +1,6 @@
 //! What one command does to a ticket, or why it may not: the same decision for a
 //! `#command` line in an agent's mail and for `helpdesk tickets …` on the command line.
 
-use serde_json::json;
-
 use super::*;
 
 /// What a command does to a ticket, or why it may not.
@@ -95,8 +93,8 @@ pub(super) fn command_plan(s: &CommandSituation<'_>) -> Result<Plan, Refusal> {
                 &s.actor,
                 Some(Change::Waiting),
             )?;
-            if let (Some(d), Some(Effect::Record(r))) = (duration, effects.get_mut(1)) {
-                r.detail["wait_seconds"] = json!(d.as_secs());
+            if let (Some(d), Some(moved)) = (duration, status_event(&mut effects)) {
+                moved.wait_seconds = Some(d.as_secs());
             }
             effects.push(Effect::Clock(ClockChange::WaitFor(
                 duration.map(|d| d.as_millis().min(i64::MAX as u128) as i64),
@@ -110,9 +108,11 @@ pub(super) fn command_plan(s: &CommandSituation<'_>) -> Result<Plan, Refusal> {
             vec![
                 Effect::SetPriority(*p),
                 record(
-                    EventKind::PriorityChanged,
                     &s.actor,
-                    json!({ "from": t.priority.as_str(), "to": p.as_str() }),
+                    Event::PriorityChanged(ev::PriorityChanged {
+                        from: t.priority,
+                        to: *p,
+                    }),
                 ),
             ]
         }
@@ -130,9 +130,11 @@ pub(super) fn command_plan(s: &CommandSituation<'_>) -> Result<Plan, Refusal> {
             vec![
                 Effect::SetCategory(c.clone()),
                 record(
-                    EventKind::CategoryChanged,
                     &s.actor,
-                    json!({ "from": t.category.as_str(), "to": c.as_str() }),
+                    Event::CategoryChanged(ev::CategoryChanged {
+                        from: t.category.clone(),
+                        to: c.clone(),
+                    }),
                 ),
             ]
         }
@@ -143,9 +145,8 @@ pub(super) fn command_plan(s: &CommandSituation<'_>) -> Result<Plan, Refusal> {
             vec![
                 Effect::AddParticipant(a.clone(), ParticipantRole::Cc),
                 record(
-                    EventKind::ParticipantAdded,
                     &s.actor,
-                    json!({ "address": a.as_str() }),
+                    Event::ParticipantAdded(ev::ParticipantAdded { address: a.clone() }),
                 ),
             ]
         }

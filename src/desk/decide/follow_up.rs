@@ -3,8 +3,6 @@
 
 use std::collections::HashMap;
 
-use serde_json::json;
-
 use super::*;
 
 /// Why a mail from a roster (or vendor) address is not taken as theirs: the desk requires
@@ -68,12 +66,11 @@ pub(super) fn follow_up(
         from_non_participant: stranger,
     })];
     effects.push(record(
-        EventKind::MessageReceived,
         &actor,
-        json!({
-            "threaded_by": how.as_str(),
-            "machine": s.machine.map(|m| m.as_str()),
-            "from_non_participant": stranger,
+        Event::MessageReceived(ev::MessageReceived {
+            threaded_by: how,
+            machine: s.machine,
+            from_non_participant: stranger,
         }),
     ));
     let mut reopened = false;
@@ -107,9 +104,10 @@ pub(super) fn follow_up(
     let refused_commands = !mail_command::parse(&s.mail.reply_text).is_empty();
     if refused_commands {
         effects.push(record(
-            EventKind::CommandsRefused,
             &actor,
-            json!({ "reason": "the sender is not on the roster" }),
+            Event::CommandsRefused(ev::CommandsRefused {
+                reason: "the sender is not on the roster".into(),
+            }),
         ));
     }
     // The customer closes or rates by reply.
@@ -121,11 +119,7 @@ pub(super) fn follow_up(
                 score,
                 comment: comment.clone(),
             });
-            effects.push(record(
-                EventKind::Rated,
-                &actor,
-                json!({ "score": score, "comment": comment }),
-            ));
+            effects.push(record(&actor, Event::Rated(ev::Rated { score, comment })));
             effects.extend(customer_status(s.desk, ticket, Change::Rated, None));
             return Plan {
                 ticket: PlanTicket::Existing(ticket.clone()),
@@ -161,10 +155,8 @@ pub(super) fn follow_up(
                 Some(Change::Resolved),
             )
             .unwrap_or_default();
-            for e in &mut resolved {
-                if let Effect::Record(r) = e {
-                    r.detail["by_customer"] = json!(true);
-                }
+            if let Some(moved) = status_event(&mut resolved) {
+                moved.by_customer = true;
             }
             effects.extend(resolved);
             if let Some(to) = ticket_watcher(s.desk, ticket) {
@@ -197,15 +189,14 @@ pub(super) fn follow_up(
         reopened = ticket.status.reopens_on_reply();
         if let Ok(to) = ticket.status.transition(next) {
             effects.push(Effect::SetStatus { to, reopened });
-            effects.push(record(
+            effects.push(record(&actor, {
+                let moved = ev::StatusChanged::new(ticket.status, next);
                 if reopened {
-                    EventKind::Reopened
+                    Event::Reopened(moved)
                 } else {
-                    EventKind::StatusChanged
-                },
-                &actor,
-                json!({ "from": ticket.status.as_str(), "to": next.as_str() }),
-            ));
+                    Event::StatusChanged(moved)
+                }
+            }));
         } else {
             effects.push(Effect::Touch);
         }
@@ -274,9 +265,10 @@ pub(super) fn follows_closed(
         new.follows = Some(closed.clone());
     }
     plan.effects.push(record(
-        EventKind::Follows,
         &Actor::Customer(from.clone()),
-        json!({ "follows": closed.code.as_str() }),
+        Event::Follows(ev::Follows {
+            follows: closed.code.as_str().into(),
+        }),
     ));
     for e in &mut plan.effects {
         if let Effect::Queue(m) = e

@@ -3,8 +3,6 @@
 
 use std::collections::HashMap;
 
-use serde_json::json;
-
 use super::mail_command::{self, MailCommand};
 use super::*;
 use crate::clock::Millis;
@@ -22,6 +20,7 @@ mod new_ticket;
 mod vendor;
 
 use super::effects::*;
+use super::events::{self as ev, Event};
 use super::heuristics::*;
 use agent::*;
 pub use commands::decide_command;
@@ -32,7 +31,8 @@ pub use vendor::vendor_ticket_number;
 use vendor::*;
 
 /// How a follow-up found its ticket.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ThreadedBy {
     ReferenceCode,
     References,
@@ -191,7 +191,10 @@ pub(crate) fn quarantine(reason: QuarantineReason, actor: Actor) -> Plan {
         ticket: PlanTicket::None,
         effects: vec![
             filing(StoredOutcome::Quarantined, Some(detail.clone()), None, None),
-            record(EventKind::Quarantined, &actor, json!({ "reason": detail })),
+            record(
+                &actor,
+                Event::Quarantined(ev::Quarantined { reason: detail }),
+            ),
         ],
         outcome: PlannedOutcome::Quarantined(reason),
     }
@@ -270,17 +273,20 @@ fn mail_plan(s: &MailSituation<'_>) -> Plan {
         },
     };
     if let (Some(earlier), Some(id)) = (s.collision, &mail.message_id) {
-        let ticket_outcome = match plan.outcome {
-            PlannedOutcome::NewTicket => "new_ticket",
-            PlannedOutcome::Appended { .. } => "appended",
-            PlannedOutcome::Ignored(_) => "ignored",
-            PlannedOutcome::Quarantined(_) => "quarantined",
-            _ => "other",
+        let outcome = match plan.outcome {
+            PlannedOutcome::NewTicket => ev::CollisionOutcome::NewTicket,
+            PlannedOutcome::Appended { .. } => ev::CollisionOutcome::Appended,
+            PlannedOutcome::Ignored(_) => ev::CollisionOutcome::Ignored,
+            PlannedOutcome::Quarantined(_) => ev::CollisionOutcome::Quarantined,
+            _ => ev::CollisionOutcome::Other,
         };
         plan.effects.push(record(
-            EventKind::MessageIdCollision,
             &Actor::Gateway,
-            json!({ "message_id": id, "earlier_message": earlier, "outcome": ticket_outcome }),
+            Event::MessageIdCollision(ev::MessageIdCollision {
+                message_id: id.clone(),
+                earlier_message: earlier,
+                outcome,
+            }),
         ));
     }
     plan

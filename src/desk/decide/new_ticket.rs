@@ -1,8 +1,6 @@
 //! A mail that opens a ticket: routed, assigned, acknowledged; and a stranger's mail
 //! quoting someone else's ticket, which opens its own or waits in quarantine.
 
-use serde_json::json;
-
 use super::*;
 
 pub(in crate::desk) fn new_ticket(
@@ -67,19 +65,22 @@ pub(in crate::desk) fn new_ticket(
         });
     }
     effects.push(record(
-        EventKind::Created,
         &customer,
-        json!({ "tier": routing.tier.as_str(), "status": TicketStatus::New.as_str(), "language": language.as_str() }),
+        Event::Created(ev::Created {
+            tier: routing.tier,
+            status: TicketStatus::New,
+            language,
+        }),
     ));
     effects.push(record(
-        EventKind::Routed,
         &Actor::Gateway,
-        json!({
-            "category": routing.category.as_str(),
-            "priority": routing.priority.as_str(),
-            "tier": routing.tier.as_str(),
-            "rule": routing.rule,
-            "matched": routing.matched,
+        Event::Routed(ev::Routed {
+            category: routing.category.clone(),
+            priority: routing.priority,
+            tier: routing.tier,
+            rule: routing.rule.clone(),
+            matched: routing.matched.clone(),
+            scores: routing.scores.clone(),
         }),
     ));
     effects.push(Effect::Queue(OutgoingMail {
@@ -193,9 +194,10 @@ pub(super) fn stranger(s: &MailSituation<'_>, quoted: &TicketRef, language: Lang
             None,
         );
         plan.effects.push(record(
-            EventKind::CommandsRefused,
             &Actor::Stranger(from.clone()),
-            json!({ "reason": format!("not authenticated as the agent: {why}") }),
+            Event::CommandsRefused(ev::CommandsRefused {
+                reason: format!("not authenticated as the agent: {why}"),
+            }),
         ));
         notice.receipt = vec![Receipt {
             command: s.mail.subject.chars().take(120).collect(),

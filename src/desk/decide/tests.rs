@@ -632,9 +632,10 @@ fn with_authentication_required_a_forged_agent_mail_is_a_strangers_and_the_agent
     assert_eq!(refusal, Some(Notice::NotTakenAsYours));
     // Why, for the operator: in the log of the quoted ticket.
     let why = plan.effects.iter().find_map(|e| match e {
-        Effect::Record(r) if r.kind == EventKind::CommandsRefused => {
-            Some(r.detail["reason"].to_string())
-        }
+        Effect::Record(EventRecord {
+            event: crate::desk::events::Event::CommandsRefused(refused),
+            ..
+        }) => Some(refused.reason.clone()),
         _ => None,
     });
     assert!(

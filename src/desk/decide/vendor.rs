@@ -1,7 +1,5 @@
 //! L4: a ticket forwarded to an external vendor, and the vendor's mail coming back.
 
-use serde_json::json;
-
 use super::*;
 
 /// A vendor's mail on a ticket sent to them: recorded, their ticket number learned, and
@@ -19,12 +17,11 @@ pub(super) fn vendor_mail(s: &MailSituation<'_>, ticket: &TicketRef, name: &str)
         effects.push(Effect::VendorTicket(n.clone()));
     }
     effects.push(record(
-        EventKind::VendorReplied,
         &actor,
-        json!({
-            "vendor": name,
-            "machine": s.machine.map(|m| m.as_str()),
-            "vendor_ticket": learned.as_ref().or(ticket.vendor_ticket.as_ref()),
+        Event::VendorReplied(ev::VendorReplied {
+            vendor: name.to_string(),
+            machine: s.machine,
+            vendor_ticket: learned.clone().or_else(|| ticket.vendor_ticket.clone()),
         }),
     ));
     effects.push(Effect::Touch);
@@ -91,9 +88,13 @@ pub(super) fn to_vendor(
     if t.tier != Tier::L4Vendor {
         effects.push(Effect::ChangeTier(t.tier.escalate(Some(Tier::L4Vendor))?));
         effects.push(record(
-            EventKind::Escalated,
             &s.actor,
-            json!({ "from": t.tier.as_str(), "to": "L4", "reason": reason, "vendor": vendor.name }),
+            Event::Escalated(ev::Escalated {
+                from: t.tier,
+                to: Tier::L4Vendor,
+                reason: reason.clone(),
+                vendor: Some(vendor.name.clone()),
+            }),
         ));
     }
     if t.assignee.is_none()
@@ -101,17 +102,25 @@ pub(super) fn to_vendor(
     {
         effects.push(Effect::Assign(Some(agent.clone())));
         effects.push(record(
-            EventKind::Assigned,
             &s.actor,
-            json!({ "to": agent.as_str(), "from": null, "tier": "L4", "reason": "sent to a vendor" }),
+            Event::Assigned(ev::Assignment {
+                to: Some(agent.clone()),
+                from: None,
+                tier: Tier::L4Vendor,
+                notified: None,
+                reason: Some("sent to a vendor".into()),
+            }),
         ));
     }
     effects.push(Effect::SetVendor(vendor.name.clone()));
     effects.push(Effect::Clock(ClockChange::VendorAsked));
     effects.push(record(
-        EventKind::VendorForwarded,
         &s.actor,
-        json!({ "vendor": vendor.name, "address": vendor.address.as_str(), "reason": reason }),
+        Event::VendorForwarded(ev::VendorForwarded {
+            vendor: vendor.name.clone(),
+            address: vendor.address.clone(),
+            reason: reason.clone(),
+        }),
     ));
     effects.push(Effect::Queue(OutgoingMail {
         template: Template::VendorForward,
