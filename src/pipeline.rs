@@ -901,6 +901,7 @@ impl Pipeline {
                         let (hour, day) = tx
                             .automatic_mail_sent(
                                 &to,
+                                crate::render::Template::budgeted(),
                                 (now - HOUR_MS, now - 24 * HOUR_MS, now),
                                 (budget.per_hour, budget.per_day),
                             )

@@ -68,6 +68,24 @@ impl Template {
         Template::FloodDigest,
     ];
 
+    /// Whether a mail of this kind spends its recipient's automatic-mail budget: every
+    /// kind but an agent's own reply, which a person wrote.
+    pub fn counts_against_budget(self) -> bool {
+        self != Template::AgentReply
+    }
+
+    /// The names of the kinds that spend the budget, as the outbox stores them.
+    pub fn budgeted() -> &'static [&'static str] {
+        static NAMES: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock::new(|| {
+            Template::ALL
+                .into_iter()
+                .filter(|t| t.counts_against_budget())
+                .map(Template::name)
+                .collect()
+        });
+        &NAMES
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Template::Acknowledgement => "acknowledgement",

@@ -8,6 +8,7 @@
 use sha2::{Digest, Sha256};
 
 use super::events::{self as ev, Event};
+use super::thread::Writer;
 use super::*;
 use crate::config::{GatewaySettings, MailBudget};
 use crate::domain::Priority;
@@ -510,6 +511,7 @@ async fn queue(
         let (hour, day) = tx
             .automatic_mail_sent(
                 &out.to,
+                Template::budgeted(),
                 (now - HOUR_MS, now - 24 * HOUR_MS, now),
                 (ctx.budget.per_hour, ctx.budget.per_day),
             )
@@ -553,7 +555,7 @@ async fn queue(
         })
         .unwrap_or_default();
     let entries = if out.include_thread {
-        tx.thread(f.id).await?
+        tx.thread(f.id, super::thread::in_thread).await?
     } else {
         Vec::new()
     };
@@ -573,12 +575,12 @@ async fn queue(
     let thread = if out.include_thread {
         entries
             .into_iter()
-            .filter(|e| !(private && e.detail.as_deref() == Some("internal_note")))
+            .filter(|e| !(private && Writer::of(e) == Some(Writer::InternalNote)))
             .map(|e| ThreadItem {
                 author: if private {
-                    match e.detail.as_deref() {
-                        Some("agent_reply") => ctx.gateway.support_name.clone(),
-                        Some("vendor") => out.to_name.clone().unwrap_or_default(),
+                    match (e.detail.as_deref(), Writer::of(&e)) {
+                        (Some(super::thread::AGENT_REPLY), _) => ctx.gateway.support_name.clone(),
+                        (_, Some(Writer::Vendor)) => out.to_name.clone().unwrap_or_default(),
                         _ => "user".into(),
                     }
                 } else {

@@ -11,6 +11,7 @@ pub mod events;
 pub mod heuristics;
 pub mod mail_command;
 mod state;
+pub mod thread;
 pub mod timed;
 pub mod wording;
 

@@ -162,6 +162,19 @@ pub enum Actor {
 }
 
 impl Actor {
+    /// Every actor kind, as the event log stores it.
+    pub const KINDS: [&'static str; 9] = [
+        "customer",
+        "participant",
+        "stranger",
+        "agent",
+        "machine",
+        "gateway",
+        "cli",
+        "vendor",
+        "timer",
+    ];
+
     pub fn kind(&self) -> &'static str {
         match self {
             Actor::Customer(_) => "customer",

@@ -260,6 +260,23 @@ impl TicketStatus {
         !matches!(self, Self::Resolved | Self::Closed)
     }
 
+    /// The statuses that still need work: what "open" selects in a query.
+    pub fn open() -> impl Iterator<Item = TicketStatus> {
+        Self::ALL.into_iter().filter(|s| s.is_open())
+    }
+
+    /// When a ticket moved to this status at `at` was resolved: `at` once it no longer
+    /// needs work, none while it does.
+    pub fn resolved_at(self, at: crate::clock::Millis) -> Option<crate::clock::Millis> {
+        (!self.is_open()).then_some(at)
+    }
+
+    /// Whether a reply found by its subject alone may still join a ticket in this status.
+    /// A closed ticket's news opens a new ticket that follows it.
+    pub fn joins_by_subject(self) -> bool {
+        self != Self::Closed
+    }
+
     /// The only way a ticket's status changes by someone's decision. `reopen` is how a
     /// resolved or closed ticket comes back; anything else to a status it is already in,
     /// or out of `closed` but by reopening, is refused.
@@ -399,6 +416,19 @@ impl fmt::Display for Tier {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_open_means_is_said_once() {
+        use TicketStatus::*;
+        let open: Vec<TicketStatus> = TicketStatus::open().collect();
+        assert_eq!(open, [New, Open, WaitingOnCustomer]);
+        assert_eq!(Open.resolved_at(5), None);
+        assert_eq!(WaitingOnCustomer.resolved_at(5), None);
+        assert_eq!(Resolved.resolved_at(5), Some(5));
+        assert_eq!(Closed.resolved_at(5), Some(5));
+        assert!(Resolved.joins_by_subject());
+        assert!(!Closed.joins_by_subject());
+    }
 
     #[test]
     fn statuses_and_tiers_round_trip_through_text() {

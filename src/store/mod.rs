@@ -214,17 +214,17 @@ impl StoredOutcome {
         }
     }
 
+    pub const ALL: [StoredOutcome; 6] = [
+        Self::NewTicket,
+        Self::Appended,
+        Self::Duplicate,
+        Self::Ignored,
+        Self::Quarantined,
+        Self::Outgoing,
+    ];
+
     pub fn parse(s: &str) -> Option<Self> {
-        [
-            Self::NewTicket,
-            Self::Appended,
-            Self::Duplicate,
-            Self::Ignored,
-            Self::Quarantined,
-            Self::Outgoing,
-        ]
-        .into_iter()
-        .find(|o| o.as_str() == s)
+        Self::ALL.into_iter().find(|o| o.as_str() == s)
     }
 }
 
@@ -351,8 +351,16 @@ pub struct MailContent<'a> {
 pub struct ThreadEntry {
     pub from: Option<String>,
     pub from_name: Option<String>,
-    /// `agent_reply`, `internal_note`, `vendor`; `None` for the customer's side.
+    /// Inbound: `agent_mail`, `internal_note`, `vendor`, `None` for the customer's side;
+    /// outbound: the template's name (`agent_reply`).
     pub detail: Option<String>,
+    #[serde(skip)]
+    pub direction: Direction,
+    #[serde(skip)]
+    pub outcome: StoredOutcome,
+    /// A machine's mail (auto-reply, bounce).
+    #[serde(skip)]
+    pub machine: bool,
     pub at: Millis,
     pub text: String,
     pub attachments: Vec<AttachmentView>,
@@ -618,9 +626,12 @@ pub trait StoreTx: Send {
     /// Only mail that went or goes out counts (not held or superseded mail), and only mail
     /// queued up to `now`: a row dated later (queued by `tick --at` on a copy of a desk)
     /// never spends today's budget.
+    /// Only rows of the `kinds` given count (which mail spends the budget is the desk's
+    /// rule: `Template::counts_against_budget`).
     async fn automatic_mail_sent(
         &mut self,
         to: &EmailAddress,
+        kinds: &[&str],
         (hour_ago, day_ago, now): (Millis, Millis, Millis),
         cap: (u32, u32),
     ) -> Result<(u32, u32), StoreError>;
@@ -660,7 +671,13 @@ pub trait StoreTx: Send {
         agents: &[EmailAddress],
     ) -> Result<HashMap<EmailAddress, Load>, StoreError>;
     /// The conversation so far, oldest first: people's inbound mail and agents' replies.
-    async fn thread(&mut self, ticket: TicketId) -> Result<Vec<ThreadEntry>, StoreError>;
+    /// The ticket's messages in order, those `keep` takes (the thread rule is the desk's),
+    /// with their attachments.
+    async fn thread(
+        &mut self,
+        ticket: TicketId,
+        keep: for<'e> fn(&'e ThreadEntry) -> bool,
+    ) -> Result<Vec<ThreadEntry>, StoreError>;
     /// Message-IDs of the ticket's mail from or to `with`, oldest first (the last ten), so
     /// that a new mail to them continues the thread in their client.
     async fn thread_message_ids(

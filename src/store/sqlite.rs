@@ -23,6 +23,11 @@ pub struct SqliteStore {
     file: Option<(std::path::PathBuf, (u64, u64))>,
 }
 
+/// `?, ?, ?` for a list of `n` bound values.
+fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
 /// The identity of the file at `path`, if it is there.
 fn file_identity(path: &std::path::Path) -> Option<(u64, u64)> {
     use std::os::unix::fs::MetadataExt;
@@ -506,13 +511,21 @@ impl StoreTx for SqliteTx {
         key: &str,
         since: Millis,
     ) -> Result<Option<TicketRef>, StoreError> {
+        let joinable: Vec<&str> = TicketStatus::ALL
+            .into_iter()
+            .filter(|s| s.joins_by_subject())
+            .map(TicketStatus::as_str)
+            .collect();
         let sql = format!(
             "SELECT {TICKET_REF_COLUMNS} FROM tickets t WHERE t.customer = ? AND t.thread_key = ? \
-             AND t.updated_at >= ? AND t.status <> 'closed' ORDER BY t.updated_at DESC LIMIT 1"
+             AND t.updated_at >= ? AND t.status IN ({}) ORDER BY t.updated_at DESC LIMIT 1",
+            placeholders(joinable.len())
         );
-        let row = self
-            .row(Stmt::new(sql).bind(customer.as_str()).bind(key).bind(since))
-            .await?;
+        let mut stmt = Stmt::new(sql).bind(customer.as_str()).bind(key).bind(since);
+        for status in joinable {
+            stmt = stmt.bind(status);
+        }
+        let row = self.row(stmt).await?;
         row.as_ref().map(ticket_ref).transpose()
     }
 
@@ -556,13 +569,12 @@ impl StoreTx for SqliteTx {
         self.later(
             Stmt::new(
                 "UPDATE tickets SET status = ?, updated_at = ?, reopen_count = reopen_count + ?, \
-                 resolved_at = CASE WHEN ? IN ('resolved', 'closed') THEN ? ELSE NULL END WHERE id = ?",
+                 resolved_at = ? WHERE id = ?",
             )
             .bind(status.as_str())
             .bind(at)
             .bind(i64::from(reopened))
-            .bind(status.as_str())
-            .bind(at)
+            .bind(status.resolved_at(at))
             .bind(id),
         )
         .await
@@ -659,6 +671,7 @@ impl StoreTx for SqliteTx {
     async fn automatic_mail_sent(
         &mut self,
         to: &EmailAddress,
+        kinds: &[&str],
         (hour_ago, day_ago, now): (Millis, Millis, Millis),
         (hour_cap, day_cap): (u32, u32),
     ) -> Result<(u32, u32), StoreError> {
@@ -667,25 +680,24 @@ impl StoreTx for SqliteTx {
         // The caps are written into the SQL: SQLite compiles a bound LIMIT afresh at every run.
         const OUT: &str =
             "(status = 'pending' OR status = 'sending' OR status = 'sent' OR status = 'failed')";
+        let counted = placeholders(kinds.len());
         let sql = format!(
             "SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM outbox WHERE rcpt_to = ? AND created_at > ? \
-                       AND created_at <= ? AND kind <> 'agent_reply' AND {OUT} LIMIT {hour_cap})), \
+                       AND created_at <= ? AND kind IN ({counted}) AND {OUT} LIMIT {hour_cap})), \
                     (SELECT COUNT(*) FROM (SELECT 1 FROM outbox WHERE rcpt_to = ? AND created_at > ? \
-                       AND created_at <= ? AND kind <> 'agent_reply' AND {OUT} LIMIT {day_cap}))"
+                       AND created_at <= ? AND kind IN ({counted}) AND {OUT} LIMIT {day_cap}))"
         );
-        let row = self
-            .waiting
-            .fetch_one(
-                &mut self.tx,
-                Stmt::new(sql)
-                    .bind(json_list(&[to.to_string()]))
-                    .bind(hour_ago)
-                    .bind(now)
-                    .bind(json_list(&[to.to_string()]))
-                    .bind(day_ago)
-                    .bind(now),
-            )
-            .await?;
+        let mut stmt = Stmt::new(sql);
+        for since in [hour_ago, day_ago] {
+            stmt = stmt
+                .bind(json_list(&[to.to_string()]))
+                .bind(since)
+                .bind(now);
+            for kind in kinds {
+                stmt = stmt.bind(*kind);
+            }
+        }
+        let row = self.waiting.fetch_one(&mut self.tx, stmt).await?;
         let (hour, day): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
         Ok((hour.max(0) as u32, day.max(0) as u32))
     }
@@ -901,16 +913,17 @@ impl StoreTx for SqliteTx {
             .collect()
     }
 
-    async fn thread(&mut self, ticket: TicketId) -> Result<Vec<ThreadEntry>, StoreError> {
+    async fn thread(
+        &mut self,
+        ticket: TicketId,
+        keep: for<'e> fn(&'e ThreadEntry) -> bool,
+    ) -> Result<Vec<ThreadEntry>, StoreError> {
         let rows = self
             .rows(
                 Stmt::new(
-                    "SELECT id, from_addr, from_name, received_at, reply_text, outcome_detail FROM messages \
-                     WHERE ticket_id = ? AND machine_kind IS NULL AND ( \
-                       (direction = 'inbound' AND outcome IN ('new_ticket', 'appended') \
-                        AND COALESCE(outcome_detail, '') <> 'agent_mail') \
-                       OR (direction = 'outbound' AND outcome_detail = 'agent_reply')) \
-                     ORDER BY id",
+                    "SELECT id, from_addr, from_name, received_at, reply_text, outcome_detail, \
+                     direction, outcome, machine_kind IS NOT NULL FROM messages \
+                     WHERE ticket_id = ? ORDER BY id",
                 )
                 .bind(ticket),
             )
@@ -918,7 +931,26 @@ impl StoreTx for SqliteTx {
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let id: i64 = row.try_get(0)?;
-            let attachments = sqlx::query_as::<_, (Option<String>, String, i64)>(
+            let mut entry = ThreadEntry {
+                from: row.try_get(1)?,
+                from_name: row.try_get(2)?,
+                detail: row.try_get(5)?,
+                direction: if row.try_get::<String, _>(6)? == Direction::Outbound.as_str() {
+                    Direction::Outbound
+                } else {
+                    Direction::Inbound
+                },
+                outcome: StoredOutcome::parse(&row.try_get::<String, _>(7)?)
+                    .ok_or_else(|| StoreError::Corrupt("unknown message outcome".into()))?,
+                machine: row.try_get(8)?,
+                at: row.try_get(3)?,
+                text: row.try_get(4)?,
+                attachments: Vec::new(),
+            };
+            if !keep(&entry) {
+                continue;
+            }
+            entry.attachments = sqlx::query_as::<_, (Option<String>, String, i64)>(
                 "SELECT filename, content_type, size FROM attachments WHERE message_id = ? ORDER BY id",
             )
             .bind(id)
@@ -931,14 +963,7 @@ impl StoreTx for SqliteTx {
                 size,
             })
             .collect();
-            out.push(ThreadEntry {
-                from: row.try_get(1)?,
-                from_name: row.try_get(2)?,
-                detail: row.try_get(5)?,
-                at: row.try_get(3)?,
-                text: row.try_get(4)?,
-                attachments,
-            });
+            out.push(entry);
         }
         Ok(out)
     }
@@ -1167,8 +1192,22 @@ fn summary(row: &SqliteRow) -> Result<TicketSummary, StoreError> {
             first_response_at: row
                 .try_get::<Option<i64>, _>("first_response_at")?
                 .map(format_millis),
-            breached: serde_json::from_str(&row.try_get::<String, _>("breached")?)
-                .map_err(corrupt)?,
+            breached: {
+                // The breach bits are set with the `sla_breached` event, and never cleared.
+                let fired =
+                    crate::domain::Fired(row.try_get::<i64, _>("sla_fired")?.clamp(0, 255) as u8);
+                [
+                    (
+                        crate::domain::Fired::FIRST_RESPONSE_BREACH,
+                        "first_response",
+                    ),
+                    (crate::domain::Fired::RESOLUTION_BREACH, "resolution"),
+                ]
+                .into_iter()
+                .filter(|(bit, _)| fired.has(*bit))
+                .map(|(_, target)| target.to_string())
+                .collect()
+            },
             paused: row.try_get::<Option<i64>, _>("sla_since")?.is_none(),
         },
         follows: row.try_get("follows")?,
@@ -1182,8 +1221,7 @@ const SUMMARY_SELECT: &str = "SELECT t.code, t.status, t.tier, t.customer, t.cus
      t.satisfaction, t.satisfaction_comment, t.first_response_at, \
      t.first_response_due, t.resolution_due, t.sla_since, t.vendor, t.vendor_ticket, \
      (SELECT f.code FROM tickets f WHERE f.id = t.follows_ticket_id) AS follows, \
-     (SELECT json_group_array(target) FROM (SELECT DISTINCT json_extract(e.detail, '$.target') AS target \
-        FROM events e WHERE e.ticket_id = t.id AND e.kind = 'sla_breached' ORDER BY target)) AS breached, \
+     t.sla_fired, \
      (SELECT COUNT(*) FROM messages m WHERE m.ticket_id = t.id) AS message_count, \
      (SELECT json_group_array(address) FROM (SELECT address FROM ticket_participants p \
         WHERE p.ticket_id = t.id ORDER BY p.added_at, p.address)) AS participants \
@@ -1443,8 +1481,13 @@ impl Store for SqliteStore {
             conditions.push("t.status = ?");
             values.push(st.as_str().into());
         }
+        let open_statuses = format!(
+            "t.status IN ({})",
+            placeholders(TicketStatus::open().count())
+        );
         if filter.open_only {
-            conditions.push("t.status NOT IN ('resolved', 'closed')");
+            conditions.push(&open_statuses);
+            values.extend(TicketStatus::open().map(|s| s.as_str().to_string()));
         }
         if let Some(tier) = filter.tier {
             conditions.push("t.tier = ?");

@@ -272,3 +272,118 @@ fn ingest_processes_started_together_on_a_fresh_desk_all_file_their_mail() {
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(list.as_array().unwrap().len(), N);
 }
+
+/// The values a column's CHECK allows in the migrated schema (`col = 'x' OR …` or
+/// `col IN ('x', …)`).
+fn allowed(schema: &str, column: &str) -> std::collections::BTreeSet<String> {
+    let start = schema
+        .find(&format!("{column} "))
+        .and_then(|at| schema[at..].find("CHECK").map(|c| at + c))
+        .unwrap_or_else(|| panic!("no CHECK on {column}:\n{schema}"));
+    let mut depth = 0;
+    let mut end = start;
+    for (i, ch) in schema[start..].char_indices() {
+        match ch {
+            '(' => depth += 1,
+            ')' => {
+                depth -= 1;
+                if depth == 0 {
+                    end = start + i;
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    schema[start..end]
+        .split('\'')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect()
+}
+
+/// Every CHECK of the schema lists exactly what the Rust enums can write: a kind added on
+/// one side and not the other fails here, not on a customer's mail.
+#[tokio::test]
+async fn the_schema_checks_allow_exactly_the_enums_values() {
+    use helpdesk::domain::{Actor, EventKind, Language, Priority, TicketStatus, Tier};
+    use helpdesk::store::{Direction, ParticipantRole, StoredOutcome};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("desk.db");
+    let store = helpdesk::store::sqlite::SqliteStore::open(&format!("sqlite:{}", path.display()))
+        .await
+        .unwrap();
+    let table = |name: &'static str| {
+        let pool = store.pool().clone();
+        async move {
+            let (sql,): (String,) =
+                sqlx::query_as("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?")
+                    .bind(name)
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+            sql
+        }
+    };
+    let set = |values: Vec<&str>| -> std::collections::BTreeSet<String> {
+        values.into_iter().map(str::to_string).collect()
+    };
+    let events = table("events").await;
+    assert_eq!(
+        allowed(&events, "kind"),
+        set(EventKind::ALL.iter().map(|k| k.as_str()).collect())
+    );
+    assert_eq!(allowed(&events, "actor_kind"), set(Actor::KINDS.to_vec()));
+    let tickets = table("tickets").await;
+    assert_eq!(
+        allowed(&tickets, "status"),
+        set(TicketStatus::ALL.iter().map(|s| s.as_str()).collect())
+    );
+    assert_eq!(
+        allowed(&tickets, "tier"),
+        set(Tier::ALL.iter().map(|t| t.as_str()).collect())
+    );
+    assert_eq!(
+        allowed(&tickets, "priority"),
+        set(Priority::ALL.iter().map(|p| p.as_str()).collect())
+    );
+    assert_eq!(
+        allowed(&tickets, "language"),
+        set(Language::ALL.iter().map(|l| l.as_str()).collect())
+    );
+    let messages = table("messages").await;
+    assert_eq!(
+        allowed(&messages, "outcome"),
+        set(StoredOutcome::ALL.iter().map(|o| o.as_str()).collect())
+    );
+    assert_eq!(
+        allowed(&messages, "direction"),
+        set(vec![
+            Direction::Inbound.as_str(),
+            Direction::Outbound.as_str()
+        ])
+    );
+    assert_eq!(
+        allowed(&table("ticket_participants").await, "role"),
+        set(vec![
+            ParticipantRole::Customer.as_str(),
+            ParticipantRole::Cc.as_str()
+        ])
+    );
+    // Each actor variant's kind is one of the listed kinds.
+    let someone: helpdesk::domain::EmailAddress = "a@example.com".parse().unwrap();
+    for actor in [
+        Actor::Customer(someone.clone()),
+        Actor::Participant(someone.clone()),
+        Actor::Stranger(someone.clone()),
+        Actor::Agent(someone),
+        Actor::Machine(None),
+        Actor::Gateway,
+        Actor::Cli("cli".into()),
+        Actor::Vendor("Ricoh".into()),
+        Actor::Timer,
+    ] {
+        assert!(Actor::KINDS.contains(&actor.kind()), "{actor:?}");
+    }
+}

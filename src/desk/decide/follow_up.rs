@@ -76,7 +76,7 @@ pub(super) fn follow_up(
     let mut reopened = false;
     if let Actor::Vendor(name) = &actor {
         if let Some(Effect::FileMail(f)) = effects.first_mut() {
-            f.detail = Some("vendor".into());
+            f.detail = Some(Writer::Vendor.as_str().into());
         }
         effects.extend(vendor_mail(s, ticket, name));
         return Plan {
@@ -90,7 +90,12 @@ pub(super) fn follow_up(
         // (or, for a note, this mail itself).
         let note = mail_command::parse(&s.mail.reply_text).has_note();
         if let Some(Effect::FileMail(f)) = effects.first_mut() {
-            f.detail = Some(if note { "internal_note" } else { "agent_mail" }.into());
+            let written = if note {
+                Writer::InternalNote
+            } else {
+                Writer::AgentMail
+            };
+            f.detail = Some(written.as_str().into());
         }
         effects.extend(agent_on_ticket(s, ticket, agent));
         return Plan {

@@ -22,6 +22,7 @@ mod vendor;
 use super::effects::*;
 use super::events::{self as ev, Event};
 use super::heuristics::*;
+use super::thread::Writer;
 use agent::*;
 pub use commands::decide_command;
 use commands::*;

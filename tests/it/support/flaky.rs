@@ -179,10 +179,11 @@ impl StoreTx for FlakyTx {
     async fn automatic_mail_sent(
         &mut self,
         to: &EmailAddress,
+        kinds: &[&str],
         window: (Millis, Millis, Millis),
         cap: (u32, u32),
     ) -> Result<(u32, u32), StoreError> {
-        self.inner.automatic_mail_sent(to, window, cap).await
+        self.inner.automatic_mail_sent(to, kinds, window, cap).await
     }
     async fn mail_from_since(
         &mut self,
@@ -234,8 +235,12 @@ impl StoreTx for FlakyTx {
     ) -> Result<Option<TicketRef>, StoreError> {
         self.inner.ticket_by_vendor_ticket(v, n).await
     }
-    async fn thread(&mut self, t: TicketId) -> Result<Vec<ThreadEntry>, StoreError> {
-        self.inner.thread(t).await
+    async fn thread(
+        &mut self,
+        t: TicketId,
+        keep: for<'e> fn(&'e ThreadEntry) -> bool,
+    ) -> Result<Vec<ThreadEntry>, StoreError> {
+        self.inner.thread(t, keep).await
     }
     async fn thread_message_ids(
         &mut self,

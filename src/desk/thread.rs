@@ -1,0 +1,110 @@
+//! Which stored messages make up a ticket's thread, the one people read in notifications
+//! and forwards: what the customer's side wrote and what the desk answered publicly. The
+//! store keeps every message; this rule, not SQL, chooses among them.
+
+use crate::store::{Direction, StoredOutcome, ThreadEntry};
+
+/// What an inbound message's stored detail says of who wrote it on the ticket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Writer {
+    /// An agent's mail (its public part is in the thread as the reply that went out).
+    AgentMail,
+    /// An agent's internal note: kept from customers and vendors.
+    InternalNote,
+    /// The external vendor's mail.
+    Vendor,
+}
+
+impl Writer {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Writer::AgentMail => "agent_mail",
+            Writer::InternalNote => "internal_note",
+            Writer::Vendor => "vendor",
+        }
+    }
+
+    pub fn of(entry: &ThreadEntry) -> Option<Writer> {
+        let detail = entry.detail.as_deref()?;
+        [Writer::AgentMail, Writer::InternalNote, Writer::Vendor]
+            .into_iter()
+            .find(|w| w.as_str() == detail && entry.direction == Direction::Inbound)
+    }
+}
+
+/// The outbound detail of an agent's reply as sent to the customer (its template's name).
+pub const AGENT_REPLY: &str = "agent_reply";
+
+/// A message belongs to the thread when a person on the customer's side wrote it (filed
+/// as a new ticket or appended; a machine's mail never), or when it is an agent's reply
+/// as it went out (the agent's own mail, with its commands, stays out).
+pub fn in_thread(e: &ThreadEntry) -> bool {
+    if e.machine {
+        return false;
+    }
+    match e.direction {
+        Direction::Inbound => {
+            matches!(
+                e.outcome,
+                StoredOutcome::NewTicket | StoredOutcome::Appended
+            ) && Writer::of(e) != Some(Writer::AgentMail)
+        }
+        Direction::Outbound => e.detail.as_deref() == Some(AGENT_REPLY),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(direction: Direction, outcome: StoredOutcome, detail: Option<&str>) -> ThreadEntry {
+        ThreadEntry {
+            from: None,
+            from_name: None,
+            detail: detail.map(str::to_string),
+            direction,
+            outcome,
+            machine: false,
+            at: 0,
+            text: String::new(),
+            attachments: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_thread_is_what_people_wrote_and_what_the_desk_answered() {
+        use Direction::*;
+        use StoredOutcome::*;
+        let yes = [
+            entry(Inbound, NewTicket, None),
+            entry(Inbound, Appended, None),
+            entry(Inbound, Appended, Some("internal_note")),
+            entry(Inbound, Appended, Some("vendor")),
+            entry(Outbound, Outgoing, Some("agent_reply")),
+        ];
+        let no = [
+            entry(Inbound, Appended, Some("agent_mail")),
+            entry(Inbound, Duplicate, None),
+            entry(Inbound, Ignored, None),
+            entry(Inbound, Quarantined, None),
+            entry(Outbound, Outgoing, Some("acknowledgement")),
+            entry(Outbound, Outgoing, Some("status_update")),
+            ThreadEntry {
+                machine: true,
+                ..entry(Inbound, Appended, None)
+            },
+        ];
+        for e in &yes {
+            assert!(in_thread(e), "{e:?}");
+        }
+        for e in &no {
+            assert!(!in_thread(e), "{e:?}");
+        }
+        assert_eq!(Writer::of(&yes[2]), Some(Writer::InternalNote));
+        assert_eq!(
+            Writer::of(&yes[4]),
+            None,
+            "outbound details are template names"
+        );
+    }
+}
