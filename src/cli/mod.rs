@@ -1,0 +1,468 @@
+//! The `helpdesk` command line. Data goes to stdout, logs to stderr.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use crate::app::{self, App};
+use crate::config::Config;
+use crate::desk::{Command as DeskCommand, CommandError};
+use crate::domain::{Actor, Category, EmailAddress, Priority, ReferenceCode, TicketStatus, Tier};
+use crate::ingest::maildir::MaildirSource;
+use crate::pipeline::SourceRef;
+use crate::store::{StoreError, TicketFilter};
+
+mod setup;
+mod tick;
+mod tickets;
+
+use setup::*;
+use tick::*;
+use tickets::*;
+
+/// Email helpdesk gateway: files mail sent to the support address as tickets.
+#[derive(Parser, Debug)]
+#[command(name = "helpdesk", version)]
+pub struct Cli {
+    /// Configuration file.
+    #[arg(
+        long,
+        short,
+        global = true,
+        env = "HELPDESK_CONFIG",
+        default_value = "helpdesk.toml"
+    )]
+    pub config: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Write a commented helpdesk.toml for the embedded default (Maildir in, SQLite, .eml files out) into DIR.
+    Init(InitArgs),
+    /// Run the configured source and the outbox until SIGINT/SIGTERM.
+    Run,
+    /// File mail from files (or stdin), as the source would, then send what is queued.
+    Ingest(IngestArgs),
+    /// Look at tickets and act on them.
+    #[command(subcommand)]
+    Tickets(TicketsCommand),
+    /// Say what a mail would become (category, priority, tier, rule, assignee) without filing it.
+    Route {
+        /// The mail (RFC 5322); `-` or none for standard input.
+        file: Option<PathBuf>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The roster.
+    #[command(subcommand)]
+    Agents(AgentsCommand),
+    /// Run the timed work that fell due (service levels, reminders, closing, vendors) once,
+    /// send what it queued, and exit: for cron. With --at, print what would fall due at
+    /// that moment, ticket by ticket, and change nothing (to try a calendar).
+    Tick {
+        /// The moment to look at (RFC 3339, e.g. 2026-12-24T18:00:00+01:00): a dry run.
+        #[arg(long)]
+        at: Option<String>,
+        /// With --at: act as if it were that moment, for real (for trials on a copy of a
+        /// desk, and tests). Its mail is queued to go now, never at that moment.
+        #[arg(long, requires = "at")]
+        apply: bool,
+        /// Queue the resulting mail but do not send it now.
+        #[arg(long)]
+        no_send: bool,
+    },
+    /// Check the configuration file and report the first problem.
+    CheckConfig,
+}
+
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// Folder for the configuration, database, Maildir and outgoing mail.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// Overwrite an existing helpdesk.toml.
+    #[arg(long)]
+    pub force: bool,
+    /// `init` writes a configuration rather than reading one: this stands in for the
+    /// global `--config`, hidden from its help, and is not used.
+    #[arg(long, short, hide = true, default_value = "helpdesk.toml")]
+    pub config: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct IngestArgs {
+    /// Mail files (RFC 5322); `-` or none for standard input.
+    pub files: Vec<PathBuf>,
+    /// Queue acknowledgements but do not send them now.
+    #[arg(long)]
+    pub no_send: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AgentsCommand {
+    /// Each agent with their tiers, categories, languages and open tickets.
+    List {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Options shared by the commands that change a ticket.
+#[derive(Args, Debug)]
+pub struct ActArgs {
+    /// The ticket's code, e.g. HD-7K3M9QXA.
+    pub code: String,
+    /// Who is acting, as recorded in the ticket's events.
+    #[arg(long = "as", default_value = "cli")]
+    pub actor: String,
+    /// Queue the resulting mail but do not send it now (a running gateway will).
+    #[arg(long)]
+    pub no_send: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TicketsCommand {
+    /// List tickets, oldest first.
+    List {
+        /// Only tickets in this status (new, open, waiting_on_customer, resolved, closed).
+        #[arg(long)]
+        status: Option<String>,
+        /// Only tickets at this tier (L0-L4).
+        #[arg(long)]
+        tier: Option<String>,
+        /// Only tickets assigned to this address.
+        #[arg(long)]
+        assignee: Option<String>,
+        /// Only tickets in this category (printer, account, network…).
+        #[arg(long)]
+        category: Option<String>,
+        /// Only tickets of this priority: low, normal, high or urgent.
+        #[arg(long)]
+        priority: Option<String>,
+        /// Only tickets with a service-level target due within this time (e.g. 2h).
+        #[arg(long)]
+        due_within: Option<String>,
+        /// Only tickets that missed a service-level target.
+        #[arg(long)]
+        breached: bool,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Give a ticket to an agent on the roster.
+    Assign {
+        #[command(flatten)]
+        act: ActArgs,
+        /// The agent's address.
+        address: String,
+    },
+    /// Move a ticket up (one tier by default), re-route and re-assign it.
+    Escalate {
+        #[command(flatten)]
+        act: ActArgs,
+        /// The tier to go to (L2-L4).
+        #[arg(long)]
+        to: Option<String>,
+        /// Why, as the new assignee and the ticket's log will read it.
+        #[arg(long)]
+        reason: Option<String>,
+        /// Send the ticket to this external vendor (a [[vendors]] name; implies --to L4).
+        #[arg(long)]
+        vendor: Option<String>,
+    },
+    /// Mark a ticket resolved; the customer is told how to reopen it.
+    Resolve {
+        #[command(flatten)]
+        act: ActArgs,
+    },
+    /// Close a ticket.
+    Close {
+        #[command(flatten)]
+        act: ActArgs,
+    },
+    /// Reopen a resolved or closed ticket.
+    Reopen {
+        #[command(flatten)]
+        act: ActArgs,
+    },
+    /// The ticket waits for the customer's answer (for DURATION, e.g. 3d, when given).
+    Wait {
+        #[command(flatten)]
+        act: ActArgs,
+        /// How long to wait (e.g. 3d, 12h); the desk's default when absent.
+        duration: Option<String>,
+    },
+    /// Show one ticket with its messages.
+    Show {
+        /// The ticket's code, e.g. HD-7K3M9QXA.
+        code: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The exit codes, one table (the README's "Exit codes" repeats it): what a script
+/// calling `helpdesk` can tell apart.
+pub mod exit {
+    /// Done.
+    pub const OK: u8 = 0;
+    /// Anything not below (an unreadable file, a mail stack that refused us…).
+    pub const FAILURE: u8 = 1;
+    /// The command line itself is wrong: an unknown command or flag, a missing argument
+    /// (clap's code).
+    pub const USAGE: u8 = 2;
+    /// The ticket's state does not allow the command (closed, already there, not on the
+    /// roster…): nothing changed.
+    pub const REFUSED: u8 = 3;
+    /// A well-formed code that no ticket has.
+    pub const NO_TICKET: u8 = 4;
+    /// A value that is not what it should be: a mistyped code, a duration, a date, a
+    /// status or tier name (sysexits' EX_DATAERR).
+    pub const BAD_VALUE: u8 = 65;
+    /// Something to read is missing: no database yet (the desk has filed nothing), or a
+    /// mail file that cannot be read (EX_NOINPUT).
+    pub const NO_INPUT: u8 = 66;
+    /// The database is busy or unreachable: try again later (EX_TEMPFAIL).
+    pub const TEMPORARY: u8 = 75;
+    /// The configuration is wrong; the message names the key and the fix (EX_CONFIG).
+    pub const CONFIG: u8 = 78;
+}
+
+/// A value on the command line that is not valid (exit [`exit::BAD_VALUE`]).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadValue(pub String);
+
+pub async fn main(cli: Cli) -> ExitCode {
+    match dispatch(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("helpdesk: {}", report(&e));
+            let any = |f: &dyn Fn(&(dyn std::error::Error + 'static)) -> bool| e.chain().any(f);
+            ExitCode::from(
+                if any(&|c| {
+                    c.downcast_ref::<StoreError>()
+                        .is_some_and(StoreError::is_temporary)
+                }) {
+                    exit::TEMPORARY
+                } else if any(&|c| c.is::<crate::config::ConfigError>()) {
+                    exit::CONFIG
+                } else if any(&|c| {
+                    matches!(
+                        c.downcast_ref::<StoreError>(),
+                        Some(StoreError::NoDatabase(_))
+                    )
+                }) {
+                    exit::NO_INPUT
+                } else if any(&|c| {
+                    c.is::<BadValue>() || c.is::<crate::domain::reference_code::CodeError>()
+                }) {
+                    exit::BAD_VALUE
+                } else if any(&|c| {
+                    matches!(
+                        c.downcast_ref::<CommandError>(),
+                        Some(CommandError::NoTicket(_))
+                    )
+                }) {
+                    exit::NO_TICKET
+                } else {
+                    exit::FAILURE
+                },
+            )
+        }
+    }
+}
+
+/// What `run` works with, one line each, so an operator's log shows it at a glance.
+fn log_start(path: &Path, config: &Config) {
+    tracing::info!(file = %path.display(), "configuration");
+    match &config.source {
+        crate::config::SourceSettings::Maildir(m) => {
+            tracing::info!(kind = "maildir", path = %m.path.display(), "source");
+        }
+        crate::config::SourceSettings::Imap(i) => tracing::info!(
+            kind = "imap",
+            server = %format!("{}:{}", i.host, i.port),
+            user = %i.username,
+            mailbox = %i.mailbox,
+            idle = i.idle,
+            "source"
+        ),
+    }
+    let roster = &config.desk.roster;
+    tracing::info!(
+        agents = roster.agents().len(),
+        rules = config.desk.rules.len(),
+        "roster and routing"
+    );
+    match &config.outbox.transport {
+        crate::config::TransportSettings::File { dir } => {
+            tracing::info!(kind = "files", dir = %dir.display(), "outbox");
+        }
+        crate::config::TransportSettings::Smtp(s) => tracing::info!(
+            kind = "smtp",
+            server = %format!("{}:{}", s.host, s.port),
+            "outbox"
+        ),
+    }
+    let calendar = &config.desk.time.calendar;
+    if *calendar == crate::calendar::Calendar::always() {
+        tracing::info!("calendar: round the clock, UTC (no [calendar] configured)");
+    } else {
+        let mut days: Vec<_> = calendar.working_days.iter().collect();
+        days.sort_by_key(|d| d.num_days_from_monday());
+        tracing::info!(
+            time_zone = %calendar.time_zone,
+            days = %days.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(","),
+            hours = %calendar.working_hours.iter().map(|h| h.to_string()).collect::<Vec<_>>().join(","),
+            holidays = calendar.holidays.len(),
+            "calendar"
+        );
+    }
+}
+
+/// On SIGHUP, the roster, the routing rules, the rest of the desk's organisation and the
+/// templates are read again and put in place; a configuration or a template that does not
+/// load is refused, with the error, and the running one kept. (The source, the outbox, the
+/// database and `[gateway]` need a restart.)
+async fn reload_on_hangup(path: PathBuf, pipeline: Arc<crate::pipeline::Pipeline>) {
+    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+    else {
+        tracing::warn!("cannot listen for SIGHUP: reloading needs a restart");
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        match reloaded(&path) {
+            Ok((renderer, desk)) => {
+                tracing::info!(
+                    agents = desk.roster.agents().len(),
+                    rules = desk.rules.len(),
+                    "reloaded the roster, the routing rules and the templates"
+                );
+                pipeline.reload(Arc::new(renderer), Arc::new(desk));
+            }
+            Err(e) => tracing::error!(
+                error = %report(&e),
+                "reload refused: the running configuration is kept"
+            ),
+        }
+    }
+}
+
+fn reloaded(path: &Path) -> Result<(crate::render::Renderer, crate::config::DeskSettings)> {
+    let config = Config::load(path)?;
+    config.desk.check_agent_auth_chosen()?;
+    let renderer = crate::render::Renderer::new(config.gateway.templates_dir.as_deref())
+        .and_then(|r| r.check().map(|()| r))
+        .context("templates")?;
+    Ok((renderer, config.desk))
+}
+
+/// The error and its causes on one line, each said once: our errors repeat their cause in
+/// their own message (so a log line with `%e` is complete), and anyhow's `{:#}` would then
+/// print it again for every level.
+fn report(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+async fn dispatch(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Init(args) => init(&args),
+        Command::CheckConfig => {
+            let config = Config::load(&cli.config)?;
+            config.desk.check_agent_auth_chosen()?;
+            config.check_database_folder()?;
+            crate::render::Renderer::new(config.gateway.templates_dir.as_deref())
+                .and_then(|r| r.check())
+                .context("templates")?;
+            // Build the clients as `run` would (TLS roots, ca_file), without connecting.
+            crate::outbox::Transport::check(&config.outbox.transport).map_err(|e| {
+                crate::config::ConfigError::Invalid {
+                    key: "outbox.smtp".into(),
+                    message: format!("{e:#}"),
+                    hint: "fix the [outbox.smtp] settings".into(),
+                }
+            })?;
+            if let crate::config::SourceSettings::Imap(imap) = &config.source {
+                crate::ingest::imap::tls_connector(imap).map_err(|e| {
+                    crate::config::ConfigError::Invalid {
+                        key: "source.imap.ca_file".into(),
+                        message: format!("{e:#}"),
+                        hint: "give a readable PEM file of the CA that signed the server's certificate".into(),
+                    }
+                })?;
+            }
+            println!("{}: ok", cli.config.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run => {
+            let config = Config::load(&cli.config)?;
+            config.desk.check_agent_auth_chosen()?;
+            config.check_database_folder()?;
+            let store = app::open_store(&config).await?;
+            let app = App::build(config, store).await?;
+            // A long-lived gateway compiles every template at start: a broken override
+            // stops it here, not mail by mail.
+            app.pipeline
+                .renderer()
+                .check()
+                .context("cannot load templates")?;
+            log_start(&cli.config, &app.config);
+            let reloading = app.pipeline.clone();
+            let config_path = cli.config.clone();
+            tokio::spawn(async move { reload_on_hangup(config_path, reloading).await });
+            let shutdown = CancellationToken::new();
+            let trigger = shutdown.clone();
+            tokio::spawn(async move {
+                app::shutdown_signal().await;
+                tracing::info!("stopping: finishing the mail in hand");
+                trigger.cancel();
+            });
+            app.run(shutdown).await?;
+            tracing::info!("stopped");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ingest(args) => ingest(&cli.config, args).await,
+        Command::Tickets(cmd) => tickets(&cli.config, cmd).await,
+        Command::Route { file, json } => route(&cli.config, file, json).await,
+        Command::Agents(AgentsCommand::List { json }) => agents(&cli.config, json).await,
+        Command::Tick { at, apply, no_send } => tick(&cli.config, at, apply, no_send).await,
+    }
+}
+
+fn parse_arg<T: std::str::FromStr>(
+    flag: &str,
+    value: Option<String>,
+    hint: &str,
+) -> Result<Option<T>>
+where
+    T::Err: std::fmt::Display,
+{
+    value
+        .map(|v| {
+            v.parse::<T>()
+                .map_err(|e| anyhow::Error::new(BadValue(format!("{flag}: {e} ({hint})"))))
+        })
+        .transpose()
+}
