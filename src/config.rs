@@ -432,79 +432,9 @@ impl Config {
         })?;
         let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
 
-        let g = raw.gateway;
-        let support_address = EmailAddress::parse(&g.support_address).map_err(|_| {
-            invalid(
-                "gateway.support_address",
-                format!("{:?} is not an e-mail address", g.support_address),
-                "write the support mailbox, e.g. \"support@example.com\"",
-            )
-        })?;
-        let reference_prefix = CodePrefix::new(&g.reference_prefix).map_err(|_| {
-            invalid(
-                "gateway.reference_prefix",
-                format!("{:?} is not a valid prefix", g.reference_prefix),
-                "use 1 to 10 letters or digits, e.g. \"HD\"",
-            )
-        })?;
-        let default_language = g.default_language.parse::<Language>().map_err(|_| {
-            invalid(
-                "gateway.default_language",
-                format!(
-                    "{:?} is not a language the gateway writes",
-                    g.default_language
-                ),
-                "use \"fr\" or \"en\"",
-            )
-        })?;
-        if g.max_participants == 0 {
-            return Err(invalid(
-                "gateway.max_participants",
-                "0 would leave out even the customer",
-                "give the most people one mail may add to a ticket (default 10)",
-            ));
-        }
-        let contact_forms = g
-            .contact_forms
-            .iter()
-            .enumerate()
-            .map(|(i, a)| {
-                EmailAddress::parse(a).map_err(|_| {
-                    invalid(
-                        &format!("gateway.contact_forms[{i}]"),
-                        format!("{a:?} is not an e-mail address"),
-                        "give the address your web form sends from, e.g. \"webform@example.com\"",
-                    )
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let organisation = g
-            .organisation
-            .map(|o| o.trim().to_string())
-            .filter(|o| !o.is_empty())
-            .unwrap_or_else(|| g.support_name.clone());
-        let gateway = GatewaySettings {
-            organisation,
-            support_name: g.support_name,
-            templates_dir: g.templates_dir.map(resolve),
-            support_address,
-            reference_prefix,
-            default_language,
-            max_participants: g.max_participants as usize,
-            contact_forms,
-        };
-
-        let strangers = match g.strangers.as_deref() {
-            None | Some("new_ticket") => desk::StrangerPolicy::NewTicket,
-            Some("hold") => desk::StrangerPolicy::Hold,
-            Some(other) => {
-                return Err(invalid(
-                    "gateway.strangers",
-                    format!("{other:?} is not a policy"),
-                    "use \"new_ticket\" (their mail opens a ticket of its own) or \"hold\" (it waits in quarantine for review)",
-                ));
-            }
-        };
+        let policy = raw.gateway.strangers.clone();
+        let gateway = gateway(raw.gateway, &resolve)?;
+        let strangers = strangers(policy.as_deref())?;
         let time = time::build(
             time::RawTime {
                 calendar: raw.calendar,
@@ -532,232 +462,338 @@ impl Config {
         desk.time = time;
         let database_url = resolve_sqlite_url(&raw.database.url, base)?;
 
-        let source = match raw.source.kind.as_str() {
-            "maildir" => {
-                let m = raw.source.maildir.ok_or_else(|| {
-                    invalid(
-                        "source.maildir",
-                        "missing",
-                        "add a [source.maildir] table with path = \"…\"",
-                    )
-                })?;
-                at_least_100ms("source.maildir.poll_interval", m.poll_interval)?;
-                SourceSettings::Maildir(MaildirSettings {
-                    path: resolve(m.path),
-                    poll_interval: m.poll_interval,
-                })
-            }
-            "imap" => {
-                let i = raw.source.imap.ok_or_else(|| {
-                    invalid(
-                        "source.imap",
-                        "missing",
-                        "add a [source.imap] table with host, username and tls",
-                    )
-                })?;
-                let tls = TlsMode::parse("source.imap.tls", &i.tls)?;
-                if tls == TlsMode::Plain && !is_loopback(&i.host) {
-                    return Err(invalid(
-                        "source.imap.tls",
-                        format!("\"plain\" would send the password in clear to {}", i.host),
-                        "use \"implicit\" or \"starttls\" (\"plain\" is for a server on this machine only)",
-                    ));
-                }
-                let port = i.port.unwrap_or(match tls {
-                    TlsMode::Implicit => 993,
-                    _ => 143,
-                });
-                if port == 0 {
-                    return Err(invalid(
-                        "source.imap.port",
-                        "0 is not a port",
-                        "use 1-65535, e.g. 993",
-                    ));
-                }
-                if i.host.trim().is_empty() {
-                    return Err(invalid(
-                        "source.imap.host",
-                        "empty",
-                        "set the IMAP server's host name",
-                    ));
-                }
-                if i.batch_size == 0 || i.batch_size > 5000 {
-                    return Err(invalid(
-                        "source.imap.batch_size",
-                        format!("{} is out of range", i.batch_size),
-                        "use 1-5000 (default 200)",
-                    ));
-                }
-                if i.idle_timeout > Duration::from_secs(29 * 60)
-                    || i.idle_timeout < Duration::from_secs(1)
-                {
-                    return Err(invalid(
-                        "source.imap.idle_timeout",
-                        format!("{:?} is out of range", i.idle_timeout),
-                        "use between 1s and 29m (servers drop IDLE after 30 minutes)",
-                    ));
-                }
-                let password = secret(
-                    "source.imap.password",
-                    i.password,
-                    i.password_file.map(resolve),
-                    env.var("HELPDESK_IMAP_PASSWORD"),
-                    "HELPDESK_IMAP_PASSWORD",
-                )?
-                .ok_or_else(|| {
-                    invalid(
-                        "source.imap.password",
-                        "no password given",
-                        "set HELPDESK_IMAP_PASSWORD, or source.imap.password_file",
-                    )
-                })?;
-                at_least_100ms("source.imap.poll_interval", i.poll_interval)?;
-                SourceSettings::Imap(ImapSettings {
-                    host: i.host,
-                    port,
-                    tls,
-                    username: i.username,
-                    password,
-                    ca_file: i.ca_file.map(resolve),
-                    mailbox: i.mailbox,
-                    processed_folder: i.processed_folder,
-                    quarantine_folder: i.quarantine_folder,
-                    poll_interval: i.poll_interval,
-                    idle: i.idle,
-                    idle_timeout: i.idle_timeout,
-                    batch_size: i.batch_size,
-                })
-            }
-            other => {
-                return Err(invalid(
-                    "source.kind",
-                    format!("{other:?} is not a mail source"),
-                    "use \"maildir\" or \"imap\"",
-                ));
-            }
-        };
-
-        let o = raw.outbox;
-        let transport = match o.transport.as_str() {
-            "file" => {
-                let f = o.file.ok_or_else(|| {
-                    invalid(
-                        "outbox.file",
-                        "missing",
-                        "add an [outbox.file] table with dir = \"…\"",
-                    )
-                })?;
-                TransportSettings::File {
-                    dir: resolve(f.dir),
-                }
-            }
-            "smtp" => {
-                let s = o.smtp.ok_or_else(|| {
-                    invalid(
-                        "outbox.smtp",
-                        "missing",
-                        "add an [outbox.smtp] table with host and tls",
-                    )
-                })?;
-                let tls = TlsMode::parse("outbox.smtp.tls", &s.tls)?;
-                let port = s.port.unwrap_or(match tls {
-                    TlsMode::Implicit => 465,
-                    TlsMode::StartTls => 587,
-                    TlsMode::Plain => 25,
-                });
-                let password = secret(
-                    "outbox.smtp.password",
-                    s.password,
-                    s.password_file.map(resolve),
-                    env.var("HELPDESK_SMTP_PASSWORD"),
-                    "HELPDESK_SMTP_PASSWORD",
-                )?;
-                let credentials = match (s.username, password) {
-                    (Some(u), Some(p)) => Some((u, p)),
-                    (None, None) => None,
-                    (Some(_), None) => {
-                        return Err(invalid(
-                            "outbox.smtp.password",
-                            "a username is set but no password",
-                            "set HELPDESK_SMTP_PASSWORD or outbox.smtp.password_file",
-                        ));
-                    }
-                    (None, Some(_)) => {
-                        return Err(invalid(
-                            "outbox.smtp.username",
-                            "a password is set but no username",
-                            "set outbox.smtp.username",
-                        ));
-                    }
-                };
-                if credentials.is_some() && tls == TlsMode::Plain && !is_loopback(&s.host) {
-                    return Err(invalid(
-                        "outbox.smtp.tls",
-                        "\"plain\" would send the password in clear to a remote server",
-                        "use \"starttls\" or \"implicit\"",
-                    ));
-                }
-                TransportSettings::Smtp(SmtpSettings {
-                    helo_name: s
-                        .helo_name
-                        .unwrap_or_else(|| gateway.support_address.domain().to_string()),
-                    host: s.host,
-                    port,
-                    tls,
-                    credentials,
-                    ca_file: s.ca_file.map(resolve),
-                    timeout: s.timeout,
-                })
-            }
-            other => {
-                return Err(invalid(
-                    "outbox.transport",
-                    format!("{other:?} is not a transport"),
-                    "use \"smtp\" or \"file\"",
-                ));
-            }
-        };
-        if o.concurrency == 0 || o.concurrency > 64 {
-            return Err(invalid(
-                "outbox.concurrency",
-                format!("{} is out of range", o.concurrency),
-                "use 1-64 (default 4)",
-            ));
-        }
-        at_least_100ms("outbox.retry_base", o.retry_base)?;
-        if o.retry_max < o.retry_base {
-            return Err(invalid(
-                "outbox.retry_max",
-                format!(
-                    "{} is shorter than retry_base ({})",
-                    humantime::format_duration(o.retry_max),
-                    humantime::format_duration(o.retry_base)
-                ),
-                "give a longest wait between attempts at least as long as the first (defaults 30s and 1h)",
-            ));
-        }
-        if o.max_attempts == 0 {
-            return Err(invalid(
-                "outbox.max_attempts",
-                "0 would never send",
-                "use at least 1 (default 10)",
-            ));
-        }
-
+        let source = source(raw.source, &resolve, env)?;
+        let outbox = outbox(raw.outbox, &resolve, env, &gateway.support_address)?;
         Ok(Config {
             gateway,
             desk,
             database_url,
             source,
-            outbox: OutboxSettings {
-                transport,
-                retry_base: o.retry_base,
-                retry_max: o.retry_max,
-                max_attempts: o.max_attempts,
-                concurrency: o.concurrency,
-            },
+            outbox,
         })
     }
+}
+
+/// `[gateway]`: the support address, the codes' prefix, the default language and who the
+/// desk is.
+fn gateway(
+    g: RawGateway,
+    resolve: &dyn Fn(PathBuf) -> PathBuf,
+) -> Result<GatewaySettings, ConfigError> {
+    let support_address = EmailAddress::parse(&g.support_address).map_err(|_| {
+        invalid(
+            "gateway.support_address",
+            format!("{:?} is not an e-mail address", g.support_address),
+            "write the support mailbox, e.g. \"support@example.com\"",
+        )
+    })?;
+    let reference_prefix = CodePrefix::new(&g.reference_prefix).map_err(|_| {
+        invalid(
+            "gateway.reference_prefix",
+            format!("{:?} is not a valid prefix", g.reference_prefix),
+            "use 1 to 10 letters or digits, e.g. \"HD\"",
+        )
+    })?;
+    let default_language = g.default_language.parse::<Language>().map_err(|_| {
+        invalid(
+            "gateway.default_language",
+            format!(
+                "{:?} is not a language the gateway writes",
+                g.default_language
+            ),
+            "use \"fr\" or \"en\"",
+        )
+    })?;
+    if g.max_participants == 0 {
+        return Err(invalid(
+            "gateway.max_participants",
+            "0 would leave out even the customer",
+            "give the most people one mail may add to a ticket (default 10)",
+        ));
+    }
+    let contact_forms = g
+        .contact_forms
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            EmailAddress::parse(a).map_err(|_| {
+                invalid(
+                    &format!("gateway.contact_forms[{i}]"),
+                    format!("{a:?} is not an e-mail address"),
+                    "give the address your web form sends from, e.g. \"webform@example.com\"",
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let organisation = g
+        .organisation
+        .map(|o| o.trim().to_string())
+        .filter(|o| !o.is_empty())
+        .unwrap_or_else(|| g.support_name.clone());
+    Ok(GatewaySettings {
+        organisation,
+        support_name: g.support_name,
+        templates_dir: g.templates_dir.map(resolve),
+        support_address,
+        reference_prefix,
+        default_language,
+        max_participants: g.max_participants as usize,
+        contact_forms,
+    })
+}
+
+/// `gateway.strangers`: what a stranger's mail quoting a ticket becomes.
+fn strangers(policy: Option<&str>) -> Result<desk::StrangerPolicy, ConfigError> {
+    Ok(match policy {
+        None | Some("new_ticket") => desk::StrangerPolicy::NewTicket,
+        Some("hold") => desk::StrangerPolicy::Hold,
+        Some(other) => {
+            return Err(invalid(
+                "gateway.strangers",
+                format!("{other:?} is not a policy"),
+                "use \"new_ticket\" (their mail opens a ticket of its own) or \"hold\" (it waits in quarantine for review)",
+            ));
+        }
+    })
+}
+
+/// `[source]`: a Maildir or an IMAP mailbox.
+fn source(
+    raw: RawSource,
+    resolve: &dyn Fn(PathBuf) -> PathBuf,
+    env: &dyn Env,
+) -> Result<SourceSettings, ConfigError> {
+    Ok(match raw.kind.as_str() {
+        "maildir" => {
+            let m = raw.maildir.ok_or_else(|| {
+                invalid(
+                    "source.maildir",
+                    "missing",
+                    "add a [source.maildir] table with path = \"…\"",
+                )
+            })?;
+            at_least_100ms("source.maildir.poll_interval", m.poll_interval)?;
+            SourceSettings::Maildir(MaildirSettings {
+                path: resolve(m.path),
+                poll_interval: m.poll_interval,
+            })
+        }
+        "imap" => SourceSettings::Imap(imap(raw.imap, &resolve, env)?),
+        other => {
+            return Err(invalid(
+                "source.kind",
+                format!("{other:?} is not a mail source"),
+                "use \"maildir\" or \"imap\"",
+            ));
+        }
+    })
+}
+
+/// `[source.imap]`: the server, its TLS, the login and how the mailbox is read.
+fn imap(
+    raw: Option<RawImap>,
+    resolve: &dyn Fn(PathBuf) -> PathBuf,
+    env: &dyn Env,
+) -> Result<ImapSettings, ConfigError> {
+    let i = raw.ok_or_else(|| {
+        invalid(
+            "source.imap",
+            "missing",
+            "add a [source.imap] table with host, username and tls",
+        )
+    })?;
+    let tls = TlsMode::parse("source.imap.tls", &i.tls)?;
+    if tls == TlsMode::Plain && !is_loopback(&i.host) {
+        return Err(invalid(
+            "source.imap.tls",
+            format!("\"plain\" would send the password in clear to {}", i.host),
+            "use \"implicit\" or \"starttls\" (\"plain\" is for a server on this machine only)",
+        ));
+    }
+    let port = i.port.unwrap_or(match tls {
+        TlsMode::Implicit => 993,
+        _ => 143,
+    });
+    if port == 0 {
+        return Err(invalid(
+            "source.imap.port",
+            "0 is not a port",
+            "use 1-65535, e.g. 993",
+        ));
+    }
+    if i.host.trim().is_empty() {
+        return Err(invalid(
+            "source.imap.host",
+            "empty",
+            "set the IMAP server's host name",
+        ));
+    }
+    if i.batch_size == 0 || i.batch_size > 5000 {
+        return Err(invalid(
+            "source.imap.batch_size",
+            format!("{} is out of range", i.batch_size),
+            "use 1-5000 (default 200)",
+        ));
+    }
+    if i.idle_timeout > Duration::from_secs(29 * 60) || i.idle_timeout < Duration::from_secs(1) {
+        return Err(invalid(
+            "source.imap.idle_timeout",
+            format!("{:?} is out of range", i.idle_timeout),
+            "use between 1s and 29m (servers drop IDLE after 30 minutes)",
+        ));
+    }
+    let password = secret(
+        "source.imap.password",
+        i.password,
+        i.password_file.map(resolve),
+        env.var("HELPDESK_IMAP_PASSWORD"),
+        "HELPDESK_IMAP_PASSWORD",
+    )?
+    .ok_or_else(|| {
+        invalid(
+            "source.imap.password",
+            "no password given",
+            "set HELPDESK_IMAP_PASSWORD, or source.imap.password_file",
+        )
+    })?;
+    at_least_100ms("source.imap.poll_interval", i.poll_interval)?;
+    Ok(ImapSettings {
+        host: i.host,
+        port,
+        tls,
+        username: i.username,
+        password,
+        ca_file: i.ca_file.map(resolve),
+        mailbox: i.mailbox,
+        processed_folder: i.processed_folder,
+        quarantine_folder: i.quarantine_folder,
+        poll_interval: i.poll_interval,
+        idle: i.idle,
+        idle_timeout: i.idle_timeout,
+        batch_size: i.batch_size,
+    })
+}
+
+/// `[outbox]`: the transport (SMTP or files) and the retries.
+fn outbox(
+    o: RawOutbox,
+    resolve: &dyn Fn(PathBuf) -> PathBuf,
+    env: &dyn Env,
+    support_address: &EmailAddress,
+) -> Result<OutboxSettings, ConfigError> {
+    let transport = match o.transport.as_str() {
+        "file" => {
+            let f = o.file.ok_or_else(|| {
+                invalid(
+                    "outbox.file",
+                    "missing",
+                    "add an [outbox.file] table with dir = \"…\"",
+                )
+            })?;
+            TransportSettings::File {
+                dir: resolve(f.dir),
+            }
+        }
+        "smtp" => {
+            let s = o.smtp.ok_or_else(|| {
+                invalid(
+                    "outbox.smtp",
+                    "missing",
+                    "add an [outbox.smtp] table with host and tls",
+                )
+            })?;
+            let tls = TlsMode::parse("outbox.smtp.tls", &s.tls)?;
+            let port = s.port.unwrap_or(match tls {
+                TlsMode::Implicit => 465,
+                TlsMode::StartTls => 587,
+                TlsMode::Plain => 25,
+            });
+            let password = secret(
+                "outbox.smtp.password",
+                s.password,
+                s.password_file.map(resolve),
+                env.var("HELPDESK_SMTP_PASSWORD"),
+                "HELPDESK_SMTP_PASSWORD",
+            )?;
+            let credentials = match (s.username, password) {
+                (Some(u), Some(p)) => Some((u, p)),
+                (None, None) => None,
+                (Some(_), None) => {
+                    return Err(invalid(
+                        "outbox.smtp.password",
+                        "a username is set but no password",
+                        "set HELPDESK_SMTP_PASSWORD or outbox.smtp.password_file",
+                    ));
+                }
+                (None, Some(_)) => {
+                    return Err(invalid(
+                        "outbox.smtp.username",
+                        "a password is set but no username",
+                        "set outbox.smtp.username",
+                    ));
+                }
+            };
+            if credentials.is_some() && tls == TlsMode::Plain && !is_loopback(&s.host) {
+                return Err(invalid(
+                    "outbox.smtp.tls",
+                    "\"plain\" would send the password in clear to a remote server",
+                    "use \"starttls\" or \"implicit\"",
+                ));
+            }
+            TransportSettings::Smtp(SmtpSettings {
+                helo_name: s
+                    .helo_name
+                    .unwrap_or_else(|| support_address.domain().to_string()),
+                host: s.host,
+                port,
+                tls,
+                credentials,
+                ca_file: s.ca_file.map(resolve),
+                timeout: s.timeout,
+            })
+        }
+        other => {
+            return Err(invalid(
+                "outbox.transport",
+                format!("{other:?} is not a transport"),
+                "use \"smtp\" or \"file\"",
+            ));
+        }
+    };
+    if o.concurrency == 0 || o.concurrency > 64 {
+        return Err(invalid(
+            "outbox.concurrency",
+            format!("{} is out of range", o.concurrency),
+            "use 1-64 (default 4)",
+        ));
+    }
+    at_least_100ms("outbox.retry_base", o.retry_base)?;
+    if o.retry_max < o.retry_base {
+        return Err(invalid(
+            "outbox.retry_max",
+            format!(
+                "{} is shorter than retry_base ({})",
+                humantime::format_duration(o.retry_max),
+                humantime::format_duration(o.retry_base)
+            ),
+            "give a longest wait between attempts at least as long as the first (defaults 30s and 1h)",
+        ));
+    }
+    if o.max_attempts == 0 {
+        return Err(invalid(
+            "outbox.max_attempts",
+            "0 would never send",
+            "use at least 1 (default 10)",
+        ));
+    }
+
+    Ok(OutboxSettings {
+        transport,
+        retry_base: o.retry_base,
+        retry_max: o.retry_max,
+        max_attempts: o.max_attempts,
+        concurrency: o.concurrency,
+    })
 }
 
 /// A wait between polls or retries: zero would be a busy loop.
