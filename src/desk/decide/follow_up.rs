@@ -116,130 +116,159 @@ pub(super) fn follow_up(
         ));
     }
     // The customer closes or rates by reply.
-    if matches!(actor, Actor::Customer(_) | Actor::Participant(_)) {
-        if matches!(ticket.status, TicketStatus::Resolved | TicketStatus::Closed)
-            && let Some((score, comment)) = rating(&s.mail.reply_text)
-        {
-            effects.push(Effect::Rate {
-                score,
-                comment: comment.clone(),
-            });
-            effects.push(record(&actor, Event::Rated(ev::Rated { score, comment })));
-            effects.extend(customer_status(s.desk, ticket, Change::Rated, None));
-            return Plan {
-                ticket: PlanTicket::Existing(ticket.clone()),
-                effects,
-                outcome: PlannedOutcome::Appended { reopened: false },
-            };
-        }
-        // A closed ticket stays closed: the customer's news opens a ticket that follows it.
-        // ("Résolu, merci" in answer to the closing mail is filed on the old one.)
-        if ticket.status == TicketStatus::Closed
-            && !says_solved(&s.mail.reply_text)
-            && !says_thanks(&s.mail.reply_text)
-            && let Some(from) = s.mail.from.as_ref().map(|f| &f.address)
-            && s.deliverable.is_ok()
-        {
-            return follows_closed(s, ticket, from, language);
-        }
-        if ticket.status == TicketStatus::Closed {
-            // A closing word in answer to the closing mail: filed on it, nothing moves.
-            effects.push(Effect::Touch);
-            return Plan {
-                ticket: PlanTicket::Existing(ticket.clone()),
-                effects,
-                outcome: PlannedOutcome::Appended { reopened: false },
-            };
-        }
-        if ticket.status.is_open() && says_solved(&s.mail.reply_text) {
-            let mut resolved = status_change(
-                s.desk,
-                ticket,
-                TicketStatus::Resolved,
-                &actor,
-                Some(Change::Resolved),
-            )
-            .unwrap_or_default();
-            if let Some(moved) = status_event(&mut resolved) {
-                moved.by_customer = true;
-            }
-            effects.extend(resolved);
-            if let Some(to) = ticket_watcher(s.desk, ticket) {
-                effects.push(Effect::Queue(agent_mail(
-                    s.desk,
-                    s.gateway,
-                    Template::AgentFollowUp,
-                    &to,
-                    Some(Notice::CustomerSolved),
-                    false,
-                    Some(NewText {
-                        from: actor.name(),
-                        text: s.mail.reply_text.clone(),
-                        attachments: Vec::new(),
-                        reopened: false,
-                    }),
-                )));
-            }
-            return Plan {
-                ticket: PlanTicket::Existing(ticket.clone()),
-                effects,
-                outcome: PlannedOutcome::Appended { reopened: false },
-            };
-        }
+    if matches!(actor, Actor::Customer(_) | Actor::Participant(_))
+        && let Some(plan) = customer_closes(s, ticket, &actor, language, &mut effects)
+    {
+        return plan;
     }
     // Only the customer's side moves the ticket: an out-of-office must not reopen it, and
     // a stranger's mail waits for an agent.
     if matches!(actor, Actor::Customer(_) | Actor::Participant(_)) {
-        let next = ticket.status.on_customer_reply();
-        reopened = ticket.status.reopens_on_reply();
-        if let Ok(to) = ticket.status.transition(next) {
-            effects.push(Effect::SetStatus { to, reopened });
-            effects.push(record(&actor, {
-                let moved = ev::StatusChanged::new(ticket.status, next);
-                if reopened {
-                    Event::Reopened(moved)
-                } else {
-                    Event::StatusChanged(moved)
-                }
-            }));
-        } else {
-            effects.push(Effect::Touch);
-        }
-        let from = s.mail.from.as_ref().expect("a person's mail has a sender");
-        let new_text = NewText {
-            from: match &from.name {
-                Some(n) => format!("{n} <{}>", from.address),
-                None => from.address.to_string(),
-            },
-            text: s.mail.reply_text.clone(),
-            attachments: s
-                .mail
-                .attachments
-                .iter()
-                .map(|a| AttachmentLine::new(a.filename.as_deref(), a.content.len() as u64))
-                .collect(),
-            reopened,
-        };
-        if let Some(to) = ticket_watcher(s.desk, ticket) {
-            effects.push(Effect::Queue(agent_mail(
-                s.desk,
-                s.gateway,
-                Template::AgentFollowUp,
-                &to,
-                refused_commands.then_some(Notice::CommandsFromOutsider),
-                false,
-                Some(new_text),
-            )));
-        }
-        if reopened {
-            effects.extend(after_reopening(s.desk, s.gateway, ticket, s.loads));
-        }
+        reopened = customer_moves(s, ticket, &actor, refused_commands, &mut effects);
     }
     Plan {
         ticket: PlanTicket::Existing(ticket.clone()),
         effects,
         outcome: PlannedOutcome::Appended { reopened },
     }
+}
+
+/// The customer's side rates a resolved ticket, closes an open one by saying it is solved,
+/// or writes on a closed one (news opens a ticket that follows it; thanks are filed).
+/// `None`: none of these, the mail moves the ticket as usual.
+fn customer_closes(
+    s: &MailSituation<'_>,
+    ticket: &TicketRef,
+    actor: &Actor,
+    language: Language,
+    effects: &mut Vec<Effect>,
+) -> Option<Plan> {
+    if matches!(ticket.status, TicketStatus::Resolved | TicketStatus::Closed)
+        && let Some((score, comment)) = rating(&s.mail.reply_text)
+    {
+        effects.push(Effect::Rate {
+            score,
+            comment: comment.clone(),
+        });
+        effects.push(record(actor, Event::Rated(ev::Rated { score, comment })));
+        effects.extend(customer_status(s.desk, ticket, Change::Rated, None));
+        return Some(Plan {
+            ticket: PlanTicket::Existing(ticket.clone()),
+            effects: std::mem::take(effects),
+            outcome: PlannedOutcome::Appended { reopened: false },
+        });
+    }
+    // A closed ticket stays closed: the customer's news opens a ticket that follows it.
+    // ("Résolu, merci" in answer to the closing mail is filed on the old one.)
+    if ticket.status == TicketStatus::Closed
+        && !says_solved(&s.mail.reply_text)
+        && !says_thanks(&s.mail.reply_text)
+        && let Some(from) = s.mail.from.as_ref().map(|f| &f.address)
+        && s.deliverable.is_ok()
+    {
+        return Some(follows_closed(s, ticket, from, language));
+    }
+    if ticket.status == TicketStatus::Closed {
+        // A closing word in answer to the closing mail: filed on it, nothing moves.
+        effects.push(Effect::Touch);
+        return Some(Plan {
+            ticket: PlanTicket::Existing(ticket.clone()),
+            effects: std::mem::take(effects),
+            outcome: PlannedOutcome::Appended { reopened: false },
+        });
+    }
+    if ticket.status.is_open() && says_solved(&s.mail.reply_text) {
+        let mut resolved = status_change(
+            s.desk,
+            ticket,
+            TicketStatus::Resolved,
+            actor,
+            Some(Change::Resolved),
+        )
+        .unwrap_or_default();
+        if let Some(moved) = status_event(&mut resolved) {
+            moved.by_customer = true;
+        }
+        effects.extend(resolved);
+        if let Some(to) = ticket_watcher(s.desk, ticket) {
+            effects.push(Effect::Queue(agent_mail(
+                s.desk,
+                s.gateway,
+                Template::AgentFollowUp,
+                &to,
+                Some(Notice::CustomerSolved),
+                false,
+                Some(NewText {
+                    from: actor.name(),
+                    text: s.mail.reply_text.clone(),
+                    attachments: Vec::new(),
+                    reopened: false,
+                }),
+            )));
+        }
+        return Some(Plan {
+            ticket: PlanTicket::Existing(ticket.clone()),
+            effects: std::mem::take(effects),
+            outcome: PlannedOutcome::Appended { reopened: false },
+        });
+    }
+    None
+}
+
+/// The customer's side wrote on an open ticket (or reopened a resolved one): it moves to
+/// open, its watcher hears the news. Whether it was a reopening.
+fn customer_moves(
+    s: &MailSituation<'_>,
+    ticket: &TicketRef,
+    actor: &Actor,
+    refused_commands: bool,
+    effects: &mut Vec<Effect>,
+) -> bool {
+    let next = ticket.status.on_customer_reply();
+    let reopened = ticket.status.reopens_on_reply();
+    if let Ok(to) = ticket.status.transition(next) {
+        effects.push(Effect::SetStatus { to, reopened });
+        effects.push(record(actor, {
+            let moved = ev::StatusChanged::new(ticket.status, next);
+            if reopened {
+                Event::Reopened(moved)
+            } else {
+                Event::StatusChanged(moved)
+            }
+        }));
+    } else {
+        effects.push(Effect::Touch);
+    }
+    let from = s.mail.from.as_ref().expect("a person's mail has a sender");
+    let new_text = NewText {
+        from: match &from.name {
+            Some(n) => format!("{n} <{}>", from.address),
+            None => from.address.to_string(),
+        },
+        text: s.mail.reply_text.clone(),
+        attachments: s
+            .mail
+            .attachments
+            .iter()
+            .map(|a| AttachmentLine::new(a.filename.as_deref(), a.content.len() as u64))
+            .collect(),
+        reopened,
+    };
+    if let Some(to) = ticket_watcher(s.desk, ticket) {
+        effects.push(Effect::Queue(agent_mail(
+            s.desk,
+            s.gateway,
+            Template::AgentFollowUp,
+            &to,
+            refused_commands.then_some(Notice::CommandsFromOutsider),
+            false,
+            Some(new_text),
+        )));
+    }
+    if reopened {
+        effects.extend(after_reopening(s.desk, s.gateway, ticket, s.loads));
+    }
+    reopened
 }
 
 /// The subject without a ticket's tag.
