@@ -72,7 +72,29 @@ pub fn decide_timers(s: &TimerSituation<'_>) -> Plan {
         .filter(|(_, at)| *at <= s.now)
         .map(|(k, _)| k)
         .collect();
-    let dues = timing::dues(&timed, settings);
+    let mut effects = service_levels(s, &timed, &due);
+    effects.extend(waiting_and_vendor(s, &due));
+    with_timing(
+        Plan {
+            ticket: PlanTicket::Existing(t.clone()),
+            effects,
+            outcome: PlannedOutcome::Changed,
+        },
+        s.desk,
+        s.now,
+    )
+}
+
+/// Warnings and breaches of the service-level targets that fell due: one event each, then
+/// an escalation (a breach) or a warning mail to the agents; never a word to the customer.
+fn service_levels(
+    s: &TimerSituation<'_>,
+    timed: &TimedTicket<'_>,
+    due: &BTreeSet<TimerKind>,
+) -> Vec<Effect> {
+    let t = s.ticket;
+    let settings = &s.desk.time;
+    let dues = timing::dues(timed, settings);
     let actor = Actor::Timer;
     let mut effects = Vec::new();
     let mut fired = 0u8;
@@ -82,7 +104,7 @@ pub fn decide_timers(s: &TimerSituation<'_>) -> Plan {
         TimerKind::FirstResponseWarning | TimerKind::FirstResponseBreach => dues.first_response,
         _ => dues.resolution,
     };
-    for kind in &due {
+    for kind in due {
         let (target, warn_bit, breach_bit, breach) = match kind {
             TimerKind::FirstResponseWarning => (
                 Target::FirstResponse,
@@ -162,6 +184,16 @@ pub fn decide_timers(s: &TimerSituation<'_>) -> Plan {
         effects.extend(warning(s, Change::Warning, reason, true));
     }
 
+    effects
+}
+
+/// The customer's wait (a reminder, then "no answer"), a resolved ticket's quiet time
+/// (closing) and a vendor's silence.
+fn waiting_and_vendor(s: &TimerSituation<'_>, due: &BTreeSet<TimerKind>) -> Vec<Effect> {
+    let t = s.ticket;
+    let settings = &s.desk.time;
+    let actor = Actor::Timer;
+    let mut effects = Vec::new();
     if due.contains(&TimerKind::WaitReminder) {
         let wait = t.clock.wait_ms.unwrap_or(settings.wait.num_milliseconds());
         effects.push(Effect::Clock(ClockChange::Reminded));
@@ -226,15 +258,7 @@ pub fn decide_timers(s: &TimerSituation<'_>) -> Plan {
             false,
         ));
     }
-    with_timing(
-        Plan {
-            ticket: PlanTicket::Existing(t.clone()),
-            effects,
-            outcome: PlannedOutcome::Changed,
-        },
-        s.desk,
-        s.now,
-    )
+    effects
 }
 
 /// An `sla_warning` mail (`change`: warning, breach, vendor_silence) to the ticket's
