@@ -209,7 +209,45 @@ fn targets(
 }
 
 pub(super) fn build(raw: RawTime, base_dir: &Path) -> Result<TimeSettings, ConfigError> {
-    let c = raw.calendar;
+    let calendar = calendar(raw.calendar, base_dir)?;
+    let (by_priority, overrides) = service_levels(&raw.sla, &calendar)?;
+    let defaults = TimeSettings::default();
+    let wait = match &raw.waiting.remind_after {
+        Some(t) => elapsed("waiting.remind_after", t)?,
+        None => defaults.wait,
+    };
+    let no_answer = match raw.waiting.no_answer.as_deref() {
+        None | Some("resolve") => NoAnswer::Resolve,
+        Some("keep") => NoAnswer::Keep,
+        Some(other) => {
+            return Err(invalid(
+                "waiting.no_answer",
+                format!("{other:?} is not a choice"),
+                "use \"resolve\" (resolved as no answer after the reminder) or \"keep\"",
+            ));
+        }
+    };
+    let close_after = match raw.closing.after_resolved.as_deref().map(str::trim) {
+        None => defaults.close_after,
+        Some("never") => None,
+        Some(t) => Some(elapsed("closing.after_resolved", t)?),
+    };
+
+    let vendors = vendors(&raw.vendors, &calendar)?;
+    Ok(TimeSettings {
+        calendar,
+        by_priority,
+        overrides,
+        wait,
+        no_answer,
+        close_after,
+        vendors,
+    })
+}
+
+/// `[calendar]`: the time zone, working days and hours, and the holidays (listed or read
+/// from a file).
+fn calendar(c: RawCalendar, base_dir: &Path) -> Result<Calendar, ConfigError> {
     let mut holidays = c.holidays.clone();
     if let Some(file) = &c.holidays_file {
         let path = base_dir.join(file);
@@ -264,6 +302,16 @@ pub(super) fn build(raw: RawTime, base_dir: &Path) -> Result<TimeSettings, Confi
         }
     };
 
+    Ok(calendar)
+}
+
+/// `[sla]`: the targets per priority (in working time), then the overrides by tier,
+/// category and priority.
+fn service_levels(
+    sla: &RawSla,
+    calendar: &Calendar,
+) -> Result<([Targets; 4], Vec<Override>), ConfigError> {
+    let raw_sla = sla;
     let day = calendar.working_day();
     let mut by_priority = [
         Priority::Low,
@@ -273,19 +321,19 @@ pub(super) fn build(raw: RawTime, base_dir: &Path) -> Result<TimeSettings, Confi
     ]
     .map(|p| Targets::default_for(p, day));
     for (name, raw_targets) in [
-        ("low", &raw.sla.low),
-        ("normal", &raw.sla.normal),
-        ("high", &raw.sla.high),
-        ("urgent", &raw.sla.urgent),
+        ("low", &raw_sla.low),
+        ("normal", &raw_sla.normal),
+        ("high", &raw_sla.high),
+        ("urgent", &raw_sla.urgent),
     ] {
         if let Some(r) = raw_targets {
             let p = priority("sla", name)?;
             let i = priority_index(p);
-            by_priority[i] = targets(&format!("sla.{name}"), r, by_priority[i], &calendar)?;
+            by_priority[i] = targets(&format!("sla.{name}"), r, by_priority[i], calendar)?;
         }
     }
     let mut overrides = Vec::new();
-    for (i, o) in raw.sla.overrides.iter().enumerate() {
+    for (i, o) in raw_sla.overrides.iter().enumerate() {
         let key = format!("sla.overrides[{i}]");
         let tier = o
             .tier
@@ -322,34 +370,19 @@ pub(super) fn build(raw: RawTime, base_dir: &Path) -> Result<TimeSettings, Confi
             tier,
             category,
             priority: prio,
-            targets: targets(&key, &o.targets, base, &calendar)?,
+            targets: targets(&key, &o.targets, base, calendar)?,
         });
     }
 
-    let defaults = TimeSettings::default();
-    let wait = match &raw.waiting.remind_after {
-        Some(t) => elapsed("waiting.remind_after", t)?,
-        None => defaults.wait,
-    };
-    let no_answer = match raw.waiting.no_answer.as_deref() {
-        None | Some("resolve") => NoAnswer::Resolve,
-        Some("keep") => NoAnswer::Keep,
-        Some(other) => {
-            return Err(invalid(
-                "waiting.no_answer",
-                format!("{other:?} is not a choice"),
-                "use \"resolve\" (resolved as no answer after the reminder) or \"keep\"",
-            ));
-        }
-    };
-    let close_after = match raw.closing.after_resolved.as_deref().map(str::trim) {
-        None => defaults.close_after,
-        Some("never") => None,
-        Some(t) => Some(elapsed("closing.after_resolved", t)?),
-    };
+    Ok((by_priority, overrides))
+}
 
+/// `[[vendors]]`: each external vendor's name (unique), address, ticket pattern and time
+/// to answer.
+fn vendors(raw: &[RawVendor], calendar: &Calendar) -> Result<Vec<Vendor>, ConfigError> {
+    let day = calendar.working_day();
     let mut vendors: Vec<Vendor> = Vec::new();
-    for (i, v) in raw.vendors.iter().enumerate() {
+    for (i, v) in raw.iter().enumerate() {
         let key = format!("vendors[{i}]");
         let name = v.name.trim().to_string();
         if name.is_empty() || vendors.iter().any(|o| o.name.eq_ignore_ascii_case(&name)) {
@@ -380,7 +413,7 @@ pub(super) fn build(raw: RawTime, base_dir: &Path) -> Result<TimeSettings, Confi
             })
             .transpose()?;
         let answer_within = match &v.answer_within {
-            Some(t) => business(&format!("{key}.answer_within"), t, &calendar)?,
+            Some(t) => business(&format!("{key}.answer_within"), t, calendar)?,
             None => day * 2,
         };
         vendors.push(Vendor {
@@ -391,13 +424,5 @@ pub(super) fn build(raw: RawTime, base_dir: &Path) -> Result<TimeSettings, Confi
         });
     }
 
-    Ok(TimeSettings {
-        calendar,
-        by_priority,
-        overrides,
-        wait,
-        no_answer,
-        close_after,
-        vendors,
-    })
+    Ok(vendors)
 }
