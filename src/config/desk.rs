@@ -356,87 +356,8 @@ pub(super) fn build(raw: RawDesk, support: &EmailAddress) -> Result<DeskSettings
         category_labels.insert(id, labels);
     }
 
-    let mut rules = Vec::new();
-    for (i, r) in raw.routing.rules.into_iter().enumerate() {
-        let key = format!("routing.rules[{i}]");
-        let spec = RuleSpec {
-            name: r.name.unwrap_or_else(|| format!("rule {}", i + 1)),
-            keywords: r.keywords,
-            senders: r.senders,
-            to: r.to,
-            has_attachment: r.has_attachment,
-            headers: r.headers,
-            category: category(&format!("{key}.category"), &r.category)?,
-            priority: match r.priority {
-                Some(p) => Some(p.parse::<Priority>().map_err(|_| {
-                    invalid(
-                        &format!("{key}.priority"),
-                        format!("{p:?} is not a priority"),
-                        "use low, normal, high or urgent",
-                    )
-                })?),
-                None => None,
-            },
-            tier: match r.tier {
-                Some(t) => Some(tier(&format!("{key}.tier"), &t)?),
-                None => None,
-            },
-        };
-        rules.push(Rule::new(spec).map_err(|e| {
-            invalid(
-                &key,
-                e.to_string(),
-                "give keywords, senders, to, has_attachment or headers",
-            )
-        })?);
-    }
-
-    let mut agents = Vec::new();
-    let mut seen = BTreeSet::new();
-    for (i, a) in raw.agents.into_iter().enumerate() {
-        let key = format!("agents[{i}]");
-        let addr = address(&format!("{key}.address"), &a.address)?;
-        if addr == *support {
-            return Err(invalid(
-                &format!("{key}.address"),
-                "is the support address",
-                "give the agent's own mailbox; mail from the support address is the gateway's own",
-            ));
-        }
-        if !seen.insert(addr.clone()) {
-            return Err(invalid(
-                &format!("{key}.address"),
-                format!("{addr} is listed twice"),
-                "keep one [[agents]] entry per person",
-            ));
-        }
-        if a.tiers.is_empty() {
-            return Err(invalid(
-                &format!("{key}.tiers"),
-                "empty",
-                "list the tiers this agent works in, e.g. [\"L1\"]",
-            ));
-        }
-        agents.push(Agent {
-            name: a.name,
-            address: addr,
-            tiers: a
-                .tiers
-                .iter()
-                .map(|t| tier(&format!("{key}.tiers"), t))
-                .collect::<Result<_, _>>()?,
-            categories: a
-                .categories
-                .iter()
-                .map(|c| category(&format!("{key}.categories"), c))
-                .collect::<Result<_, _>>()?,
-            languages: a
-                .languages
-                .iter()
-                .map(|l| language(&format!("{key}.languages"), l))
-                .collect::<Result<_, _>>()?,
-        });
-    }
+    let rules = rules(raw.routing.rules)?;
+    let agents = agents(raw.agents, support)?;
 
     let l = raw.limits;
     if l.automatic_mail_per_hour == 0 || l.automatic_mail_per_day < l.automatic_mail_per_hour {
@@ -498,4 +419,95 @@ pub(super) fn build(raw: RawDesk, support: &EmailAddress) -> Result<DeskSettings
         notify_participants: raw.notifications.participants_status,
         time: crate::timing::TimeSettings::default(),
     })
+}
+
+/// `[[routing.rules]]`: each rule's conditions and what it decides.
+fn rules(raw: Vec<RawRule>) -> Result<Vec<Rule>, ConfigError> {
+    let mut rules = Vec::new();
+    for (i, r) in raw.into_iter().enumerate() {
+        let key = format!("routing.rules[{i}]");
+        let spec = RuleSpec {
+            name: r.name.unwrap_or_else(|| format!("rule {}", i + 1)),
+            keywords: r.keywords,
+            senders: r.senders,
+            to: r.to,
+            has_attachment: r.has_attachment,
+            headers: r.headers,
+            category: category(&format!("{key}.category"), &r.category)?,
+            priority: match r.priority {
+                Some(p) => Some(p.parse::<Priority>().map_err(|_| {
+                    invalid(
+                        &format!("{key}.priority"),
+                        format!("{p:?} is not a priority"),
+                        "use low, normal, high or urgent",
+                    )
+                })?),
+                None => None,
+            },
+            tier: match r.tier {
+                Some(t) => Some(tier(&format!("{key}.tier"), &t)?),
+                None => None,
+            },
+        };
+        rules.push(Rule::new(spec).map_err(|e| {
+            invalid(
+                &key,
+                e.to_string(),
+                "give keywords, senders, to, has_attachment or headers",
+            )
+        })?);
+    }
+    Ok(rules)
+}
+
+/// `[[agents]]`: each agent once, never the support address, with their tiers, categories
+/// and languages.
+fn agents(raw: Vec<RawAgent>, support: &EmailAddress) -> Result<Vec<Agent>, ConfigError> {
+    let mut agents = Vec::new();
+    let mut seen = BTreeSet::new();
+    for (i, a) in raw.into_iter().enumerate() {
+        let key = format!("agents[{i}]");
+        let addr = address(&format!("{key}.address"), &a.address)?;
+        if addr == *support {
+            return Err(invalid(
+                &format!("{key}.address"),
+                "is the support address",
+                "give the agent's own mailbox; mail from the support address is the gateway's own",
+            ));
+        }
+        if !seen.insert(addr.clone()) {
+            return Err(invalid(
+                &format!("{key}.address"),
+                format!("{addr} is listed twice"),
+                "keep one [[agents]] entry per person",
+            ));
+        }
+        if a.tiers.is_empty() {
+            return Err(invalid(
+                &format!("{key}.tiers"),
+                "empty",
+                "list the tiers this agent works in, e.g. [\"L1\"]",
+            ));
+        }
+        agents.push(Agent {
+            name: a.name,
+            address: addr,
+            tiers: a
+                .tiers
+                .iter()
+                .map(|t| tier(&format!("{key}.tiers"), t))
+                .collect::<Result<_, _>>()?,
+            categories: a
+                .categories
+                .iter()
+                .map(|c| category(&format!("{key}.categories"), c))
+                .collect::<Result<_, _>>()?,
+            languages: a
+                .languages
+                .iter()
+                .map(|l| language(&format!("{key}.languages"), l))
+                .collect::<Result<_, _>>()?,
+        });
+    }
+    Ok(agents)
 }
