@@ -179,48 +179,13 @@ impl Notice {
             Notice::ReplyToOutside(a) => format!(
                 "the mail asks for answers to go to {a}, outside the sender's domain: not used (write #cc {a} to add them)"
             ),
-            Notice::CcLeftOut { count, max, shown } => {
-                let mut list = shown.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ");
-                if *count > shown.len() {
-                    list.push_str(", …");
-                }
-                if fr {
-                    format!(
-                        "{count} adresse(s) en copie n'ont pas été ajoutées au ticket (au plus {max} par message) : {list} (écrivez #cc ADRESSE pour en ajouter une)"
-                    )
-                } else {
-                    format!(
-                        "{count} address(es) in Cc were not made participants (at most {max} per mail): {list} (write #cc ADDRESS to add one)"
-                    )
-                }
-            }
-            Notice::Stranger { from, code, filed_as_new, vendor } => {
-                let who = match (vendor, fr) {
-                    (Some(v), true) => format!(
-                        "{from} écrit au nom du fournisseur {v}, mais le message n'a pas été authentifié : il est traité comme un inconnu, ne vous fiez pas à son contenu"
-                    ),
-                    (Some(v), false) => format!(
-                        "{from} writes as vendor {v} but the mail was not authenticated; they are treated as a stranger: do not trust its content"
-                    ),
-                    (None, true) => format!("{from} ne fait pas partie du ticket {code}"),
-                    (None, false) => format!("{from} is not on ticket {code}"),
-                };
-                let what = match (filed_as_new, fr) {
-                    (true, true) => "il a été enregistré comme ce nouveau ticket".to_string(),
-                    (true, false) => "it was filed as this new ticket".to_string(),
-                    (false, true) => format!("il est retenu en quarantaine pour examen (ticket {code})"),
-                    (false, false) => format!("it is held in quarantine for review (ticket {code})"),
-                };
-                if fr {
-                    format!(
-                        "{who}, et son message cite le code du ticket {code} : {what}, et rien du ticket {code} ne lui a été envoyé"
-                    )
-                } else {
-                    format!(
-                        "{who}, and their mail quotes the code of ticket {code}: {what}, and they were sent nothing of ticket {code}"
-                    )
-                }
-            }
+            Notice::CcLeftOut { count, max, shown } => cc_left_out(*count, *max, shown, fr),
+            Notice::Stranger {
+                from,
+                code,
+                filed_as_new,
+                vendor,
+            } => stranger(from, code, *filed_as_new, vendor.as_deref(), fr),
             Notice::CommandsFromOutsider if fr => "les lignes commençant par # n'ont pas été appliquées : l'expéditeur ne fait pas partie de l'équipe".into(),
             Notice::CommandsFromOutsider => "lines starting with # were not applied: the sender is not on the roster".into(),
             Notice::CustomerSolved if fr => "le client indique que sa demande est réglée : le ticket est résolu".into(),
@@ -233,28 +198,8 @@ impl Notice {
             ),
             Notice::ReopenedTimes(n) if fr => format!("rouvert {n} fois"),
             Notice::ReopenedTimes(n) => format!("reopened {n} times"),
-            Notice::TargetsMissed(targets) => targets
-                .iter()
-                .map(|(t, at)| {
-                    if fr {
-                        format!("délai de {} dépassé (échéance {})", t.words(language), when(*at))
-                    } else {
-                        format!("{} target missed (due {})", t.words(language), when(*at))
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join(if fr { " ; " } else { "; " }),
-            Notice::TargetsNear(targets) => targets
-                .iter()
-                .map(|(t, at)| {
-                    if fr {
-                        format!("{} attendue au plus tard {}", t.words(language), when(*at))
-                    } else {
-                        format!("{} due {}", t.words(language), when(*at))
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join(if fr { " ; " } else { "; " }),
+            Notice::TargetsMissed(targets) => targets_words(targets, true, language, &when),
+            Notice::TargetsNear(targets) => targets_words(targets, false, language, &when),
             Notice::VendorSilent { vendor, since } if fr => {
                 format!("{vendor} n'a pas répondu depuis {}", when(*since))
             }
@@ -266,6 +211,86 @@ impl Notice {
             Notice::SentToVendor => "sent to a vendor".into(),
         }
     }
+}
+
+/// Addresses in Cc left out of the ticket (over the desk's limit).
+fn cc_left_out(count: usize, max: usize, shown: &[EmailAddress], fr: bool) -> String {
+    let mut list = shown
+        .iter()
+        .map(|a| a.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    if count > shown.len() {
+        list.push_str(", …");
+    }
+    if fr {
+        format!(
+            "{count} adresse(s) en copie n'ont pas été ajoutées au ticket (au plus {max} par message) : {list} (écrivez #cc ADRESSE pour en ajouter une)"
+        )
+    } else {
+        format!(
+            "{count} address(es) in Cc were not made participants (at most {max} per mail): {list} (write #cc ADDRESS to add one)"
+        )
+    }
+}
+
+/// Why a stranger's mail quoting a ticket did not join it.
+fn stranger(
+    from: &EmailAddress,
+    code: &ReferenceCode,
+    filed_as_new: bool,
+    vendor: Option<&str>,
+    fr: bool,
+) -> String {
+    let who = match (vendor, fr) {
+        (Some(v), true) => format!(
+            "{from} écrit au nom du fournisseur {v}, mais le message n'a pas été authentifié : il est traité comme un inconnu, ne vous fiez pas à son contenu"
+        ),
+        (Some(v), false) => format!(
+            "{from} writes as vendor {v} but the mail was not authenticated; they are treated as a stranger: do not trust its content"
+        ),
+        (None, true) => format!("{from} ne fait pas partie du ticket {code}"),
+        (None, false) => format!("{from} is not on ticket {code}"),
+    };
+    let what = match (filed_as_new, fr) {
+        (true, true) => "il a été enregistré comme ce nouveau ticket".to_string(),
+        (true, false) => "it was filed as this new ticket".to_string(),
+        (false, true) => format!("il est retenu en quarantaine pour examen (ticket {code})"),
+        (false, false) => format!("it is held in quarantine for review (ticket {code})"),
+    };
+    if fr {
+        format!(
+            "{who}, et son message cite le code du ticket {code} : {what}, et rien du ticket {code} ne lui a été envoyé"
+        )
+    } else {
+        format!(
+            "{who}, and their mail quotes the code of ticket {code}: {what}, and they were sent nothing of ticket {code}"
+        )
+    }
+}
+
+/// Targets missed (`missed`) or near, each with its due moment.
+fn targets_words(
+    targets: &[(Target, Option<Millis>)],
+    missed: bool,
+    language: Language,
+    when: &dyn Fn(Option<Millis>) -> String,
+) -> String {
+    let fr = language == Language::Fr;
+    targets
+        .iter()
+        .map(|(t, at)| match (missed, fr) {
+            (true, true) => format!(
+                "délai de {} dépassé (échéance {})",
+                t.words(language),
+                when(*at)
+            ),
+            (true, false) => format!("{} target missed (due {})", t.words(language), when(*at)),
+            (false, true) => format!("{} attendue au plus tard {}", t.words(language), when(*at)),
+            (false, false) => format!("{} due {}", t.words(language), when(*at)),
+        })
+        .collect::<Vec<_>>()
+        .join(if fr { " ; " } else { "; " })
 }
 
 impl std::fmt::Display for Notice {
