@@ -215,38 +215,8 @@ pub(super) async fn mail_context(
             )
         })
         .unwrap_or_default();
-    // A vendor is sent what was said, not who said it or how to reach them.
-    let private = out.template == Template::VendorForward;
     let thread = if out.include_thread {
-        entries
-            .into_iter()
-            .filter(|e| !(private && Writer::of(e) == Some(Writer::InternalNote)))
-            .map(|e| ThreadItem {
-                author: if private {
-                    match (e.detail.as_deref(), Writer::of(&e)) {
-                        (Some(super::thread::AGENT_REPLY), _) => ctx.gateway.support_name.clone(),
-                        (_, Some(Writer::Vendor)) => out.to_name.clone().unwrap_or_default(),
-                        _ => "user".into(),
-                    }
-                } else {
-                    author(e.from.as_deref(), e.from_name.as_deref())
-                },
-                date: thread_date(e.at, ctx.calendar.time_zone, out.language),
-                text: {
-                    let text = capped_text(&e.text, out.language);
-                    if private {
-                        crate::render::without_contact_details(&text)
-                    } else {
-                        text
-                    }
-                },
-                attachments: e
-                    .attachments
-                    .iter()
-                    .map(|a| AttachmentLine::new(a.filename.as_deref(), a.size.max(0) as u64))
-                    .collect(),
-            })
-            .collect()
+        thread_items(entries, ctx, out)
     } else {
         Vec::new()
     };
@@ -321,6 +291,45 @@ pub(super) async fn mail_context(
         last_message_date,
         ..MailContext::default()
     })
+}
+
+/// The thread as the recipient reads it. A vendor is sent what was said, not who said it
+/// or how to reach them, and never an internal note.
+fn thread_items(
+    entries: Vec<crate::store::ThreadEntry>,
+    ctx: &ApplyContext<'_>,
+    out: &OutgoingMail,
+) -> Vec<ThreadItem> {
+    let private = out.template == Template::VendorForward;
+    entries
+        .into_iter()
+        .filter(|e| !(private && Writer::of(e) == Some(Writer::InternalNote)))
+        .map(|e| ThreadItem {
+            author: if private {
+                match (e.detail.as_deref(), Writer::of(&e)) {
+                    (Some(super::thread::AGENT_REPLY), _) => ctx.gateway.support_name.clone(),
+                    (_, Some(Writer::Vendor)) => out.to_name.clone().unwrap_or_default(),
+                    _ => "user".into(),
+                }
+            } else {
+                author(e.from.as_deref(), e.from_name.as_deref())
+            },
+            date: thread_date(e.at, ctx.calendar.time_zone, out.language),
+            text: {
+                let text = capped_text(&e.text, out.language);
+                if private {
+                    crate::render::without_contact_details(&text)
+                } else {
+                    text
+                }
+            },
+            attachments: e
+                .attachments
+                .iter()
+                .map(|a| AttachmentLine::new(a.filename.as_deref(), a.size.max(0) as u64))
+                .collect(),
+        })
+        .collect()
 }
 
 /// `In-Reply-To` and `References`: the mail answered, else the last ones this recipient
