@@ -21,49 +21,9 @@ pub(in crate::desk) fn new_ticket(
                 address: from.clone(),
                 name: None,
             });
-    // What the agent should know of the people this mail names but the ticket leaves out.
-    let mut notes = Vec::new();
-
     let mut effects = vec![filing(StoredOutcome::NewTicket, None, None, Some(language))];
-    effects.push(Effect::AddParticipant(
-        from.clone(),
-        ParticipantRole::Customer,
-    ));
-    let mut participants = vec![from.clone()];
-    if reply_to.address != *from {
-        effects.push(Effect::AddParticipant(
-            reply_to.address.clone(),
-            ParticipantRole::Customer,
-        ));
-        participants.push(reply_to.address.clone());
-    }
-    if let Some(other) = &mail.reply_to
-        && other.address != reply_to.address
-    {
-        notes.push(Notice::ReplyToOutside(other.address.clone()));
-    }
-    let mut left_out = Vec::new();
-    for cc in &mail.cc {
-        if *cc == s.gateway.support_address
-            || s.desk.roster.agent(cc).is_some()
-            || participants.contains(cc)
-        {
-            continue;
-        }
-        if participants.len() < s.gateway.max_participants {
-            effects.push(Effect::AddParticipant(cc.clone(), ParticipantRole::Cc));
-            participants.push(cc.clone());
-        } else {
-            left_out.push(cc);
-        }
-    }
-    if !left_out.is_empty() {
-        notes.push(Notice::CcLeftOut {
-            count: left_out.len(),
-            max: s.gateway.max_participants,
-            shown: left_out.iter().take(5).map(|a| (*a).clone()).collect(),
-        });
-    }
+    // What the agent should know of the people this mail names but the ticket leaves out.
+    let notes = people(s, from, &reply_to, &mut effects);
     effects.push(record(
         &customer,
         Event::Created(ev::Created {
@@ -137,6 +97,59 @@ pub(in crate::desk) fn new_ticket(
         effects,
         outcome: PlannedOutcome::NewTicket,
     }
+}
+
+/// The ticket's people: the customer, their Reply-To when it is theirs, and those in Cc up
+/// to the desk's limit (never the desk's own addresses). What was left out, for the agent.
+fn people(
+    s: &MailSituation<'_>,
+    from: &EmailAddress,
+    reply_to: &crate::inbound::Mailbox,
+    effects: &mut Vec<Effect>,
+) -> Vec<Notice> {
+    let mail = s.mail;
+    let mut notes = Vec::new();
+
+    effects.push(Effect::AddParticipant(
+        from.clone(),
+        ParticipantRole::Customer,
+    ));
+    let mut participants = vec![from.clone()];
+    if reply_to.address != *from {
+        effects.push(Effect::AddParticipant(
+            reply_to.address.clone(),
+            ParticipantRole::Customer,
+        ));
+        participants.push(reply_to.address.clone());
+    }
+    if let Some(other) = &mail.reply_to
+        && other.address != reply_to.address
+    {
+        notes.push(Notice::ReplyToOutside(other.address.clone()));
+    }
+    let mut left_out = Vec::new();
+    for cc in &mail.cc {
+        if *cc == s.gateway.support_address
+            || s.desk.roster.agent(cc).is_some()
+            || participants.contains(cc)
+        {
+            continue;
+        }
+        if participants.len() < s.gateway.max_participants {
+            effects.push(Effect::AddParticipant(cc.clone(), ParticipantRole::Cc));
+            participants.push(cc.clone());
+        } else {
+            left_out.push(cc);
+        }
+    }
+    if !left_out.is_empty() {
+        notes.push(Notice::CcLeftOut {
+            count: left_out.len(),
+            max: s.gateway.max_participants,
+            shown: left_out.iter().take(5).map(|a| (*a).clone()).collect(),
+        });
+    }
+    notes
 }
 
 /// A person who is not on the ticket their mail threads onto.
