@@ -192,36 +192,7 @@ fn command(body: &str) -> Result<MailCommand, CommandLineError> {
         "reopen" | "rouvrir" => Ok(MailCommand::Reopen),
         "take" | "prendre" => Ok(MailCommand::Take),
         "note" => Ok(MailCommand::Note),
-        "escalate" | "escalader" => {
-            let Some(args) = arg else {
-                return Ok(MailCommand::Escalate {
-                    to: None,
-                    reason: None,
-                });
-            };
-            let (first, more) = match args.split_once(char::is_whitespace) {
-                Some((f, m)) => (f, Some(m.trim())),
-                None => (args, None),
-            };
-            let looks_like_tier = first.len() >= 2
-                && first.starts_with(['L', 'l'])
-                && first[1..].bytes().all(|b| b.is_ascii_digit());
-            match first.parse::<Tier>() {
-                Ok(tier) => Ok(MailCommand::Escalate {
-                    to: Some(tier),
-                    reason: more.filter(|m| !m.is_empty()).map(str::to_string),
-                }),
-                Err(_) if looks_like_tier => Err(CommandLineError::BadValue {
-                    command: "escalate",
-                    value: first.into(),
-                    what: Expected::Tier,
-                }),
-                Err(_) => Ok(MailCommand::Escalate {
-                    to: None,
-                    reason: Some(args.to_string()),
-                }),
-            }
-        }
+        "escalate" | "escalader" => escalate(arg),
         "assign" | "assigner" => match arg {
             None => Err(CommandLineError::Missing {
                 command: "assign",
@@ -248,27 +219,7 @@ fn command(body: &str) -> Result<MailCommand, CommandLineError> {
                     what: Expected::Address,
                 }),
         },
-        "priority" | "priorite" => {
-            let Some(value) = arg else {
-                return Err(CommandLineError::Missing {
-                    command: "priority",
-                    what: Expected::Priority,
-                });
-            };
-            let p = match folded(value).as_str() {
-                "low" | "basse" | "faible" => Some(Priority::Low),
-                "normal" | "normale" => Some(Priority::Normal),
-                "high" | "haute" | "elevee" => Some(Priority::High),
-                "urgent" | "urgente" => Some(Priority::Urgent),
-                _ => None,
-            };
-            p.map(MailCommand::Priority)
-                .ok_or_else(|| CommandLineError::BadValue {
-                    command: "priority",
-                    value: value.into(),
-                    what: Expected::Priority,
-                })
-        }
+        "priority" | "priorite" => priority(arg),
         "category" | "categorie" => match arg {
             None => Err(CommandLineError::Missing {
                 command: "category",
@@ -301,6 +252,61 @@ fn command(body: &str) -> Result<MailCommand, CommandLineError> {
         },
         _ => Err(CommandLineError::Unknown(name.to_string())),
     }
+}
+
+/// `#escalate [L2|L3|L4] [reason]`: a word shaped like a tier must be one.
+fn escalate(arg: Option<&str>) -> Result<MailCommand, CommandLineError> {
+    let Some(args) = arg else {
+        return Ok(MailCommand::Escalate {
+            to: None,
+            reason: None,
+        });
+    };
+    let (first, more) = match args.split_once(char::is_whitespace) {
+        Some((f, m)) => (f, Some(m.trim())),
+        None => (args, None),
+    };
+    let looks_like_tier = first.len() >= 2
+        && first.starts_with(['L', 'l'])
+        && first[1..].bytes().all(|b| b.is_ascii_digit());
+    match first.parse::<Tier>() {
+        Ok(tier) => Ok(MailCommand::Escalate {
+            to: Some(tier),
+            reason: more.filter(|m| !m.is_empty()).map(str::to_string),
+        }),
+        Err(_) if looks_like_tier => Err(CommandLineError::BadValue {
+            command: "escalate",
+            value: first.into(),
+            what: Expected::Tier,
+        }),
+        Err(_) => Ok(MailCommand::Escalate {
+            to: None,
+            reason: Some(args.to_string()),
+        }),
+    }
+}
+
+/// `#priority high` (or `haute`, …).
+fn priority(arg: Option<&str>) -> Result<MailCommand, CommandLineError> {
+    let Some(value) = arg else {
+        return Err(CommandLineError::Missing {
+            command: "priority",
+            what: Expected::Priority,
+        });
+    };
+    let p = match folded(value).as_str() {
+        "low" | "basse" | "faible" => Some(Priority::Low),
+        "normal" | "normale" => Some(Priority::Normal),
+        "high" | "haute" | "elevee" => Some(Priority::High),
+        "urgent" | "urgente" => Some(Priority::Urgent),
+        _ => None,
+    };
+    p.map(MailCommand::Priority)
+        .ok_or_else(|| CommandLineError::BadValue {
+            command: "priority",
+            value: value.into(),
+            what: Expected::Priority,
+        })
 }
 
 #[cfg(test)]
