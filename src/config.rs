@@ -674,6 +674,71 @@ fn imap(
     })
 }
 
+/// `[outbox.smtp]`: the server, its TLS, and the login (both parts or neither).
+fn smtp(
+    raw: Option<RawSmtp>,
+    resolve: &dyn Fn(PathBuf) -> PathBuf,
+    env: &dyn Env,
+    support_address: &EmailAddress,
+) -> Result<SmtpSettings, ConfigError> {
+    let s = raw.ok_or_else(|| {
+        invalid(
+            "outbox.smtp",
+            "missing",
+            "add an [outbox.smtp] table with host and tls",
+        )
+    })?;
+    let tls = TlsMode::parse("outbox.smtp.tls", &s.tls)?;
+    let port = s.port.unwrap_or(match tls {
+        TlsMode::Implicit => 465,
+        TlsMode::StartTls => 587,
+        TlsMode::Plain => 25,
+    });
+    let password = secret(
+        "outbox.smtp.password",
+        s.password,
+        s.password_file.map(resolve),
+        env.var("HELPDESK_SMTP_PASSWORD"),
+        "HELPDESK_SMTP_PASSWORD",
+    )?;
+    let credentials = match (s.username, password) {
+        (Some(u), Some(p)) => Some((u, p)),
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(invalid(
+                "outbox.smtp.password",
+                "a username is set but no password",
+                "set HELPDESK_SMTP_PASSWORD or outbox.smtp.password_file",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(invalid(
+                "outbox.smtp.username",
+                "a password is set but no username",
+                "set outbox.smtp.username",
+            ));
+        }
+    };
+    if credentials.is_some() && tls == TlsMode::Plain && !is_loopback(&s.host) {
+        return Err(invalid(
+            "outbox.smtp.tls",
+            "\"plain\" would send the password in clear to a remote server",
+            "use \"starttls\" or \"implicit\"",
+        ));
+    }
+    Ok(SmtpSettings {
+        helo_name: s
+            .helo_name
+            .unwrap_or_else(|| support_address.domain().to_string()),
+        host: s.host,
+        port,
+        tls,
+        credentials,
+        ca_file: s.ca_file.map(resolve),
+        timeout: s.timeout,
+    })
+}
+
 /// `[outbox]`: the transport (SMTP or files) and the retries.
 fn outbox(
     o: RawOutbox,
@@ -694,64 +759,7 @@ fn outbox(
                 dir: resolve(f.dir),
             }
         }
-        "smtp" => {
-            let s = o.smtp.ok_or_else(|| {
-                invalid(
-                    "outbox.smtp",
-                    "missing",
-                    "add an [outbox.smtp] table with host and tls",
-                )
-            })?;
-            let tls = TlsMode::parse("outbox.smtp.tls", &s.tls)?;
-            let port = s.port.unwrap_or(match tls {
-                TlsMode::Implicit => 465,
-                TlsMode::StartTls => 587,
-                TlsMode::Plain => 25,
-            });
-            let password = secret(
-                "outbox.smtp.password",
-                s.password,
-                s.password_file.map(resolve),
-                env.var("HELPDESK_SMTP_PASSWORD"),
-                "HELPDESK_SMTP_PASSWORD",
-            )?;
-            let credentials = match (s.username, password) {
-                (Some(u), Some(p)) => Some((u, p)),
-                (None, None) => None,
-                (Some(_), None) => {
-                    return Err(invalid(
-                        "outbox.smtp.password",
-                        "a username is set but no password",
-                        "set HELPDESK_SMTP_PASSWORD or outbox.smtp.password_file",
-                    ));
-                }
-                (None, Some(_)) => {
-                    return Err(invalid(
-                        "outbox.smtp.username",
-                        "a password is set but no username",
-                        "set outbox.smtp.username",
-                    ));
-                }
-            };
-            if credentials.is_some() && tls == TlsMode::Plain && !is_loopback(&s.host) {
-                return Err(invalid(
-                    "outbox.smtp.tls",
-                    "\"plain\" would send the password in clear to a remote server",
-                    "use \"starttls\" or \"implicit\"",
-                ));
-            }
-            TransportSettings::Smtp(SmtpSettings {
-                helo_name: s
-                    .helo_name
-                    .unwrap_or_else(|| support_address.domain().to_string()),
-                host: s.host,
-                port,
-                tls,
-                credentials,
-                ca_file: s.ca_file.map(resolve),
-                timeout: s.timeout,
-            })
-        }
+        "smtp" => TransportSettings::Smtp(smtp(o.smtp, resolve, env, support_address)?),
         other => {
             return Err(invalid(
                 "outbox.transport",
