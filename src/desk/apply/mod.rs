@@ -127,20 +127,9 @@ pub async fn apply(
                     assigned_to.extend(agent.clone());
                 }
             }
-            Effect::Rate { score, comment } => {
+            Effect::Rate { .. } | Effect::FirstResponse | Effect::Touch => {
                 if let Some(id) = ticket_id {
-                    tx.set_satisfaction(id, *score, comment.as_deref(), now)
-                        .await?;
-                }
-            }
-            Effect::FirstResponse => {
-                if let Some(id) = ticket_id {
-                    tx.set_first_response(id, now).await?;
-                }
-            }
-            Effect::Touch => {
-                if let Some(id) = ticket_id {
-                    tx.touch_ticket(id, now).await?;
+                    write_ticket_change(tx, id, effect, now).await?;
                 }
             }
             Effect::Record(r) => {
@@ -148,19 +137,9 @@ pub async fn apply(
             }
             // Folded by `decide` into the `Timing` that closes the plan.
             Effect::Clock(_) => {}
-            Effect::Timing(timing) => {
+            Effect::Timing(_) | Effect::SetVendor(_) | Effect::VendorTicket(_) => {
                 if let Some(id) = ticket_id {
-                    tx.set_timing(id, timing).await?;
-                }
-            }
-            Effect::SetVendor(name) => {
-                if let Some(id) = ticket_id {
-                    tx.set_vendor(id, name, now).await?;
-                }
-            }
-            Effect::VendorTicket(number) => {
-                if let Some(id) = ticket_id {
-                    tx.set_vendor_ticket(id, number).await?;
+                    write_ticket_change(tx, id, effect, now).await?;
                 }
             }
             Effect::Queue(out) => {
@@ -227,7 +206,7 @@ async fn facts_of(
     Ok(facts)
 }
 
-/// One change of the ticket's own fields.
+/// One change of the ticket's own row.
 async fn write_ticket_change(
     tx: &mut dyn StoreTx,
     id: TicketId,
@@ -242,6 +221,15 @@ async fn write_ticket_change(
         Effect::Assign(agent) => tx.set_assignee(id, agent.as_ref(), now).await,
         Effect::SetPriority(p) => tx.set_priority(id, *p, now).await,
         Effect::SetCategory(c) => tx.set_category(id, c, now).await,
+        Effect::Rate { score, comment } => {
+            tx.set_satisfaction(id, *score, comment.as_deref(), now)
+                .await
+        }
+        Effect::FirstResponse => tx.set_first_response(id, now).await,
+        Effect::Touch => tx.touch_ticket(id, now).await,
+        Effect::Timing(timing) => tx.set_timing(id, timing).await,
+        Effect::SetVendor(name) => tx.set_vendor(id, name, now).await,
+        Effect::VendorTicket(number) => tx.set_vendor_ticket(id, number).await,
         _ => Ok(()),
     }
 }
