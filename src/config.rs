@@ -14,8 +14,8 @@ mod desk;
 mod mailboxes;
 mod time;
 
-use mailboxes::{outbox, source};
 pub use desk::{DeskSettings, MailBudget, StrangerPolicy};
+use mailboxes::{outbox, source};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {

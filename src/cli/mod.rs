@@ -387,6 +387,9 @@ fn report(e: &anyhow::Error) -> String {
 }
 
 async fn dispatch(cli: Cli) -> Result<ExitCode> {
+    if only_reads(&cli.command) {
+        quiet_on_closed_pipe();
+    }
     match cli.command {
         Command::Init(args) => init(&args),
         Command::CheckConfig => {
@@ -448,6 +451,29 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Route { file, json } => route(&cli.config, file, json).await,
         Command::Agents(AgentsCommand::List { json }) => agents(&cli.config, json).await,
         Command::Tick { at, apply, no_send } => tick(&cli.config, at, apply, no_send).await,
+    }
+}
+
+/// The commands that only read and print: `tickets list | head` must end like any Unix
+/// tool when its reader goes, not panic on a closed pipe.
+fn only_reads(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Tickets(TicketsCommand::List { .. } | TicketsCommand::Show { .. })
+            | Command::Route { .. }
+            | Command::Agents(_)
+            | Command::Tick { apply: false, .. }
+    )
+}
+
+/// Restores the default action of SIGPIPE (Rust ignores it, so `println!` would panic on a
+/// closed pipe). Only for commands that write nothing: they hold no transaction to lose,
+/// and their sockets, if any, are written with `MSG_NOSIGNAL` anyway.
+fn quiet_on_closed_pipe() {
+    // SAFETY: setting a signal's disposition to its default has no memory effects; it is
+    // done before any other thread could be writing to the pipe.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

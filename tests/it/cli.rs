@@ -237,6 +237,51 @@ fn ingesting_the_whole_corpus_in_one_call_never_fails() {
     );
 }
 
+/// `tickets list | head -1`: the listing ends like any Unix tool when its reader goes
+/// (killed by SIGPIPE, nothing on stderr), not with a panic and exit 101.
+#[test]
+fn a_listing_whose_reader_goes_away_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let (_dir, config) = init_desk();
+    let out = helpdesk(&[
+        "--config",
+        &config,
+        "ingest",
+        "--no-send",
+        &corpus_dir()
+            .join("001-rt-8859-15-message-series-msg1.eml")
+            .display()
+            .to_string(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let filed = stdout(&out);
+    let code = filed.trim().rsplit('\t').next().unwrap().to_string();
+    for args in [vec!["tickets", "list"], vec!["tickets", "show", &code]] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_helpdesk"))
+            .args(["--config", &config])
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader is gone before the command writes its first line.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(
+            out.status.signal(),
+            Some(libc::SIGPIPE),
+            "{args:?}: {:?}",
+            out.status
+        );
+    }
+}
+
 /// Many files are filed in groups of 50, one transaction each, with the next group read
 /// while one is written: a mail must still see what an earlier mail of its own group wrote
 /// (a second delivery is a duplicate, a reply threads on the ticket opened just before), an
