@@ -435,6 +435,37 @@ fn unknown_changes(source: &str) -> Vec<String> {
         .collect()
 }
 
+/// `In-Reply-To` (the parent, when usable) and `References` (the last ten usable ids, then
+/// the parent): what threads the mail under the one it answers in every client.
+fn threaded(
+    mut builder: lettre::message::MessageBuilder,
+    env: &Envelope<'_>,
+) -> lettre::message::MessageBuilder {
+    let parent = env.in_reply_to.filter(|id| usable_message_id(id));
+    if let Some(parent) = parent {
+        builder = builder.in_reply_to(format!("<{parent}>"));
+    }
+    let usable: Vec<&String> = env
+        .references
+        .iter()
+        .filter(|r| usable_message_id(r))
+        .collect();
+    let mut refs: Vec<String> = usable[usable.len().saturating_sub(10)..]
+        .iter()
+        .map(|r| format!("<{r}>"))
+        .collect();
+    if let Some(parent) = parent {
+        let p = format!("<{parent}>");
+        if !refs.contains(&p) {
+            refs.push(p);
+        }
+    }
+    if !refs.is_empty() {
+        builder = builder.references(refs.join(" "));
+    }
+    builder
+}
+
 /// How a mail marks itself as automatic (RFC 3834), so well-behaved responders stay quiet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AutoSubmitted {
@@ -654,28 +685,7 @@ impl Renderer {
                     "All".into(),
                 ));
         }
-        let parent = env.in_reply_to.filter(|id| usable_message_id(id));
-        if let Some(parent) = parent {
-            builder = builder.in_reply_to(format!("<{parent}>"));
-        }
-        let usable: Vec<&String> = env
-            .references
-            .iter()
-            .filter(|r| usable_message_id(r))
-            .collect();
-        let mut refs: Vec<String> = usable[usable.len().saturating_sub(10)..]
-            .iter()
-            .map(|r| format!("<{r}>"))
-            .collect();
-        if let Some(parent) = parent {
-            let p = format!("<{parent}>");
-            if !refs.contains(&p) {
-                refs.push(p);
-            }
-        }
-        if !refs.is_empty() {
-            builder = builder.references(refs.join(" "));
-        }
+        builder = threaded(builder, env);
         // Line endings are made CRLF here, in one pass: lettre inserts each missing CR
         // one by one (`String::insert`), quadratic in the text's length (88% of the time
         // of filing a 30 MB mail went to that memmove).

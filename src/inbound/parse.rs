@@ -199,19 +199,7 @@ pub fn parse(raw: &[u8]) -> Result<InboundMail, ParseFailure> {
         }
         None => quote_strip::split(&body_text),
     };
-    let signals = MachineSignals {
-        auto_submitted: header_text(&msg, "Auto-Submitted"),
-        precedence: header_text(&msg, "Precedence"),
-        list_id: msg.header("List-Id").is_some(),
-        list_unsubscribe: msg.header("List-Unsubscribe").is_some(),
-        empty_return_path: return_path_is_empty(&msg),
-        report_type: report_type(&msg),
-        x_autoreply: msg.header("X-Autoreply").is_some()
-            || msg.header("X-Autorespond").is_some()
-            || msg.header("X-Autoresponder").is_some(),
-        x_auto_response_suppress: header_text(&msg, "X-Auto-Response-Suppress"),
-        loop_header: header_text(&msg, LOOP_HEADER),
-    };
+    let signals = machine_signals(&msg);
 
     Ok(InboundMail {
         subject,
@@ -258,6 +246,23 @@ pub fn parse(raw: &[u8]) -> Result<InboundMail, ParseFailure> {
             .collect(),
         content_sha256,
     })
+}
+
+/// The headers that tell a machine's mail (auto-replies, bounces, lists, our own loop).
+fn machine_signals(msg: &mail_parser::Message<'_>) -> MachineSignals {
+    MachineSignals {
+        auto_submitted: header_text(msg, "Auto-Submitted"),
+        precedence: header_text(msg, "Precedence"),
+        list_id: msg.header("List-Id").is_some(),
+        list_unsubscribe: msg.header("List-Unsubscribe").is_some(),
+        empty_return_path: return_path_is_empty(msg),
+        report_type: report_type(msg),
+        x_autoreply: msg.header("X-Autoreply").is_some()
+            || msg.header("X-Autorespond").is_some()
+            || msg.header("X-Autoresponder").is_some(),
+        x_auto_response_suppress: header_text(msg, "X-Auto-Response-Suppress"),
+        loop_header: header_text(msg, LOOP_HEADER),
+    }
 }
 
 /// The most of a mail's text kept in its row (body, new text, quoted history): a 30 MB log

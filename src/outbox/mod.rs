@@ -317,7 +317,14 @@ impl OutboxWorker {
                 _ = renew.tick() => self.renew(&leased).await,
             }
         }
-        // Claimed but never started: back to pending, for the next start or another worker.
+        self.hand_back(queue).await;
+        drop(marks);
+        let _ = marker.await;
+        tracing::debug!(?report, "outbox worker stopped");
+    }
+
+    /// Claimed but never started: back to pending, for the next start or another worker.
+    async fn hand_back(&self, queue: std::collections::VecDeque<OutboxItem>) {
         for item in queue {
             if let Err(e) = self
                 .store
@@ -327,9 +334,6 @@ impl OutboxWorker {
                 tracing::warn!(outbox = item.id, error = %e, "cannot hand a claimed mail back");
             }
         }
-        drop(marks);
-        let _ = marker.await;
-        tracing::debug!(?report, "outbox worker stopped");
     }
 
     /// Sends one row as a task of its own that never panics (a panic in the transport is a
