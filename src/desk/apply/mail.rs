@@ -24,7 +24,6 @@ pub(super) async fn flooding(
     tx: &mut dyn StoreTx,
     ctx: &ApplyContext<'_>,
     inbound: Option<&InboundMail>,
-    files_it: bool,
 ) -> Result<Option<EmailAddress>, StoreError> {
     let Some(from) = inbound.and_then(|m| m.from.as_ref()).map(|f| &f.address) else {
         return Ok(None);
@@ -33,8 +32,7 @@ pub(super) async fn flooding(
         return Ok(None);
     }
     let cap = ctx.budget.flood_per_hour;
-    // Asked before the plan files the mail in hand, which counts too.
-    let sent = tx.mail_from_since(from, ctx.now - HOUR_MS, cap + 1).await? + u32::from(files_it);
+    let sent = tx.mail_from_since(from, ctx.now - HOUR_MS, cap + 1).await?;
     Ok((sent > cap).then(|| from.clone()))
 }
 
@@ -47,10 +45,10 @@ pub(super) async fn queue(
     f: &Facts,
     out: &OutgoingMail,
     inbound: Option<&InboundMail>,
-    budget: &mut Budget,
+    flood_from: Option<EmailAddress>,
     events: &mut Events,
 ) -> Result<bool, StoreError> {
-    let hold = hold(ctx, f, out, budget, events);
+    let hold = hold(tx, ctx, f, out, flood_from, events).await?;
     let context = mail_context(tx, ctx, f, out).await?;
     let (in_reply_to, references) = threading(tx, f, out, inbound).await?;
     let attachments = forwarded(out, inbound);
@@ -93,19 +91,6 @@ pub(super) async fn queue(
     if held {
         return Ok(false);
     }
-    // Queued now, it spends its recipient's budget for the plan's later mail, as the count
-    // read before the plan would have seen it.
-    if out.template.counts_against_budget()
-        && ctx.send_at <= ctx.now
-        && let Some((hour, day)) = budget.sent.get_mut(&out.to)
-    {
-        if ctx.send_at > ctx.now - HOUR_MS {
-            *hour += 1;
-        }
-        if ctx.send_at > ctx.now - 24 * HOUR_MS {
-            *day += 1;
-        }
-    }
     events.push(
         Some(f.id),
         Some(row),
@@ -122,18 +107,16 @@ pub(super) async fn queue(
 
 /// Whether the mail waits: from a sender flooding the desk (for a digest), or over its
 /// outside recipient's automatic-mail budget. Recorded as `mail_held`.
-pub(super) fn hold(
+pub(super) async fn hold(
+    tx: &mut dyn StoreTx,
     ctx: &ApplyContext<'_>,
     f: &Facts,
     out: &OutgoingMail,
-    budget: &Budget,
+    flood_from: Option<EmailAddress>,
     events: &mut Events,
-) -> Option<Hold> {
+) -> Result<Option<Hold>, StoreError> {
+    let now = ctx.now;
     let mut hold = None;
-    let flood_from = budget
-        .flood_from
-        .clone()
-        .filter(|_| ctx.roster.is_desk_address(&out.to));
     if let Some(sender) = flood_from {
         tracing::warn!(
             code = %f.code,
@@ -159,7 +142,14 @@ pub(super) fn hold(
             ticket_status: Some(f.state.status),
         });
     } else if out.auto_submitted.is_some() && !ctx.roster.is_desk_address(&out.to) {
-        let (hour, day) = budget.sent.get(&out.to).copied().unwrap_or_default();
+        let (hour, day) = tx
+            .automatic_mail_sent(
+                &out.to,
+                Template::budgeted(),
+                (now - HOUR_MS, now - 24 * HOUR_MS, now),
+                (ctx.budget.per_hour, ctx.budget.per_day),
+            )
+            .await?;
         if hour >= ctx.budget.per_hour || day >= ctx.budget.per_day {
             tracing::warn!(
                 code = %f.code,
@@ -187,7 +177,7 @@ pub(super) fn hold(
             });
         }
     }
-    hold
+    Ok(hold)
 }
 
 /// What the templates read: the ticket as the plan has it at this mail, in the recipient's

@@ -5,8 +5,6 @@
 //! template that fails to render (a broken custom file) costs that one mail, recorded as a
 //! `mail_not_rendered` event; it never costs the customer's mail or jams the mailbox.
 
-use std::collections::HashMap;
-
 use sha2::{Digest, Sha256};
 
 use super::events::{self as ev, Event};
@@ -97,8 +95,9 @@ pub async fn apply(
     };
     let mut assigned_to = Vec::new();
     let mut events = Events::new(now);
-    // What the hold decisions read, gathered before the first write.
-    let mut budget = budget_of(tx, ctx, plan, mail.and_then(|m| m.parsed)).await?;
+    // Whether the mail being filed comes from an outside sender flooding the desk: asked
+    // once, when the plan first tells one of the desk's people something.
+    let mut flood: Option<Option<EmailAddress>> = None;
     let mut filed_row = None;
     let mut queued = 0;
     for effect in &plan.effects {
@@ -148,7 +147,15 @@ pub async fn apply(
                     .as_ref()
                     .ok_or(StoreError::BadPlan("a mail to send without a ticket"))?;
                 let inbound = mail.and_then(|m| m.parsed);
-                if queue(tx, ctx, f, out, inbound, &mut budget, &mut events).await? {
+                let flood_from = if ctx.roster.is_desk_address(&out.to) {
+                    if flood.is_none() {
+                        flood = Some(flooding(tx, ctx, inbound).await?);
+                    }
+                    flood.clone().flatten()
+                } else {
+                    None
+                };
+                if queue(tx, ctx, f, out, inbound, flood_from, &mut events).await? {
                     queued += 1;
                 }
             }
@@ -167,52 +174,6 @@ pub async fn apply(
         ticket: facts.map(|f| (f.id, f.code)),
         queued,
     })
-}
-
-/// What the plan's hold decisions need, read once before its first write so that the
-/// writing loop only writes: each outside recipient's automatic mail in the last hour and
-/// day (counted up to the caps), and whether the mail being filed comes from a sender
-/// flooding the desk (asked only when the plan tells one of the desk's people something).
-pub(super) struct Budget {
-    pub(super) sent: HashMap<EmailAddress, (u32, u32)>,
-    pub(super) flood_from: Option<EmailAddress>,
-}
-
-async fn budget_of(
-    tx: &mut dyn StoreTx,
-    ctx: &ApplyContext<'_>,
-    plan: &Plan,
-    inbound: Option<&InboundMail>,
-) -> Result<Budget, StoreError> {
-    let now = ctx.now;
-    let mut sent = HashMap::new();
-    let mut to_desk = false;
-    for effect in &plan.effects {
-        let Effect::Queue(out) = effect else { continue };
-        if ctx.roster.is_desk_address(&out.to) {
-            to_desk = true;
-        } else if out.auto_submitted.is_some() && !sent.contains_key(&out.to) {
-            let counts = tx
-                .automatic_mail_sent(
-                    &out.to,
-                    Template::budgeted(),
-                    (now - HOUR_MS, now - 24 * HOUR_MS, now),
-                    (ctx.budget.per_hour, ctx.budget.per_day),
-                )
-                .await?;
-            sent.insert(out.to.clone(), counts);
-        }
-    }
-    let files_it = plan
-        .effects
-        .iter()
-        .any(|e| matches!(e, Effect::FileMail(_)));
-    let flood_from = if to_desk {
-        flooding(tx, ctx, inbound, files_it).await?
-    } else {
-        None
-    };
-    Ok(Budget { sent, flood_from })
 }
 
 /// The ticket the plan works on, as it finds it (a new one is opened now), with the first
