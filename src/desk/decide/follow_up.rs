@@ -239,11 +239,14 @@ fn customer_moves(
     } else {
         effects.push(Effect::Touch);
     }
-    let from = s.mail.from.as_ref().expect("a person's mail has a sender");
     let new_text = NewText {
-        from: match &from.name {
-            Some(n) => format!("{n} <{}>", from.address),
-            None => from.address.to_string(),
+        from: match s.mail.from.as_ref() {
+            Some(f) => match &f.name {
+                Some(n) => format!("{n} <{}>", f.address),
+                None => f.address.to_string(),
+            },
+            // A customer's side is known by its sender; should it ever lack one, say who.
+            None => actor.name(),
         },
         text: s.mail.reply_text.clone(),
         attachments: s

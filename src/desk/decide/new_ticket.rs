@@ -160,12 +160,10 @@ pub(super) fn is_stranger(s: &MailSituation<'_>, ticket: &TicketRef) -> bool {
 /// A stranger's mail never joins the ticket it quotes: it opens its own ticket, or waits
 /// in quarantine; the quoted ticket's assignee (or tier address) is told either way.
 pub(super) fn stranger(s: &MailSituation<'_>, quoted: &TicketRef, language: Language) -> Plan {
-    let from = &s
-        .mail
-        .from
-        .as_ref()
-        .expect("a stranger has an address")
-        .address;
+    // A stranger is known by their address; a mail without one is quarantined, not a panic.
+    let Some(from) = s.mail.from.as_ref().map(|f| &f.address) else {
+        return quarantine(QuarantineReason::NoSender, Actor::Machine(None));
+    };
     let mut plan = match (s.desk.strangers, &s.deliverable) {
         (crate::config::StrangerPolicy::NewTicket, Ok(())) => {
             let mut plan = new_ticket(s, from, language);
