@@ -186,7 +186,7 @@ pub enum ClockChange {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Filing {
     pub outcome: StoredOutcome,
-    pub detail: Option<String>,
+    pub detail: Option<FilingDetail>,
     pub machine: Option<MachineKind>,
     pub language: Option<Language>,
     pub from_non_participant: bool,
@@ -287,6 +287,30 @@ pub enum CommandError {
 pub type Written = (TicketId, ReferenceCode);
 
 /// How a mail found its ticket, for the event log.
-pub fn earlier_detail(first: &EarlierMail) -> String {
-    format!("duplicate of message {}", first.row)
+/// Why a filed mail is what it is, beside its outcome. Decisions are made on this type;
+/// the store keeps its words (`outcome_detail`), which people read in `tickets show`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FilingDetail {
+    /// Who wrote it on the ticket, when not the customer's side.
+    Writer(thread::Writer),
+    /// The machine that sent it (an auto-reply, a bounce…), appended or ignored.
+    Machine(MachineKind),
+    /// A second delivery of the mail stored as this message row.
+    DuplicateOf(crate::store::MessageRowId),
+    /// A second delivery, by its bytes, of a mail that could not be read.
+    SameBytes,
+    /// Why it was quarantined.
+    Quarantined(String),
+}
+
+impl FilingDetail {
+    pub fn stored(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            FilingDetail::Writer(w) => w.as_str().into(),
+            FilingDetail::Machine(k) => k.as_str().into(),
+            FilingDetail::DuplicateOf(row) => format!("duplicate of message {row}").into(),
+            FilingDetail::SameBytes => "same bytes as an earlier mail".into(),
+            FilingDetail::Quarantined(reason) => reason.as_str().into(),
+        }
+    }
 }

@@ -2,6 +2,7 @@
 //! and forwards: what the customer's side wrote and what the desk answered publicly. The
 //! store keeps every message; this rule, not SQL, chooses among them.
 
+use crate::domain::EmailAddress;
 use crate::store::{Direction, StoredOutcome, ThreadEntry};
 
 /// What an inbound message's stored detail says of who wrote it on the ticket.
@@ -50,6 +51,21 @@ pub fn in_thread(e: &ThreadEntry) -> bool {
             ) && Writer::of(e) != Some(Writer::AgentMail)
         }
         Direction::Outbound => e.detail.as_deref() == Some(AGENT_REPLY),
+    }
+}
+
+/// How many Message-IDs a new mail's `References` carries: the last ones exchanged with
+/// its recipient on the ticket.
+pub const THREADING_IDS: usize = 10;
+
+/// Whether a message of the ticket was exchanged with `with` (from them, or sent to them),
+/// so that a new mail to them names it in `References`. A second delivery never counts.
+pub fn exchanged_with(e: &ThreadEntry, to: Option<&EmailAddress>, with: &EmailAddress) -> bool {
+    match e.direction {
+        Direction::Inbound => {
+            e.outcome != StoredOutcome::Duplicate && e.from.as_deref() == Some(with.as_str())
+        }
+        Direction::Outbound => to == Some(with),
     }
 }
 

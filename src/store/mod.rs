@@ -214,6 +214,12 @@ impl StoredOutcome {
         }
     }
 
+    /// Whether an inbound mail filed so belongs to its ticket's messages (a duplicate,
+    /// ignored or quarantined mail is kept apart).
+    pub fn joins_ticket(self) -> bool {
+        matches!(self, StoredOutcome::NewTicket | StoredOutcome::Appended)
+    }
+
     pub const ALL: [StoredOutcome; 6] = [
         Self::NewTicket,
         Self::Appended,

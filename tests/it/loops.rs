@@ -230,3 +230,61 @@ async fn no_report_is_ever_answered_bare_or_wrapped() {
     assert!(seen > 20, "{seen}");
     assert_eq!(desk.count("SELECT COUNT(*) FROM outbox").await, 0);
 }
+
+/// Two automatic mails to the customer in one plan (an agent's `#assign` then `#resolve`:
+/// "Bob has your request", then "resolved") share the customer's budget: with two automatic
+/// mails an hour, one already spent on the acknowledgement, the second of the plan is held.
+/// The counts are read once before the plan is written; the mail it queues spends them as
+/// it goes.
+#[tokio::test]
+async fn the_mails_of_one_plan_share_their_recipients_budget() {
+    let config = format!(
+        "{}\n[limits]\nautomatic_mail_per_hour = 2\nautomatic_mail_per_day = 10\n\n\
+         [notifications]\ncustomer_on_assignment = true\n",
+        crate::attacks::roster_config()
+    );
+    let desk = Desk::with_config(&config).await;
+    let code = crate::attacks::open(&desk, "marie@example.fr", "<budget-1@example.fr>").await;
+    let agent = crate::support::customer_mail(
+        "Alice Martin <alice@example.test>",
+        &format!("Re: [{code}] Imprimante bloquée"),
+        "<budget-2@example.test>",
+        "#assign bob@example.test\n#resolve",
+    );
+    assert!(matches!(
+        desk.file(&agent).await,
+        Processed::Appended { .. }
+    ));
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT kind, status FROM outbox WHERE rcpt_to LIKE '%marie@example.fr%' ORDER BY id",
+    )
+    .fetch_all(&desk.db().await)
+    .await
+    .unwrap();
+    let kinds: Vec<&str> = rows.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["acknowledgement", "status_update", "status_update"],
+        "{rows:?}"
+    );
+    assert_ne!(rows[1].1, "held", "{rows:?}");
+    assert_eq!(
+        rows[2].1, "held",
+        "the third automatic mail of the hour waits: {rows:?}"
+    );
+    // Each of the plan's mails continues the customer's thread from the one before it,
+    // though none of them was written when the next was rendered.
+    let ids: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT message_id, in_reply_to, refs FROM messages WHERE direction = 'outbound' \
+         AND to_addrs LIKE '%marie@example.fr%' ORDER BY id",
+    )
+    .fetch_all(&desk.db().await)
+    .await
+    .unwrap();
+    assert_eq!(ids.len(), 3, "{ids:?}");
+    for pair in ids.windows(2) {
+        let (before, after) = (&pair[0], &pair[1]);
+        assert!(after.1.contains(&before.0), "In-Reply-To: {ids:?}");
+        assert!(after.2.contains(&before.0), "References: {ids:?}");
+    }
+}

@@ -1,8 +1,8 @@
-//! One outgoing mail of a plan: held or not (flood, budget), its context for the
-//! templates, its threading headers, rendered (a failure costs that mail only), stored in
-//! the outbox.
+//! One outgoing mail of a plan, prepared: held or not (flood, budget), its context for
+//! the templates, its threading headers, rendered (a failure costs that mail only).
 
 use super::*;
+use crate::store::ThreadEntry;
 
 /// When a message of the thread was written, as the reader says it, in the desk's zone.
 pub(super) fn thread_date(at: Millis, tz: chrono_tz::Tz, language: Language) -> String {
@@ -17,40 +17,26 @@ pub(super) fn author(from: Option<&str>, name: Option<&str>) -> String {
     }
 }
 
-/// The sender of the mail being filed, when they are an outside sender who wrote more than
-/// the desk's flood limit in the last hour: what their mail would tell the desk's people is
-/// then held for one digest.
-pub(super) async fn flooding(
-    tx: &mut dyn StoreTx,
-    ctx: &ApplyContext<'_>,
-    inbound: Option<&InboundMail>,
-) -> Result<Option<EmailAddress>, StoreError> {
-    let Some(from) = inbound.and_then(|m| m.from.as_ref()).map(|f| &f.address) else {
-        return Ok(None);
-    };
-    if ctx.roster.is_desk_address(from) {
-        return Ok(None);
-    }
-    let cap = ctx.budget.flood_per_hour;
-    let sent = tx.mail_from_since(from, ctx.now - HOUR_MS, cap + 1).await?;
-    Ok((sent > cap).then(|| from.clone()))
-}
-
-/// Renders and queues one mail; false when it was held (budget, flood) or could not be
-/// rendered (both recorded). Held mail is rendered and stored all the same: it is deferred,
-/// not dropped.
-pub(super) async fn queue(
+/// Renders one mail of the plan; `None` when it could not be rendered (recorded). Held
+/// mail (flood, budget) is rendered all the same: it is deferred, not dropped.
+pub(super) async fn prepare_mail(
     tx: &mut dyn StoreTx,
     ctx: &ApplyContext<'_>,
     f: &Facts,
     out: &OutgoingMail,
     inbound: Option<&InboundMail>,
-    flood_from: Option<EmailAddress>,
-    events: &mut Events,
-) -> Result<bool, StoreError> {
-    let hold = hold(tx, ctx, f, out, flood_from, events).await?;
-    let context = mail_context(tx, ctx, f, out).await?;
-    let (in_reply_to, references) = threading(tx, f, out, inbound).await?;
+    reads: &mut Reads,
+    events: &mut Vec<PlannedEvent>,
+) -> Result<Option<PreparedMail>, StoreError> {
+    let hold = hold(tx, ctx, f, out, inbound, reads, events).await?;
+    let context = mail_context(tx, ctx, f, out, reads).await?;
+    let (in_reply_to, references) = match inbound.filter(|_| out.answers_mail) {
+        Some(m) => (m.message_id.clone(), m.references.clone()),
+        None => {
+            let ids = reads.message_ids(tx, f, &out.to).await?;
+            (ids.last().cloned(), ids)
+        }
+    };
     let attachments = forwarded(out, inbound);
     let from_name = out
         .from_name
@@ -69,55 +55,91 @@ pub(super) async fn queue(
     };
     let kind = out.template.name();
     let Some(rendered) = render_guarded(ctx, f, out, &context, &env, events) else {
-        return Ok(false);
+        return Ok(None);
     };
-    let held = hold.is_some();
-    let row = store_outgoing(
-        tx,
-        ctx,
-        Outgoing {
-            ticket: Some(f.id),
-            kind,
-            rendered: &rendered,
-            from_name: &from_name,
-            to: &out.to,
-            in_reply_to: in_reply_to.as_deref(),
-            references: &references,
-            language: out.language,
-            hold,
-        },
-    )
-    .await?;
-    if held {
-        return Ok(false);
+    if hold.is_none() {
+        spend_budget(ctx, out, reads);
+        tracing::debug!(code = %f.code, kind, to = %out.to, "mail queued");
     }
-    events.push(
-        Some(f.id),
-        Some(row),
-        &Actor::Gateway,
-        Event::MailQueued(ev::MailQueued {
-            kind: out.template,
-            to: out.to.clone(),
-            change: out.change,
-        }),
-    );
-    tracing::debug!(code = %f.code, kind, to = %out.to, "mail queued");
-    Ok(true)
+    Ok(Some(PreparedMail {
+        kind,
+        rendered,
+        from_name,
+        to: out.to.clone(),
+        in_reply_to,
+        references,
+        language: out.language,
+        hold,
+    }))
+}
+
+/// A mail queued now spends its recipient's budget for the plan's later mail, as the
+/// store's count would once it is written: budgeted kinds, queued within the window.
+fn spend_budget(ctx: &ApplyContext<'_>, out: &OutgoingMail, reads: &mut Reads) {
+    if !out.template.counts_against_budget() || ctx.send_at > ctx.now {
+        return;
+    }
+    if let Some((hour, day)) = reads.sent.get_mut(&out.to) {
+        if ctx.send_at > ctx.now - HOUR_MS {
+            *hour += 1;
+        }
+        if ctx.send_at > ctx.now - 24 * HOUR_MS {
+            *day += 1;
+        }
+    }
+}
+
+/// The plan's own mail as the thread will show it once written.
+pub(super) fn thread_entry_of_outgoing(
+    ctx: &ApplyContext<'_>,
+    m: &PreparedMail,
+    now: Millis,
+) -> ThreadEntry {
+    ThreadEntry {
+        from: Some(ctx.gateway.support_address.to_string()),
+        from_name: Some(m.from_name.clone()),
+        detail: Some(m.kind.to_string()),
+        direction: Direction::Outbound,
+        outcome: StoredOutcome::Outgoing,
+        machine: false,
+        at: now,
+        text: m.rendered.text.clone(),
+        attachments: Vec::new(),
+    }
 }
 
 /// Whether the mail waits: from a sender flooding the desk (for a digest), or over its
 /// outside recipient's automatic-mail budget. Recorded as `mail_held`.
-pub(super) async fn hold(
+async fn hold(
     tx: &mut dyn StoreTx,
     ctx: &ApplyContext<'_>,
     f: &Facts,
     out: &OutgoingMail,
-    flood_from: Option<EmailAddress>,
-    events: &mut Events,
+    inbound: Option<&InboundMail>,
+    reads: &mut Reads,
+    events: &mut Vec<PlannedEvent>,
 ) -> Result<Option<Hold>, StoreError> {
-    let now = ctx.now;
-    let mut hold = None;
-    if let Some(sender) = flood_from {
+    let mut held = |flood_from: Option<EmailAddress>, last: Option<(u32, u32)>| {
+        events.push(PlannedEvent {
+            message: MessageRef::None,
+            actor: Actor::Gateway,
+            event: Event::MailHeld(ev::MailHeld {
+                kind: out.template,
+                to: out.to.clone(),
+                flood_from: flood_from.clone(),
+                last_hour: last.map(|l| l.0),
+                last_day: last.map(|l| l.1),
+            }),
+        });
+        Some(Hold {
+            flood_from,
+            ticket_status: Some(f.state.status),
+        })
+    };
+    if ctx.roster.is_desk_address(&out.to) {
+        let Some(sender) = reads.flooding(tx, ctx, inbound).await? else {
+            return Ok(None);
+        };
         tracing::warn!(
             code = %f.code,
             to = %out.to,
@@ -125,68 +147,34 @@ pub(super) async fn hold(
             flood_from = %sender,
             "mail to the desk held for a digest: its sender floods the desk"
         );
-        events.push(
-            Some(f.id),
-            None,
-            &Actor::Gateway,
-            Event::MailHeld(ev::MailHeld {
-                kind: out.template,
-                to: out.to.clone(),
-                flood_from: Some(sender.clone()),
-                last_hour: None,
-                last_day: None,
-            }),
-        );
-        hold = Some(Hold {
-            flood_from: Some(sender),
-            ticket_status: Some(f.state.status),
-        });
-    } else if out.auto_submitted.is_some() && !ctx.roster.is_desk_address(&out.to) {
-        let (hour, day) = tx
-            .automatic_mail_sent(
-                &out.to,
-                Template::budgeted(),
-                (now - HOUR_MS, now - 24 * HOUR_MS, now),
-                (ctx.budget.per_hour, ctx.budget.per_day),
-            )
-            .await?;
-        if hour >= ctx.budget.per_hour || day >= ctx.budget.per_day {
-            tracing::warn!(
-                code = %f.code,
-                to = %out.to,
-                kind = out.template.name(),
-                last_hour = hour,
-                last_day = day,
-                "automatic mail held until the recipient's budget allows it"
-            );
-            events.push(
-                Some(f.id),
-                None,
-                &Actor::Gateway,
-                Event::MailHeld(ev::MailHeld {
-                    kind: out.template,
-                    to: out.to.clone(),
-                    flood_from: None,
-                    last_hour: Some(hour),
-                    last_day: Some(day),
-                }),
-            );
-            hold = Some(Hold {
-                flood_from: None,
-                ticket_status: Some(f.state.status),
-            });
-        }
+        return Ok(held(Some(sender), None));
     }
-    Ok(hold)
+    if out.auto_submitted.is_none() {
+        return Ok(None);
+    }
+    let (hour, day) = reads.sent(tx, ctx, &out.to).await?;
+    if hour < ctx.budget.per_hour && day < ctx.budget.per_day {
+        return Ok(None);
+    }
+    tracing::warn!(
+        code = %f.code,
+        to = %out.to,
+        kind = out.template.name(),
+        last_hour = hour,
+        last_day = day,
+        "automatic mail held until the recipient's budget allows it"
+    );
+    Ok(held(None, Some((hour, day))))
 }
 
 /// What the templates read: the ticket as the plan has it at this mail, in the recipient's
 /// language, with the thread when the mail carries it.
-pub(super) async fn mail_context(
+async fn mail_context(
     tx: &mut dyn StoreTx,
     ctx: &ApplyContext<'_>,
     f: &Facts,
     out: &OutgoingMail,
+    reads: &mut Reads,
 ) -> Result<MailContext, StoreError> {
     let assignee_name = f
         .state
@@ -200,7 +188,7 @@ pub(super) async fn mail_context(
         })
         .unwrap_or_default();
     let entries = if out.include_thread {
-        tx.thread(f.id, super::thread::in_thread).await?
+        reads.thread(tx, f).await?
     } else {
         Vec::new()
     };
@@ -332,23 +320,6 @@ fn thread_items(
         .collect()
 }
 
-/// `In-Reply-To` and `References`: the mail answered, else the last ones this recipient
-/// had on the ticket.
-pub(super) async fn threading(
-    tx: &mut dyn StoreTx,
-    f: &Facts,
-    out: &OutgoingMail,
-    inbound: Option<&InboundMail>,
-) -> Result<(Option<String>, Vec<String>), StoreError> {
-    Ok(match inbound.filter(|_| out.answers_mail) {
-        Some(m) => (m.message_id.clone(), m.references.clone()),
-        None => {
-            let ids = tx.thread_message_ids(f.id, &out.to).await?;
-            (ids.last().cloned(), ids)
-        }
-    })
-}
-
 /// The attachments of the mail being filed, when this mail passes them on.
 pub(super) fn forwarded(
     out: &OutgoingMail,
@@ -376,7 +347,7 @@ pub(super) fn render_guarded(
     out: &OutgoingMail,
     context: &MailContext,
     env: &Envelope<'_>,
-    events: &mut Events,
+    events: &mut Vec<PlannedEvent>,
 ) -> Option<crate::render::Rendered> {
     let kind = out.template.name();
     // A panic while rendering (a template helper, the mail builder) costs this one mail,
@@ -394,88 +365,18 @@ pub(super) fn render_guarded(
         Ok(r) => Some(r),
         Err(e) => {
             tracing::error!(code = %f.code, kind, to = %out.to, error = %e, "mail not rendered");
-            events.push(
-                Some(f.id),
-                None,
-                &Actor::Gateway,
-                Event::MailNotRendered(ev::MailNotRendered {
+            events.push(PlannedEvent {
+                message: MessageRef::None,
+                actor: Actor::Gateway,
+                event: Event::MailNotRendered(ev::MailNotRendered {
                     kind: out.template,
                     to: out.to.clone(),
                     error: e.to_string(),
                 }),
-            );
+            });
             None
         }
     }
-}
-
-/// A rendered mail, to be stored and queued (or held).
-pub(super) struct Outgoing<'a> {
-    pub(super) ticket: Option<TicketId>,
-    pub(super) kind: &'static str,
-    pub(super) rendered: &'a crate::render::Rendered,
-    pub(super) from_name: &'a str,
-    pub(super) to: &'a EmailAddress,
-    pub(super) in_reply_to: Option<&'a str>,
-    pub(super) references: &'a [String],
-    pub(super) language: Language,
-    pub(super) hold: Option<Hold>,
-}
-
-/// Stores a rendered mail with the ticket's messages and puts it in the outbox (held or
-/// pending); returns its message row.
-pub(super) async fn store_outgoing(
-    tx: &mut dyn StoreTx,
-    ctx: &ApplyContext<'_>,
-    o: Outgoing<'_>,
-) -> Result<i64, StoreError> {
-    let support = ctx.gateway.support_address.to_string();
-    let rcpt = [o.to.to_string()];
-    let row = tx
-        .insert_message(NewMessage {
-            ticket: o.ticket,
-            direction: Direction::Outbound,
-            outcome: StoredOutcome::Outgoing,
-            outcome_detail: Some(o.kind),
-            source_key: None,
-            message_id: Some(&o.rendered.message_id),
-            content_sha256: None,
-            raw: &o.rendered.raw,
-            raw_sha256: &hex::encode(Sha256::digest(&o.rendered.raw)),
-            from_addr: Some(&support),
-            from_name: Some(o.from_name),
-            reply_to: None,
-            to: rcpt.to_vec(),
-            cc: Vec::new(),
-            subject: &o.rendered.subject,
-            in_reply_to: &o
-                .in_reply_to
-                .map(str::to_string)
-                .into_iter()
-                .collect::<Vec<_>>(),
-            references: o.references,
-            sent_date: Some(ctx.now),
-            body_text: &o.rendered.text,
-            reply_text: &o.rendered.text,
-            quoted_text: "",
-            signature: "",
-            language: Some(o.language),
-            machine_kind: None,
-            from_non_participant: false,
-            at: ctx.now,
-        })
-        .await?;
-    tx.enqueue(NewOutgoing {
-        ticket: o.ticket,
-        message: row,
-        kind: o.kind,
-        mail_from: &support,
-        rcpt_to: &rcpt,
-        at: ctx.send_at,
-        hold: o.hold,
-    })
-    .await?;
-    Ok(row)
 }
 
 /// "Paris" for Europe/Paris, "New York" for America/New_York: how people name a zone's

@@ -60,7 +60,7 @@ pub(super) fn follow_up(
     let stranger = matches!(actor, Actor::Stranger(_));
     let mut effects = vec![Effect::FileMail(Filing {
         outcome: StoredOutcome::Appended,
-        detail: s.machine.map(|m| m.as_str().to_string()),
+        detail: s.machine.map(FilingDetail::Machine),
         machine: s.machine,
         language: Some(language),
         from_non_participant: stranger,
@@ -76,7 +76,7 @@ pub(super) fn follow_up(
     let mut reopened = false;
     if let Actor::Vendor(name) = &actor {
         if let Some(Effect::FileMail(f)) = effects.first_mut() {
-            f.detail = Some(Writer::Vendor.as_str().into());
+            f.detail = Some(FilingDetail::Writer(Writer::Vendor));
         }
         effects.extend(vendor_mail(s, ticket, name));
         return Plan {
@@ -95,7 +95,7 @@ pub(super) fn follow_up(
             } else {
                 Writer::AgentMail
             };
-            f.detail = Some(written.as_str().into());
+            f.detail = Some(FilingDetail::Writer(written));
         }
         effects.extend(agent_on_ticket(s, ticket, agent));
         return Plan {

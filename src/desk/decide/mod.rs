@@ -173,7 +173,7 @@ pub struct CommandSituation<'a> {
 
 fn filing(
     outcome: StoredOutcome,
-    detail: Option<String>,
+    detail: Option<FilingDetail>,
     machine: Option<MachineKind>,
     language: Option<Language>,
 ) -> Effect {
@@ -191,7 +191,12 @@ pub(crate) fn quarantine(reason: QuarantineReason, actor: Actor) -> Plan {
     Plan {
         ticket: PlanTicket::None,
         effects: vec![
-            filing(StoredOutcome::Quarantined, Some(detail.clone()), None, None),
+            filing(
+                StoredOutcome::Quarantined,
+                Some(FilingDetail::Quarantined(detail.clone())),
+                None,
+                None,
+            ),
             record(
                 &actor,
                 Event::Quarantined(ev::Quarantined { reason: detail }),
@@ -211,7 +216,7 @@ pub fn decide_unreadable(
             ticket: PlanTicket::None,
             effects: vec![filing(
                 StoredOutcome::Duplicate,
-                Some("same bytes as an earlier mail".into()),
+                Some(FilingDetail::SameBytes),
                 None,
                 None,
             )],
@@ -240,7 +245,7 @@ fn mail_plan(s: &MailSituation<'_>) -> Plan {
             ticket: PlanTicket::None,
             effects: vec![Effect::FileMail(Filing {
                 outcome: StoredOutcome::Duplicate,
-                detail: Some(earlier_detail(&first)),
+                detail: Some(FilingDetail::DuplicateOf(first.row)),
                 machine: s.machine,
                 language: None,
                 from_non_participant: false,
@@ -257,7 +262,7 @@ fn mail_plan(s: &MailSituation<'_>) -> Plan {
                 ticket: PlanTicket::None,
                 effects: vec![filing(
                     StoredOutcome::Ignored,
-                    Some(kind.as_str().into()),
+                    Some(FilingDetail::Machine(kind)),
                     Some(kind),
                     Some(language),
                 )],

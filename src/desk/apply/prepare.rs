@@ -1,0 +1,408 @@
+//! The first half of `apply`: everything a plan needs before a single row is written.
+//!
+//! It folds the plan's effects over the ticket (the one fold, [`TicketState::step`]),
+//! gathers what the hold decisions and the templates read (the thread, the Message-IDs a
+//! recipient already has, each outside recipient's automatic-mail counts, whether the
+//! sender floods the desk), and renders every mail. What comes out is a [`ChangeSet`]:
+//! rows to write and nothing left to decide, so `write` only writes.
+//!
+//! The plan's own messages (the mail it files, the mail it sends) are not in the store yet
+//! while it is prepared; they are kept here, in plan order, and join what was read, as the
+//! store would show them once written.
+
+use std::collections::HashMap;
+
+use super::mail::{prepare_mail, thread_entry_of_outgoing};
+use super::*;
+use crate::store::ThreadEntry;
+
+/// The ticket the plan works on, as the plan has changed it so far.
+pub(super) struct Facts {
+    /// `None` for a ticket the plan opens: it has no row before `write`.
+    pub(super) id: Option<TicketId>,
+    pub(super) code: ReferenceCode,
+    pub(super) subject: String,
+    pub(super) customer: EmailAddress,
+    pub(super) customer_name: Option<String>,
+    /// Moved effect by effect with [`TicketState::step`], the fold decide and timed use.
+    pub(super) state: TicketState,
+    /// When the first answer is due, as the plan leaves the ticket's clock.
+    pub(super) first_response_due: Option<Millis>,
+}
+
+/// What `prepare` reads, each once per plan, and the plan's own messages so far.
+pub(super) struct Reads {
+    thread: Option<Vec<ThreadEntry>>,
+    ids: HashMap<EmailAddress, Vec<String>>,
+    /// Automatic mail to each outside recipient in the last hour and day, up to the caps,
+    /// spent locally by the plan's own queued mail.
+    pub(super) sent: HashMap<EmailAddress, (u32, u32)>,
+    /// Whether the mail being filed comes from an outside sender flooding the desk.
+    flood: Option<Option<EmailAddress>>,
+    /// The plan's messages, in order, as the store will hold them.
+    own: Vec<OwnMessage>,
+    /// Whether the plan has filed its mail yet (it then counts in the sender's flood).
+    pub(super) filed: bool,
+}
+
+/// A message the plan writes, with what thread and threading read of it.
+pub(super) struct OwnMessage {
+    pub(super) entry: ThreadEntry,
+    pub(super) message_id: Option<String>,
+    pub(super) to: Option<EmailAddress>,
+}
+
+impl Reads {
+    fn new() -> Self {
+        Reads {
+            thread: None,
+            ids: HashMap::new(),
+            sent: HashMap::new(),
+            flood: None,
+            own: Vec::new(),
+            filed: false,
+        }
+    }
+
+    /// The thread as the store will show it at this point of the plan.
+    pub(super) async fn thread(
+        &mut self,
+        tx: &mut dyn StoreTx,
+        f: &Facts,
+    ) -> Result<Vec<ThreadEntry>, StoreError> {
+        if self.thread.is_none() {
+            self.thread = Some(match f.id {
+                Some(id) => tx.thread(id, thread::in_thread).await?,
+                None => Vec::new(),
+            });
+        }
+        let stored = self.thread.iter().flatten().cloned();
+        let own = self
+            .own
+            .iter()
+            .map(|m| m.entry.clone())
+            .filter(thread::in_thread);
+        Ok(stored.chain(own).collect())
+    }
+
+    /// The Message-IDs of the ticket's mail from or to `with`, the last ten, oldest first.
+    pub(super) async fn message_ids(
+        &mut self,
+        tx: &mut dyn StoreTx,
+        f: &Facts,
+        with: &EmailAddress,
+    ) -> Result<Vec<String>, StoreError> {
+        if !self.ids.contains_key(with) {
+            let stored = match f.id {
+                Some(id) => tx.thread_message_ids(id, with).await?,
+                None => Vec::new(),
+            };
+            self.ids.insert(with.clone(), stored);
+        }
+        let mut ids = self.ids.get(with).cloned().unwrap_or_default();
+        ids.extend(
+            self.own
+                .iter()
+                .filter(|m| thread::exchanged_with(&m.entry, m.to.as_ref(), with))
+                .filter_map(|m| m.message_id.clone()),
+        );
+        let skip = ids.len().saturating_sub(thread::THREADING_IDS);
+        Ok(ids.split_off(skip))
+    }
+
+    /// `to`'s automatic mail in the last hour and day, as the plan has spent it so far.
+    pub(super) async fn sent(
+        &mut self,
+        tx: &mut dyn StoreTx,
+        ctx: &ApplyContext<'_>,
+        to: &EmailAddress,
+    ) -> Result<(u32, u32), StoreError> {
+        if let Some(counts) = self.sent.get(to) {
+            return Ok(*counts);
+        }
+        let now = ctx.now;
+        let counts = tx
+            .automatic_mail_sent(
+                to,
+                Template::budgeted(),
+                (now - HOUR_MS, now - 24 * HOUR_MS, now),
+                (ctx.budget.per_hour, ctx.budget.per_day),
+            )
+            .await?;
+        self.sent.insert(to.clone(), counts);
+        Ok(counts)
+    }
+
+    /// The sender of the mail being filed, when they are an outside sender who wrote more
+    /// than the desk's flood limit in the last hour (this mail included once filed): what
+    /// their mail would tell the desk's people is then held for one digest.
+    pub(super) async fn flooding(
+        &mut self,
+        tx: &mut dyn StoreTx,
+        ctx: &ApplyContext<'_>,
+        inbound: Option<&InboundMail>,
+    ) -> Result<Option<EmailAddress>, StoreError> {
+        if let Some(flood) = &self.flood {
+            return Ok(flood.clone());
+        }
+        let from = inbound
+            .and_then(|m| m.from.as_ref())
+            .map(|f| &f.address)
+            .filter(|from| !ctx.roster.is_desk_address(from));
+        let flood = match from {
+            None => None,
+            Some(from) => {
+                let cap = ctx.budget.flood_per_hour;
+                let sent = tx.mail_from_since(from, ctx.now - HOUR_MS, cap + 1).await?
+                    + u32::from(self.filed);
+                (sent > cap).then(|| from.clone())
+            }
+        };
+        self.flood = Some(flood.clone());
+        Ok(flood)
+    }
+}
+
+/// Everything the plan writes, in its order; `write` resolves the rows it refers to.
+pub struct ChangeSet<'p> {
+    pub(super) ticket: Target<'p>,
+    pub(super) writes: Vec<Write<'p>>,
+    pub(super) events: Vec<PlannedEvent>,
+    /// Whose open ticket it was before the plan and after it, and who was given it.
+    pub(super) load_before: Option<EmailAddress>,
+    pub(super) load_after: Option<EmailAddress>,
+    pub(super) assigned_to: Vec<EmailAddress>,
+}
+
+/// The ticket row the change set writes to.
+pub(super) enum Target<'p> {
+    None,
+    Existing(TicketId, ReferenceCode),
+    /// Opened by the plan, under a code chosen while preparing (its mail carries it).
+    New(ReferenceCode, &'p NewTicketPlan),
+}
+
+/// One write, in plan order.
+pub(super) enum Write<'p> {
+    FileMail(&'p Filing),
+    Participant(&'p EmailAddress, ParticipantRole),
+    /// A change of the ticket's own row.
+    Ticket(&'p Effect),
+    /// A rendered mail, queued or held.
+    Mail(Box<PreparedMail>),
+}
+
+/// A rendered mail and where it goes.
+pub(super) struct PreparedMail {
+    pub(super) kind: &'static str,
+    pub(super) rendered: crate::render::Rendered,
+    pub(super) from_name: String,
+    pub(super) to: EmailAddress,
+    pub(super) in_reply_to: Option<String>,
+    pub(super) references: Vec<String>,
+    pub(super) language: Language,
+    pub(super) hold: Option<Hold>,
+}
+
+/// An event and the message row it is about, known once written.
+pub(super) struct PlannedEvent {
+    pub(super) message: MessageRef,
+    pub(super) actor: Actor,
+    pub(super) event: Event,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum MessageRef {
+    None,
+    /// The mail the plan files.
+    Filed,
+    /// The plan's n-th mail written (queued or held).
+    Mail(usize),
+}
+
+/// Folds the plan over its ticket, reads what it needs and renders its mail.
+pub async fn prepare<'p>(
+    tx: &mut dyn StoreTx,
+    ctx: &ApplyContext<'_>,
+    plan: &'p Plan,
+    mail: Option<&MailInput<'_>>,
+) -> Result<ChangeSet<'p>, StoreError> {
+    let now = ctx.now;
+    let (mut facts, ticket) = facts_of(ctx, plan);
+    let load_before = match &plan.ticket {
+        PlanTicket::Existing(t) => t.assignee.clone().filter(|_| t.status.is_open()),
+        _ => None,
+    };
+    let inbound = mail.and_then(|m| m.parsed);
+    let mut reads = Reads::new();
+    let mut cs = ChangeSet {
+        ticket,
+        writes: Vec::with_capacity(plan.effects.len()),
+        events: Vec::new(),
+        load_before,
+        load_after: None,
+        assigned_to: Vec::new(),
+    };
+    let mut mails = 0;
+    for effect in &plan.effects {
+        if let Some(f) = facts.as_mut() {
+            f.state.step(effect, now, ctx.calendar);
+        }
+        match effect {
+            Effect::FileMail(filing) => {
+                let input =
+                    mail.ok_or(StoreError::BadPlan("a plan files a mail it was not given"))?;
+                cs.writes.push(Write::FileMail(filing));
+                reads.filed = true;
+                if let Some(own) = filed_entry(input, filing, now) {
+                    reads.own.push(own);
+                }
+            }
+            Effect::AddParticipant(address, role) => {
+                if facts.is_none() {
+                    return Err(StoreError::BadPlan("a participant without a ticket"));
+                }
+                cs.writes.push(Write::Participant(address, *role));
+            }
+            Effect::SetStatus { .. }
+            | Effect::ChangeTier(_)
+            | Effect::Assign(_)
+            | Effect::SetPriority(_)
+            | Effect::SetCategory(_) => {
+                if facts.is_none() {
+                    return Err(StoreError::BadPlan("a ticket change without a ticket"));
+                }
+                cs.writes.push(Write::Ticket(effect));
+                if let Effect::Assign(agent) = effect {
+                    cs.assigned_to.extend(agent.clone());
+                }
+            }
+            Effect::Rate { .. }
+            | Effect::FirstResponse
+            | Effect::Touch
+            | Effect::Timing(_)
+            | Effect::SetVendor(_)
+            | Effect::VendorTicket(_) => {
+                if facts.is_some() {
+                    cs.writes.push(Write::Ticket(effect));
+                }
+            }
+            Effect::Record(r) => cs.events.push(PlannedEvent {
+                message: if reads.filed {
+                    MessageRef::Filed
+                } else {
+                    MessageRef::None
+                },
+                actor: r.actor.clone(),
+                event: r.event.clone(),
+            }),
+            // Folded by `decide` into the `Timing` that closes the plan.
+            Effect::Clock(_) => {}
+            Effect::Queue(out) => {
+                let f = facts
+                    .as_ref()
+                    .ok_or(StoreError::BadPlan("a mail to send without a ticket"))?;
+                let prepared =
+                    prepare_mail(tx, ctx, f, out, inbound, &mut reads, &mut cs.events).await?;
+                if let Some(prepared) = prepared {
+                    if prepared.hold.is_none() {
+                        cs.events.push(PlannedEvent {
+                            message: MessageRef::Mail(mails),
+                            actor: Actor::Gateway,
+                            event: Event::MailQueued(ev::MailQueued {
+                                kind: out.template,
+                                to: out.to.clone(),
+                                change: out.change,
+                            }),
+                        });
+                    }
+                    reads.own.push(OwnMessage {
+                        entry: thread_entry_of_outgoing(ctx, &prepared, now),
+                        message_id: Some(prepared.rendered.message_id.clone()),
+                        to: Some(prepared.to.clone()),
+                    });
+                    cs.writes.push(Write::Mail(Box::new(prepared)));
+                    mails += 1;
+                }
+            }
+        }
+    }
+    // The agents' loads, from the ticket as it was and as the plan leaves it.
+    cs.load_after = facts.as_ref().and_then(|f| {
+        f.state
+            .assignee
+            .clone()
+            .filter(|_| f.state.status.is_open())
+    });
+    Ok(cs)
+}
+
+/// The ticket the plan works on, as it finds it (a new one gets its code now), with the
+/// first answer's due time as the plan leaves it.
+fn facts_of<'p>(ctx: &ApplyContext<'_>, plan: &'p Plan) -> (Option<Facts>, Target<'p>) {
+    let first_response_due = plan.effects.iter().rev().find_map(|e| match e {
+        Effect::Timing(t) => t.dues.first_response,
+        _ => None,
+    });
+    match &plan.ticket {
+        PlanTicket::None => (None, Target::None),
+        PlanTicket::Existing(t) => (
+            Some(Facts {
+                id: Some(t.id),
+                code: t.code.clone(),
+                subject: t.subject.clone(),
+                customer: t.customer.clone(),
+                customer_name: t.customer_name.clone(),
+                state: TicketState::of(t),
+                first_response_due,
+            }),
+            Target::Existing(t.id, t.code.clone()),
+        ),
+        PlanTicket::New(new) => {
+            let code = ReferenceCode::generate(&ctx.gateway.reference_prefix);
+            (
+                Some(Facts {
+                    id: None,
+                    code: code.clone(),
+                    subject: new.subject.clone(),
+                    customer: new.customer.clone(),
+                    customer_name: new.customer_name.clone(),
+                    state: TicketState::opened(new, ctx.now),
+                    first_response_due,
+                }),
+                Target::New(code, new),
+            )
+        }
+    }
+}
+
+/// The mail being filed as the ticket's messages will show it, when it joins the ticket.
+fn filed_entry(input: &MailInput<'_>, filing: &Filing, now: Millis) -> Option<OwnMessage> {
+    let m = input.parsed?;
+    if !filing.outcome.joins_ticket() {
+        return None;
+    }
+    Some(OwnMessage {
+        entry: ThreadEntry {
+            from: m.from.as_ref().map(|f| f.address.to_string()),
+            from_name: m.from.as_ref().and_then(|f| f.name.clone()),
+            detail: filing.detail.as_ref().map(|d| d.stored().into_owned()),
+            direction: Direction::Inbound,
+            outcome: filing.outcome,
+            machine: filing.machine.is_some(),
+            at: now,
+            text: m.reply_text.clone(),
+            attachments: m
+                .attachments
+                .iter()
+                .map(|a| crate::store::AttachmentView {
+                    filename: a.filename.clone(),
+                    content_type: a.content_type.clone(),
+                    size: a.content.len() as i64,
+                })
+                .collect(),
+        },
+        message_id: m.message_id.clone(),
+        to: None,
+    })
+}
