@@ -17,6 +17,7 @@ use tokio::sync::Notify;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{DeskSettings, GatewaySettings};
+use crate::desk::apply::{ChangeSet, prepare, write};
 use crate::desk::decide::{
     self, Command, CommandSituation, MailReading, MailSituation, ThreadedBy, read_mail,
 };
@@ -284,14 +285,27 @@ impl Pipeline {
 
     /// Files one mail. Errors are only store errors (the database is unreachable or
     /// broken); the mail then stays in its source and is read again later.
+    ///
+    /// The mail is decided and its answers rendered first on a snapshot, without the write
+    /// lock, so that other writers (another `ingest`, the outbox, a command) are not kept
+    /// waiting meanwhile; the write transaction then decides again (no rendering) and
+    /// writes what was prepared if the plan and everything it read are the same, or
+    /// prepares again under the lock if not.
     pub async fn process(&self, source: &SourceRef, raw: &[u8]) -> Result<Processed, StoreError> {
         let mut read = self.read(raw);
         self.authenticate(&mut read, raw).await;
+        let now = self.clock.now();
+        let early = self.prepare_early(source, raw, &read, now).await;
         let mut tx = self.store.begin().await?;
         let mark = StageMark::default();
+        let filing = Filing {
+            now,
+            write_checkpoint: true,
+            early,
+        };
         let outcome = match guarded(
             &mark,
-            self.process_in(&mut *tx, source, raw, &read, true, &mark),
+            self.process_in(&mut *tx, source, raw, &read, filing, &mark),
         )
         .await
         {
@@ -313,6 +327,41 @@ impl Pipeline {
             self.outbox_wakeup.notify_one();
         }
         Ok(outcome)
+    }
+
+    /// Decides a mail and prepares its change set on a snapshot. `None` when there is
+    /// nothing to prepare (a second delivery) or when anything goes wrong: the write
+    /// transaction then meets the same trouble where it is handled (quarantine, retry).
+    async fn prepare_early(
+        &self,
+        source: &SourceRef,
+        raw: &[u8],
+        read: &Read,
+        now: Millis,
+    ) -> Option<Early> {
+        let mark = StageMark::default();
+        let work = async {
+            let mut snapshot = self.store.snapshot().await?;
+            let Decided::Plan(plan) = self
+                .decide_in(&mut *snapshot, source, read, now, &mark)
+                .await?
+            else {
+                return Ok(None);
+            };
+            let changes = prepare(
+                &mut *snapshot,
+                &self.apply_context(&self.desk(), &self.renderer(), now),
+                &plan,
+                Some(&mail_input(source, raw, read)),
+            )
+            .await?;
+            snapshot.commit().await?;
+            Ok::<_, Trouble>(Some(Early {
+                plan: *plan,
+                changes,
+            }))
+        };
+        guarded(&mark, work).await.ok().flatten()
     }
 
     /// Starts reading `mails` (parsing, fingerprints, language) on a blocking thread, so
@@ -363,8 +412,13 @@ impl Pipeline {
             let mut tx = self.store.begin().await?;
             let mut outcomes = Vec::with_capacity(mails.len());
             for ((source, raw), read) in mails.iter().zip(&reads) {
+                let filing = Filing {
+                    now: self.clock.now(),
+                    write_checkpoint: false,
+                    early: None,
+                };
                 outcomes.push(
-                    self.process_in(&mut *tx, source, raw, read, false, &mark)
+                    self.process_in(&mut *tx, source, raw, read, filing, &mark)
                         .await?,
                 );
             }
@@ -499,23 +553,23 @@ impl Pipeline {
         }
     }
 
-    async fn process_in(
+    /// What the store says of a mail before it is applied: filed already from this source,
+    /// or the plan for it.
+    async fn decide_in(
         &self,
         tx: &mut dyn StoreTx,
         source: &SourceRef,
-        raw: &[u8],
         read: &Read,
-        write_checkpoint: bool,
+        now: Millis,
         mark: &StageMark,
-    ) -> Result<Processed, Trouble> {
+    ) -> Result<Decided, Trouble> {
         mark.set(Stage::Classify);
         if let Some(key) = &source.key
             && let Some(outcome) = tx.source_outcome(key).await?
         {
-            return Ok(Processed::AlreadyProcessed(outcome));
+            return Ok(Decided::AlreadyProcessed(outcome));
         }
-        let now = self.clock.now();
-        let plan = match &read.parsed {
+        Ok(Decided::Plan(Box::new(match &read.parsed {
             Err(Unread::Parse(failure)) => {
                 let earlier = tx.message_by_sha(&read.sha).await?;
                 decide::decide_unreadable(failure, earlier)
@@ -527,25 +581,32 @@ impl Pipeline {
                 self.situate_and_decide(tx, mail, reading, read, now, mark)
                     .await?
             }
+        })))
+    }
+
+    async fn process_in(
+        &self,
+        tx: &mut dyn StoreTx,
+        source: &SourceRef,
+        raw: &[u8],
+        read: &Read,
+        filing: Filing,
+        mark: &StageMark,
+    ) -> Result<Processed, Trouble> {
+        let now = filing.now;
+        let plan = match self.decide_in(tx, source, read, now, mark).await? {
+            Decided::AlreadyProcessed(outcome) => return Ok(Processed::AlreadyProcessed(outcome)),
+            Decided::Plan(plan) => *plan,
         };
         mark.set(Stage::Apply);
         (self.hook)(
             Stage::Apply,
             read.parsed.as_ref().map_or("", |(m, _)| &m.subject),
         );
-        let input = MailInput {
-            source,
-            raw,
-            sha: &read.sha,
-            parsed: read.parsed.as_ref().ok().map(|(mail, _)| mail),
-        };
-        let applied = apply(
-            tx,
-            &self.apply_context(&self.desk(), &self.renderer(), now),
-            &plan,
-            Some(&input),
-        )
-        .await?;
+        let input = mail_input(source, raw, read);
+        let (desk, renderer) = (self.desk(), self.renderer());
+        let ctx = self.apply_context(&desk, &renderer, now);
+        let applied = apply_prepared(tx, &ctx, &plan, filing.early, Some(&input)).await?;
         if let (crate::desk::PlanTicket::New(new), Some((_, code))) =
             (&plan.ticket, &applied.ticket)
         {
@@ -558,7 +619,9 @@ impl Pipeline {
                 "ticket opened"
             );
         }
-        if write_checkpoint && let Some((mailbox, checkpoint)) = &source.checkpoint {
+        if filing.write_checkpoint
+            && let Some((mailbox, checkpoint)) = &source.checkpoint
+        {
             tx.set_checkpoint(mailbox, *checkpoint, now).await?;
         }
         Ok(processed(&plan, applied))
@@ -742,7 +805,8 @@ impl Pipeline {
     }
 
     /// Runs a command on the ticket `code` through the same decide/apply path as mail, in
-    /// one transaction, and wakes the outbox for the mail it queued.
+    /// one transaction, and wakes the outbox for the mail it queued. Like a mail, it is
+    /// decided and rendered first on a snapshot, outside the write lock.
     pub async fn execute(
         &self,
         code: &ReferenceCode,
@@ -750,13 +814,35 @@ impl Pipeline {
         actor: Actor,
     ) -> Result<Applied, CommandError> {
         let now = self.clock.now();
+        let early = self.command_early(code, command, &actor, now).await;
         let mut tx = self.store.begin().await?;
+        let plan = self
+            .command_plan(&mut *tx, code, command, actor, now)
+            .await?;
+        let (desk, renderer) = (self.desk(), self.renderer());
+        let ctx = self.apply_context(&desk, &renderer, now);
+        let applied = apply_prepared(&mut *tx, &ctx, &plan, early, None).await?;
+        tx.commit().await?;
+        if applied.queued > 0 {
+            self.outbox_wakeup.notify_one();
+        }
+        Ok(applied)
+    }
+
+    async fn command_plan(
+        &self,
+        tx: &mut dyn StoreTx,
+        code: &ReferenceCode,
+        command: &Command,
+        actor: Actor,
+        now: Millis,
+    ) -> Result<Plan, CommandError> {
         let ticket = tx
             .ticket_by_code(code)
             .await?
             .ok_or_else(|| CommandError::NoTicket(code.clone()))?;
-        let loads = self.loads(&mut *tx).await?;
-        let plan = decide_command(&CommandSituation {
+        let loads = self.loads(tx).await?;
+        Ok(decide_command(&CommandSituation {
             ticket: &ticket,
             command,
             actor,
@@ -764,20 +850,78 @@ impl Pipeline {
             desk: &self.desk(),
             loads: &loads,
             now,
-        })?;
-        let applied = apply(
-            &mut *tx,
-            &self.apply_context(&self.desk(), &self.renderer(), now),
-            &plan,
-            None,
-        )
-        .await?;
-        tx.commit().await?;
-        if applied.queued > 0 {
-            self.outbox_wakeup.notify_one();
-        }
-        Ok(applied)
+        })?)
     }
+
+    /// A command's plan and change set, prepared on a snapshot (`None`: the transaction
+    /// decides alone, and meets any refusal there).
+    async fn command_early(
+        &self,
+        code: &ReferenceCode,
+        command: &Command,
+        actor: &Actor,
+        now: Millis,
+    ) -> Option<Early> {
+        let mut snapshot = self.store.snapshot().await.ok()?;
+        let plan = self
+            .command_plan(&mut *snapshot, code, command, actor.clone(), now)
+            .await
+            .ok()?;
+        let (desk, renderer) = (self.desk(), self.renderer());
+        let ctx = self.apply_context(&desk, &renderer, now);
+        let changes = prepare(&mut *snapshot, &ctx, &plan, None).await.ok()?;
+        snapshot.commit().await.ok()?;
+        Some(Early { plan, changes })
+    }
+}
+
+/// How one mail is filed in its transaction.
+struct Filing {
+    now: Millis,
+    /// Whether its source's checkpoint is written with it (a batch writes one for all).
+    write_checkpoint: bool,
+    early: Option<Early>,
+}
+
+/// A plan and its change set, prepared on a snapshot before the write transaction.
+struct Early {
+    plan: Plan,
+    changes: ChangeSet,
+}
+
+enum Decided {
+    AlreadyProcessed(StoredOutcome),
+    Plan(Box<Plan>),
+}
+
+fn mail_input<'a>(source: &'a SourceRef, raw: &'a [u8], read: &'a Read) -> MailInput<'a> {
+    MailInput {
+        source,
+        raw,
+        sha: &read.sha,
+        parsed: read.parsed.as_ref().ok().map(|(mail, _)| mail),
+    }
+}
+
+/// Writes the change set prepared before the transaction when the plan decided in it is
+/// the same and what the change set read still holds; otherwise applies the plan afresh.
+async fn apply_prepared(
+    tx: &mut dyn StoreTx,
+    ctx: &ApplyContext<'_>,
+    plan: &Plan,
+    early: Option<Early>,
+    mail: Option<&MailInput<'_>>,
+) -> Result<Applied, StoreError> {
+    if let Some(early) = early
+        && early.plan == *plan
+        && early.changes.still_holds(tx, ctx).await?
+    {
+        match write(tx, ctx, early.changes, mail).await {
+            Err(StoreError::CodeTaken(_)) => {}
+            written => return written,
+        }
+    }
+    apply(tx, ctx, plan, mail).await
 }
 
 /// Held mail looked at in one pass (the oldest first).

@@ -722,6 +722,10 @@ pub trait StoreTx: Send {
 pub trait Store: Send + Sync {
     /// Starts a write transaction (SQLite: `BEGIN IMMEDIATE`, so two writers queue instead of failing).
     async fn begin(&self) -> Result<Box<dyn StoreTx>, StoreError>;
+    /// A read-only view of the store as committed now, taking no write lock: what the
+    /// gateway decides and renders from before it takes the lock (the change set is then
+    /// checked in the write transaction). Writing through it fails; `commit` ends it.
+    async fn snapshot(&self) -> Result<Box<dyn StoreTx>, StoreError>;
     /// Whether the store is still the one opened (its file not deleted or replaced).
     async fn check(&self) -> Result<(), StoreError> {
         Ok(())

@@ -514,3 +514,96 @@ async fn an_attachment_is_stored_once_as_a_range_of_the_raw_mail() {
     };
     assert_eq!(body.decode(&stored_raw), Some(file));
 }
+
+/// Subjects the renderer was asked for, as the stage hook saw them (tests run side by side:
+/// each counts its own subject).
+static RENDERED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+fn note_render(stage: helpdesk::stage::Stage, subject: &str) {
+    if stage == helpdesk::stage::Stage::Render {
+        RENDERED.lock().unwrap().push(subject.to_string());
+    }
+}
+
+fn renders_of(subject: &str) -> usize {
+    RENDERED
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|s| s.as_str() == subject)
+        .count()
+}
+
+/// A mail or a command is decided and rendered on a snapshot, before the write lock. The
+/// transaction writes that work when nothing it read has moved (each mail rendered once),
+/// and prepares again under the lock when another writer changed the ticket meanwhile: the
+/// mail then continues the thread from the other writer's message.
+#[tokio::test]
+async fn work_prepared_before_the_lock_is_written_only_while_what_it_read_holds() {
+    use crate::support::flaky::{FlakyStore, Interlude};
+    use helpdesk::desk::Command;
+    use helpdesk::domain::Actor;
+    use helpdesk::pipeline::Pipeline;
+    use helpdesk::store::{SourceRef, Store};
+    use std::sync::Arc;
+
+    let interlude = Interlude::default();
+    let wrap = {
+        let interlude = interlude.clone();
+        move |s| Arc::new(FlakyStore::interloped(s, interlude)) as Arc<dyn Store>
+    };
+    let desk = Desk::with_store(&crate::support::embedded_config(), wrap).await;
+    let app = &desk.app;
+    let pipeline = Pipeline::new(
+        app.pipeline.store().clone(),
+        Arc::new(helpdesk::render::Renderer::new(None).unwrap()),
+        app.config.gateway.clone(),
+        Arc::new(app.config.desk.clone()),
+        Arc::new(tokio::sync::Notify::new()),
+    )
+    .with_stage_hook(note_render);
+    let subject = "Snapshot : imprimante muette";
+    let mail = customer_mail(
+        "Marie Curie <marie@example.fr>",
+        subject,
+        "<snap-1@example.fr>",
+        "L'imprimante du 2e ne répond plus.",
+    );
+    let Processed::Filed { code, .. } = pipeline.process(&SourceRef::none(), &mail).await.unwrap()
+    else {
+        panic!("not filed")
+    };
+    let queued = desk.count("SELECT COUNT(*) FROM outbox").await as usize;
+    assert!(queued >= 1);
+    assert_eq!(renders_of(subject), queued, "each mail rendered once");
+
+    // Another writer files a message from the customer on the ticket between the snapshot
+    // and the lock.
+    *interlude.lock().unwrap() = Some((
+        desk.dir.path().join("helpdesk.db"),
+        format!(
+            "INSERT INTO messages (ticket_id, direction, outcome, message_id, raw_sha256, raw, \
+             from_addr, received_at) SELECT id, 'inbound', 'appended', '<interloper@example.fr>', \
+             'x', x'00', 'marie@example.fr', {} FROM tickets WHERE code = '{code}'",
+            now_millis()
+        ),
+    ));
+    let before = renders_of(subject);
+    let applied = pipeline
+        .execute(&code, &Command::Resolve, Actor::Cli("test".into()))
+        .await
+        .unwrap();
+    assert_eq!(applied.queued, 1, "the customer is told");
+    let (refs,): (String,) = sqlx::query_as(
+        "SELECT refs FROM messages WHERE direction = 'outbound' ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_one(&desk.db().await)
+    .await
+    .unwrap();
+    assert!(refs.contains("<interloper@example.fr>"), "{refs}");
+    assert_eq!(
+        renders_of(subject) - before,
+        2,
+        "rendered on the snapshot, then again under the lock"
+    );
+}

@@ -39,6 +39,8 @@ pub(super) struct Reads {
     pub(super) sent: HashMap<EmailAddress, (u32, u32)>,
     /// Whether the mail being filed comes from an outside sender flooding the desk.
     flood: Option<Option<EmailAddress>>,
+    /// What was read, as read (before the plan's own mail spent the counts).
+    log: ReadLog,
     /// The plan's messages, in order, as the store will hold them.
     own: Vec<OwnMessage>,
     /// Whether the plan has filed its mail yet (it then counts in the sender's flood).
@@ -59,6 +61,7 @@ impl Reads {
             ids: HashMap::new(),
             sent: HashMap::new(),
             flood: None,
+            log: ReadLog::default(),
             own: Vec::new(),
             filed: false,
         }
@@ -71,10 +74,12 @@ impl Reads {
         f: &Facts,
     ) -> Result<Vec<ThreadEntry>, StoreError> {
         if self.thread.is_none() {
-            self.thread = Some(match f.id {
+            let stored = match f.id {
                 Some(id) => tx.thread(id, thread::in_thread).await?,
                 None => Vec::new(),
-            });
+            };
+            self.log.thread = Some(stored.clone());
+            self.thread = Some(stored);
         }
         let stored = self.thread.iter().flatten().cloned();
         let own = self
@@ -97,6 +102,7 @@ impl Reads {
                 Some(id) => tx.thread_message_ids(id, with).await?,
                 None => Vec::new(),
             };
+            self.log.ids.push((with.clone(), stored.clone()));
             self.ids.insert(with.clone(), stored);
         }
         let mut ids = self.ids.get(with).cloned().unwrap_or_default();
@@ -120,16 +126,9 @@ impl Reads {
         if let Some(counts) = self.sent.get(to) {
             return Ok(*counts);
         }
-        let now = ctx.now;
-        let counts = tx
-            .automatic_mail_sent(
-                to,
-                Template::budgeted(),
-                (now - HOUR_MS, now - 24 * HOUR_MS, now),
-                (ctx.budget.per_hour, ctx.budget.per_day),
-            )
-            .await?;
+        let counts = budget_counts(tx, ctx, to).await?;
         self.sent.insert(to.clone(), counts);
+        self.log.sent.push((to.clone(), counts));
         Ok(counts)
     }
 
@@ -153,9 +152,9 @@ impl Reads {
             None => None,
             Some(from) => {
                 let cap = ctx.budget.flood_per_hour;
-                let sent = tx.mail_from_since(from, ctx.now - HOUR_MS, cap + 1).await?
-                    + u32::from(self.filed);
-                (sent > cap).then(|| from.clone())
+                let sent = flood_count(tx, ctx, from).await?;
+                self.log.flood = Some((from.clone(), sent));
+                (sent + u32::from(self.filed) > cap).then(|| from.clone())
             }
         };
         self.flood = Some(flood.clone());
@@ -164,9 +163,11 @@ impl Reads {
 }
 
 /// Everything the plan writes, in its order; `write` resolves the rows it refers to.
-pub struct ChangeSet<'p> {
-    pub(super) ticket: Target<'p>,
-    pub(super) writes: Vec<Write<'p>>,
+pub struct ChangeSet {
+    /// What `prepare` read to make it: if the store still says the same, it is still right.
+    read: ReadLog,
+    pub(super) ticket: Target,
+    pub(super) writes: Vec<Write>,
     pub(super) events: Vec<PlannedEvent>,
     /// Whose open ticket it was before the plan and after it, and who was given it.
     pub(super) load_before: Option<EmailAddress>,
@@ -175,19 +176,19 @@ pub struct ChangeSet<'p> {
 }
 
 /// The ticket row the change set writes to.
-pub(super) enum Target<'p> {
+pub(super) enum Target {
     None,
     Existing(TicketId, ReferenceCode),
     /// Opened by the plan, under a code chosen while preparing (its mail carries it).
-    New(ReferenceCode, &'p NewTicketPlan),
+    New(ReferenceCode, Box<NewTicketPlan>),
 }
 
 /// One write, in plan order.
-pub(super) enum Write<'p> {
-    FileMail(&'p Filing),
-    Participant(&'p EmailAddress, ParticipantRole),
+pub(super) enum Write {
+    FileMail(Filing),
+    Participant(EmailAddress, ParticipantRole),
     /// A change of the ticket's own row.
-    Ticket(&'p Effect),
+    Ticket(Box<Effect>),
     /// A rendered mail, queued or held.
     Mail(Box<PreparedMail>),
 }
@@ -221,12 +222,12 @@ pub(super) enum MessageRef {
 }
 
 /// Folds the plan over its ticket, reads what it needs and renders its mail.
-pub async fn prepare<'p>(
+pub async fn prepare(
     tx: &mut dyn StoreTx,
     ctx: &ApplyContext<'_>,
-    plan: &'p Plan,
+    plan: &Plan,
     mail: Option<&MailInput<'_>>,
-) -> Result<ChangeSet<'p>, StoreError> {
+) -> Result<ChangeSet, StoreError> {
     let now = ctx.now;
     let (mut facts, ticket) = facts_of(ctx, plan);
     let load_before = match &plan.ticket {
@@ -236,6 +237,7 @@ pub async fn prepare<'p>(
     let inbound = mail.and_then(|m| m.parsed);
     let mut reads = Reads::new();
     let mut cs = ChangeSet {
+        read: ReadLog::default(),
         ticket,
         writes: Vec::with_capacity(plan.effects.len()),
         events: Vec::new(),
@@ -252,7 +254,7 @@ pub async fn prepare<'p>(
             Effect::FileMail(filing) => {
                 let input =
                     mail.ok_or(StoreError::BadPlan("a plan files a mail it was not given"))?;
-                cs.writes.push(Write::FileMail(filing));
+                cs.writes.push(Write::FileMail(filing.clone()));
                 reads.filed = true;
                 if let Some(own) = filed_entry(input, filing, now) {
                     reads.own.push(own);
@@ -262,7 +264,7 @@ pub async fn prepare<'p>(
                 if facts.is_none() {
                     return Err(StoreError::BadPlan("a participant without a ticket"));
                 }
-                cs.writes.push(Write::Participant(address, *role));
+                cs.writes.push(Write::Participant(address.clone(), *role));
             }
             Effect::SetStatus { .. }
             | Effect::ChangeTier(_)
@@ -272,7 +274,7 @@ pub async fn prepare<'p>(
                 if facts.is_none() {
                     return Err(StoreError::BadPlan("a ticket change without a ticket"));
                 }
-                cs.writes.push(Write::Ticket(effect));
+                cs.writes.push(Write::Ticket(Box::new(effect.clone())));
                 if let Effect::Assign(agent) = effect {
                     cs.assigned_to.extend(agent.clone());
                 }
@@ -284,7 +286,7 @@ pub async fn prepare<'p>(
             | Effect::SetVendor(_)
             | Effect::VendorTicket(_) => {
                 if facts.is_some() {
-                    cs.writes.push(Write::Ticket(effect));
+                    cs.writes.push(Write::Ticket(Box::new(effect.clone())));
                 }
             }
             Effect::Record(r) => cs.events.push(PlannedEvent {
@@ -327,6 +329,8 @@ pub async fn prepare<'p>(
             }
         }
     }
+    cs.read = reads.log;
+    cs.read.ticket = facts.as_ref().and_then(|f| f.id);
     // The agents' loads, from the ticket as it was and as the plan leaves it.
     cs.load_after = facts.as_ref().and_then(|f| {
         f.state
@@ -337,9 +341,82 @@ pub async fn prepare<'p>(
     Ok(cs)
 }
 
+/// What `prepare` read from the store, each read with what it gave.
+#[derive(Debug, Default)]
+struct ReadLog {
+    ticket: Option<TicketId>,
+    thread: Option<Vec<ThreadEntry>>,
+    ids: Vec<(EmailAddress, Vec<String>)>,
+    sent: Vec<(EmailAddress, (u32, u32))>,
+    flood: Option<(EmailAddress, u32)>,
+}
+
+impl ChangeSet {
+    /// Whether the store, as `tx` sees it, still gives what this change set was prepared
+    /// from: then writing it is what preparing the same plan again would write. The same
+    /// reads again, without rendering; asked of a change set prepared outside the write
+    /// transaction, once the transaction holds the lock.
+    pub async fn still_holds(
+        &self,
+        tx: &mut dyn StoreTx,
+        ctx: &ApplyContext<'_>,
+    ) -> Result<bool, StoreError> {
+        let r = &self.read;
+        if let (Some(thread), Some(id)) = (&r.thread, r.ticket)
+            && tx.thread(id, thread::in_thread).await? != *thread
+        {
+            return Ok(false);
+        }
+        for (with, ids) in &r.ids {
+            if let Some(id) = r.ticket
+                && tx.thread_message_ids(id, with).await? != *ids
+            {
+                return Ok(false);
+            }
+        }
+        for (to, counts) in &r.sent {
+            if budget_counts(tx, ctx, to).await? != *counts {
+                return Ok(false);
+            }
+        }
+        if let Some((from, sent)) = &r.flood
+            && flood_count(tx, ctx, from).await? != *sent
+        {
+            return Ok(false);
+        }
+        Ok(true)
+    }
+}
+
+/// `to`'s automatic mail in the last hour and day, each counted up to the budget's cap.
+async fn budget_counts(
+    tx: &mut dyn StoreTx,
+    ctx: &ApplyContext<'_>,
+    to: &EmailAddress,
+) -> Result<(u32, u32), StoreError> {
+    let now = ctx.now;
+    tx.automatic_mail_sent(
+        to,
+        Template::budgeted(),
+        (now - HOUR_MS, now - 24 * HOUR_MS, now),
+        (ctx.budget.per_hour, ctx.budget.per_day),
+    )
+    .await
+}
+
+/// The mail `from` sent the desk in the last hour, counted one past the flood limit.
+async fn flood_count(
+    tx: &mut dyn StoreTx,
+    ctx: &ApplyContext<'_>,
+    from: &EmailAddress,
+) -> Result<u32, StoreError> {
+    tx.mail_from_since(from, ctx.now - HOUR_MS, ctx.budget.flood_per_hour + 1)
+        .await
+}
+
 /// The ticket the plan works on, as it finds it (a new one gets its code now), with the
 /// first answer's due time as the plan leaves it.
-fn facts_of<'p>(ctx: &ApplyContext<'_>, plan: &'p Plan) -> (Option<Facts>, Target<'p>) {
+fn facts_of(ctx: &ApplyContext<'_>, plan: &Plan) -> (Option<Facts>, Target) {
     let first_response_due = plan.effects.iter().rev().find_map(|e| match e {
         Effect::Timing(t) => t.dues.first_response,
         _ => None,
@@ -370,7 +447,7 @@ fn facts_of<'p>(ctx: &ApplyContext<'_>, plan: &'p Plan) -> (Option<Facts>, Targe
                     state: TicketState::opened(new, ctx.now),
                     first_response_due,
                 }),
-                Target::New(code, new),
+                Target::New(code, Box::new(new.clone())),
             )
         }
     }

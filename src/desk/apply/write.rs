@@ -8,14 +8,14 @@ use super::*;
 pub async fn write(
     tx: &mut dyn StoreTx,
     ctx: &ApplyContext<'_>,
-    cs: ChangeSet<'_>,
+    cs: ChangeSet,
     mail: Option<&MailInput<'_>>,
 ) -> Result<Applied, StoreError> {
     let now = ctx.now;
     let ticket = match cs.ticket {
         Target::None => None,
         Target::Existing(id, code) => Some((id, code)),
-        Target::New(code, new) => Some((insert_ticket(tx, &code, new, now).await?, code)),
+        Target::New(code, new) => Some((insert_ticket(tx, &code, &new, now).await?, code)),
     };
     let id = ticket.as_ref().map(|(id, _)| *id);
     let mut filed = None;

@@ -113,7 +113,16 @@ impl SqliteStore {
 
     async fn begin_immediate(&self) -> Result<ImmediateTx, StoreError> {
         self.check_file()?;
-        ImmediateTx::begin(&self.pool).await
+        ImmediateTx::begin(&self.pool, Lock::Write).await
+    }
+
+    fn tx(&self, tx: ImmediateTx) -> Box<dyn StoreTx> {
+        Box::new(SqliteTx {
+            tx,
+            waiting: Script::default(),
+            next_ids: None,
+            file: self.file.clone(),
+        })
     }
 }
 
@@ -173,24 +182,43 @@ impl Drop for MigrationLock {
 /// `begin_with` fails with "non-zero transaction depth" until the process restarts.
 pub(crate) struct ImmediateTx {
     conn: PoolConnection<Sqlite>,
+    lock: Lock,
     committed: bool,
 }
 
+/// What a transaction may do.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Lock {
+    /// `BEGIN IMMEDIATE`: the database's one write lock, from the start.
+    Write,
+    /// A deferred read under `query_only`: a snapshot of what is committed, no lock held
+    /// against writers (WAL), any write refused by SQLite itself.
+    Read,
+}
+
 impl ImmediateTx {
-    async fn begin(pool: &SqlitePool) -> Result<Self, StoreError> {
+    async fn begin(pool: &SqlitePool, lock: Lock) -> Result<Self, StoreError> {
         let conn = pool.acquire().await?;
         let mut tx = ImmediateTx {
             conn,
+            lock,
             committed: false,
         };
-        sqlx::query("BEGIN IMMEDIATE")
-            .execute(&mut *tx.conn)
-            .await?;
+        let begin = match lock {
+            Lock::Write => "BEGIN IMMEDIATE",
+            Lock::Read => "PRAGMA query_only = ON; BEGIN DEFERRED",
+        };
+        sqlx::raw_sql(begin).execute(&mut *tx.conn).await?;
         Ok(tx)
     }
 
     async fn commit(mut self) -> Result<(), StoreError> {
-        sqlx::query("COMMIT").execute(&mut *self.conn).await?;
+        let end = match self.lock {
+            Lock::Write => "COMMIT",
+            // The connection goes back to the pool able to write again.
+            Lock::Read => "COMMIT; PRAGMA query_only = OFF",
+        };
+        sqlx::raw_sql(end).execute(&mut *self.conn).await?;
         self.committed = true;
         Ok(())
     }
@@ -662,13 +690,12 @@ impl StoreTx for SqliteTx {
 #[async_trait]
 impl Store for SqliteStore {
     async fn begin(&self) -> Result<Box<dyn StoreTx>, StoreError> {
-        let tx = self.begin_immediate().await?;
-        Ok(Box::new(SqliteTx {
-            tx,
-            waiting: Script::default(),
-            next_ids: None,
-            file: self.file.clone(),
-        }))
+        Ok(self.tx(self.begin_immediate().await?))
+    }
+
+    async fn snapshot(&self) -> Result<Box<dyn StoreTx>, StoreError> {
+        self.check_file()?;
+        Ok(self.tx(ImmediateTx::begin(&self.pool, Lock::Read).await?))
     }
 
     async fn check(&self) -> Result<(), StoreError> {

@@ -14,13 +14,29 @@ pub struct FlakyStore {
     inner: Arc<dyn Store>,
     /// Message-ID whose insert fails, and how many more times it fails.
     fail: Arc<Mutex<Option<(String, usize)>>>,
+    /// Another writer's statement, run against the database file just before the next
+    /// write transaction begins (after the gateway read its snapshot).
+    interlude: Interlude,
 }
+
+/// The database file and the statement another writer runs there, once.
+pub type Interlude = Arc<Mutex<Option<(std::path::PathBuf, String)>>>;
 
 impl FlakyStore {
     pub fn new(inner: Arc<dyn Store>, message_id: &str, times: usize) -> Self {
         FlakyStore {
             inner,
             fail: Arc::new(Mutex::new(Some((message_id.to_string(), times)))),
+            interlude: Interlude::default(),
+        }
+    }
+
+    /// A store where another writer slips in `interlude`'s statement when it is armed.
+    pub fn interloped(inner: Arc<dyn Store>, interlude: Interlude) -> Self {
+        FlakyStore {
+            inner,
+            fail: Arc::new(Mutex::new(None)),
+            interlude,
         }
     }
 }
@@ -260,8 +276,26 @@ impl Store for FlakyStore {
         self.inner.check().await
     }
     async fn begin(&self) -> Result<Box<dyn StoreTx>, StoreError> {
+        let interlude = self.interlude.lock().unwrap().take();
+        if let Some((db, sql)) = interlude {
+            let opts = sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(db)
+                .busy_timeout(std::time::Duration::from_secs(30));
+            let pool = sqlx::SqlitePool::connect_with(opts).await.unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+        }
         Ok(Box::new(FlakyTx {
             inner: self.inner.begin().await?,
+            fail: self.fail.clone(),
+        }))
+    }
+    async fn snapshot(&self) -> Result<Box<dyn StoreTx>, StoreError> {
+        Ok(Box::new(FlakyTx {
+            inner: self.inner.snapshot().await?,
             fail: self.fail.clone(),
         }))
     }
