@@ -191,6 +191,13 @@ pub fn classify(mail: &InboundMail, own_addresses: &[&str]) -> Option<MachineKin
     if s.list_id || s.list_unsubscribe || matches!(precedence.as_str(), "bulk" | "junk" | "list") {
         return Some(MachineKind::Bulk);
     }
+    by_words(mail, &subject, &local)
+}
+
+/// What the subject, the sender's name and the first lines say, when the headers said
+/// nothing for sure.
+fn by_words(mail: &InboundMail, subject: &str, local: &str) -> Option<MachineKind> {
+    let s = &mail.signals;
     if s.x_auto_response_suppress.as_deref().is_some_and(|v| {
         let v = v.to_ascii_lowercase();
         v.contains("all") || v.contains("oof") || v.contains("autoreply")
@@ -199,7 +206,7 @@ pub fn classify(mail: &InboundMail, own_addresses: &[&str]) -> Option<MachineKin
         return Some(MachineKind::AutoReply);
     }
     if AUTO_REPLY_SUBJECTS.iter().any(|a| subject.contains(a))
-        && (s.empty_return_path || subject_starts_auto(&subject))
+        && (s.empty_return_path || subject_starts_auto(subject))
     {
         return Some(MachineKind::AutoReply);
     }
@@ -208,15 +215,15 @@ pub fn classify(mail: &InboundMail, own_addresses: &[&str]) -> Option<MachineKin
     {
         return Some(MachineKind::Bounce);
     }
-    if looks_like_ndr_subject(&subject) {
+    if looks_like_ndr_subject(subject) {
         return Some(MachineKind::Bounce);
     }
     if NO_REPLY_MARKERS.iter().any(|n| local.contains(n))
-        || NO_REPLY_SENDERS.iter().any(|n| local_is(&local, n))
+        || NO_REPLY_SENDERS.iter().any(|n| local_is(local, n))
     {
         return Some(MachineKind::NoReplySender);
     }
-    if BULK_SENDERS.iter().any(|n| local_is(&local, n)) || local.contains("newsletter") {
+    if BULK_SENDERS.iter().any(|n| local_is(local, n)) || local.contains("newsletter") {
         return Some(MachineKind::Bulk);
     }
     if s.empty_return_path {

@@ -35,8 +35,14 @@ use crate::store::{
 
 pub use crate::store::SourceRef;
 
+mod commands;
+mod early;
 mod held;
+mod situate;
 mod timers;
+
+use early::*;
+use situate::Decided;
 
 pub use held::HeldPass;
 pub use timers::TimerPass;
@@ -329,41 +335,6 @@ impl Pipeline {
         Ok(outcome)
     }
 
-    /// Decides a mail and prepares its change set on a snapshot. `None` when there is
-    /// nothing to prepare (a second delivery) or when anything goes wrong: the write
-    /// transaction then meets the same trouble where it is handled (quarantine, retry).
-    async fn prepare_early(
-        &self,
-        source: &SourceRef,
-        raw: &[u8],
-        read: &Read,
-        now: Millis,
-    ) -> Option<Early> {
-        let mark = StageMark::default();
-        let work = async {
-            let mut snapshot = self.store.snapshot().await?;
-            let Decided::Plan(plan) = self
-                .decide_in(&mut *snapshot, source, read, now, &mark)
-                .await?
-            else {
-                return Ok(None);
-            };
-            let changes = prepare(
-                &mut *snapshot,
-                &self.apply_context(&self.desk(), &self.renderer(), now),
-                &plan,
-                Some(&mail_input(source, raw, read)),
-            )
-            .await?;
-            snapshot.commit().await?;
-            Ok::<_, Trouble>(Some(Early {
-                plan: *plan,
-                changes,
-            }))
-        };
-        guarded(&mark, work).await.ok().flatten()
-    }
-
     /// Starts reading `mails` (parsing, fingerprints, language) on a blocking thread, so
     /// that the group after the one being written is ready when the write lock is free:
     /// reading needs no database, and runs on the other core meanwhile. `file_read_ahead` files
@@ -553,37 +524,6 @@ impl Pipeline {
         }
     }
 
-    /// What the store says of a mail before it is applied: filed already from this source,
-    /// or the plan for it.
-    async fn decide_in(
-        &self,
-        tx: &mut dyn StoreTx,
-        source: &SourceRef,
-        read: &Read,
-        now: Millis,
-        mark: &StageMark,
-    ) -> Result<Decided, Trouble> {
-        mark.set(Stage::Classify);
-        if let Some(key) = &source.key
-            && let Some(outcome) = tx.source_outcome(key).await?
-        {
-            return Ok(Decided::AlreadyProcessed(outcome));
-        }
-        Ok(Decided::Plan(Box::new(match &read.parsed {
-            Err(Unread::Parse(failure)) => {
-                let earlier = tx.message_by_sha(&read.sha).await?;
-                decide::decide_unreadable(failure, earlier)
-            }
-            Err(Unread::Failed(stage, error)) => {
-                return Err(Trouble::Failed(*stage, error.clone()));
-            }
-            Ok((mail, reading)) => {
-                self.situate_and_decide(tx, mail, reading, read, now, mark)
-                    .await?
-            }
-        })))
-    }
-
     async fn process_in(
         &self,
         tx: &mut dyn StoreTx,
@@ -627,17 +567,6 @@ impl Pipeline {
         Ok(processed(&plan, applied))
     }
 
-    /// The roster's loads, read only when there is a roster.
-    async fn loads(
-        &self,
-        tx: &mut dyn StoreTx,
-    ) -> Result<HashMap<crate::domain::EmailAddress, crate::roster::Load>, StoreError> {
-        if self.desk().roster.agents().is_empty() {
-            return Ok(HashMap::new());
-        }
-        tx.agent_loads(&self.desk().roster.addresses()).await
-    }
-
     fn apply_context<'a>(
         &'a self,
         desk: &'a DeskSettings,
@@ -660,218 +589,8 @@ impl Pipeline {
         }
     }
 
-    /// Gathers what `decide_mail` needs from the store: is it a second delivery, which
-    /// ticket does it thread onto, is the sender on that ticket, how busy are the agents.
-    async fn situate_and_decide(
-        &self,
-        tx: &mut dyn StoreTx,
-        mail: &InboundMail,
-        reading: &MailReading,
-        read: &Read,
-        now: Millis,
-        mark: &StageMark,
-    ) -> Result<Plan, StoreError> {
-        let (agent_dkim, sha) = (read.dkim.clone(), read.sha.as_str());
-        let own = [self.settings.support_address.as_str()];
-        (self.hook)(Stage::Classify, &mail.subject);
-        let machine = inbound::classify(mail, &own);
-        let (earlier, in_use) = match &mail.message_id {
-            Some(id) => {
-                let content = MailContent {
-                    sha256: &mail.content_sha256,
-                    from: mail.from.as_ref().map(|f| f.address.as_str()),
-                    subject: &mail.subject,
-                    body_text: &mail.body_text,
-                };
-                let seen = tx.message_id_seen(id, &content).await?;
-                (seen.same, seen.in_use)
-            }
-            None => (tx.message_by_sha(sha).await?, None),
-        };
-        let (thread, collision, participant) = if earlier.is_some() {
-            (None, None, false)
-        } else {
-            let collision = in_use;
-            let thread = self.thread(tx, mail, machine, now).await?;
-            let participant = match (&thread, &mail.from) {
-                (Some((t, _)), Some(from)) => tx.is_participant(t.id, &from.address).await?,
-                _ => false,
-            };
-            (thread, collision, participant)
-        };
-        // Loads are read only when someone may be assigned, and only with a roster.
-        let from_agent_on_ticket = thread.is_some()
-            && mail
-                .from
-                .as_ref()
-                .is_some_and(|f| self.desk().roster.agent(&f.address).is_some());
-        // An agent's commands may assign or escalate; a new ticket or a reopening may too.
-        let may_assign = earlier.is_none()
-            && machine.is_none()
-            && (thread.is_none()
-                || from_agent_on_ticket
-                || thread.as_ref().is_some_and(|(t, _)| !t.status.is_open()));
-        let loads = if may_assign {
-            self.loads(tx).await?
-        } else {
-            HashMap::new()
-        };
-        let deliverable = match decide::answer_address(mail) {
-            Some(to) => crate::render::deliverable(&to.address),
-            None => Ok(()),
-        };
-        let from_agent = machine.is_none()
-            && mail
-                .from
-                .as_ref()
-                .is_some_and(|f| self.desk().roster.agent(&f.address).is_some());
-        let participants = match (&thread, from_agent) {
-            (Some((t, _)), true) => tx.participants(t.id).await?,
-            _ => Vec::new(),
-        };
-        let situation = MailSituation {
-            mail,
-            reading: reading.clone(),
-            machine,
-            earlier,
-            thread: thread.as_ref().map(|(t, how)| (t, *how)),
-            sender_is_participant: participant,
-            participants,
-            agent_dkim,
-            collision,
-            gateway: &self.settings,
-            desk: &self.desk(),
-            loads: &loads,
-            deliverable,
-            now,
-        };
-        mark.set(Stage::Decide);
-        (self.hook)(Stage::Decide, &mail.subject);
-        Ok(decide_mail(&situation))
-    }
-
-    /// Reference code first, then threading headers, then — only for a mail that says it
-    /// is a reply — the same customer's recent ticket with the same subject.
-    async fn thread(
-        &self,
-        tx: &mut dyn StoreTx,
-        mail: &InboundMail,
-        machine: Option<MachineKind>,
-        now: Millis,
-    ) -> Result<Option<(TicketRef, ThreadedBy)>, StoreError> {
-        if let Some(code) =
-            ReferenceCode::find_in_subject(&self.settings.reference_prefix, &mail.subject)
-            && let Some(t) = tx.ticket_by_code(&code).await?
-        {
-            return Ok(Some((t, ThreadedBy::ReferenceCode)));
-        }
-        let mut ids: Vec<String> = mail.in_reply_to.clone();
-        for r in mail.references.iter().rev().take(50) {
-            if !ids.contains(r) {
-                ids.push(r.clone());
-            }
-        }
-        if let Some(t) = tx.ticket_by_message_ids(&ids).await? {
-            return Ok(Some((t, ThreadedBy::References)));
-        }
-        // A vendor who dropped our code and our headers still quotes their own number.
-        if let Some(from) = &mail.from
-            && let Some(vendor) = self.desk().time.vendor_by_address(&from.address)
-            && let Some(number) = decide::vendor_ticket_number(vendor, mail)
-            && let Some(t) = tx.ticket_by_vendor_ticket(&vendor.name, &number).await?
-        {
-            return Ok(Some((t, ThreadedBy::VendorTicket)));
-        }
-        // Machine mail never threads on subject alone: a list post titled "Re: VPN" must
-        // not land on a customer's VPN ticket.
-        if machine.is_none()
-            && let Some(from) = &mail.from
-        {
-            let analysed = subject::analyse(&mail.subject);
-            let looks_like_reply = analysed.is_reply || !mail.quoted_text.is_empty();
-            if looks_like_reply && !analysed.base.is_empty() {
-                let key = subject::thread_key(&mail.subject);
-                let since = now - SUBJECT_THREADING_WINDOW_MS;
-                if let Some(t) = tx.ticket_by_thread_key(&from.address, &key, since).await? {
-                    return Ok(Some((t, ThreadedBy::Subject)));
-                }
-            }
-        }
-        Ok(None)
-    }
-
     pub fn now(&self) -> Millis {
         self.clock.now()
-    }
-
-    /// Runs a command on the ticket `code` through the same decide/apply path as mail, in
-    /// one transaction, and wakes the outbox for the mail it queued. Like a mail, it is
-    /// decided and rendered first on a snapshot, outside the write lock.
-    pub async fn execute(
-        &self,
-        code: &ReferenceCode,
-        command: &Command,
-        actor: Actor,
-    ) -> Result<Applied, CommandError> {
-        let now = self.clock.now();
-        let early = self.command_early(code, command, &actor, now).await;
-        let mut tx = self.store.begin().await?;
-        let plan = self
-            .command_plan(&mut *tx, code, command, actor, now)
-            .await?;
-        let (desk, renderer) = (self.desk(), self.renderer());
-        let ctx = self.apply_context(&desk, &renderer, now);
-        let applied = apply_prepared(&mut *tx, &ctx, &plan, early, None).await?;
-        tx.commit().await?;
-        if applied.queued > 0 {
-            self.outbox_wakeup.notify_one();
-        }
-        Ok(applied)
-    }
-
-    async fn command_plan(
-        &self,
-        tx: &mut dyn StoreTx,
-        code: &ReferenceCode,
-        command: &Command,
-        actor: Actor,
-        now: Millis,
-    ) -> Result<Plan, CommandError> {
-        let ticket = tx
-            .ticket_by_code(code)
-            .await?
-            .ok_or_else(|| CommandError::NoTicket(code.clone()))?;
-        let loads = self.loads(tx).await?;
-        Ok(decide_command(&CommandSituation {
-            ticket: &ticket,
-            command,
-            actor,
-            gateway: &self.settings,
-            desk: &self.desk(),
-            loads: &loads,
-            now,
-        })?)
-    }
-
-    /// A command's plan and change set, prepared on a snapshot (`None`: the transaction
-    /// decides alone, and meets any refusal there).
-    async fn command_early(
-        &self,
-        code: &ReferenceCode,
-        command: &Command,
-        actor: &Actor,
-        now: Millis,
-    ) -> Option<Early> {
-        let mut snapshot = self.store.snapshot().await.ok()?;
-        let plan = self
-            .command_plan(&mut *snapshot, code, command, actor.clone(), now)
-            .await
-            .ok()?;
-        let (desk, renderer) = (self.desk(), self.renderer());
-        let ctx = self.apply_context(&desk, &renderer, now);
-        let changes = prepare(&mut *snapshot, &ctx, &plan, None).await.ok()?;
-        snapshot.commit().await.ok()?;
-        Some(Early { plan, changes })
     }
 }
 
@@ -883,17 +602,6 @@ struct Filing {
     early: Option<Early>,
 }
 
-/// A plan and its change set, prepared on a snapshot before the write transaction.
-struct Early {
-    plan: Plan,
-    changes: ChangeSet,
-}
-
-enum Decided {
-    AlreadyProcessed(StoredOutcome),
-    Plan(Box<Plan>),
-}
-
 fn mail_input<'a>(source: &'a SourceRef, raw: &'a [u8], read: &'a Read) -> MailInput<'a> {
     MailInput {
         source,
@@ -901,27 +609,6 @@ fn mail_input<'a>(source: &'a SourceRef, raw: &'a [u8], read: &'a Read) -> MailI
         sha: &read.sha,
         parsed: read.parsed.as_ref().ok().map(|(mail, _)| mail),
     }
-}
-
-/// Writes the change set prepared before the transaction when the plan decided in it is
-/// the same and what the change set read still holds; otherwise applies the plan afresh.
-async fn apply_prepared(
-    tx: &mut dyn StoreTx,
-    ctx: &ApplyContext<'_>,
-    plan: &Plan,
-    early: Option<Early>,
-    mail: Option<&MailInput<'_>>,
-) -> Result<Applied, StoreError> {
-    if let Some(early) = early
-        && early.plan == *plan
-        && early.changes.still_holds(tx, ctx).await?
-    {
-        match write(tx, ctx, early.changes, mail).await {
-            Err(StoreError::CodeTaken(_)) => {}
-            written => return written,
-        }
-    }
-    apply(tx, ctx, plan, mail).await
 }
 
 /// Held mail looked at in one pass (the oldest first).

@@ -187,26 +187,11 @@ async fn mail_context(
                 .unwrap_or_else(|| a.to_string())
         })
         .unwrap_or_default();
-    let entries = if out.include_thread {
-        reads.thread(tx, f).await?
+    let (thread, last_message, last_message_date) = if out.include_thread {
+        let entries = reads.thread(tx, f).await?;
+        conversation(entries, ctx, f, out)
     } else {
-        Vec::new()
-    };
-    let (last_message, last_message_date) = entries
-        .iter()
-        .rev()
-        .find(|e| e.from.as_deref() == Some(f.customer.as_str()))
-        .map(|e| {
-            (
-                capped_text(&e.text, out.language),
-                thread_date(e.at, ctx.calendar.time_zone, out.language),
-            )
-        })
-        .unwrap_or_default();
-    let thread = if out.include_thread {
-        thread_items(entries, ctx, out)
-    } else {
-        Vec::new()
+        Default::default()
     };
     let wording = crate::desk::wording::Wording {
         roster: ctx.roster,
@@ -279,6 +264,27 @@ async fn mail_context(
         last_message_date,
         ..MailContext::default()
     })
+}
+
+/// The thread as the recipient reads it, and the customer's last words in it with their date.
+fn conversation(
+    entries: Vec<ThreadEntry>,
+    ctx: &ApplyContext<'_>,
+    f: &Facts,
+    out: &OutgoingMail,
+) -> (Vec<ThreadItem>, String, String) {
+    let (last, date) = entries
+        .iter()
+        .rev()
+        .find(|e| e.from.as_deref() == Some(f.customer.as_str()))
+        .map(|e| {
+            (
+                capped_text(&e.text, out.language),
+                thread_date(e.at, ctx.calendar.time_zone, out.language),
+            )
+        })
+        .unwrap_or_default();
+    (thread_items(entries, ctx, out), last, date)
 }
 
 /// The thread as the recipient reads it. A vendor is sent what was said, not who said it

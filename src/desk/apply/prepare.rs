@@ -221,6 +221,77 @@ pub(super) enum MessageRef {
     Mail(usize),
 }
 
+impl ChangeSet {
+    /// A change of the ticket (its row, its participants), in plan order. Some only mean
+    /// something on a ticket; the others are refused without one.
+    fn ticket_write(&mut self, effect: &Effect, has_ticket: bool) -> Result<(), StoreError> {
+        let needs_ticket = match effect {
+            Effect::AddParticipant(..) => Some("a participant without a ticket"),
+            Effect::SetStatus { .. }
+            | Effect::ChangeTier(_)
+            | Effect::Assign(_)
+            | Effect::SetPriority(_)
+            | Effect::SetCategory(_) => Some("a ticket change without a ticket"),
+            _ => None,
+        };
+        match (has_ticket, needs_ticket) {
+            (true, _) => {}
+            (false, Some(why)) => return Err(StoreError::BadPlan(why)),
+            (false, None) => return Ok(()),
+        }
+        self.writes.push(match effect {
+            Effect::AddParticipant(address, role) => Write::Participant(address.clone(), *role),
+            _ => Write::Ticket(Box::new(effect.clone())),
+        });
+        if let Effect::Assign(agent) = effect {
+            self.assigned_to.extend(agent.clone());
+        }
+        Ok(())
+    }
+}
+
+impl ChangeSet {
+    /// One mail of the plan, rendered, queued or held; the plan's later mail reads it.
+    async fn mail(
+        &mut self,
+        tx: &mut dyn StoreTx,
+        ctx: &ApplyContext<'_>,
+        f: &Facts,
+        out: &OutgoingMail,
+        inbound: Option<&InboundMail>,
+        reads: &mut Reads,
+    ) -> Result<(), StoreError> {
+        let Some(prepared) =
+            prepare_mail(tx, ctx, f, out, inbound, reads, &mut self.events).await?
+        else {
+            return Ok(());
+        };
+        let index = self
+            .writes
+            .iter()
+            .filter(|w| matches!(w, Write::Mail(_)))
+            .count();
+        if prepared.hold.is_none() {
+            self.events.push(PlannedEvent {
+                message: MessageRef::Mail(index),
+                actor: Actor::Gateway,
+                event: Event::MailQueued(ev::MailQueued {
+                    kind: out.template,
+                    to: out.to.clone(),
+                    change: out.change,
+                }),
+            });
+        }
+        reads.own.push(OwnMessage {
+            entry: thread_entry_of_outgoing(ctx, &prepared, ctx.now),
+            message_id: Some(prepared.rendered.message_id.clone()),
+            to: Some(prepared.to.clone()),
+        });
+        self.writes.push(Write::Mail(Box::new(prepared)));
+        Ok(())
+    }
+}
+
 /// Folds the plan over its ticket, reads what it needs and renders its mail.
 pub async fn prepare(
     tx: &mut dyn StoreTx,
@@ -245,7 +316,6 @@ pub async fn prepare(
         load_after: None,
         assigned_to: Vec::new(),
     };
-    let mut mails = 0;
     for effect in &plan.effects {
         if let Some(f) = facts.as_mut() {
             f.state.step(effect, now, ctx.calendar);
@@ -260,35 +330,18 @@ pub async fn prepare(
                     reads.own.push(own);
                 }
             }
-            Effect::AddParticipant(address, role) => {
-                if facts.is_none() {
-                    return Err(StoreError::BadPlan("a participant without a ticket"));
-                }
-                cs.writes.push(Write::Participant(address.clone(), *role));
-            }
-            Effect::SetStatus { .. }
+            Effect::AddParticipant(..)
+            | Effect::SetStatus { .. }
             | Effect::ChangeTier(_)
             | Effect::Assign(_)
             | Effect::SetPriority(_)
-            | Effect::SetCategory(_) => {
-                if facts.is_none() {
-                    return Err(StoreError::BadPlan("a ticket change without a ticket"));
-                }
-                cs.writes.push(Write::Ticket(Box::new(effect.clone())));
-                if let Effect::Assign(agent) = effect {
-                    cs.assigned_to.extend(agent.clone());
-                }
-            }
-            Effect::Rate { .. }
+            | Effect::SetCategory(_)
+            | Effect::Rate { .. }
             | Effect::FirstResponse
             | Effect::Touch
             | Effect::Timing(_)
             | Effect::SetVendor(_)
-            | Effect::VendorTicket(_) => {
-                if facts.is_some() {
-                    cs.writes.push(Write::Ticket(Box::new(effect.clone())));
-                }
-            }
+            | Effect::VendorTicket(_) => cs.ticket_write(effect, facts.is_some())?,
             Effect::Record(r) => cs.events.push(PlannedEvent {
                 message: if reads.filed {
                     MessageRef::Filed
@@ -304,28 +357,7 @@ pub async fn prepare(
                 let f = facts
                     .as_ref()
                     .ok_or(StoreError::BadPlan("a mail to send without a ticket"))?;
-                let prepared =
-                    prepare_mail(tx, ctx, f, out, inbound, &mut reads, &mut cs.events).await?;
-                if let Some(prepared) = prepared {
-                    if prepared.hold.is_none() {
-                        cs.events.push(PlannedEvent {
-                            message: MessageRef::Mail(mails),
-                            actor: Actor::Gateway,
-                            event: Event::MailQueued(ev::MailQueued {
-                                kind: out.template,
-                                to: out.to.clone(),
-                                change: out.change,
-                            }),
-                        });
-                    }
-                    reads.own.push(OwnMessage {
-                        entry: thread_entry_of_outgoing(ctx, &prepared, now),
-                        message_id: Some(prepared.rendered.message_id.clone()),
-                        to: Some(prepared.to.clone()),
-                    });
-                    cs.writes.push(Write::Mail(Box::new(prepared)));
-                    mails += 1;
-                }
+                cs.mail(tx, ctx, f, out, inbound, &mut reads).await?;
             }
         }
     }
