@@ -8,6 +8,8 @@ use super::*;
 pub(super) struct Early {
     pub(super) plan: Plan,
     pub(super) changes: ChangeSet,
+    /// The time it was decided at, which the transaction decides at again.
+    pub(super) now: Millis,
 }
 
 /// Writes the change set prepared before the transaction when the plan decided in it is
@@ -19,13 +21,20 @@ pub(super) async fn apply_prepared(
     early: Option<Early>,
     mail: Option<&MailInput<'_>>,
 ) -> Result<Applied, StoreError> {
-    if let Some(early) = early
-        && early.plan == *plan
-        && early.changes.still_holds(tx, ctx).await?
-    {
+    let Some(early) = early else {
+        return apply(tx, ctx, plan, mail).await;
+    };
+    if early.plan != *plan {
+        tracing::debug!("prepared again under the lock: the plan is not the same");
+    } else if !early.changes.still_holds(tx, ctx).await? {
+        tracing::debug!("prepared again under the lock: what it read has changed");
+    } else {
         match write(tx, ctx, early.changes, mail).await {
             Err(StoreError::CodeTaken(_)) => {}
-            written => return written,
+            written => {
+                tracing::debug!("written as prepared before the lock");
+                return written;
+            }
         }
     }
     apply(tx, ctx, plan, mail).await
@@ -42,28 +51,65 @@ impl Pipeline {
         read: &Read,
         now: Millis,
     ) -> Option<Early> {
+        let mut snapshot = self.store.snapshot().await.ok()?;
+        let early = self
+            .prepare_on(&mut *snapshot, source, raw, read, now)
+            .await;
+        snapshot.commit().await.ok()?;
+        early
+    }
+
+    /// One mail decided and prepared on `snapshot`; `None` on any trouble (a panic too).
+    async fn prepare_on(
+        &self,
+        snapshot: &mut dyn StoreTx,
+        source: &SourceRef,
+        raw: &[u8],
+        read: &Read,
+        now: Millis,
+    ) -> Option<Early> {
         let mark = StageMark::default();
         let work = async {
-            let mut snapshot = self.store.snapshot().await?;
-            let Decided::Plan(plan) = self
-                .decide_in(&mut *snapshot, source, read, now, &mark)
-                .await?
+            let Decided::Plan(plan) = self.decide_in(snapshot, source, read, now, &mark).await?
             else {
                 return Ok(None);
             };
+            let (desk, renderer) = (self.desk(), self.renderer());
             let changes = prepare(
-                &mut *snapshot,
-                &self.apply_context(&self.desk(), &self.renderer(), now),
+                snapshot,
+                &self.apply_context(&desk, &renderer, now),
                 &plan,
                 Some(&mail_input(source, raw, read)),
             )
             .await?;
-            snapshot.commit().await?;
             Ok::<_, Trouble>(Some(Early {
                 plan: *plan,
                 changes,
+                now,
             }))
         };
         guarded(&mark, work).await.ok().flatten()
+    }
+
+    /// A group's mails decided and prepared on one snapshot, each as if it were alone:
+    /// the write transaction finds out which of them the mails before them changed.
+    pub(super) async fn prepare_group_early<T>(
+        &self,
+        mails: &[(T, SourceRef, Vec<u8>)],
+        reads: &[Read],
+    ) -> Vec<Option<Early>> {
+        let mut out = Vec::with_capacity(mails.len());
+        let Ok(mut snapshot) = self.store.snapshot().await else {
+            return out;
+        };
+        for ((_, source, raw), read) in mails.iter().zip(reads) {
+            let now = self.clock.now();
+            let early = self
+                .prepare_on(&mut *snapshot, source, raw, read, now)
+                .await;
+            out.push(early);
+        }
+        snapshot.commit().await.ok();
+        out
     }
 }
