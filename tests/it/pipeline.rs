@@ -607,3 +607,46 @@ async fn work_prepared_before_the_lock_is_written_only_while_what_it_read_holds(
         "rendered on the snapshot, then again under the lock"
     );
 }
+
+/// A group of mails is decided and rendered on one snapshot, each as if alone; a reply to
+/// a mail of the same group threads onto the ticket that mail opened all the same (the
+/// write transaction decides again and prepares it under the lock), and only the new
+/// tickets are acknowledged.
+#[tokio::test]
+async fn a_group_prepared_ahead_still_threads_replies_to_mails_of_the_same_group() {
+    use helpdesk::store::SourceRef;
+    let desk = Desk::new().await;
+    let pipeline = desk.app.pipeline.clone();
+    let mut group = Vec::new();
+    for i in 0..20 {
+        let who = format!("client{}@example.fr", i / 2);
+        let (subject, in_reply_to) = if i % 2 == 1 {
+            (
+                format!("Re: VPN {}", i - 1),
+                format!("In-Reply-To: <grp-{}@example.fr>\r\n", i - 1),
+            )
+        } else {
+            (format!("VPN {i}"), String::new())
+        };
+        let raw = format!(
+            "From: {who}\r\nTo: support@example.test\r\nSubject: {subject}\r\n\
+             Message-ID: <grp-{i}@example.fr>\r\n{in_reply_to}\r\nLe VPN refuse la connexion.\r\n"
+        );
+        group.push((i, SourceRef::none(), raw.into_bytes()));
+    }
+    let read = pipeline.read_ahead(group).await.unwrap();
+    let (_, outcomes) = pipeline.file_read_ahead(read).await;
+    let outcomes: Vec<Processed> = outcomes.into_iter().map(Result::unwrap).collect();
+    for (i, o) in outcomes.iter().enumerate() {
+        match (i % 2, o) {
+            (0, Processed::Filed { .. }) | (1, Processed::Appended { .. }) => {}
+            _ => panic!("mail {i}: {o:?}"),
+        }
+    }
+    assert_eq!(desk.count("SELECT COUNT(*) FROM tickets").await, 10);
+    assert_eq!(
+        desk.count("SELECT COUNT(*) FROM outbox WHERE kind = 'acknowledgement'")
+            .await,
+        10
+    );
+}
