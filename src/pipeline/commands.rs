@@ -70,6 +70,6 @@ impl Pipeline {
         let ctx = self.apply_context(&desk, &renderer, now);
         let changes = prepare(&mut *snapshot, &ctx, &plan, None).await.ok()?;
         snapshot.commit().await.ok()?;
-        Some(Early { plan, changes, now })
+        Some(Early { plan, changes })
     }
 }

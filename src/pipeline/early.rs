@@ -8,8 +8,6 @@ use super::*;
 pub(super) struct Early {
     pub(super) plan: Plan,
     pub(super) changes: ChangeSet,
-    /// The time it was decided at, which the transaction decides at again.
-    pub(super) now: Millis,
 }
 
 /// Writes the change set prepared before the transaction when the plan decided in it is
@@ -51,65 +49,28 @@ impl Pipeline {
         read: &Read,
         now: Millis,
     ) -> Option<Early> {
-        let mut snapshot = self.store.snapshot().await.ok()?;
-        let early = self
-            .prepare_on(&mut *snapshot, source, raw, read, now)
-            .await;
-        snapshot.commit().await.ok()?;
-        early
-    }
-
-    /// One mail decided and prepared on `snapshot`; `None` on any trouble (a panic too).
-    async fn prepare_on(
-        &self,
-        snapshot: &mut dyn StoreTx,
-        source: &SourceRef,
-        raw: &[u8],
-        read: &Read,
-        now: Millis,
-    ) -> Option<Early> {
         let mark = StageMark::default();
         let work = async {
-            let Decided::Plan(plan) = self.decide_in(snapshot, source, read, now, &mark).await?
+            let mut snapshot = self.store.snapshot().await?;
+            let Decided::Plan(plan) = self
+                .decide_in(&mut *snapshot, source, read, now, &mark)
+                .await?
             else {
                 return Ok(None);
             };
-            let (desk, renderer) = (self.desk(), self.renderer());
             let changes = prepare(
-                snapshot,
-                &self.apply_context(&desk, &renderer, now),
+                &mut *snapshot,
+                &self.apply_context(&self.desk(), &self.renderer(), now),
                 &plan,
                 Some(&mail_input(source, raw, read)),
             )
             .await?;
+            snapshot.commit().await?;
             Ok::<_, Trouble>(Some(Early {
                 plan: *plan,
                 changes,
-                now,
             }))
         };
         guarded(&mark, work).await.ok().flatten()
-    }
-
-    /// A group's mails decided and prepared on one snapshot, each as if it were alone:
-    /// the write transaction finds out which of them the mails before them changed.
-    pub(super) async fn prepare_group_early<T>(
-        &self,
-        mails: &[(T, SourceRef, Vec<u8>)],
-        reads: &[Read],
-    ) -> Vec<Option<Early>> {
-        let mut out = Vec::with_capacity(mails.len());
-        let Ok(mut snapshot) = self.store.snapshot().await else {
-            return out;
-        };
-        for ((_, source, raw), read) in mails.iter().zip(reads) {
-            let now = self.clock.now();
-            let early = self
-                .prepare_on(&mut *snapshot, source, raw, read, now)
-                .await;
-            out.push(early);
-        }
-        snapshot.commit().await.ok();
-        out
     }
 }

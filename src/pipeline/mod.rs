@@ -123,8 +123,6 @@ struct Read {
 pub struct ReadAhead<T> {
     mails: Vec<(T, SourceRef, Vec<u8>)>,
     reads: Vec<Read>,
-    /// Each mail decided and rendered on a snapshot, when that went through.
-    early: Vec<Option<Early>>,
 }
 
 /// How long a "Re: same subject" from the same customer may thread without a code or
@@ -337,36 +335,18 @@ impl Pipeline {
         Ok(outcome)
     }
 
-    /// Starts reading `mails` (parsing, fingerprints, language) on a blocking thread, then
-    /// checks their signatures and decides and renders them on a snapshot, so that the group
-    /// after the one being written is ready when the write lock is free: none of it takes
-    /// the lock, and it runs on the other core meanwhile. `file_read_ahead` files what it
-    /// returns; `T` is whatever the caller tells its mails apart by (an IMAP UID).
-    pub fn read_ahead<T: Send + Sync + 'static>(
+    /// Starts reading `mails` (parsing, fingerprints, language) on a blocking thread, so
+    /// that the group after the one being written is ready when the write lock is free:
+    /// reading needs no database, and runs on the other core meanwhile. `file_read_ahead` files
+    /// what it returns; `T` is whatever the caller tells its mails apart by (an IMAP UID).
+    pub fn read_ahead<T: Send + 'static>(
         self: &Arc<Self>,
         mails: Vec<(T, SourceRef, Vec<u8>)>,
     ) -> tokio::task::JoinHandle<ReadAhead<T>> {
         let pipeline = self.clone();
-        tokio::spawn(async move {
-            let (mails, mut reads) = {
-                let pipeline = pipeline.clone();
-                tokio::task::spawn_blocking(move || {
-                    let reads: Vec<Read> =
-                        mails.iter().map(|(_, _, raw)| pipeline.read(raw)).collect();
-                    (mails, reads)
-                })
-                .await
-                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
-            };
-            for (read, (_, _, raw)) in reads.iter_mut().zip(&mails) {
-                pipeline.authenticate(read, raw).await;
-            }
-            let early = pipeline.prepare_group_early(&mails, &reads).await;
-            ReadAhead {
-                mails,
-                reads,
-                early,
-            }
+        tokio::task::spawn_blocking(move || {
+            let reads = mails.iter().map(|(_, _, raw)| pipeline.read(raw)).collect();
+            ReadAhead { mails, reads }
         })
     }
 
@@ -380,16 +360,12 @@ impl Pipeline {
         &self,
         read: ReadAhead<T>,
     ) -> (Vec<T>, Vec<Result<Processed, StoreError>>) {
-        let ReadAhead {
-            mails,
-            reads,
-            early,
-        } = read;
+        let ReadAhead { mails, reads } = read;
         let refs: Vec<(&SourceRef, &[u8])> = mails
             .iter()
             .map(|(_, source, raw)| (source, raw.as_slice()))
             .collect();
-        let outcomes = self.file_reads(&refs, reads, early).await;
+        let outcomes = self.file_reads(&refs, reads).await;
         drop(refs);
         (mails.into_iter().map(|(tag, _, _)| tag).collect(), outcomes)
     }
@@ -397,20 +373,20 @@ impl Pipeline {
     async fn file_reads(
         &self,
         mails: &[(&SourceRef, &[u8])],
-        reads: Vec<Read>,
-        early: Vec<Option<Early>>,
+        mut reads: Vec<Read>,
     ) -> Vec<Result<Processed, StoreError>> {
+        for (read, (_, raw)) in reads.iter_mut().zip(mails) {
+            self.authenticate(read, raw).await;
+        }
         let mark = StageMark::default();
         let batch = async {
             let mut tx = self.store.begin().await?;
             let mut outcomes = Vec::with_capacity(mails.len());
-            let mut early = early.into_iter();
             for ((source, raw), read) in mails.iter().zip(&reads) {
-                let early = early.next().flatten();
                 let filing = Filing {
-                    now: early.as_ref().map_or_else(|| self.clock.now(), |e| e.now),
+                    now: self.clock.now(),
                     write_checkpoint: false,
-                    early,
+                    early: None,
                 };
                 outcomes.push(
                     self.process_in(&mut *tx, source, raw, read, filing, &mark)
