@@ -19,7 +19,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::{Clock, Millis, SystemClock};
 use crate::config::OutboxSettings;
-use crate::store::{OutboxId, OutboxItem, Store, StoreError};
+use crate::desk::events::{Event, MailFailed, MailSent};
+use crate::store::{Marked, OutboxId, OutboxItem, Store, StoreError};
 pub use transport::{SendError, Transport};
 
 /// The most rows a worker holds claimed at once (queued and being sent): enough to keep
@@ -185,7 +186,16 @@ impl OutboxWorker {
             }
             e => {
                 tracing::error!(outbox = item.id, attempts = item.attempts, error = %e, "sending failed for good");
-                self.store.mark_failed(item.id, &e.to_string(), now).await?;
+                let error = e.to_string();
+                let row = Marked {
+                    id: item.id,
+                    detail: Event::MailFailed(MailFailed {
+                        outbox: item.id,
+                        error: error.clone(),
+                    })
+                    .detail(),
+                };
+                self.store.mark_failed(&row, &error, now).await?;
                 report.failed += 1;
             }
         }
@@ -341,7 +351,7 @@ impl OutboxWorker {
     fn send_only(
         &self,
         item: OutboxItem,
-        marks: tokio::sync::mpsc::UnboundedSender<OutboxId>,
+        marks: tokio::sync::mpsc::UnboundedSender<Marked>,
     ) -> impl Future<Output = Sent> + Send + 'static {
         use futures::FutureExt;
         let transport = self.transport.clone();
@@ -362,7 +372,7 @@ impl OutboxWorker {
             });
             if result.is_ok() {
                 tracing::info!(outbox = item.id, to = ?item.rcpt_to, "mail sent");
-                let _ = marks.send(item.id);
+                let _ = marks.send(sent(&item));
             }
             Sent {
                 item,
@@ -379,12 +389,24 @@ impl OutboxWorker {
 /// the filing of new mail needs too).
 const MARK_GATHER: Duration = Duration::from_millis(5);
 
+/// A row the server accepted, with its `mail_sent` event.
+fn sent(item: &OutboxItem) -> Marked {
+    Marked {
+        id: item.id,
+        detail: Event::MailSent(MailSent {
+            outbox: item.id,
+            kind: item.kind.clone(),
+        })
+        .detail(),
+    }
+}
+
 /// Marks rows sent as their ids arrive, a group per transaction. A row whose mark fails
 /// stays leased and is sent again once its lease runs out (delivery is at least once).
 async fn mark_sent_as_accepted(
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
-    mut ids: tokio::sync::mpsc::UnboundedReceiver<OutboxId>,
+    mut ids: tokio::sync::mpsc::UnboundedReceiver<Marked>,
 ) {
     let mut group = Vec::new();
     while ids.recv_many(&mut group, 256).await > 0 {
@@ -413,7 +435,7 @@ async fn send_and_mark(
     let marked = match &result {
         Ok(()) => {
             tracing::info!(outbox = item.id, to = ?item.rcpt_to, "mail sent");
-            store.mark_sent(&[item.id], clock.now()).await
+            store.mark_sent(&[sent(&item)], clock.now()).await
         }
         Err(_) => Ok(()),
     };

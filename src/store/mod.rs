@@ -392,10 +392,20 @@ pub struct TicketFilter {
 #[derive(Clone, Debug)]
 pub struct OutboxItem {
     pub id: OutboxId,
+    /// What mail it is (its template's name).
+    pub kind: String,
     pub mail_from: String,
     pub rcpt_to: Vec<String>,
     pub raw: Vec<u8>,
     pub attempts: u32,
+}
+
+/// An outbox row the outbox is done with, and its event's detail (made by the desk's typed
+/// events: the store writes it as given).
+#[derive(Clone, Debug)]
+pub struct Marked {
+    pub id: OutboxId,
+    pub detail: serde_json::Value,
 }
 
 /// A mailbox's read position: mail with a UID up to `last_uid` is committed.
@@ -763,15 +773,16 @@ pub trait Store: Send + Sync {
         owner: &str,
         lease_until: Millis,
     ) -> Result<u64, StoreError>;
-    /// Marks rows sent, in one transaction.
-    async fn mark_sent(&self, ids: &[OutboxId], at: Millis) -> Result<(), StoreError>;
+    /// Marks rows sent, in one transaction, each with its `mail_sent` event.
+    async fn mark_sent(&self, rows: &[Marked], at: Millis) -> Result<(), StoreError>;
     async fn mark_retry(
         &self,
         id: OutboxId,
         next_attempt_at: Millis,
         error: &str,
     ) -> Result<(), StoreError>;
-    async fn mark_failed(&self, id: OutboxId, error: &str, at: Millis) -> Result<(), StoreError>;
+    /// Marks a row failed for good, with its `mail_failed` event.
+    async fn mark_failed(&self, row: &Marked, error: &str, at: Millis) -> Result<(), StoreError>;
     /// Rows still to send (pending or sending), and the earliest time one is due.
     async fn outbox_backlog(&self) -> Result<(i64, Option<Millis>), StoreError>;
 

@@ -745,8 +745,8 @@ impl Store for SqliteStore {
         outbox::claim_outbox(self, now, lease_until, limit, owner).await
     }
 
-    async fn mark_sent(&self, ids: &[OutboxId], at: Millis) -> Result<(), StoreError> {
-        outbox::mark_sent(self, ids, at).await
+    async fn mark_sent(&self, rows: &[Marked], at: Millis) -> Result<(), StoreError> {
+        outbox::mark_sent(self, rows, at).await
     }
 
     async fn mark_retry(
@@ -758,8 +758,8 @@ impl Store for SqliteStore {
         outbox::mark_retry(self, id, next_attempt_at, error).await
     }
 
-    async fn mark_failed(&self, id: OutboxId, error: &str, at: Millis) -> Result<(), StoreError> {
-        outbox::mark_failed(self, id, error, at).await
+    async fn mark_failed(&self, row: &Marked, error: &str, at: Millis) -> Result<(), StoreError> {
+        outbox::mark_failed(self, row, error, at).await
     }
 
     async fn outbox_backlog(&self) -> Result<(i64, Option<Millis>), StoreError> {

@@ -38,7 +38,7 @@ pub(super) async fn claim_outbox(
         "UPDATE outbox SET status = 'sending', lease_until = ?, lease_owner = ?, attempts = attempts + 1 \
              WHERE id IN (SELECT id FROM outbox WHERE (status = 'pending' AND next_attempt_at <= ?) \
                           OR (status = 'sending' AND lease_until < ?) ORDER BY next_attempt_at, id LIMIT {limit}) \
-             RETURNING id, mail_from, rcpt_to, attempts, message_row"
+             RETURNING id, kind, mail_from, rcpt_to, attempts, message_row"
     );
     let rows = sqlx::query(AssertSqlSafe(sql))
         .bind(lease_until)
@@ -74,6 +74,7 @@ pub(super) async fn claim_outbox(
         let rcpt: String = row.try_get("rcpt_to")?;
         items.push(OutboxItem {
             id: row.try_get("id")?,
+            kind: row.try_get("kind")?,
             mail_from: row.try_get("mail_from")?,
             rcpt_to: serde_json::from_str(&rcpt)
                 .map_err(|e| StoreError::Corrupt(format!("outbox rcpt_to: {e}")))?,
@@ -87,14 +88,14 @@ pub(super) async fn claim_outbox(
 
 pub(super) async fn mark_sent(
     store: &SqliteStore,
-    ids: &[OutboxId],
+    rows: &[Marked],
     at: Millis,
 ) -> Result<(), StoreError> {
-    if ids.is_empty() {
+    if rows.is_empty() {
         return Ok(());
     }
     let mut tx = store.begin_immediate().await?;
-    for id in ids {
+    for Marked { id, detail } in rows {
         sqlx::query(
                 "UPDATE outbox SET status = 'sent', sent_at = ?, lease_until = NULL, lease_owner = NULL, last_error = NULL WHERE id = ?",
             )
@@ -103,14 +104,15 @@ pub(super) async fn mark_sent(
             .execute(&mut *tx)
             .await?;
         sqlx::query(
-                "INSERT INTO events (ticket_id, message_row, kind, actor_kind, actor, detail, at) \
-                 SELECT ticket_id, message_row, 'mail_sent', 'gateway', 'gateway', json_object('outbox', id, 'kind', kind), ? \
+            "INSERT INTO events (ticket_id, message_row, kind, actor_kind, actor, detail, at) \
+                 SELECT ticket_id, message_row, 'mail_sent', 'gateway', 'gateway', ?, ? \
                  FROM outbox WHERE id = ?",
-            )
-            .bind(at)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        )
+        .bind(detail.to_string())
+        .bind(at)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
     }
     tx.commit().await?;
     Ok(())
@@ -133,10 +135,11 @@ pub(super) async fn mark_retry(
 
 pub(super) async fn mark_failed(
     store: &SqliteStore,
-    id: OutboxId,
+    row: &Marked,
     error: &str,
     at: Millis,
 ) -> Result<(), StoreError> {
+    let id = row.id;
     let mut tx = store.begin_immediate().await?;
     sqlx::query(
             "UPDATE outbox SET status = 'failed', lease_until = NULL, lease_owner = NULL, last_error = ? WHERE id = ?",
@@ -147,9 +150,9 @@ pub(super) async fn mark_failed(
         .await?;
     sqlx::query(
             "INSERT INTO events (ticket_id, message_row, kind, actor_kind, actor, detail, at) \
-             SELECT ticket_id, message_row, 'mail_failed', 'gateway', 'gateway', json_object('outbox', id, 'error', ?), ? FROM outbox WHERE id = ?",
+             SELECT ticket_id, message_row, 'mail_failed', 'gateway', 'gateway', ?, ? FROM outbox WHERE id = ?",
         )
-        .bind(error)
+        .bind(row.detail.to_string())
         .bind(at)
         .bind(id)
         .execute(&mut *tx)

@@ -336,14 +336,14 @@ impl Store for FlakyStore {
     ) -> Result<u64, StoreError> {
         self.inner.renew_lease(ids, owner, until).await
     }
-    async fn mark_sent(&self, ids: &[OutboxId], at: Millis) -> Result<(), StoreError> {
-        self.inner.mark_sent(ids, at).await
+    async fn mark_sent(&self, rows: &[Marked], at: Millis) -> Result<(), StoreError> {
+        self.inner.mark_sent(rows, at).await
     }
     async fn mark_retry(&self, id: OutboxId, next: Millis, e: &str) -> Result<(), StoreError> {
         self.inner.mark_retry(id, next, e).await
     }
-    async fn mark_failed(&self, id: OutboxId, e: &str, at: Millis) -> Result<(), StoreError> {
-        self.inner.mark_failed(id, e, at).await
+    async fn mark_failed(&self, row: &Marked, e: &str, at: Millis) -> Result<(), StoreError> {
+        self.inner.mark_failed(row, e, at).await
     }
     async fn outbox_backlog(&self) -> Result<(i64, Option<Millis>), StoreError> {
         self.inner.outbox_backlog().await
