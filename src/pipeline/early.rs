@@ -71,6 +71,16 @@ impl Pipeline {
                 changes,
             }))
         };
-        guarded(&mark, work).await.ok().flatten()
+        match guarded(&mark, work).await {
+            Ok(early) => early,
+            Err(trouble) => {
+                let why = match trouble {
+                    Trouble::Store(e) => e.to_string(),
+                    Trouble::Failed(stage, error) => format!("{}: {error}", stage.doing()),
+                };
+                tracing::debug!(why, "not prepared before the lock");
+                None
+            }
+        }
     }
 }
