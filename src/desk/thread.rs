@@ -3,7 +3,7 @@
 //! store keeps every message; this rule, not SQL, chooses among them.
 
 use crate::domain::EmailAddress;
-use crate::store::{Direction, StoredOutcome, ThreadEntry};
+use crate::store::{Direction, Exchanged, StoredOutcome, ThreadEntry};
 
 /// What an inbound message's stored detail says of who wrote it on the ticket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,13 +60,27 @@ pub const THREADING_IDS: usize = 10;
 
 /// Whether a message of the ticket was exchanged with `with` (from them, or sent to them),
 /// so that a new mail to them names it in `References`. A second delivery never counts.
-pub fn exchanged_with(e: &ThreadEntry, to: Option<&EmailAddress>, with: &EmailAddress) -> bool {
+pub fn exchanged_with(e: &Exchanged, with: &EmailAddress) -> bool {
     match e.direction {
         Direction::Inbound => {
             e.outcome != StoredOutcome::Duplicate && e.from.as_deref() == Some(with.as_str())
         }
-        Direction::Outbound => to == Some(with),
+        Direction::Outbound => e.to.iter().any(|to| to == with.as_str()),
     }
+}
+
+/// The Message-IDs a new mail to `with` names in `References`: the last ones exchanged with
+/// them, oldest first.
+pub fn references_for<'a>(
+    messages: impl Iterator<Item = &'a Exchanged>,
+    with: &EmailAddress,
+) -> Vec<String> {
+    let mut ids: Vec<String> = messages
+        .filter(|e| exchanged_with(e, with))
+        .map(|e| e.message_id.clone())
+        .collect();
+    let skip = ids.len().saturating_sub(THREADING_IDS);
+    ids.split_off(skip)
 }
 
 #[cfg(test)]
@@ -122,5 +136,35 @@ mod tests {
             None,
             "outbound details are template names"
         );
+    }
+
+    #[test]
+    fn references_name_the_last_mails_exchanged_with_the_recipient() {
+        use crate::domain::EmailAddress;
+        let marie = EmailAddress::parse("marie@example.fr").unwrap();
+        let m = |id: usize, direction, outcome, from: &str, to: &str| Exchanged {
+            message_id: format!("<{id}@x>"),
+            direction,
+            outcome,
+            from: Some(from.into()),
+            to: vec![to.into()],
+        };
+        use Direction::*;
+        use StoredOutcome::*;
+        let mut all = vec![
+            m(1, Inbound, NewTicket, "marie@example.fr", "support@x"),
+            m(2, Inbound, Duplicate, "marie@example.fr", "support@x"),
+            m(3, Outbound, Outgoing, "support@x", "marie@example.fr"),
+            m(4, Outbound, Outgoing, "support@x", "alice@example.test"),
+            m(5, Inbound, Appended, "alice@example.test", "support@x"),
+        ];
+        assert_eq!(references_for(all.iter(), &marie), ["<1@x>", "<3@x>"]);
+        for id in 10..30 {
+            all.push(m(id, Inbound, Appended, "marie@example.fr", "support@x"));
+        }
+        let refs = references_for(all.iter(), &marie);
+        assert_eq!(refs.len(), THREADING_IDS);
+        assert_eq!(refs.first().map(String::as_str), Some("<20@x>"));
+        assert_eq!(refs.last().map(String::as_str), Some("<29@x>"));
     }
 }

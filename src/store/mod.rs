@@ -408,6 +408,16 @@ pub struct Marked {
     pub detail: serde_json::Value,
 }
 
+/// A message of a ticket as threading headers read it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Exchanged {
+    pub message_id: String,
+    pub direction: Direction,
+    pub outcome: StoredOutcome,
+    pub from: Option<String>,
+    pub to: Vec<String>,
+}
+
 /// A mailbox's read position: mail with a UID up to `last_uid` is committed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Checkpoint {
@@ -694,13 +704,9 @@ pub trait StoreTx: Send {
         ticket: TicketId,
         keep: for<'e> fn(&'e ThreadEntry) -> bool,
     ) -> Result<Vec<ThreadEntry>, StoreError>;
-    /// Message-IDs of the ticket's mail from or to `with`, oldest first (the last ten), so
-    /// that a new mail to them continues the thread in their client.
-    async fn thread_message_ids(
-        &mut self,
-        ticket: TicketId,
-        with: &EmailAddress,
-    ) -> Result<Vec<String>, StoreError>;
+    /// The ticket's messages that have a Message-ID, oldest first, with who sent and
+    /// received them: which of them a new mail names in `References` is the desk's rule.
+    async fn exchanged(&mut self, ticket: TicketId) -> Result<Vec<Exchanged>, StoreError>;
     async fn set_ticket_status(
         &mut self,
         id: TicketId,

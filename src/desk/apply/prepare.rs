@@ -14,7 +14,7 @@ use std::collections::HashMap;
 
 use super::mail::{prepare_mail, thread_entry_of_outgoing};
 use super::*;
-use crate::store::ThreadEntry;
+use crate::store::{Exchanged, ThreadEntry};
 
 /// The ticket the plan works on, as the plan has changed it so far.
 pub(super) struct Facts {
@@ -33,7 +33,7 @@ pub(super) struct Facts {
 /// What `prepare` reads, each once per plan, and the plan's own messages so far.
 pub(super) struct Reads {
     thread: Option<Vec<ThreadEntry>>,
-    ids: HashMap<EmailAddress, Vec<String>>,
+    exchanged: Option<Vec<Exchanged>>,
     /// Automatic mail to each outside recipient in the last hour and day, up to the caps,
     /// spent locally by the plan's own queued mail.
     pub(super) sent: HashMap<EmailAddress, (u32, u32)>,
@@ -50,15 +50,15 @@ pub(super) struct Reads {
 /// A message the plan writes, with what thread and threading read of it.
 pub(super) struct OwnMessage {
     pub(super) entry: ThreadEntry,
-    pub(super) message_id: Option<String>,
-    pub(super) to: Option<EmailAddress>,
+    /// `None` without a Message-ID.
+    pub(super) exchanged: Option<Exchanged>,
 }
 
 impl Reads {
     fn new() -> Self {
         Reads {
             thread: None,
-            ids: HashMap::new(),
+            exchanged: None,
             sent: HashMap::new(),
             flood: None,
             log: ReadLog::default(),
@@ -90,30 +90,24 @@ impl Reads {
         Ok(stored.chain(own).collect())
     }
 
-    /// The Message-IDs of the ticket's mail from or to `with`, the last ten, oldest first.
+    /// The Message-IDs a new mail to `with` names, the plan's own mail included.
     pub(super) async fn message_ids(
         &mut self,
         tx: &mut dyn StoreTx,
         f: &Facts,
         with: &EmailAddress,
     ) -> Result<Vec<String>, StoreError> {
-        if !self.ids.contains_key(with) {
+        if self.exchanged.is_none() {
             let stored = match f.id {
-                Some(id) => tx.thread_message_ids(id, with).await?,
+                Some(id) => tx.exchanged(id).await?,
                 None => Vec::new(),
             };
-            self.log.ids.push((with.clone(), stored.clone()));
-            self.ids.insert(with.clone(), stored);
+            self.log.exchanged = Some(stored.clone());
+            self.exchanged = Some(stored);
         }
-        let mut ids = self.ids.get(with).cloned().unwrap_or_default();
-        ids.extend(
-            self.own
-                .iter()
-                .filter(|m| thread::exchanged_with(&m.entry, m.to.as_ref(), with))
-                .filter_map(|m| m.message_id.clone()),
-        );
-        let skip = ids.len().saturating_sub(thread::THREADING_IDS);
-        Ok(ids.split_off(skip))
+        let stored = self.exchanged.iter().flatten();
+        let own = self.own.iter().filter_map(|m| m.exchanged.as_ref());
+        Ok(thread::references_for(stored.chain(own), with))
     }
 
     /// `to`'s automatic mail in the last hour and day, as the plan has spent it so far.
@@ -284,8 +278,13 @@ impl ChangeSet {
         }
         reads.own.push(OwnMessage {
             entry: thread_entry_of_outgoing(ctx, &prepared, ctx.now),
-            message_id: Some(prepared.rendered.message_id.clone()),
-            to: Some(prepared.to.clone()),
+            exchanged: Some(Exchanged {
+                message_id: prepared.rendered.message_id.clone(),
+                direction: Direction::Outbound,
+                outcome: StoredOutcome::Outgoing,
+                from: Some(ctx.gateway.support_address.to_string()),
+                to: vec![prepared.to.to_string()],
+            }),
         });
         self.writes.push(Write::Mail(Box::new(prepared)));
         Ok(())
@@ -378,7 +377,7 @@ pub async fn prepare(
 struct ReadLog {
     ticket: Option<TicketId>,
     thread: Option<Vec<ThreadEntry>>,
-    ids: Vec<(EmailAddress, Vec<String>)>,
+    exchanged: Option<Vec<Exchanged>>,
     sent: Vec<(EmailAddress, (u32, u32))>,
     flood: Option<(EmailAddress, u32)>,
 }
@@ -399,12 +398,10 @@ impl ChangeSet {
         {
             return Ok(false);
         }
-        for (with, ids) in &r.ids {
-            if let Some(id) = r.ticket
-                && tx.thread_message_ids(id, with).await? != *ids
-            {
-                return Ok(false);
-            }
+        if let (Some(exchanged), Some(id)) = (&r.exchanged, r.ticket)
+            && tx.exchanged(id).await? != *exchanged
+        {
+            return Ok(false);
         }
         for (to, counts) in &r.sent {
             if budget_counts(tx, ctx, to).await? != *counts {
@@ -511,7 +508,12 @@ fn filed_entry(input: &MailInput<'_>, filing: &Filing, now: Millis) -> Option<Ow
                 })
                 .collect(),
         },
-        message_id: m.message_id.clone(),
-        to: None,
+        exchanged: m.message_id.clone().map(|message_id| Exchanged {
+            message_id,
+            direction: Direction::Inbound,
+            outcome: filing.outcome,
+            from: m.from.as_ref().map(|f| f.address.to_string()),
+            to: m.to.iter().map(|a| a.to_string()).collect(),
+        }),
     })
 }

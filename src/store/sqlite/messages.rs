@@ -121,31 +121,37 @@ pub(super) async fn thread(
     Ok(out)
 }
 
-pub(super) async fn thread_message_ids(
+pub(super) async fn exchanged(
     tx: &mut SqliteTx,
     ticket: TicketId,
-    with: &EmailAddress,
-) -> Result<Vec<String>, StoreError> {
+) -> Result<Vec<Exchanged>, StoreError> {
     let rows = tx
-            .rows(
-                Stmt::new(
-                    "SELECT message_id FROM messages m WHERE ticket_id = ? AND message_id IS NOT NULL \
-                     AND outcome <> 'duplicate' AND ( \
-                       (direction = 'inbound' AND from_addr = ?) \
-                       OR (direction = 'outbound' AND EXISTS (SELECT 1 FROM json_each(m.to_addrs) WHERE value = ?))) \
-                     ORDER BY id DESC LIMIT 10",
-                )
-                .bind(ticket)
-                .bind(with.as_str())
-                .bind(with.as_str()),
+        .rows(
+            Stmt::new(
+                "SELECT message_id, direction, outcome, from_addr, to_addrs FROM messages \
+                 WHERE ticket_id = ? AND message_id IS NOT NULL ORDER BY id",
             )
-            .await?;
-    let mut ids = rows
-        .iter()
-        .map(|r| r.try_get::<String, _>(0))
-        .collect::<Result<Vec<_>, _>>()?;
-    ids.reverse();
-    Ok(ids)
+            .bind(ticket),
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let to: String = r.try_get(4)?;
+            Ok(Exchanged {
+                message_id: r.try_get(0)?,
+                direction: if r.try_get::<String, _>(1)? == Direction::Outbound.as_str() {
+                    Direction::Outbound
+                } else {
+                    Direction::Inbound
+                },
+                outcome: StoredOutcome::parse(&r.try_get::<String, _>(2)?)
+                    .ok_or_else(|| StoreError::Corrupt("unknown message outcome".into()))?,
+                from: r.try_get(3)?,
+                to: serde_json::from_str(&to)
+                    .map_err(|e| StoreError::Corrupt(format!("messages to_addrs: {e}")))?,
+            })
+        })
+        .collect()
 }
 
 pub(super) async fn insert_message(

@@ -632,12 +632,8 @@ impl StoreTx for SqliteTx {
         messages::thread(self, ticket, keep).await
     }
 
-    async fn thread_message_ids(
-        &mut self,
-        ticket: TicketId,
-        with: &EmailAddress,
-    ) -> Result<Vec<String>, StoreError> {
-        messages::thread_message_ids(self, ticket, with).await
+    async fn exchanged(&mut self, ticket: TicketId) -> Result<Vec<Exchanged>, StoreError> {
+        messages::exchanged(self, ticket).await
     }
 
     async fn touch_ticket(&mut self, id: TicketId, at: Millis) -> Result<(), StoreError> {

@@ -258,12 +258,8 @@ impl StoreTx for FlakyTx {
     ) -> Result<Vec<ThreadEntry>, StoreError> {
         self.inner.thread(t, keep).await
     }
-    async fn thread_message_ids(
-        &mut self,
-        t: TicketId,
-        with: &EmailAddress,
-    ) -> Result<Vec<String>, StoreError> {
-        self.inner.thread_message_ids(t, with).await
+    async fn exchanged(&mut self, t: TicketId) -> Result<Vec<Exchanged>, StoreError> {
+        self.inner.exchanged(t).await
     }
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
         self.inner.commit().await
