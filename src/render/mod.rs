@@ -17,6 +17,12 @@ use serde::Serialize;
 use crate::domain::{EmailAddress, Language};
 use crate::inbound::parse::LOOP_HEADER;
 
+mod context;
+mod text;
+
+pub use context::*;
+pub use text::*;
+
 /// The messages the gateway knows how to write. The name is also the `kind` of the
 /// outgoing mail in the outbox and in `tickets show --json`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -128,11 +134,17 @@ macro_rules! builtin {
     ($lang:literal, $name:literal) => {
         [
             concat!($lang, "/", $name, ".subject.hbs"),
-            include_str!(concat!("../templates/", $lang, "/", $name, ".subject.hbs")),
+            include_str!(concat!(
+                "../../templates/",
+                $lang,
+                "/",
+                $name,
+                ".subject.hbs"
+            )),
             concat!($lang, "/", $name, ".txt.hbs"),
-            include_str!(concat!("../templates/", $lang, "/", $name, ".txt.hbs")),
+            include_str!(concat!("../../templates/", $lang, "/", $name, ".txt.hbs")),
             concat!($lang, "/", $name, ".html.hbs"),
-            include_str!(concat!("../templates/", $lang, "/", $name, ".html.hbs")),
+            include_str!(concat!("../../templates/", $lang, "/", $name, ".html.hbs")),
         ]
     };
 }
@@ -168,11 +180,11 @@ fn builtin_templates() -> Vec<(&'static str, &'static str)> {
         builtin!("fr", "flood_digest"),
         [
             "en/footer.txt.hbs",
-            include_str!("../templates/en/footer.txt.hbs"),
+            include_str!("../../templates/en/footer.txt.hbs"),
             "fr/footer.txt.hbs",
-            include_str!("../templates/fr/footer.txt.hbs"),
+            include_str!("../../templates/fr/footer.txt.hbs"),
             "partials/style.html.hbs",
-            include_str!("../templates/partials/style.html.hbs"),
+            include_str!("../../templates/partials/style.html.hbs"),
         ],
     ];
     sets.iter()
@@ -220,207 +232,6 @@ pub struct Renderer {
     html: std::sync::RwLock<Handlebars<'static>>,
     /// Registered name → (file name, source), not compiled yet.
     sources: std::collections::HashMap<String, (&'static str, String)>,
-}
-
-/// What every template may use; the same fields for all, so a custom template can show
-/// anything the gateway knows. Adding a field here is how a template gets a new variable.
-#[derive(Serialize, Clone, Debug, Default)]
-pub struct MailContext {
-    pub code: String,
-    /// `[HD-7K3M9QXA]`, as it must stay in the subject of every reply.
-    pub tag: String,
-    pub subject: String,
-    pub customer_name: String,
-    pub customer_address: String,
-    pub support_name: String,
-    pub support_address: String,
-    /// Whom this mail is for: the agent's or the customer's name.
-    pub recipient_name: String,
-    pub tier: String,
-    /// "Niveau 2 – support avancé", in the mail's language.
-    pub tier_label: String,
-    /// The category's id (`printer`) and its name in the mail's language ("imprimante").
-    pub category: String,
-    pub category_label: String,
-    /// For the acknowledgement: the ticket is urgent; when a person will answer at the
-    /// latest ("mardi 1er décembre à 10 h 30"), in the desk's time zone (`time_zone`),
-    /// and whether the desk counts round the clock (no calendar configured).
-    pub urgent: bool,
-    pub answer_by: String,
-    pub round_the_clock: bool,
-    pub time_zone: String,
-    /// `[gateway] organisation`: who the desk is ("Service informatique de la mairie").
-    pub organisation: String,
-    pub priority: String,
-    /// "haute", "high": the priority in the mail's language.
-    pub priority_label: String,
-    pub status: String,
-    /// "en attente de votre réponse", "waiting for the customer": the status in words.
-    pub status_label: String,
-    /// The agent who has the ticket now; empty while unassigned.
-    pub assignee_name: String,
-    /// For `status_update`, `reminder` and `sla_warning`: which sentence the mail says
-    /// (`{{#if (eq change "resolved")}}`); `null` for the other kinds.
-    pub change: Option<Change>,
-    /// Why the ticket moved (escalation reason, rule), when there is one.
-    pub reason: String,
-    /// For `agent_follow_up`: what the customer wrote this time, and who.
-    pub new_text: String,
-    pub new_text_from: String,
-    pub reopened: bool,
-    pub attachments: Vec<AttachmentLine>,
-    /// For `agent_notification`: every message so far, oldest first.
-    pub thread: Vec<ThreadItem>,
-    /// For `agent_receipt`: each command line and what became of it.
-    pub receipt: Vec<ReceiptLine>,
-    /// For `sla_warning`: what the customer last wrote, and when.
-    pub last_message: String,
-    pub last_message_date: String,
-    /// For `flood_digest`: who flooded the desk, how many mails they sent in that hour, how
-    /// many notifications to this recipient were held, the tickets (the first ones), and how
-    /// many more there are.
-    pub flood_from: String,
-    pub flood_count: u64,
-    pub flood_held: u64,
-    pub flood_codes: Vec<String>,
-    pub flood_more: u64,
-}
-
-#[derive(Serialize, Clone, Debug, PartialEq, Eq)]
-pub struct ReceiptLine {
-    pub command: String,
-    pub applied: bool,
-    /// What was done, or why not.
-    pub result: String,
-}
-
-#[derive(Serialize, Clone, Debug, PartialEq, Eq)]
-pub struct ThreadItem {
-    pub author: String,
-    pub date: String,
-    pub text: String,
-    pub attachments: Vec<AttachmentLine>,
-}
-
-#[derive(Serialize, Clone, Debug, PartialEq, Eq)]
-pub struct AttachmentLine {
-    pub name: String,
-    /// "12.5 KB"
-    pub size: String,
-}
-
-impl AttachmentLine {
-    pub fn new(name: Option<&str>, bytes: u64) -> Self {
-        let size = if bytes < 1024 {
-            format!("{bytes} B")
-        } else if bytes < 1024 * 1024 {
-            format!("{:.1} KB", bytes as f64 / 1024.0)
-        } else {
-            format!("{:.1} MB", bytes as f64 / (1024.0 * 1024.0))
-        };
-        AttachmentLine {
-            name: name.unwrap_or("(no name)").to_string(),
-            size,
-        }
-    }
-}
-
-/// A ticket status in words, for people.
-pub fn status_label(status: crate::domain::TicketStatus, language: Language) -> &'static str {
-    use crate::domain::TicketStatus::*;
-    match (status, language) {
-        (New, Language::Fr) => "nouveau",
-        (Open, Language::Fr) => "ouvert",
-        (WaitingOnCustomer, Language::Fr) => "en attente du client",
-        (Resolved, Language::Fr) => "résolu",
-        (Closed, Language::Fr) => "clôturé",
-        (New, Language::En) => "new",
-        (Open, Language::En) => "open",
-        (WaitingOnCustomer, Language::En) => "waiting for the customer",
-        (Resolved, Language::En) => "resolved",
-        (Closed, Language::En) => "closed",
-    }
-}
-
-/// A priority in words, for people.
-pub fn priority_label(priority: crate::domain::Priority, language: Language) -> &'static str {
-    use crate::domain::Priority::*;
-    match (priority, language) {
-        (Low, Language::Fr) => "basse",
-        (Normal, Language::Fr) => "normale",
-        (High, Language::Fr) => "haute",
-        (Urgent, Language::Fr) => "urgente",
-        (Low, Language::En) => "low",
-        (Normal, Language::En) => "normal",
-        (High, Language::En) => "high",
-        (Urgent, Language::En) => "urgent",
-    }
-}
-
-/// What a status or service-level mail tells. The templates pick their sentence with
-/// `(eq change "…")`; [`Renderer::new`] refuses a template naming a change not listed here,
-/// so a typo on either side is an error at start, not a silently empty mail.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Change {
-    Assigned,
-    Escalated,
-    Waiting,
-    Resolved,
-    Rated,
-    Closed,
-    Reopened,
-    /// Resolved because the customer never answered the reminder.
-    NoAnswer,
-    /// The customer is reminded that the ticket waits on them.
-    Reminder,
-    /// A service-level target falls due soon.
-    Warning,
-    /// A service-level target was missed.
-    Breach,
-    /// The vendor has not answered in its time.
-    VendorSilence,
-}
-
-impl Change {
-    pub const ALL: [Change; 12] = [
-        Change::Assigned,
-        Change::Escalated,
-        Change::Waiting,
-        Change::Resolved,
-        Change::Rated,
-        Change::Closed,
-        Change::Reopened,
-        Change::NoAnswer,
-        Change::Reminder,
-        Change::Warning,
-        Change::Breach,
-        Change::VendorSilence,
-    ];
-
-    /// The name templates compare with.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Change::Assigned => "assigned",
-            Change::Escalated => "escalated",
-            Change::Waiting => "waiting",
-            Change::Resolved => "resolved",
-            Change::Rated => "rated",
-            Change::Closed => "closed",
-            Change::Reopened => "reopened",
-            Change::NoAnswer => "no_answer",
-            Change::Reminder => "reminder",
-            Change::Warning => "warning",
-            Change::Breach => "breach",
-            Change::VendorSilence => "vendor_silence",
-        }
-    }
-}
-
-impl std::fmt::Display for Change {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 /// The changes a template's source compares `change` with that do not exist.
@@ -724,98 +535,6 @@ impl Renderer {
             raw: message.formatted(),
         })
     }
-}
-
-/// `text` with every line ending CRLF, in one pass.
-pub fn crlf(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + text.len() / 40 + 2);
-    let mut rest = text;
-    while let Some(i) = rest.find('\n') {
-        let line = &rest[..i];
-        out.push_str(line.strip_suffix('\r').unwrap_or(line));
-        out.push_str("\r\n");
-        rest = &rest[i + 1..];
-    }
-    out.push_str(rest);
-    out
-}
-
-/// The most of one message's text that goes into an outgoing mail: a customer's 30 MB
-/// log pasted into a mail stays in the ticket, and the agent is sent its beginning.
-pub const TEXT_IN_MAIL_MAX_BYTES: usize = 64 * 1024;
-
-/// `text` cut to [`TEXT_IN_MAIL_MAX_BYTES`] (at a line end when there is one in the last
-/// quarter, never inside a character), saying in the recipient's language how much more
-/// the ticket holds.
-pub fn capped_text(text: &str, language: Language) -> String {
-    if text.len() <= TEXT_IN_MAIL_MAX_BYTES {
-        return text.to_string();
-    }
-    let mut end = TEXT_IN_MAIL_MAX_BYTES;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    if let Some(nl) = text[..end].rfind('\n')
-        && nl >= TEXT_IN_MAIL_MAX_BYTES * 3 / 4
-    {
-        end = nl;
-    }
-    let more_kb = (text.len() - end).div_ceil(1024);
-    let note = match language {
-        Language::Fr => format!("… (tronqué : {more_kb} Ko de plus dans le ticket)"),
-        Language::En => format!("… (truncated: {more_kb} KB more in the ticket)"),
-    };
-    format!("{}\n{note}", text[..end].trim_end())
-}
-
-/// Whether mail can be written to `address`: our mail library refuses some addresses our
-/// parser accepts (quoted local parts with odd characters). Checked before a ticket is
-/// opened, so such a mail is quarantined whole rather than half-answered.
-pub fn deliverable(address: &EmailAddress) -> Result<(), String> {
-    address
-        .as_str()
-        .parse::<lettre::Address>()
-        .map(|_| ())
-        .map_err(|e| format!("address {address}: {e}"))
-}
-
-/// The longest subject of someone else's that we repeat: a stranger must not be able to
-/// make the gateway mail out 100 KB of their text.
-pub const ECHOED_SUBJECT_MAX_CHARS: usize = 200;
-
-/// `subject` cut to [`ECHOED_SUBJECT_MAX_CHARS`] characters, with "…" when it was cut.
-/// Text with e-mail addresses and telephone numbers masked: what a third party (a vendor)
-/// is sent of a customer's words.
-pub fn without_contact_details(text: &str) -> String {
-    use std::sync::LazyLock;
-    static ADDRESS: LazyLock<regex::Regex> = LazyLock::new(|| {
-        regex::Regex::new(r"[\w.+-]+@[\w-]+(\.[\w-]+)+").expect("a valid pattern")
-    });
-    // Nine digits or more, with the spaces, dots, dashes and brackets people put between
-    // them: "06 12 34 56 78", "+33 (0)1.23.45.67.89".
-    static PHONE: LazyLock<regex::Regex> = LazyLock::new(|| {
-        regex::Regex::new(r"\+?\d(?:[\s.\-()]{0,3}\d){8,}").expect("a valid pattern")
-    });
-    let text = ADDRESS.replace_all(text, "[address removed]");
-    PHONE.replace_all(&text, "[phone removed]").into_owned()
-}
-
-pub fn echoed_subject(subject: &str) -> String {
-    match subject.char_indices().nth(ECHOED_SUBJECT_MAX_CHARS) {
-        Some((cut, _)) => format!("{}…", subject[..cut].trim_end()),
-        None => subject.to_string(),
-    }
-}
-
-/// Whether a Message-ID may be repeated in our `In-Reply-To`/`References`. Real ones are
-/// well under 250 characters; a longer one, or one with spaces or controls, cannot be
-/// folded onto a legal header line (998 characters at most) and threads nothing anyway.
-pub fn usable_message_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 250
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_graphic() && b != b'<' && b != b'>')
 }
 
 /// `<random.timestamp@support-domain>`: ours, unique, and recognisable in References.
