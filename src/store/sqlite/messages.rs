@@ -88,13 +88,8 @@ pub(super) async fn thread(
             from: row.try_get(1)?,
             from_name: row.try_get(2)?,
             detail: row.try_get(5)?,
-            direction: if row.try_get::<String, _>(6)? == Direction::Outbound.as_str() {
-                Direction::Outbound
-            } else {
-                Direction::Inbound
-            },
-            outcome: StoredOutcome::parse(&row.try_get::<String, _>(7)?)
-                .ok_or_else(|| StoreError::Corrupt("unknown message outcome".into()))?,
+            direction: direction(&row, 6)?,
+            outcome: outcome(&row, 7)?,
             machine: row.try_get(8)?,
             at: row.try_get(3)?,
             text: row.try_get(4)?,
@@ -121,6 +116,21 @@ pub(super) async fn thread(
     Ok(out)
 }
 
+fn direction(row: &SqliteRow, column: usize) -> Result<Direction, StoreError> {
+    Ok(
+        if row.try_get::<String, _>(column)? == Direction::Outbound.as_str() {
+            Direction::Outbound
+        } else {
+            Direction::Inbound
+        },
+    )
+}
+
+fn outcome(row: &SqliteRow, column: usize) -> Result<StoredOutcome, StoreError> {
+    StoredOutcome::parse(&row.try_get::<String, _>(column)?)
+        .ok_or_else(|| StoreError::Corrupt("unknown message outcome".into()))
+}
+
 pub(super) async fn exchanged(
     tx: &mut SqliteTx,
     ticket: TicketId,
@@ -139,13 +149,8 @@ pub(super) async fn exchanged(
             let to: String = r.try_get(4)?;
             Ok(Exchanged {
                 message_id: r.try_get(0)?,
-                direction: if r.try_get::<String, _>(1)? == Direction::Outbound.as_str() {
-                    Direction::Outbound
-                } else {
-                    Direction::Inbound
-                },
-                outcome: StoredOutcome::parse(&r.try_get::<String, _>(2)?)
-                    .ok_or_else(|| StoreError::Corrupt("unknown message outcome".into()))?,
+                direction: direction(r, 1)?,
+                outcome: outcome(r, 2)?,
                 from: r.try_get(3)?,
                 to: serde_json::from_str(&to)
                     .map_err(|e| StoreError::Corrupt(format!("messages to_addrs: {e}")))?,
