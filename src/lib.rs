@@ -23,6 +23,7 @@ pub mod ingest;
 pub mod outbox;
 pub mod pipeline;
 pub mod render;
+pub mod kb;
 pub mod roster;
 pub mod routing;
 pub mod stage;

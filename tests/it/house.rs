@@ -10,7 +10,7 @@ const FLOORS: &[&[&str]] = &[
     &["clock"],
     &["domain"],
     &["calendar", "inbound", "routing", "dkim", "tls", "stage"],
-    &["timing", "roster"],
+    &["timing", "roster", "kb"],
     &["render", "store"],
     &["config"],
     &["desk"],

@@ -1,0 +1,274 @@
+//! One article as its author wrote it: a Markdown file whose YAML front matter says what
+//! it is about. Parsing checks everything an operator can get wrong (a key misspelt, a
+//! language or category the desk does not know, an empty body, a link to a file that is
+//! not there) and names the file and the key, so `helpdesk kb check` can say what to fix.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::domain::{Category, Language};
+
+use super::markdown;
+
+/// An article's id: its file name without `.md`. Lowercase letters, digits and dashes, so
+/// it reads the same in a URL, a command (`#article vpn-error-809`) and a file listing.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(transparent)]
+pub struct ArticleId(String);
+
+impl ArticleId {
+    pub fn parse(text: &str) -> Option<ArticleId> {
+        let ok = (1..=80).contains(&text.len())
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !text.starts_with('-')
+            && !text.ends_with('-');
+        ok.then(|| ArticleId(text.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for ArticleId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The categories an article can be filed under: routing's built-in ones and `general`.
+pub fn known_categories() -> Vec<&'static str> {
+    crate::routing::BUILTIN_CATEGORIES
+        .iter()
+        .map(|(name, _)| *name)
+        .chain(["general"])
+        .collect()
+}
+
+/// An article, parsed, with the renderings mail needs made once at load.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Article {
+    pub id: ArticleId,
+    pub title: String,
+    pub language: Language,
+    pub category: Category,
+    pub keywords: Vec<String>,
+    pub url: Option<String>,
+    /// The Markdown body, as written.
+    pub body: String,
+    /// The first steps (see [`markdown::excerpt`]) as plain text and as HTML.
+    pub excerpt_text: String,
+    pub excerpt_html: String,
+    /// The whole body as plain text: what `#article` puts into an agent's reply.
+    pub body_text: String,
+}
+
+/// What is wrong with one file, and where.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{file}: {key}: {message}")]
+pub struct Problem {
+    pub file: String,
+    /// The front matter key, or `(file)`, `(body)`, `(link)`.
+    pub key: String,
+    pub message: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FrontMatter {
+    title: Option<String>,
+    language: Option<String>,
+    category: Option<String>,
+    #[serde(default)]
+    keywords: Vec<String>,
+    url: Option<String>,
+}
+
+/// Parses `text`, the content of `file` (its name gives the id). `dir` is where relative
+/// links are resolved.
+pub fn parse(file: &str, text: &str, dir: Option<&Path>) -> Result<Article, Problem> {
+    let problem = |key: &str, message: String| Problem {
+        file: file.to_string(),
+        key: key.to_string(),
+        message,
+    };
+    let stem = file.strip_suffix(".md").unwrap_or(file);
+    let id = ArticleId::parse(stem).ok_or_else(|| {
+        problem(
+            "(file)",
+            "the file name must be lowercase letters, digits and dashes, then .md \
+             (e.g. vpn-error-809.md)"
+                .into(),
+        )
+    })?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let (front, body) = split_front_matter(text).ok_or_else(|| {
+        problem(
+            "(front matter)",
+            "the file must start with a line `---`, the YAML keys, then another `---`".into(),
+        )
+    })?;
+    let front: FrontMatter = serde_yaml_ng::from_str(front).map_err(|e| {
+        let message = e.to_string();
+        // serde names an unknown key in its message; say which one.
+        let key = message
+            .split('`')
+            .nth(1)
+            .filter(|_| message.starts_with("unknown field"))
+            .unwrap_or("(front matter)")
+            .to_string();
+        problem(&key, format!("{message} (known keys: title, language, category, keywords, url)"))
+    })?;
+    let title = front
+        .title
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| problem("title", "missing or empty: give the article a title".into()))?;
+    let language = match front.language.as_deref().map(str::trim) {
+        Some("fr") => Language::Fr,
+        Some("en") => Language::En,
+        Some(other) => {
+            return Err(problem(
+                "language",
+                format!("{other:?} is not a language the desk writes in: use fr or en"),
+            ));
+        }
+        None => return Err(problem("language", "missing: use fr or en".into())),
+    };
+    let known = known_categories();
+    let category = match front.category.as_deref().map(str::trim) {
+        Some(c) if known.contains(&c) => c
+            .parse::<Category>()
+            .map_err(|_| problem("category", format!("{c:?} is not a category")))?,
+        Some(c) => {
+            return Err(problem(
+                "category",
+                format!("{c:?} is not a routing category: use one of {}", known.join(", ")),
+            ));
+        }
+        None => {
+            return Err(problem(
+                "category",
+                format!("missing: use one of {}", known.join(", ")),
+            ));
+        }
+    };
+    let url = match front.url.map(|u| u.trim().to_string()) {
+        Some(u) if u.starts_with("https://") || u.starts_with("http://") => Some(u),
+        Some(u) if u.is_empty() => None,
+        Some(u) => {
+            return Err(problem(
+                "url",
+                format!("{u:?} is not a web address: write it in full, starting with https://"),
+            ));
+        }
+        None => None,
+    };
+    if body.trim().is_empty() {
+        return Err(problem(
+            "(body)",
+            "the article has no text after its front matter".into(),
+        ));
+    }
+    for link in markdown::relative_links(body) {
+        let target = link.split(['#', '?']).next().unwrap_or_default();
+        if target.is_empty() {
+            continue;
+        }
+        let exists = dir.is_some_and(|d| d.join(target).exists());
+        if !exists {
+            return Err(problem(
+                "(link)",
+                format!("the link {link:?} points to no file beside the article"),
+            ));
+        }
+    }
+    let keywords = front
+        .keywords
+        .into_iter()
+        .map(|k| k.trim().to_string())
+        .filter(|k| !k.is_empty())
+        .collect();
+    let (excerpt_text, excerpt_html) = markdown::excerpt(body);
+    Ok(Article {
+        id,
+        title,
+        language,
+        category,
+        keywords,
+        url,
+        body_text: markdown::to_text(body),
+        body: body.to_string(),
+        excerpt_text,
+        excerpt_html,
+    })
+}
+
+/// The YAML between the opening and closing `---` lines, and the body after them.
+fn split_front_matter(text: &str) -> Option<(&str, &str)> {
+    let rest = text
+        .strip_prefix("---\n")
+        .or_else(|| text.strip_prefix("---\r\n"))?;
+    let mut offset = 0;
+    for line in rest.split_inclusive('\n') {
+        if line.trim_end() == "---" {
+            return Some((&rest[..offset], &rest[offset + line.len()..]));
+        }
+        offset += line.len();
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "---\ntitle: Réinitialiser son mot de passe\nlanguage: fr\n\
+        category: account\nkeywords: [mdp, mot de passe]\n---\n\n1. Ouvrez le portail.\n2. Cliquez.\n";
+
+    #[test]
+    fn a_good_article_parses_with_its_renderings() {
+        let a = parse("mot-de-passe.md", GOOD, None).unwrap();
+        assert_eq!(a.id.as_str(), "mot-de-passe");
+        assert_eq!(a.language, Language::Fr);
+        assert_eq!(a.category.as_str(), "account");
+        assert_eq!(a.keywords, ["mdp", "mot de passe"]);
+        assert!(a.excerpt_text.contains("1. Ouvrez le portail."), "{}", a.excerpt_text);
+        assert!(a.excerpt_html.contains("<ol>"), "{}", a.excerpt_html);
+    }
+
+    #[test]
+    fn each_mistake_names_its_key() {
+        let cases = [
+            ("Bad_Name.md", GOOD, "(file)"),
+            ("a.md", "title: x\n", "(front matter)"),
+            ("a.md", &GOOD.replace("language: fr", "language: de"), "language"),
+            ("a.md", &GOOD.replace("language: fr\n", ""), "language"),
+            ("a.md", &GOOD.replace("account", "payroll"), "category"),
+            ("a.md", &GOOD.replace("title:", "titel:"), "titel"),
+            ("a.md", &GOOD.replace("Réinitialiser son mot de passe", "\"\""), "title"),
+            ("a.md", &GOOD.replace("1. Ouvrez le portail.\n2. Cliquez.\n", "  \n"), "(body)"),
+            ("a.md", &format!("{GOOD}\nSee [this](other.md).\n"), "(link)"),
+            ("a.md", &GOOD.replace("keywords:", "url: portal\nkeywords:"), "url"),
+        ];
+        for (file, text, key) in cases {
+            let err = parse(file, text, Some(Path::new("/nonexistent"))).unwrap_err();
+            assert_eq!(err.key, key, "{file}: {err}");
+            assert_eq!(err.file, file);
+        }
+    }
+
+    #[test]
+    fn links_to_the_web_and_to_existing_files_are_fine() {
+        let dir = std::env::temp_dir().join(format!("kb-links-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("other.md"), "x").unwrap();
+        let text = format!("{GOOD}\n[web](https://example.test/a) [here](other.md#top) [mail](mailto:a@b.c)\n");
+        let parsed = parse("a.md", &text, Some(&dir));
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(parsed.is_ok(), "{parsed:?}");
+    }
+}
