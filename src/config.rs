@@ -11,10 +11,12 @@ use serde::Deserialize;
 use crate::domain::{CodePrefix, EmailAddress, Language};
 
 mod desk;
+mod knowledge;
 mod mailboxes;
 mod time;
 
 pub use desk::{DeskSettings, MailBudget, StrangerPolicy};
+pub use knowledge::KnowledgeSettings;
 use mailboxes::{outbox, source};
 
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +84,8 @@ struct RawConfig {
     closing: time::RawClosing,
     #[serde(default)]
     vendors: Vec<time::RawVendor>,
+    #[serde(default)]
+    knowledge_base: knowledge::RawKnowledgeBase,
 }
 
 #[derive(Debug, Deserialize)]
@@ -389,7 +393,18 @@ impl Config {
             source,
         })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        Config::from_toml(&text, path, &base, &ProcessEnv)
+        let mut config = Config::from_toml(&text, path, &base, &ProcessEnv)?;
+        config.load_knowledge()?;
+        Ok(config)
+    }
+
+    /// Reads and indexes the knowledge base the configuration points at (done by
+    /// [`Config::load`]; a configuration made from text alone has none). Broken articles
+    /// are left out and kept in the base's `problems` for the caller to report.
+    pub fn load_knowledge(&mut self) -> Result<(), ConfigError> {
+        let kb = self.desk.knowledge.load()?;
+        self.desk.knowledge.kb = std::sync::Arc::new(kb);
+        Ok(())
     }
 
     /// A database in a folder that does not exist is a typo or an unmounted disk: SQLite
@@ -462,6 +477,7 @@ impl Config {
             },
             &gateway.support_address,
         )?;
+        desk.knowledge = knowledge::build(raw.knowledge_base, base, &time.calendar)?;
         desk.time = time;
         let database_url = resolve_sqlite_url(&raw.database.url, base)?;
 

@@ -179,7 +179,7 @@ impl TimeSettings {
             .unwrap_or(at)
     }
 
-    fn add_business(&self, from: Millis, business: Duration) -> Millis {
+    pub fn add_business(&self, from: Millis, business: Duration) -> Millis {
         self.calendar
             .add(instant(from), business.max(Duration::zero()))
             .map(millis)
@@ -215,6 +215,8 @@ pub enum TimerKind {
     /// A resolved ticket's quiet time is over: it closes.
     AutoClose,
     VendorSilence,
+    /// A ticket held at L0 for self-service goes to its tier.
+    SelfServiceOver,
 }
 
 impl TimerKind {
@@ -228,6 +230,7 @@ impl TimerKind {
             TimerKind::NoAnswer => "no_answer",
             TimerKind::AutoClose => "auto_close",
             TimerKind::VendorSilence => "vendor_silence",
+            TimerKind::SelfServiceOver => "self_service_over",
         }
     }
 }
@@ -327,6 +330,11 @@ pub fn pending(t: &TimedTicket<'_>, settings: &TimeSettings) -> Vec<(TimerKind, 
             }
         }
         _ => {}
+    }
+    if let Some(hold) = c.self_service
+        && t.status.is_open()
+    {
+        out.push((TimerKind::SelfServiceOver, hold.until));
     }
     if let Some(asked) = c.vendor_asked_at
         && t.status.is_open()

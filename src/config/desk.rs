@@ -238,6 +238,8 @@ pub struct DeskSettings {
     pub reply_from: String,
     /// Business hours, service levels, reminders, closing and vendors.
     pub time: crate::timing::TimeSettings,
+    /// The knowledge base (L0) and what the desk does with it.
+    pub knowledge: super::knowledge::KnowledgeSettings,
 }
 
 pub(super) struct RawDesk {
@@ -418,6 +420,7 @@ pub(super) fn build(raw: RawDesk, support: &EmailAddress) -> Result<DeskSettings
         notify_customer_on_assignment: raw.notifications.customer_on_assignment,
         notify_participants: raw.notifications.participants_status,
         time: crate::timing::TimeSettings::default(),
+        knowledge: Default::default(),
     })
 }
 

@@ -87,7 +87,11 @@ pub(super) struct RawTime {
 
 /// A duration in business time: "90m", "8h", "1h 30m"; "2d" (or "2 days", "2j") is two
 /// *working days* of the calendar (two 8-hour days for 08:30-12:30 + 13:30-17:30).
-fn business(key: &str, text: &str, calendar: &Calendar) -> Result<Duration, ConfigError> {
+pub(super) fn business(
+    key: &str,
+    text: &str,
+    calendar: &Calendar,
+) -> Result<Duration, ConfigError> {
     let t = text.trim();
     let days = t
         .strip_suffix("days")

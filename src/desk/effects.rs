@@ -64,6 +64,7 @@ pub(super) fn agent_mail(
         include_thread,
         answers_mail: false,
         new_text,
+        articles: Vec::new(),
     }
 }
 
@@ -99,6 +100,7 @@ pub(super) fn customer_status(
                 include_thread: false,
                 answers_mail: false,
                 new_text: None,
+                articles: Vec::new(),
             })
         })
         .collect()

@@ -83,6 +83,42 @@ events! {
     MailReleased(HeldMail),
     MailSuperseded(HeldMail),
     MailDigested(MailDigested),
+    ArticlesSuggested(ArticlesSuggested),
+    SelfServiceEnded(SelfServiceEnded),
+}
+
+/// One article and how well it matched.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ArticleScore {
+    pub id: String,
+    pub score: f32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ArticlesSuggested {
+    /// The language the articles are in.
+    pub language: Language,
+    pub articles: Vec<ArticleScore>,
+    /// When the ticket waits at L0 for self-service: until when (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_until: Option<Timestamp>,
+}
+
+/// Why a self-service hold ended before a resolution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HoldEnd {
+    /// The customer wrote again without saying it was solved.
+    Replied,
+    /// The hold's time ran out.
+    TimeUp,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SelfServiceEnded {
+    pub reason: HoldEnd,
+    /// The tier the ticket went to.
+    pub tier: Tier,
 }
 
 /// Times in details are RFC 3339 in UTC with milliseconds (`clock::format_millis`).
@@ -137,6 +173,10 @@ pub struct StatusChanged {
     /// The customer closed the request by saying it is solved.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub by_customer: bool,
+    /// ... before any person answered, after the acknowledgement's articles: solved by
+    /// self-service (the deflection the statistics count).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub self_service: bool,
 }
 
 impl StatusChanged {
@@ -147,6 +187,7 @@ impl StatusChanged {
             reason: None,
             wait_seconds: None,
             by_customer: false,
+            self_service: false,
         }
     }
 }
@@ -355,6 +396,7 @@ mod tests {
             reason: Some(StatusReason::NoAnswer),
             wait_seconds: Some(60),
             by_customer: true,
+            self_service: true,
         };
         let assignment = Assignment {
             to: Some(a.clone()),
@@ -495,6 +537,18 @@ mod tests {
                 to: a,
                 flood_from: "flood@example.net".into(),
                 held: 9,
+            }),
+            Event::ArticlesSuggested(ArticlesSuggested {
+                language: Language::Fr,
+                articles: vec![ArticleScore {
+                    id: "vpn-erreurs".into(),
+                    score: 41.5,
+                }],
+                held_until: Some("2026-12-02T10:00:00.000Z".into()),
+            }),
+            Event::SelfServiceEnded(SelfServiceEnded {
+                reason: HoldEnd::TimeUp,
+                tier: Tier::L1FrontLine,
             }),
         ]
     }

@@ -31,6 +31,8 @@ pub enum MailCommand {
     Cc(EmailAddress),
     /// The whole mail is an internal note.
     Note,
+    /// Put a knowledge-base article into the reply (`#article vpn-erreurs`).
+    Article(String),
 }
 
 /// Why a command line was not understood.
@@ -60,6 +62,7 @@ pub enum Expected {
     Priority,
     Category,
     Duration,
+    ArticleId,
 }
 
 impl std::fmt::Display for Expected {
@@ -71,18 +74,19 @@ impl std::fmt::Display for Expected {
             Expected::Priority => "low, normal, high or urgent",
             Expected::Category => "a category id such as printer",
             Expected::Duration => "a duration of at most a year, such as 3d or 12h",
+            Expected::ArticleId => "an article id such as vpn-errors",
         })
     }
 }
 
 pub const COMMAND_LIST: &str = "#resolve, #close, #reopen, #escalate [L2|L3|L4] [reason], \
      #assign ADDRESS, #take, #priority low|normal|high|urgent, #category NAME, \
-     #wait DURATION (e.g. 3d), #cc ADDRESS, #note";
+     #wait DURATION (e.g. 3d), #cc ADDRESS, #article ID, #note";
 
 /// The commands, for a French reader.
 pub const COMMAND_LIST_FR: &str = "#resoudre, #fermer, #rouvrir, #escalader [L2|L3|L4] [motif], \
      #assigner ADRESSE, #prendre, #priorite basse|normale|haute|urgente, #categorie NOM, \
-     #attente DURÉE (par exemple 3j), #cc ADRESSE, #note";
+     #attente DURÉE (par exemple 3j), #cc ADRESSE, #article ID, #note";
 
 /// The commands at the top of a mail and the text after them.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -220,6 +224,19 @@ fn command(body: &str) -> Result<MailCommand, CommandLineError> {
                 }),
         },
         "priority" | "priorite" => priority(arg),
+        "article" => match arg {
+            None => Err(CommandLineError::Missing {
+                command: "article",
+                what: Expected::ArticleId,
+            }),
+            Some(id) => crate::kb::ArticleId::parse(&id.to_lowercase())
+                .map(|id| MailCommand::Article(id.to_string()))
+                .ok_or_else(|| CommandLineError::BadValue {
+                    command: "article",
+                    value: id.into(),
+                    what: Expected::ArticleId,
+                }),
+        },
         "category" | "categorie" => match arg {
             None => Err(CommandLineError::Missing {
                 command: "category",

@@ -61,6 +61,8 @@ pub struct NewTicketPlan {
     pub routing: Routing,
     /// The closed ticket its customer answered, which this one follows.
     pub follows: Option<TicketRef>,
+    /// The knowledge-base articles its acknowledgement carries, by id.
+    pub suggested_articles: Vec<String>,
 }
 
 /// What the caller reports once the plan is written.
@@ -181,6 +183,8 @@ pub enum ClockChange {
     VendorAsked,
     /// The vendor answered.
     VendorAnswered,
+    /// The ticket is held at L0 for self-service until then (`None`: no longer).
+    SelfService(Option<crate::domain::SelfServiceHold>),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -219,6 +223,19 @@ pub struct OutgoingMail {
     pub answers_mail: bool,
     /// For `agent_follow_up`: what was written this time.
     pub new_text: Option<NewText>,
+    /// Knowledge-base articles: suggested (an acknowledgement, an agent's notification),
+    /// or put into an agent's reply with `#article`.
+    pub articles: Vec<MailArticle>,
+}
+
+/// An article a mail names.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MailArticle {
+    pub article: std::sync::Arc<crate::kb::Article>,
+    /// The search score, for an agent's list.
+    pub score: Option<f32>,
+    /// Already sent to the customer (an agent's notification says so).
+    pub sent: bool,
 }
 
 /// One command line of an agent's mail and what became of it.

@@ -99,6 +99,7 @@ impl TicketState {
                     self.clock.fired.0 &= !Fired::VENDOR_SILENCE;
                 }
                 ClockChange::VendorAnswered => self.clock.vendor_asked_at = None,
+                ClockChange::SelfService(hold) => self.clock.self_service = *hold,
             },
             Effect::FileMail(_)
             | Effect::Rate { .. }
@@ -158,6 +159,7 @@ mod tests {
             clock: TicketClock::started(0),
             vendor: None,
             vendor_ticket: None,
+            suggested_articles: Vec::new(),
         }
     }
 

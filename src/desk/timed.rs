@@ -25,7 +25,15 @@ pub fn with_timing(mut plan: Plan, desk: &DeskSettings, now: Millis) -> Plan {
     let Some(state) = TicketState::before(&plan, now) else {
         return plan;
     };
-    let state = state.fold(&plan.effects, now, &desk.time.calendar);
+    let mut state = state.fold(&plan.effects, now, &desk.time.calendar);
+    // A held ticket that someone took, moved or closed is no longer waiting at L0.
+    if state.clock.self_service.is_some()
+        && (state.assignee.is_some()
+            || state.tier != Tier::L0SelfService
+            || !state.status.is_open())
+    {
+        state.clock.self_service = None;
+    }
     let timed = TimedTicket {
         status: state.status,
         tier: state.tier,
@@ -74,6 +82,16 @@ pub fn decide_timers(s: &TimerSituation<'_>) -> Plan {
         .collect();
     let mut effects = service_levels(s, &timed, &due);
     effects.extend(waiting_and_vendor(s, &due));
+    if due.contains(&TimerKind::SelfServiceOver) {
+        effects.extend(super::decide::end_hold(
+            s.desk,
+            s.gateway,
+            t,
+            s.loads,
+            &Actor::Timer,
+            ev::HoldEnd::TimeUp,
+        ));
+    }
     with_timing(
         Plan {
             ticket: PlanTicket::Existing(t.clone()),

@@ -97,6 +97,15 @@ pub enum Notice {
     /// Command lines from a sender not on the roster.
     CommandsFromOutsider,
     CustomerSolved,
+    /// A self-service hold ended: the ticket comes to a person.
+    SelfServiceEnded(crate::desk::events::HoldEnd),
+    /// `#article ID`: the article went into the reply.
+    ArticleAdded(String),
+    /// `#article ID` with an id the knowledge base does not have; the closest ones.
+    UnknownArticle {
+        id: String,
+        closest: Vec<String>,
+    },
     FollowsClosed(ReferenceCode),
     ReopenedTimes(u32),
     TargetsMissed(Vec<(Target, Option<Millis>)>),
@@ -190,6 +199,10 @@ impl Notice {
             Notice::CommandsFromOutsider => "lines starting with # were not applied: the sender is not on the roster".into(),
             Notice::CustomerSolved if fr => "le client indique que sa demande est réglée : le ticket est résolu".into(),
             Notice::CustomerSolved => "the customer marked the request solved; the ticket is resolved".into(),
+            Notice::SelfServiceEnded(end) => self_service_ended(*end, fr).into(),
+            Notice::ArticleAdded(id) if fr => format!("l'article {id} a été ajouté à votre réponse au client"),
+            Notice::ArticleAdded(id) => format!("article {id} was added to your reply to the customer"),
+            Notice::UnknownArticle { id, closest } => unknown_article(id, closest, fr),
             Notice::FollowsClosed(code) if fr => format!(
                 "le client a écrit de nouveau sur le ticket clôturé {code} : ce ticket en est la suite"
             ),
@@ -291,6 +304,42 @@ fn targets_words(
         })
         .collect::<Vec<_>>()
         .join(if fr { " ; " } else { "; " })
+}
+
+fn self_service_ended(end: crate::desk::events::HoldEnd, fr: bool) -> &'static str {
+    use crate::desk::events::HoldEnd;
+    match (end, fr) {
+        (HoldEnd::Replied, true) => {
+            "le client a reçu des articles de la base de connaissances et a répondu sans indiquer que c'était réglé"
+        }
+        (HoldEnd::Replied, false) => {
+            "the customer was sent knowledge-base articles and wrote back without saying it was solved"
+        }
+        (HoldEnd::TimeUp, true) => {
+            "le client a reçu des articles de la base de connaissances et n'a pas indiqué que c'était réglé dans le délai de libre-service"
+        }
+        (HoldEnd::TimeUp, false) => {
+            "the customer was sent knowledge-base articles and did not say it was solved within the self-service time"
+        }
+    }
+}
+
+fn unknown_article(id: &str, closest: &[String], fr: bool) -> String {
+    let list = closest.join(", ");
+    match (closest.is_empty(), fr) {
+        (true, true) => format!(
+            "la base de connaissances n'a pas d'article « {id} » (elle est vide) : rien n'a été envoyé"
+        ),
+        (true, false) => {
+            format!("the knowledge base has no article \"{id}\" (it is empty): nothing was sent")
+        }
+        (false, true) => format!(
+            "la base de connaissances n'a pas d'article « {id} » : rien n'a été envoyé ; les plus proches : {list}"
+        ),
+        (false, false) => format!(
+            "the knowledge base has no article \"{id}\": nothing was sent; the closest: {list}"
+        ),
+    }
 }
 
 impl std::fmt::Display for Notice {
@@ -465,6 +514,7 @@ fn expected_fr(what: Expected) -> &'static str {
         Expected::Priority => "une priorité : basse, normale, haute ou urgente",
         Expected::Category => "une catégorie, par exemple imprimante (printer)",
         Expected::Duration => "une durée d'au plus un an, par exemple 3j ou 12h",
+        Expected::ArticleId => "l'identifiant d'un article, par exemple vpn-erreurs",
     }
 }
 

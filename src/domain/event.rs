@@ -58,10 +58,14 @@ pub enum EventKind {
     MailSuperseded,
     /// Mail held while one sender flooded the desk, summed up in one digest to an agent.
     MailDigested,
+    /// A new ticket's acknowledgement carried knowledge-base articles.
+    ArticlesSuggested,
+    /// A ticket held at L0 for self-service went to its tier.
+    SelfServiceEnded,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 32] = [
+    pub const ALL: [EventKind; 34] = [
         Self::Created,
         Self::Routed,
         Self::MessageReceived,
@@ -94,6 +98,8 @@ impl EventKind {
         Self::MailReleased,
         Self::MailSuperseded,
         Self::MailDigested,
+        Self::ArticlesSuggested,
+        Self::SelfServiceEnded,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -130,6 +136,8 @@ impl EventKind {
             Self::MailReleased => "mail_released",
             Self::MailSuperseded => "mail_superseded",
             Self::MailDigested => "mail_digested",
+            Self::ArticlesSuggested => "articles_suggested",
+            Self::SelfServiceEnded => "self_service_ended",
         }
     }
 }

@@ -14,5 +14,5 @@ pub use event::{Actor, EventKind};
 pub use language::Language;
 pub use load::Load;
 pub use reference_code::{CodePrefix, ReferenceCode};
-pub use service_level::{Dues, Fired, TicketClock};
+pub use service_level::{Dues, Fired, SelfServiceHold, TicketClock};
 pub use ticket::{Category, Priority, Refusal, StatusMove, TicketStatus, Tier, TierMove};

@@ -2,6 +2,16 @@
 //! `timing`; the types live here so the store can hold them without depending on the rules.
 
 use crate::clock::Millis;
+use crate::domain::Tier;
+
+/// A ticket that got knowledge-base articles waits at L0, with no agent, until `until`
+/// (business time, `[knowledge_base] hold`); then, or at the customer's first reply that
+/// does not say it is solved, it goes to `then`, routed and assigned as usual.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SelfServiceHold {
+    pub until: Millis,
+    pub then: Tier,
+}
 
 /// Which warnings and breaches were already acted on, so a recomputed schedule never fires
 /// one twice.
@@ -37,6 +47,8 @@ pub struct TicketClock {
     pub reminded_at: Option<Millis>,
     /// When the vendor was last asked and has not answered since.
     pub vendor_asked_at: Option<Millis>,
+    /// While the ticket is held at L0 for self-service.
+    pub self_service: Option<SelfServiceHold>,
 }
 
 impl TicketClock {

@@ -26,13 +26,54 @@ const FRENCH_ELISIONS: &[&str] = &[
 /// Mail words that carry no subject in IT requests, beyond the usual stop words:
 /// greetings and politeness, which every mail has and no article is about.
 const FRENCH_CHATTER: &[&str] = &[
-    "bonjour", "merci", "cordialement", "svp", "stp", "plait", "bonne", "journee", "journée",
-    "salut", "madame", "monsieur", "besoin", "aide", "aider", "pouvez", "pourriez", "depuis",
-    "ce", "matin", "hier", "soir", "aujourd", "hui", "problème", "probleme", "souci",
+    "bonjour",
+    "merci",
+    "cordialement",
+    "svp",
+    "stp",
+    "plait",
+    "bonne",
+    "journee",
+    "journée",
+    "salut",
+    "madame",
+    "monsieur",
+    "besoin",
+    "aide",
+    "aider",
+    "pouvez",
+    "pourriez",
+    "depuis",
+    "ce",
+    "matin",
+    "hier",
+    "soir",
+    "aujourd",
+    "hui",
+    "problème",
+    "probleme",
+    "souci",
 ];
 const ENGLISH_CHATTER: &[&str] = &[
-    "hi", "hello", "dear", "thanks", "thank", "regards", "best", "please", "help", "need",
-    "could", "would", "since", "today", "yesterday", "morning", "issue", "problem", "hey",
+    "hi",
+    "hello",
+    "dear",
+    "thanks",
+    "thank",
+    "regards",
+    "best",
+    "please",
+    "help",
+    "need",
+    "could",
+    "would",
+    "since",
+    "today",
+    "yesterday",
+    "morning",
+    "issue",
+    "problem",
+    "hey",
 ];
 
 /// The analyzer for `language`.
@@ -53,7 +94,9 @@ pub fn analyzer(language: Language) -> TextAnalyzer {
         Language::En => TextAnalyzer::builder(SimpleTokenizer::default())
             .filter(RemoveLongFilter::limit(40))
             .filter(LowerCaser)
-            .filter(StopWordFilter::new(Stemming::English).expect("tantivy ships English stop words"))
+            .filter(
+                StopWordFilter::new(Stemming::English).expect("tantivy ships English stop words"),
+            )
             .filter(StopWordFilter::remove(words(ENGLISH_CHATTER)))
             .filter(AsciiFoldingFilter)
             .filter(Stemmer::new(Stemming::English))
@@ -237,7 +280,11 @@ mod tests {
 
     #[test]
     fn greetings_carry_no_weight() {
-        assert!(fr("Bonjour, merci d'avance. Cordialement").iter().all(|t| t == "avanc"));
+        assert!(
+            fr("Bonjour, merci d'avance. Cordialement")
+                .iter()
+                .all(|t| t == "avanc")
+        );
         assert!(terms("Hi, thanks. Best regards", Language::En).is_empty());
     }
 }

@@ -64,6 +64,7 @@ pub struct Article {
     pub excerpt_html: String,
     /// The whole body as plain text: what `#article` puts into an agent's reply.
     pub body_text: String,
+    pub body_html: String,
 }
 
 /// What is wrong with one file, and where.
@@ -120,7 +121,10 @@ pub fn parse(file: &str, text: &str, dir: Option<&Path>) -> Result<Article, Prob
             .filter(|_| message.starts_with("unknown field"))
             .unwrap_or("(front matter)")
             .to_string();
-        problem(&key, format!("{message} (known keys: title, language, category, keywords, url)"))
+        problem(
+            &key,
+            format!("{message} (known keys: title, language, category, keywords, url)"),
+        )
     })?;
     let title = front
         .title
@@ -146,7 +150,10 @@ pub fn parse(file: &str, text: &str, dir: Option<&Path>) -> Result<Article, Prob
         Some(c) => {
             return Err(problem(
                 "category",
-                format!("{c:?} is not a routing category: use one of {}", known.join(", ")),
+                format!(
+                    "{c:?} is not a routing category: use one of {}",
+                    known.join(", ")
+                ),
             ));
         }
         None => {
@@ -201,6 +208,7 @@ pub fn parse(file: &str, text: &str, dir: Option<&Path>) -> Result<Article, Prob
         keywords,
         url,
         body_text: markdown::to_text(body),
+        body_html: markdown::to_html(body),
         body: body.to_string(),
         excerpt_text,
         excerpt_html,
@@ -236,7 +244,11 @@ mod tests {
         assert_eq!(a.language, Language::Fr);
         assert_eq!(a.category.as_str(), "account");
         assert_eq!(a.keywords, ["mdp", "mot de passe"]);
-        assert!(a.excerpt_text.contains("1. Ouvrez le portail."), "{}", a.excerpt_text);
+        assert!(
+            a.excerpt_text.contains("1. Ouvrez le portail."),
+            "{}",
+            a.excerpt_text
+        );
         assert!(a.excerpt_html.contains("<ol>"), "{}", a.excerpt_html);
     }
 
@@ -245,14 +257,34 @@ mod tests {
         let cases = [
             ("Bad_Name.md", GOOD, "(file)"),
             ("a.md", "title: x\n", "(front matter)"),
-            ("a.md", &GOOD.replace("language: fr", "language: de"), "language"),
+            (
+                "a.md",
+                &GOOD.replace("language: fr", "language: de"),
+                "language",
+            ),
             ("a.md", &GOOD.replace("language: fr\n", ""), "language"),
             ("a.md", &GOOD.replace("account", "payroll"), "category"),
             ("a.md", &GOOD.replace("title:", "titel:"), "titel"),
-            ("a.md", &GOOD.replace("Réinitialiser son mot de passe", "\"\""), "title"),
-            ("a.md", &GOOD.replace("1. Ouvrez le portail.\n2. Cliquez.\n", "  \n"), "(body)"),
-            ("a.md", &format!("{GOOD}\nSee [this](other.md).\n"), "(link)"),
-            ("a.md", &GOOD.replace("keywords:", "url: portal\nkeywords:"), "url"),
+            (
+                "a.md",
+                &GOOD.replace("Réinitialiser son mot de passe", "\"\""),
+                "title",
+            ),
+            (
+                "a.md",
+                &GOOD.replace("1. Ouvrez le portail.\n2. Cliquez.\n", "  \n"),
+                "(body)",
+            ),
+            (
+                "a.md",
+                &format!("{GOOD}\nSee [this](other.md).\n"),
+                "(link)",
+            ),
+            (
+                "a.md",
+                &GOOD.replace("keywords:", "url: portal\nkeywords:"),
+                "url",
+            ),
         ];
         for (file, text, key) in cases {
             let err = parse(file, text, Some(Path::new("/nonexistent"))).unwrap_err();
@@ -266,7 +298,9 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("kb-links-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("other.md"), "x").unwrap();
-        let text = format!("{GOOD}\n[web](https://example.test/a) [here](other.md#top) [mail](mailto:a@b.c)\n");
+        let text = format!(
+            "{GOOD}\n[web](https://example.test/a) [here](other.md#top) [mail](mailto:a@b.c)\n"
+        );
         let parsed = parse("a.md", &text, Some(&dir));
         std::fs::remove_dir_all(&dir).unwrap();
         assert!(parsed.is_ok(), "{parsed:?}");

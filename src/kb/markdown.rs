@@ -26,9 +26,8 @@ fn tamed(event: Event<'_>) -> Event<'_> {
 pub fn relative_links(md: &str) -> Vec<String> {
     parser(md)
         .filter_map(|e| match e {
-            Event::Start(Tag::Link { dest_url, .. }) | Event::Start(Tag::Image { dest_url, .. }) => {
-                Some(dest_url.to_string())
-            }
+            Event::Start(Tag::Link { dest_url, .. })
+            | Event::Start(Tag::Image { dest_url, .. }) => Some(dest_url.to_string()),
             _ => None,
         })
         .filter(|d| !d.contains("://") && !d.starts_with("mailto:") && !d.starts_with('#'))
@@ -48,13 +47,23 @@ pub fn excerpt(md: &str) -> (String, String) {
     (render_text(chosen.iter().cloned()).trim().to_string(), html)
 }
 
+/// The whole body as HTML.
+pub fn to_html(md: &str) -> String {
+    let mut html = String::new();
+    pulldown_cmark::html::push_html(&mut html, parser(md).map(tamed));
+    html
+}
+
 /// The whole body as plain text.
 pub fn to_text(md: &str) -> String {
     render_text(parser(md).map(tamed)).trim().to_string()
 }
 
 /// The events of the first top-level block whose start `wanted` accepts.
-fn first_block<'a>(events: &[Event<'a>], wanted: impl Fn(&Tag<'_>) -> bool) -> Option<Vec<Event<'a>>> {
+fn first_block<'a>(
+    events: &[Event<'a>],
+    wanted: impl Fn(&Tag<'_>) -> bool,
+) -> Option<Vec<Event<'a>>> {
     let mut depth = 0usize;
     for (i, e) in events.iter().enumerate() {
         match e {
@@ -224,7 +233,10 @@ mod tests {
     fn text_reads_like_typed_text() {
         let text = to_text(ARTICLE);
         assert!(text.starts_with("Si votre compte est bloqué :"), "{text}");
-        assert!(text.contains("2. Ouvrez le portail (https://portail.example.test)."), "{text}");
+        assert!(
+            text.contains("2. Ouvrez le portail (https://portail.example.test)."),
+            "{text}"
+        );
         assert!(text.contains("3. Tapez Ctrl+Alt+Suppr."), "{text}");
         assert!(text.contains("\n\nEnsuite\n\nÉcrivez-nous."), "{text}");
     }
@@ -237,7 +249,10 @@ mod tests {
             "1. Attendez 15 minutes.\n2. Ouvrez le portail (https://portail.example.test).\n3. Tapez Ctrl+Alt+Suppr."
         );
         assert!(html.starts_with("<ol>"), "{html}");
-        assert!(html.contains("<a href=\"https://portail.example.test\">"), "{html}");
+        assert!(
+            html.contains("<a href=\"https://portail.example.test\">"),
+            "{html}"
+        );
         assert!(!html.contains("Ensuite"), "{html}");
     }
 

@@ -222,7 +222,11 @@ impl KnowledgeBase {
             })
             .collect();
         scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
-        scored.into_iter().take(n).map(|(_, id)| id.clone()).collect()
+        scored
+            .into_iter()
+            .take(n)
+            .map(|(_, id)| id.clone())
+            .collect()
     }
 
     /// Whether any article is in `language`.
@@ -245,6 +249,16 @@ impl KnowledgeBase {
 
     /// The best articles for `text`, best first, in `language` only.
     pub fn search(&self, text: &str, language: Language, limit: usize) -> Vec<Hit> {
+        self.search_weighted(text, language, limit, 1.0)
+    }
+
+    pub fn search_weighted(
+        &self,
+        text: &str,
+        language: Language,
+        limit: usize,
+        body_boost: f32,
+    ) -> Vec<Hit> {
         if self.articles.is_empty() || limit == 0 {
             return Vec::new();
         }
@@ -259,12 +273,19 @@ impl KnowledgeBase {
         let [title, keywords, body] = self.fields.text[&language];
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         for w in &words {
-            for (field, boost) in [(title, TITLE_BOOST), (keywords, KEYWORDS_BOOST), (body, 1.0)] {
+            for (field, boost) in [
+                (title, TITLE_BOOST),
+                (keywords, KEYWORDS_BOOST),
+                (body, body_boost),
+            ] {
                 let term = TermQuery::new(
                     Term::from_field_text(field, w),
                     IndexRecordOption::WithFreqs,
                 );
-                clauses.push((Occur::Should, Box::new(BoostQuery::new(Box::new(term), boost))));
+                clauses.push((
+                    Occur::Should,
+                    Box::new(BoostQuery::new(Box::new(term), boost)),
+                ));
             }
         }
         if clauses.is_empty() {
@@ -289,7 +310,11 @@ impl KnowledgeBase {
             .collect()
     }
 
-    fn article_at(&self, searcher: &tantivy::Searcher, address: DocAddress) -> Option<Arc<Article>> {
+    fn article_at(
+        &self,
+        searcher: &tantivy::Searcher,
+        address: DocAddress,
+    ) -> Option<Arc<Article>> {
         let doc: TantivyDocument = searcher.doc(address).ok()?;
         let ord = doc.get_first(self.fields.ord)?.as_u64()?;
         self.articles.get(ord as usize).cloned()

@@ -6,36 +6,126 @@ use std::path::Path;
 
 /// File name and content of each starter article.
 pub const ARTICLES: &[(&str, &str)] = &[
-    ("account-locked.md", include_str!("../../templates/kb/account-locked.md")),
-    ("boite-mail-pleine.md", include_str!("../../templates/kb/boite-mail-pleine.md")),
-    ("compte-verrouille.md", include_str!("../../templates/kb/compte-verrouille.md")),
-    ("imprimante-bourrage.md", include_str!("../../templates/kb/imprimante-bourrage.md")),
-    ("imprimante-file-pilote.md", include_str!("../../templates/kb/imprimante-file-pilote.md")),
-    ("mailbox-full.md", include_str!("../../templates/kb/mailbox-full.md")),
-    ("mfa-new-phone.md", include_str!("../../templates/kb/mfa-new-phone.md")),
-    ("mfa-nouveau-telephone.md", include_str!("../../templates/kb/mfa-nouveau-telephone.md")),
-    ("mot-de-passe-oublie.md", include_str!("../../templates/kb/mot-de-passe-oublie.md")),
-    ("onedrive-sync.md", include_str!("../../templates/kb/onedrive-sync.md")),
-    ("onedrive-synchronisation.md", include_str!("../../templates/kb/onedrive-synchronisation.md")),
-    ("ordinateur-lent.md", include_str!("../../templates/kb/ordinateur-lent.md")),
-    ("outlook-signature.md", include_str!("../../templates/kb/outlook-signature.md")),
-    ("password-forgotten.md", include_str!("../../templates/kb/password-forgotten.md")),
-    ("printer-jam.md", include_str!("../../templates/kb/printer-jam.md")),
-    ("printer-queue-driver.md", include_str!("../../templates/kb/printer-queue-driver.md")),
-    ("report-phishing.md", include_str!("../../templates/kb/report-phishing.md")),
-    ("scan-to-email.md", include_str!("../../templates/kb/scan-to-email.md")),
-    ("scan-vers-mail.md", include_str!("../../templates/kb/scan-vers-mail.md")),
-    ("second-ecran.md", include_str!("../../templates/kb/second-ecran.md")),
-    ("second-screen.md", include_str!("../../templates/kb/second-screen.md")),
-    ("signaler-hameconnage.md", include_str!("../../templates/kb/signaler-hameconnage.md")),
-    ("signature-outlook.md", include_str!("../../templates/kb/signature-outlook.md")),
-    ("slow-computer.md", include_str!("../../templates/kb/slow-computer.md")),
-    ("teams-problemes.md", include_str!("../../templates/kb/teams-problemes.md")),
-    ("teams-problems.md", include_str!("../../templates/kb/teams-problems.md")),
-    ("vpn-erreurs.md", include_str!("../../templates/kb/vpn-erreurs.md")),
-    ("vpn-errors.md", include_str!("../../templates/kb/vpn-errors.md")),
-    ("wifi-connection.md", include_str!("../../templates/kb/wifi-connection.md")),
-    ("wifi-connexion.md", include_str!("../../templates/kb/wifi-connexion.md")),
+    (
+        "account-locked.md",
+        include_str!("../../templates/kb/account-locked.md"),
+    ),
+    (
+        "boite-mail-pleine.md",
+        include_str!("../../templates/kb/boite-mail-pleine.md"),
+    ),
+    (
+        "compte-verrouille.md",
+        include_str!("../../templates/kb/compte-verrouille.md"),
+    ),
+    (
+        "imprimante-bourrage.md",
+        include_str!("../../templates/kb/imprimante-bourrage.md"),
+    ),
+    (
+        "imprimante-file-pilote.md",
+        include_str!("../../templates/kb/imprimante-file-pilote.md"),
+    ),
+    (
+        "mailbox-full.md",
+        include_str!("../../templates/kb/mailbox-full.md"),
+    ),
+    (
+        "mfa-new-phone.md",
+        include_str!("../../templates/kb/mfa-new-phone.md"),
+    ),
+    (
+        "mfa-nouveau-telephone.md",
+        include_str!("../../templates/kb/mfa-nouveau-telephone.md"),
+    ),
+    (
+        "mot-de-passe-oublie.md",
+        include_str!("../../templates/kb/mot-de-passe-oublie.md"),
+    ),
+    (
+        "onedrive-sync.md",
+        include_str!("../../templates/kb/onedrive-sync.md"),
+    ),
+    (
+        "onedrive-synchronisation.md",
+        include_str!("../../templates/kb/onedrive-synchronisation.md"),
+    ),
+    (
+        "ordinateur-lent.md",
+        include_str!("../../templates/kb/ordinateur-lent.md"),
+    ),
+    (
+        "outlook-signature.md",
+        include_str!("../../templates/kb/outlook-signature.md"),
+    ),
+    (
+        "password-forgotten.md",
+        include_str!("../../templates/kb/password-forgotten.md"),
+    ),
+    (
+        "printer-jam.md",
+        include_str!("../../templates/kb/printer-jam.md"),
+    ),
+    (
+        "printer-queue-driver.md",
+        include_str!("../../templates/kb/printer-queue-driver.md"),
+    ),
+    (
+        "report-phishing.md",
+        include_str!("../../templates/kb/report-phishing.md"),
+    ),
+    (
+        "scan-to-email.md",
+        include_str!("../../templates/kb/scan-to-email.md"),
+    ),
+    (
+        "scan-vers-mail.md",
+        include_str!("../../templates/kb/scan-vers-mail.md"),
+    ),
+    (
+        "second-ecran.md",
+        include_str!("../../templates/kb/second-ecran.md"),
+    ),
+    (
+        "second-screen.md",
+        include_str!("../../templates/kb/second-screen.md"),
+    ),
+    (
+        "signaler-hameconnage.md",
+        include_str!("../../templates/kb/signaler-hameconnage.md"),
+    ),
+    (
+        "signature-outlook.md",
+        include_str!("../../templates/kb/signature-outlook.md"),
+    ),
+    (
+        "slow-computer.md",
+        include_str!("../../templates/kb/slow-computer.md"),
+    ),
+    (
+        "teams-problemes.md",
+        include_str!("../../templates/kb/teams-problemes.md"),
+    ),
+    (
+        "teams-problems.md",
+        include_str!("../../templates/kb/teams-problems.md"),
+    ),
+    (
+        "vpn-erreurs.md",
+        include_str!("../../templates/kb/vpn-erreurs.md"),
+    ),
+    (
+        "vpn-errors.md",
+        include_str!("../../templates/kb/vpn-errors.md"),
+    ),
+    (
+        "wifi-connection.md",
+        include_str!("../../templates/kb/wifi-connection.md"),
+    ),
+    (
+        "wifi-connexion.md",
+        include_str!("../../templates/kb/wifi-connexion.md"),
+    ),
 ];
 
 /// Writes the starter articles into `dir` (made if missing), leaving any file that is
@@ -58,7 +148,9 @@ pub fn write(dir: &Path) -> std::io::Result<Vec<String>> {
 pub fn knowledge_base() -> super::KnowledgeBase {
     let articles = ARTICLES
         .iter()
-        .map(|(name, text)| super::article::parse(name, text, None).expect("starter articles parse"))
+        .map(|(name, text)| {
+            super::article::parse(name, text, None).expect("starter articles parse")
+        })
         .collect();
     super::KnowledgeBase::from_articles(None, articles, Vec::new()).expect("starter articles index")
 }
@@ -73,11 +165,20 @@ mod tests {
         let kb = knowledge_base();
         assert!(kb.problems.is_empty(), "{:?}", kb.problems);
         for language in Language::ALL {
-            let n = kb.articles().iter().filter(|a| a.language == language).count();
+            let n = kb
+                .articles()
+                .iter()
+                .filter(|a| a.language == language)
+                .count();
             assert_eq!(n, 15, "{language:?}");
         }
         for a in kb.articles() {
-            assert!(a.excerpt_text.lines().count() >= 3, "{}: {}", a.id, a.excerpt_text);
+            assert!(
+                a.excerpt_text.lines().count() >= 3,
+                "{}: {}",
+                a.id,
+                a.excerpt_text
+            );
         }
     }
 

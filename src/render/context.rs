@@ -67,6 +67,30 @@ pub struct MailContext {
     pub flood_held: u64,
     pub flood_codes: Vec<String>,
     pub flood_more: u64,
+    /// Knowledge-base articles: those an acknowledgement suggests, those an agent's
+    /// notification lists, those `#article` put into an agent's reply.
+    pub articles: Vec<ArticleView>,
+    /// More than one article (the sentence before them agrees).
+    pub several_articles: bool,
+}
+
+#[derive(Serialize, Clone, Debug, PartialEq)]
+pub struct ArticleView {
+    pub id: String,
+    pub title: String,
+    /// Where the article is published; empty when it is not.
+    pub url: String,
+    /// The first steps, as text and as HTML (`{{{excerpt_html}}}`: made from Markdown
+    /// with any raw HTML escaped).
+    pub excerpt_text: String,
+    pub excerpt_html: String,
+    /// The whole article as text and as HTML (`{{{body_html}}}`).
+    pub body_text: String,
+    pub body_html: String,
+    /// For an agent: the customer was already sent it.
+    pub sent: bool,
+    /// For an agent: how well it matched ("41.5"); empty when not searched.
+    pub score: String,
 }
 
 #[derive(Serialize, Clone, Debug, PartialEq, Eq)]

@@ -592,6 +592,8 @@ mod tests {
             flood_held: 1980,
             flood_codes: vec!["HD-7K3M9QXA".into(), "HD-2M4K7P9R".into()],
             flood_more: 1948,
+            articles: Vec::new(),
+            several_articles: false,
             thread: vec![ThreadItem {
                 author: "Marie <marie@example.fr>".into(),
                 date: "2026-11-23 09:14 UTC".into(),
@@ -670,6 +672,13 @@ mod tests {
             },
             Notice::CommandsFromOutsider,
             Notice::CustomerSolved,
+            Notice::SelfServiceEnded(crate::desk::events::HoldEnd::Replied),
+            Notice::SelfServiceEnded(crate::desk::events::HoldEnd::TimeUp),
+            Notice::ArticleAdded("vpn-errors".into()),
+            Notice::UnknownArticle {
+                id: "vpn-eror".into(),
+                closest: vec!["vpn-errors".into(), "vpn-erreurs".into()],
+            },
             Notice::FollowsClosed(code.clone()),
             Notice::ReopenedTimes(2),
             Notice::TargetsMissed(vec![
@@ -808,6 +817,24 @@ mod tests {
             flood_held: 1980,
             flood_codes: vec!["HD-7K3M9QXA".into()],
             flood_more: 1948,
+            articles: crate::kb::starter::knowledge_base()
+                .articles()
+                .iter()
+                .filter(|a| a.language == language)
+                .take(2)
+                .map(|a| ArticleView {
+                    id: a.id.to_string(),
+                    title: a.title.clone(),
+                    url: a.url.clone().unwrap_or_default(),
+                    excerpt_text: a.excerpt_text.clone(),
+                    excerpt_html: a.excerpt_html.clone(),
+                    body_text: a.body_text.clone(),
+                    body_html: a.body_html.clone(),
+                    sent: true,
+                    score: "41.5".into(),
+                })
+                .collect(),
+            several_articles: true,
             thread: vec![ThreadItem {
                 author: "Kim Lee <kim@example.org>".into(),
                 date: "2026-11-23 09:14".into(),

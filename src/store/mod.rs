@@ -150,6 +150,8 @@ pub struct TicketRef {
     /// The external vendor (L4) the ticket went to, by name, and their ticket number.
     pub vendor: Option<String>,
     pub vendor_ticket: Option<String>,
+    /// The knowledge-base articles the acknowledgement carried, by id.
+    pub suggested_articles: Vec<String>,
 }
 
 pub struct NewTicket<'a> {
@@ -164,6 +166,8 @@ pub struct NewTicket<'a> {
     pub language: Language,
     /// The closed ticket this one follows (its customer answered it).
     pub follows: Option<TicketId>,
+    /// The knowledge-base articles its acknowledgement carries, by id.
+    pub suggested_articles: &'a [String],
     pub at: Millis,
 }
 
@@ -453,6 +457,8 @@ pub struct TicketSummary {
     pub follows: Option<String>,
     pub vendor: Option<String>,
     pub vendor_ticket: Option<String>,
+    /// The knowledge-base articles the acknowledgement carried, by id.
+    pub suggested_articles: Vec<String>,
 }
 
 /// Where a ticket stands against its service levels.
@@ -524,6 +530,21 @@ pub struct EventView {
 }
 
 impl TicketDetail {
+    /// Whether the ticket's last resolution was the customer's own, after the
+    /// acknowledgement's articles and before any person answered.
+    pub fn self_service(&self) -> bool {
+        self.events
+            .iter()
+            .rev()
+            .find(|e| {
+                matches!(e.kind.as_str(), "status_changed" | "reopened")
+                    && e.detail.get("to").and_then(|t| t.as_str()) == Some("resolved")
+            })
+            .and_then(|e| e.detail.get("self_service"))
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false)
+    }
+
     pub fn to_json(&self) -> serde_json::Value {
         let mut value = serde_json::to_value(&self.summary).unwrap_or_default();
         if let Some(obj) = value.as_object_mut() {
@@ -535,6 +556,7 @@ impl TicketDetail {
                 "events".into(),
                 serde_json::to_value(&self.events).unwrap_or_default(),
             );
+            obj.insert("self_service".into(), self.self_service().into());
         }
         value
     }

@@ -91,6 +91,7 @@ async fn insert_ticket(
         thread_key: &new.thread_key,
         language: new.language,
         follows: new.follows.as_ref().map(|t| t.id),
+        suggested_articles: &new.suggested_articles,
         at: now,
     })
     .await

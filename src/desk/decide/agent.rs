@@ -29,6 +29,7 @@ pub(super) fn describe(command: &MailCommand, before: &TicketRef, after: &Ticket
         },
         MailCommand::Cc(a) => Notice::WillReceiveReplies(a.clone()),
         MailCommand::Note => Notice::InternalNote,
+        MailCommand::Article(id) => Notice::ArticleAdded(id.clone()),
     }
 }
 
@@ -63,10 +64,31 @@ pub(super) fn agent_on_ticket(
             .collect(),
         text,
     };
+    // `#article ID`: the articles go into the reply; one the base does not have holds the
+    // whole reply back (its words likely point at it), and the receipt says so.
+    let wanted: Vec<&String> = commands
+        .lines
+        .iter()
+        .filter_map(|(_, c)| match c {
+            Ok(MailCommand::Article(id)) => Some(id),
+            _ => None,
+        })
+        .collect();
+    let articles: Vec<MailArticle> = wanted
+        .iter()
+        .filter_map(|id| s.desk.knowledge.kb.get(id))
+        .map(|article| MailArticle {
+            article: article.clone(),
+            score: None,
+            sent: false,
+        })
+        .collect();
     if commands.has_note() {
         effects.extend(note(s, &state, agent, &words));
-    } else if !words.text.is_empty() {
-        reply(s, &state, &actor, &words, &mut effects);
+    } else if articles.len() < wanted.len() {
+        // Refused in the receipt; nothing reaches the customer.
+    } else if !words.text.is_empty() || !articles.is_empty() {
+        reply(s, &state, &actor, &words, articles, &mut effects);
     }
     if !commands.is_empty() {
         let mut mail = agent_mail(
@@ -107,6 +129,19 @@ fn run_commands(
         let (applied, result) = match parsed {
             Err(e) => (false, Notice::NotUnderstood(e.clone())),
             Ok(MailCommand::Note) => (true, describe(&MailCommand::Note, &state, &state)),
+            Ok(MailCommand::Article(id)) => {
+                let kb = &s.desk.knowledge.kb;
+                match kb.get(id) {
+                    Some(_) => (true, Notice::ArticleAdded(id.clone())),
+                    None => (
+                        false,
+                        Notice::UnknownArticle {
+                            id: id.clone(),
+                            closest: kb.closest(id, 3).iter().map(|i| i.to_string()).collect(),
+                        },
+                    ),
+                }
+            }
             Ok(command) => {
                 let desk_command = desk_command(s, agent, command);
                 match command_plan(&CommandSituation {
@@ -160,7 +195,7 @@ fn desk_command(s: &MailSituation<'_>, agent: &EmailAddress, command: &MailComma
         MailCommand::Category(c) => Command::SetCategory(c.clone()),
         MailCommand::Wait(d) => Command::Wait(Some(*d)),
         MailCommand::Cc(a) => Command::AddParticipant(a.clone()),
-        MailCommand::Note => unreachable!("handled above"),
+        MailCommand::Note | MailCommand::Article(_) => unreachable!("handled above"),
     }
 }
 
@@ -215,6 +250,7 @@ fn reply(
     state: &TicketRef,
     actor: &Actor,
     words: &Words,
+    articles: Vec<MailArticle>,
     effects: &mut Vec<Effect>,
 ) {
     let (text, agent_name, attachments) = (&words.text, &words.agent_name, &words.attachments);
@@ -266,6 +302,7 @@ fn reply(
                 attachments: attachments.clone(),
                 reopened: false,
             }),
+            articles: articles.clone(),
         }));
     }
     effects.splice(at..at, replies);

@@ -188,9 +188,13 @@ fn customer_closes(
         .unwrap_or_default();
         if let Some(moved) = status_event(&mut resolved) {
             moved.by_customer = true;
+            moved.self_service = solved_by_self_service(ticket);
         }
         effects.extend(resolved);
-        if let Some(to) = ticket_watcher(s.desk, ticket) {
+        // Held at L0, nobody has the ticket: solved by self-service, no agent to tell.
+        if ticket.clock.self_service.is_none()
+            && let Some(to) = ticket_watcher(s.desk, ticket)
+        {
             effects.push(Effect::Queue(agent_mail(
                 s.desk,
                 s.gateway,
@@ -257,7 +261,20 @@ fn customer_moves(
             .collect(),
         reopened,
     };
-    if let Some(to) = ticket_watcher(s.desk, ticket) {
+    // Held at L0: the customer still needs a person. The ticket goes to its tier, and its
+    // new agent's notification carries the whole thread, this mail included.
+    let held = ticket.clock.self_service.is_some();
+    if held {
+        effects.extend(end_hold(
+            s.desk,
+            s.gateway,
+            ticket,
+            s.loads,
+            actor,
+            ev::HoldEnd::Replied,
+        ));
+    }
+    if !held && let Some(to) = ticket_watcher(s.desk, ticket) {
         effects.push(Effect::Queue(agent_mail(
             s.desk,
             s.gateway,

@@ -17,6 +17,7 @@ mod agent;
 mod commands;
 mod follow_up;
 mod new_ticket;
+mod self_service;
 mod vendor;
 
 use super::effects::*;
@@ -28,6 +29,8 @@ pub use commands::decide_command;
 use commands::*;
 use follow_up::*;
 use new_ticket::*;
+pub(crate) use self_service::end_hold;
+use self_service::*;
 pub use vendor::vendor_ticket_number;
 use vendor::*;
 
@@ -60,6 +63,8 @@ impl ThreadedBy {
 pub struct MailReading {
     pub language: Language,
     pub routing: Routing,
+    /// What the knowledge base has for it (a new ticket's acknowledgement may carry some).
+    pub found: crate::kb::suggest::Found,
 }
 
 pub fn read_mail(
@@ -79,6 +84,21 @@ pub fn read_mail(
             gateway.default_language,
         ),
         routing: route_mail(mail, desk),
+        found: crate::kb::suggest::Found::default(),
+    }
+    .with_articles(mail, desk)
+}
+
+impl MailReading {
+    /// The knowledge base searched with the mail's subject and new text, in its language.
+    fn with_articles(mut self, mail: &InboundMail, desk: &DeskSettings) -> MailReading {
+        self.found = crate::kb::suggest::find(
+            &desk.knowledge.kb,
+            &mail.subject,
+            &mail.reply_text,
+            self.language,
+        );
+        self
     }
 }
 
@@ -338,7 +358,9 @@ pub fn preview_route(
     desk: &DeskSettings,
     loads: &HashMap<EmailAddress, Load>,
 ) -> RoutePreview {
-    let MailReading { language, routing } = read_mail(mail, gateway, desk);
+    let MailReading {
+        language, routing, ..
+    } = read_mail(mail, gateway, desk);
     let assignee = match desk
         .roster
         .choose(routing.tier, &routing.category, language, loads, None)

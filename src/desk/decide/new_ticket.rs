@@ -11,7 +11,14 @@ pub(in crate::desk) fn new_ticket(
     let mail = s.mail;
     let customer = Actor::Customer(from.clone());
     let base = subject::analyse(&mail.subject).base;
-    let routing = s.reading.routing.clone();
+    let mut routing = s.reading.routing.clone();
+    let offer = offer(s, routing.tier);
+    // Held for self-service: the ticket opens at L0, where nobody is assigned.
+    let opens_at = if offer.hold.is_some() {
+        Tier::L0SelfService
+    } else {
+        routing.tier
+    };
     let sender = mail.from.as_ref().filter(|f| f.address == *from);
     let reply_to =
         answer_address(mail)
@@ -27,7 +34,7 @@ pub(in crate::desk) fn new_ticket(
     effects.push(record(
         &customer,
         Event::Created(ev::Created {
-            tier: routing.tier,
+            tier: opens_at,
             status: TicketStatus::New,
             language,
         }),
@@ -57,20 +64,31 @@ pub(in crate::desk) fn new_ticket(
         include_thread: false,
         answers_mail: true,
         new_text: None,
+        articles: mail_articles(&offer.suggestions.customer, &[]),
     }));
-    let chosen = s
-        .desk
-        .roster
-        .choose(routing.tier, &routing.category, language, s.loads, None);
-    effects.extend(assignment(
-        s.desk,
-        s.gateway,
-        &chosen,
-        None,
-        routing.tier,
-        None,
-        &Actor::Gateway,
-    ));
+    effects.extend(offer_effects(&offer, &customer));
+    if offer.hold.is_none() {
+        let chosen = s
+            .desk
+            .roster
+            .choose(routing.tier, &routing.category, language, s.loads, None);
+        for mut e in assignment(
+            s.desk,
+            s.gateway,
+            &chosen,
+            None,
+            routing.tier,
+            None,
+            &Actor::Gateway,
+        ) {
+            if let Effect::Queue(m) = &mut e
+                && m.template == Template::AgentNotification
+            {
+                m.articles = mail_articles(&offer.suggestions.agent, &offer.suggestions.customer);
+            }
+            effects.push(e);
+        }
+    }
     if !notes.is_empty() {
         for e in &mut effects {
             if let Effect::Queue(m) = e
@@ -91,8 +109,12 @@ pub(in crate::desk) fn new_ticket(
             },
             thread_key: subject::thread_key(&mail.subject),
             language,
-            routing,
+            routing: {
+                routing.tier = opens_at;
+                routing
+            },
             follows: None,
+            suggested_articles: crate::kb::suggest::Suggestions::ids(&offer.suggestions.customer),
         }),
         effects,
         outcome: PlannedOutcome::NewTicket,

@@ -41,6 +41,7 @@ fn desk() -> DeskSettings {
         },
     );
     DeskSettings {
+        knowledge: Default::default(),
         strangers: crate::config::StrangerPolicy::NewTicket,
         require_agent_auth: false,
         agent_auth_chosen: true,
@@ -93,6 +94,7 @@ fn ticket(
         clock: crate::timing::TicketClock::started(0),
         vendor: None,
         vendor_ticket: None,
+        suggested_articles: Vec::new(),
     }
 }
 

@@ -137,6 +137,7 @@ pub(super) fn to_vendor(
         include_thread: true,
         answers_mail: false,
         new_text: None,
+        articles: Vec::new(),
     }));
     effects.extend(customer_status(s.desk, t, Change::Escalated, None));
     Ok(effects)

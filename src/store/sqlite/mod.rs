@@ -249,6 +249,7 @@ const TICKET_REF_COLUMNS: &str = "t.id, t.code, t.status, t.tier, t.category, t.
      t.customer, t.customer_name, t.subject, t.language, t.reopen_count, \
      t.created_at, t.status_since, t.first_response_at, t.sla_used_ms, t.sla_since, t.sla_fired, \
      t.wait_ms, t.reminded_at, t.vendor_asked_at, t.vendor, t.vendor_ticket, \
+     t.suggested_articles, t.hold_until, t.hold_tier, \
      (SELECT json_group_array(address) FROM (SELECT address FROM ticket_participants p \
         WHERE p.ticket_id = t.id ORDER BY p.added_at, p.address)) AS participants";
 
@@ -305,7 +306,21 @@ fn ticket_ref(row: &SqliteRow) -> Result<TicketRef, StoreError> {
             wait_ms: row.try_get("wait_ms")?,
             reminded_at: row.try_get("reminded_at")?,
             vendor_asked_at: row.try_get("vendor_asked_at")?,
+            self_service: match (
+                row.try_get::<Option<i64>, _>("hold_until")?,
+                row.try_get::<Option<String>, _>("hold_tier")?,
+            ) {
+                (Some(until), Some(then)) => Some(crate::domain::SelfServiceHold {
+                    until,
+                    then: then
+                        .parse()
+                        .map_err(|e| corrupt(format!("hold_tier {then:?}: {e}")))?,
+                }),
+                _ => None,
+            },
         },
+        suggested_articles: serde_json::from_str(&row.try_get::<String, _>("suggested_articles")?)
+            .map_err(corrupt)?,
         vendor: row.try_get("vendor")?,
         vendor_ticket: row.try_get("vendor_ticket")?,
     })

@@ -115,8 +115,8 @@ pub(super) async fn insert_ticket(
     let row = tx
             .row(
                 Stmt::new(
-                    "INSERT INTO tickets (code, status, tier, category, priority, customer, customer_name, subject, thread_key, language, follows_ticket_id, created_at, updated_at, status_since, sla_since) \
-                     VALUES (?, 'new', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (code) DO NOTHING RETURNING id",
+                    "INSERT INTO tickets (code, status, tier, category, priority, customer, customer_name, subject, thread_key, language, follows_ticket_id, suggested_articles, created_at, updated_at, status_since, sla_since) \
+                     VALUES (?, 'new', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (code) DO NOTHING RETURNING id",
                 )
                 .bind(t.code.as_str())
                 .bind(t.tier.as_str())
@@ -128,6 +128,7 @@ pub(super) async fn insert_ticket(
                 .bind(t.thread_key)
                 .bind(t.language.as_str())
                 .bind(t.follows)
+                .bind(serde_json::to_string(t.suggested_articles).unwrap_or_else(|_| "[]".into()))
                 .bind(t.at)
                 .bind(t.at)
                 .bind(t.at)
@@ -297,8 +298,8 @@ pub(super) async fn set_timing(
     tx.later(
             Stmt::new(
                 "UPDATE tickets SET status_since = ?, first_response_at = ?, sla_used_ms = ?, sla_since = ?, \
-                 sla_fired = ?, wait_ms = ?, reminded_at = ?, vendor_asked_at = ?, first_response_due = ?, \
-                 resolution_due = ?, due_at = ?, timer_owner = NULL, timer_lease_until = NULL WHERE id = ?",
+                 sla_fired = ?, wait_ms = ?, reminded_at = ?, vendor_asked_at = ?, hold_until = ?, hold_tier = ?, \
+                 first_response_due = ?, resolution_due = ?, due_at = ?, timer_owner = NULL, timer_lease_until = NULL WHERE id = ?",
             )
             .bind(c.status_since)
             .bind(c.first_response_at)
@@ -308,6 +309,8 @@ pub(super) async fn set_timing(
             .bind(c.wait_ms)
             .bind(c.reminded_at)
             .bind(c.vendor_asked_at)
+            .bind(c.self_service.map(|h| h.until))
+            .bind(c.self_service.map(|h| h.then.as_str()))
             .bind(timing.dues.first_response)
             .bind(timing.dues.resolution)
             .bind(timing.due_at)

@@ -56,13 +56,15 @@ pub(super) fn summary(row: &SqliteRow) -> Result<TicketSummary, StoreError> {
         follows: row.try_get("follows")?,
         vendor: row.try_get("vendor")?,
         vendor_ticket: row.try_get("vendor_ticket")?,
+        suggested_articles: serde_json::from_str(&row.try_get::<String, _>("suggested_articles")?)
+            .map_err(corrupt)?,
     })
 }
 
 pub(super) const SUMMARY_SELECT: &str = "SELECT t.code, t.status, t.tier, t.customer, t.customer_name, t.subject, t.language, \
      t.category, t.priority, t.assignee, t.reopen_count, t.created_at, t.updated_at, \
      t.satisfaction, t.satisfaction_comment, t.first_response_at, \
-     t.first_response_due, t.resolution_due, t.sla_since, t.vendor, t.vendor_ticket, \
+     t.first_response_due, t.resolution_due, t.sla_since, t.vendor, t.vendor_ticket, t.suggested_articles, \
      (SELECT f.code FROM tickets f WHERE f.id = t.follows_ticket_id) AS follows, \
      t.sla_fired, \
      (SELECT COUNT(*) FROM messages m WHERE m.ticket_id = t.id) AS message_count, \
