@@ -305,7 +305,7 @@ impl KnowledgeBase {
         top.into_iter()
             .filter_map(|(score, address)| {
                 let article = self.article_at(&searcher, address)?;
-                (article.language == language).then(|| Hit { article, score })
+                (article.language == language).then_some(Hit { article, score })
             })
             .collect()
     }
