@@ -17,6 +17,7 @@ use crate::ingest::maildir::MaildirSource;
 use crate::pipeline::SourceRef;
 use crate::store::{StoreError, TicketFilter};
 
+mod kb;
 mod setup;
 mod tick;
 mod tickets;
@@ -81,6 +82,37 @@ pub enum Command {
     },
     /// Check the configuration file and report the first problem.
     CheckConfig,
+    /// The knowledge base (L0): search it, see what a mail would be sent, check articles.
+    #[command(subcommand)]
+    Kb(KbCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KbCommand {
+    /// The articles that best match some text, best first, with their scores.
+    Search {
+        /// The text to search with (a mail's words).
+        text: String,
+        /// The articles' language: fr or en (default: the text's, as for a mail).
+        #[arg(long)]
+        lang: Option<String>,
+        /// How many articles at most.
+        #[arg(long, default_value_t = 5)]
+        limit: usize,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The articles a mail's acknowledgement would carry (0 to 3), as the gateway decides.
+    Suggest {
+        /// The mail (RFC 5322); `-` or none for standard input.
+        file: Option<PathBuf>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check every article (front matter, language, category, ids, body, links).
+    Check,
 }
 
 #[derive(Args, Debug)]
@@ -331,8 +363,8 @@ fn log_start(path: &Path, config: &Config) {
     }
 }
 
-/// On SIGHUP, the roster, the routing rules, the rest of the desk's organisation and the
-/// templates are read again and put in place; a configuration or a template that does not
+/// On SIGHUP, the roster, the routing rules, the rest of the desk's organisation, the
+/// knowledge base and the templates are read again and put in place; a configuration or a template that does not
 /// load is refused, with the error, and the running one kept. (The source, the outbox, the
 /// database and `[gateway]` need a restart.)
 async fn reload_on_hangup(path: PathBuf, pipeline: Arc<crate::pipeline::Pipeline>) {
@@ -349,6 +381,7 @@ async fn reload_on_hangup(path: PathBuf, pipeline: Arc<crate::pipeline::Pipeline
                     rules = desk.rules.len(),
                     "reloaded the roster, the routing rules and the templates"
                 );
+                kb::log_problems(&desk.knowledge.kb);
                 pipeline.reload(Arc::new(renderer), Arc::new(desk));
             }
             Err(e) => tracing::error!(
@@ -396,6 +429,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             let config = Config::load(&cli.config)?;
             config.desk.check_agent_auth_chosen()?;
             config.check_database_folder()?;
+            kb::refuse_problems(&config.desk.knowledge)?;
             crate::render::Renderer::new(config.gateway.templates_dir.as_deref())
                 .and_then(|r| r.check())
                 .context("templates")?;
@@ -432,6 +466,9 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                 .check()
                 .context("cannot load templates")?;
             log_start(&cli.config, &app.config);
+            kb::log_problems(&app.config.desk.knowledge.kb);
+            let watched = app.pipeline.clone();
+            tokio::spawn(async move { kb::watch(watched).await });
             let reloading = app.pipeline.clone();
             let config_path = cli.config.clone();
             tokio::spawn(async move { reload_on_hangup(config_path, reloading).await });
@@ -451,6 +488,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Route { file, json } => route(&cli.config, file, json).await,
         Command::Agents(AgentsCommand::List { json }) => agents(&cli.config, json).await,
         Command::Tick { at, apply, no_send } => tick(&cli.config, at, apply, no_send).await,
+        Command::Kb(cmd) => kb::kb(&cli.config, cmd),
     }
 }
 
@@ -463,6 +501,7 @@ fn only_reads(command: &Command) -> bool {
             | Command::Route { .. }
             | Command::Agents(_)
             | Command::Tick { apply: false, .. }
+            | Command::Kb(_)
     )
 }
 

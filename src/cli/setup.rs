@@ -21,6 +21,24 @@ pub(super) fn init(args: &InitArgs) -> Result<ExitCode> {
         std::fs::write(&holidays, crate::config::french_holidays_toml())
             .with_context(|| format!("cannot write {}", holidays.display()))?;
     }
+    let kb_dir = crate::config::Config::from_toml(
+        &std::fs::read_to_string(&path)?,
+        &path,
+        dir,
+        &crate::config::ProcessEnv,
+    )?
+    .desk
+    .knowledge
+    .dir;
+    let written = crate::kb::starter::write(&kb_dir)
+        .with_context(|| format!("cannot write the starter articles into {}", kb_dir.display()))?;
+    if !written.is_empty() {
+        eprintln!(
+            "wrote {} starter knowledge-base articles into {} (adapt them to your desk)",
+            written.len(),
+            kb_dir.display()
+        );
+    }
     let config = Config::load(&path)?;
     if let crate::config::SourceSettings::Maildir(m) = &config.source {
         MaildirSource::ensure_layout(&m.path)?;

@@ -271,6 +271,13 @@ impl Pipeline {
         self.desk.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// Puts a new knowledge base in place (its folder changed); the rest of the desk stays.
+    pub fn set_knowledge(&self, kb: Arc<crate::kb::KnowledgeBase>) {
+        let mut desk = (*self.desk()).clone();
+        desk.knowledge.kb = kb;
+        *self.desk.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(desk);
+    }
+
     /// Puts new templates and a new desk organisation (roster, routing rules, escalation,
     /// time) in place; the mail being filed finishes with the old ones.
     pub fn reload(&self, renderer: Arc<Renderer>, desk: Arc<DeskSettings>) {

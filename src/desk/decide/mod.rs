@@ -30,6 +30,7 @@ use commands::*;
 use follow_up::*;
 use new_ticket::*;
 pub(crate) use self_service::end_hold;
+pub use self_service::suggestions;
 use self_service::*;
 pub use vendor::vendor_ticket_number;
 use vendor::*;

@@ -15,9 +15,15 @@ pub(super) struct Offer {
     pub hold: Option<SelfServiceHold>,
 }
 
+/// What a new ticket's acknowledgement carries and its agent is shown: the one decision,
+/// shared by the pipeline and `helpdesk kb suggest`.
+pub fn suggestions(reading: &MailReading, desk: &DeskSettings) -> Suggestions {
+    suggest::choose(&reading.found, reading.routing.tier, &desk.knowledge.suggest)
+}
+
 pub(super) fn offer(s: &MailSituation<'_>, tier: Tier) -> Offer {
     let knowledge = &s.desk.knowledge;
-    let suggestions = suggest::choose(&s.reading.found, tier, &knowledge.suggest);
+    let suggestions = suggestions(&s.reading, s.desk);
     let hold = (!suggestions.customer.is_empty() && knowledge.hold > chrono::Duration::zero())
         .then(|| SelfServiceHold {
             until: s.desk.time.add_business(s.now, knowledge.hold),
