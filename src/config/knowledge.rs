@@ -59,19 +59,24 @@ impl Default for KnowledgeSettings {
 }
 
 impl KnowledgeSettings {
-    /// The articles of [`KnowledgeSettings::dir`], indexed. A folder that is not there is
-    /// an empty base unless the configuration named it; broken articles are left out and
-    /// listed in the result's `problems`.
+    /// The articles of [`KnowledgeSettings::dir`], indexed. Broken articles are left out
+    /// and listed in the result's `problems`, and so is a folder the configuration names
+    /// that is not there (one it does not name is simply an empty base).
     pub fn load(&self) -> Result<KnowledgeBase, ConfigError> {
         if !self.dir.is_dir() {
+            let mut kb = KnowledgeBase::empty();
+            // Named in the configuration but not there: a typo or an unmounted disk.
+            // `check-config` refuses it; `run` says so and answers without articles.
             if self.dir_chosen {
-                return Err(invalid(
-                    "knowledge_base.dir",
-                    format!("the folder {} does not exist", self.dir.display()),
-                    "create it (`helpdesk init` writes a starter knowledge base), or remove the key",
-                ));
+                kb.problems.push(crate::kb::Problem {
+                    file: self.dir.display().to_string(),
+                    key: "knowledge_base.dir".into(),
+                    message: "the folder does not exist: create it (`helpdesk init` writes \
+                              the starter articles) or point the key at the articles"
+                        .into(),
+                });
             }
-            return Ok(KnowledgeBase::empty());
+            return Ok(kb);
         }
         KnowledgeBase::load(&self.dir).map_err(|e| {
             invalid(

@@ -218,7 +218,9 @@ async fn with_a_roster_the_gateway_refuses_to_start_until_agent_authentication_i
             "{args:?}: {err}"
         );
     }
-    // Without a roster nobody can act as an agent: nothing to choose.
+    // Without a roster nobody can act as an agent: nothing to choose. (The articles
+    // folder the configuration names is there, as `helpdesk init` leaves it.)
+    helpdesk::kb::starter::write(&dir.path().join("kb")).unwrap();
     std::fs::write(&path, embedded_config()).unwrap();
     let out = crate::support::helpdesk(&["--config", config, "check-config"]);
     assert!(out.status.success());

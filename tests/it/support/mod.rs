@@ -71,8 +71,11 @@ impl Desk {
     ) -> Desk {
         let config_path = dir.path().join("helpdesk.toml");
         std::fs::write(&config_path, toml).unwrap();
-        let config = Config::from_toml(toml, &config_path, dir.path(), &ProcessEnv)
+        let mut config = Config::from_toml(toml, &config_path, dir.path(), &ProcessEnv)
             .expect("valid test config");
+        // Every test desk has the starter knowledge base, as `helpdesk init` writes it.
+        helpdesk::kb::starter::write(&config.desk.knowledge.dir).expect("starter articles");
+        config.load_knowledge().expect("knowledge base loads");
         let store = wrap(app::open_store(&config).await.expect("store opens"));
         let app = Arc::new(
             App::build_with_clock(config, store, clock)
