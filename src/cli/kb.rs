@@ -53,8 +53,14 @@ pub(super) fn kb(config_path: &Path, cmd: KbCommand) -> Result<ExitCode> {
                 "{}: {} articles ok ({} in French, {} in English)",
                 knowledge.dir.display(),
                 kb.articles().len(),
-                kb.articles().iter().filter(|a| a.language == Language::Fr).count(),
-                kb.articles().iter().filter(|a| a.language == Language::En).count(),
+                kb.articles()
+                    .iter()
+                    .filter(|a| a.language == Language::Fr)
+                    .count(),
+                kb.articles()
+                    .iter()
+                    .filter(|a| a.language == Language::En)
+                    .count(),
             );
         }
     }
@@ -178,8 +184,12 @@ pub(super) async fn watch(pipeline: Arc<crate::pipeline::Pipeline>) {
                 log_problems(&kb);
                 pipeline.set_knowledge(Arc::new(kb));
             }
-            Ok(Err(e)) => tracing::error!(error = %e, "cannot reload the knowledge base; keeping the one in use"),
-            Err(e) => tracing::error!(error = %e, "the knowledge base reload failed; keeping the one in use"),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "cannot reload the knowledge base; keeping the one in use")
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the knowledge base reload failed; keeping the one in use")
+            }
         }
     }
 }

@@ -30,8 +30,12 @@ pub(super) fn init(args: &InitArgs) -> Result<ExitCode> {
     .desk
     .knowledge
     .dir;
-    let written = crate::kb::starter::write(&kb_dir)
-        .with_context(|| format!("cannot write the starter articles into {}", kb_dir.display()))?;
+    let written = crate::kb::starter::write(&kb_dir).with_context(|| {
+        format!(
+            "cannot write the starter articles into {}",
+            kb_dir.display()
+        )
+    })?;
     if !written.is_empty() {
         eprintln!(
             "wrote {} starter knowledge-base articles into {} (adapt them to your desk)",

@@ -15,7 +15,15 @@ pub(super) fn first_line(text: &str) -> &str {
 
 /// "RÉSOLU", "solved", "Fermer"… alone on the first line: the customer closes the request.
 pub fn says_solved(text: &str) -> bool {
-    let line = first_line(text).trim_end_matches(['.', '!']);
+    // "Résolu, merci !": the word, then nothing but courtesy.
+    let line = first_line(text);
+    let (word, rest) = line
+        .split_once([',', ';', '!', '.', ':'])
+        .unwrap_or((line, ""));
+    if !rest.trim().is_empty() && !says_thanks(rest) {
+        return false;
+    }
+    let line = word.trim();
     let folded: String = {
         use unicode_normalization::UnicodeNormalization;
         line.nfd()
@@ -193,6 +201,8 @@ mod tests {
             "  RESOLVED\nthanks",
             "Fermer",
             "close",
+            "Résolu, merci !",
+            "Solved, thanks a lot",
         ] {
             assert!(says_solved(yes), "{yes:?}");
         }
@@ -201,6 +211,7 @@ mod tests {
             "It is not solved",
             "résolu ?",
             "Merci\nRÉSOLU",
+            "Résolu, mais l'imprimante refait du bruit",
         ] {
             assert!(!says_solved(no), "{no:?}");
         }

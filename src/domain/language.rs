@@ -42,7 +42,9 @@ impl Language {
         if let Some(lang) = content_language.and_then(Language::from_content_language) {
             return lang;
         }
-        detect(text).unwrap_or(default)
+        detect(text)
+            .or_else(|| function_words(text))
+            .unwrap_or(default)
     }
 }
 
@@ -55,6 +57,9 @@ fn detect(text: &str) -> Option<Language> {
     }
     let any = whatlang::detect(&sample)?;
     let lang = match any.lang() {
+        // Unsure between the two on a short mail: the little words decide, if they can.
+        Lang::Fra if !any.is_reliable() => function_words(&sample).unwrap_or(Language::Fr),
+        Lang::Eng if !any.is_reliable() => function_words(&sample).unwrap_or(Language::En),
         Lang::Fra => Language::Fr,
         Lang::Eng => Language::En,
         _ => {
@@ -71,6 +76,38 @@ fn detect(text: &str) -> Option<Language> {
         }
     };
     Some(lang)
+}
+
+/// When statistics give up on a short mail ("windows says my password expired, how do i
+/// change it?? thx"), its little words still tell French from English: at least two of
+/// one language's and twice as many as the other's.
+fn function_words(text: &str) -> Option<Language> {
+    const FR: &[&str] = &[
+        "le", "la", "les", "de", "des", "du", "je", "mon", "ma", "mes", "est", "pas", "ne", "et",
+        "un", "une", "pour", "sur", "avec", "que", "qui", "il", "elle", "nous", "vous", "depuis",
+        "ça", "ca", "au", "aux", "plus", "mais", "ou", "dans", "bonjour", "merci",
+    ];
+    const EN: &[&str] = &[
+        "the", "a", "an", "is", "my", "i", "to", "of", "and", "in", "it", "on", "for", "with",
+        "not", "can", "cant", "can't", "how", "do", "does", "since", "this", "that", "you", "me",
+        "again", "says", "keep", "hi", "hello", "thanks", "thx", "please",
+    ];
+    let (mut fr, mut en) = (0usize, 0usize);
+    for word in text
+        .split(|c: char| !(c.is_alphanumeric() || c == '\''))
+        .take(400)
+        .map(str::to_lowercase)
+    {
+        fr += usize::from(FR.contains(&word.as_str()));
+        en += usize::from(EN.contains(&word.as_str()));
+    }
+    if fr >= 2 && fr >= 2 * en {
+        Some(Language::Fr)
+    } else if en >= 2 && en >= 2 * fr {
+        Some(Language::En)
+    } else {
+        None
+    }
 }
 
 impl FromStr for Language {
@@ -117,6 +154,16 @@ mod tests {
     fn english_text_is_answered_in_english() {
         let text = "Hello, I cannot log in to the VPN since yesterday. Could you reset my password please?";
         assert_eq!(Language::choose(None, text, Language::Fr), Language::En);
+    }
+
+    #[test]
+    fn a_short_mail_is_told_by_its_little_words() {
+        let text = "Password expired\nwindows says my password expired, how do i change it?? thx";
+        assert_eq!(Language::choose(None, text, Language::Fr), Language::En);
+        let text = "No internet\nLaptop says connected to wi-fi but no internet access";
+        assert_eq!(Language::choose(None, text, Language::Fr), Language::En);
+        let text = "mdp expiré\nbjr, windows me dit que mon mdp a expiré";
+        assert_eq!(Language::choose(None, text, Language::En), Language::Fr);
     }
 
     #[test]

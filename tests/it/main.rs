@@ -10,6 +10,7 @@ mod desk;
 mod dkim;
 mod house;
 mod imap_source;
+mod kb;
 mod loops;
 mod mail_stack;
 mod mta_pipe;

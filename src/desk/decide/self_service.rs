@@ -18,7 +18,11 @@ pub(super) struct Offer {
 /// What a new ticket's acknowledgement carries and its agent is shown: the one decision,
 /// shared by the pipeline and `helpdesk kb suggest`.
 pub fn suggestions(reading: &MailReading, desk: &DeskSettings) -> Suggestions {
-    suggest::choose(&reading.found, reading.routing.tier, &desk.knowledge.suggest)
+    suggest::choose(
+        &reading.found,
+        reading.routing.tier,
+        &desk.knowledge.suggest,
+    )
 }
 
 pub(super) fn offer(s: &MailSituation<'_>, tier: Tier) -> Offer {
