@@ -11,6 +11,7 @@ mod dkim;
 mod house;
 mod imap_source;
 mod kb;
+mod kb_mail;
 mod loops;
 mod mail_stack;
 mod mta_pipe;
