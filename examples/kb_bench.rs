@@ -27,10 +27,31 @@ fn rss_kib(field: &str) -> u64 {
 }
 
 const SITES: &[&str] = &[
-    "Lyon", "Nantes", "Lille", "Bordeaux", "Toulouse", "Paris La Défense", "Grenoble", "Rennes",
-    "Marseille", "Strasbourg", "HP LaserJet", "Ricoh IM C3000", "Canon iR", "Dell Latitude",
-    "Lenovo ThinkPad", "FortiClient", "GlobalProtect", "Cisco AnyConnect", "Teams Rooms",
-    "SharePoint RH", "comptabilité", "accueil", "atelier", "entrepôt", "direction",
+    "Lyon",
+    "Nantes",
+    "Lille",
+    "Bordeaux",
+    "Toulouse",
+    "Paris La Défense",
+    "Grenoble",
+    "Rennes",
+    "Marseille",
+    "Strasbourg",
+    "HP LaserJet",
+    "Ricoh IM C3000",
+    "Canon iR",
+    "Dell Latitude",
+    "Lenovo ThinkPad",
+    "FortiClient",
+    "GlobalProtect",
+    "Cisco AnyConnect",
+    "Teams Rooms",
+    "SharePoint RH",
+    "comptabilité",
+    "accueil",
+    "atelier",
+    "entrepôt",
+    "direction",
 ];
 
 fn articles(n: usize) -> Vec<(String, String)> {
@@ -40,8 +61,10 @@ fn articles(n: usize) -> Vec<(String, String)> {
         .filter(|w| w.chars().all(char::is_alphabetic) && w.len() > 3)
         .map(str::to_lowercase)
         .collect();
-    let mut out: Vec<(String, String)> =
-        starter::ARTICLES.iter().map(|(n, t)| (n.to_string(), t.to_string())).collect();
+    let mut out: Vec<(String, String)> = starter::ARTICLES
+        .iter()
+        .map(|(n, t)| (n.to_string(), t.to_string()))
+        .collect();
     let mut seed = 0x2545_f491_4f6c_dd1du64;
     let mut next = move || {
         seed ^= seed << 13;
@@ -71,8 +94,14 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 fn main() {
-    let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1000);
-    let m: usize = std::env::args().nth(2).and_then(|a| a.parse().ok()).unwrap_or(5000);
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1000);
+    let m: usize = std::env::args()
+        .nth(2)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(5000);
     let dir = std::env::temp_dir().join(format!("kb-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     for (name, text) in articles(n) {
@@ -89,8 +118,13 @@ fn main() {
 
     let toml = helpdesk::config::embedded_default_toml();
     let path = std::path::Path::new("/nonexistent/helpdesk.toml");
-    let mut with = Config::from_toml(toml, path, std::path::Path::new("/nonexistent"), &ProcessEnv)
-        .unwrap();
+    let mut with = Config::from_toml(
+        toml,
+        path,
+        std::path::Path::new("/nonexistent"),
+        &ProcessEnv,
+    )
+    .unwrap();
     let without = with.clone();
     with.desk.knowledge.kb = std::sync::Arc::new(kb);
     let rows: Vec<Vec<u8>> = include_str!("../tests/kb/requests.tsv")
@@ -108,13 +142,17 @@ fn main() {
             .into_bytes()
         })
         .collect();
-    let mails: Vec<_> = rows.iter().map(|r| helpdesk::inbound::parse(r).unwrap()).collect();
+    let mails: Vec<_> = rows
+        .iter()
+        .map(|r| helpdesk::inbound::parse(r).unwrap())
+        .collect();
     let time = |config: &Config| -> Vec<f64> {
         let mut out: Vec<f64> = (0..m)
             .map(|i| {
                 let mail = &mails[i % mails.len()];
                 let t = Instant::now();
-                let reading = helpdesk::desk::decide::read_mail(mail, &config.gateway, &config.desk);
+                let reading =
+                    helpdesk::desk::decide::read_mail(mail, &config.gateway, &config.desk);
                 let chosen = helpdesk::desk::decide::suggestions(&reading, &config.desk);
                 std::hint::black_box(chosen);
                 t.elapsed().as_secs_f64() * 1000.0

@@ -118,6 +118,9 @@ impl App {
         let pipeline = self.pipeline.clone();
         let token = stop.clone();
         let timer_task = tracker.spawn(async move { run_timers(pipeline, token).await });
+        let pipeline = self.pipeline.clone();
+        let token = stop.clone();
+        tracker.spawn(async move { watch_knowledge(pipeline, token).await });
         // The database file deleted or replaced under the gateway: every transaction refuses
         // from then on, and this stops the gateway within a second.
         let store = self.pipeline.store().clone();
@@ -190,6 +193,43 @@ async fn run_timers(pipeline: Arc<Pipeline>, stop: CancellationToken) {
         tokio::select! {
             _ = stop.cancelled() => break,
             _ = tokio::time::sleep(std::time::Duration::from_millis(sleep_ms as u64)) => {}
+        }
+    }
+}
+
+/// How often the articles' folder is looked at for changes.
+const KNOWLEDGE_WATCH: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The articles' folder is looked at every two seconds; when a file was added, changed or
+/// removed, the base is read again and put in place (the mail being filed finishes with
+/// the old one). Polling, not inotify: it works the same on NFS, bind mounts and every
+/// platform, and a thousand `stat`s every two seconds cost nothing.
+async fn watch_knowledge(pipeline: Arc<Pipeline>, stop: CancellationToken) {
+    let dir = pipeline.desk().knowledge.dir.clone();
+    let mut seen = pipeline.desk().knowledge.kb.read_as.clone();
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(KNOWLEDGE_WATCH) => {}
+        }
+        let now = crate::kb::fingerprint(&dir);
+        if now == seen {
+            continue;
+        }
+        seen = now;
+        let settings = pipeline.desk().knowledge.clone();
+        match tokio::task::spawn_blocking(move || settings.load()).await {
+            Ok(Ok(kb)) => {
+                tracing::info!("the knowledge base changed; reloading");
+                crate::kb::log_problems(&kb);
+                pipeline.set_knowledge(Arc::new(kb));
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "cannot reload the knowledge base; keeping the one in use")
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the knowledge base reload failed; keeping the one in use")
+            }
         }
     }
 }

@@ -4,10 +4,7 @@
 use super::*;
 use crate::config::{ConfigError, KnowledgeSettings};
 use crate::domain::Language;
-use crate::kb::{Hit, KnowledgeBase};
-
-/// How often `run` looks at the articles' folder for changes.
-const WATCH_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+use crate::kb::Hit;
 
 pub(super) fn kb(config_path: &Path, cmd: KbCommand) -> Result<ExitCode> {
     let config = Config::load(config_path)?;
@@ -148,48 +145,4 @@ pub(super) fn refuse_problems(k: &KnowledgeSettings) -> Result<(), ConfigError> 
             k.dir.display()
         ),
     })
-}
-
-/// `run`: a broken article is reported and left out; it never stops the gateway.
-pub(super) fn log_problems(kb: &KnowledgeBase) {
-    for p in &kb.problems {
-        tracing::error!(file = %p.file, key = %p.key, problem = %p.message, "knowledge base article left out");
-    }
-    tracing::info!(
-        articles = kb.articles().len(),
-        left_out = kb.problems.len(),
-        dir = %kb.dir().map(|d| d.display().to_string()).unwrap_or_default(),
-        "knowledge base"
-    );
-}
-
-/// `run`: the articles' folder is looked at every two seconds; when a file was added,
-/// changed or removed, the base is read again and put in place (the mail being filed
-/// finishes with the old one). Polling, not inotify: it works the same on NFS, bind
-/// mounts and every platform, and a thousand `stat`s every two seconds cost nothing.
-pub(super) async fn watch(pipeline: Arc<crate::pipeline::Pipeline>) {
-    let settings = pipeline.desk().knowledge.clone();
-    let mut seen = crate::kb::fingerprint(&settings.dir);
-    loop {
-        tokio::time::sleep(WATCH_EVERY).await;
-        let now = crate::kb::fingerprint(&settings.dir);
-        if now == seen {
-            continue;
-        }
-        seen = now;
-        let settings = pipeline.desk().knowledge.clone();
-        match tokio::task::spawn_blocking(move || settings.load()).await {
-            Ok(Ok(kb)) => {
-                tracing::info!("the knowledge base changed; reloaded");
-                log_problems(&kb);
-                pipeline.set_knowledge(Arc::new(kb));
-            }
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "cannot reload the knowledge base; keeping the one in use")
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "the knowledge base reload failed; keeping the one in use")
-            }
-        }
-    }
 }

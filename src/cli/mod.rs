@@ -381,7 +381,7 @@ async fn reload_on_hangup(path: PathBuf, pipeline: Arc<crate::pipeline::Pipeline
                     rules = desk.rules.len(),
                     "reloaded the roster, the routing rules and the templates"
                 );
-                kb::log_problems(&desk.knowledge.kb);
+                crate::kb::log_problems(&desk.knowledge.kb);
                 pipeline.reload(Arc::new(renderer), Arc::new(desk));
             }
             Err(e) => tracing::error!(
@@ -466,9 +466,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                 .check()
                 .context("cannot load templates")?;
             log_start(&cli.config, &app.config);
-            kb::log_problems(&app.config.desk.knowledge.kb);
-            let watched = app.pipeline.clone();
-            tokio::spawn(async move { kb::watch(watched).await });
+            crate::kb::log_problems(&app.config.desk.knowledge.kb);
             let reloading = app.pipeline.clone();
             let config_path = cli.config.clone();
             tokio::spawn(async move { reload_on_hangup(config_path, reloading).await });

@@ -51,6 +51,8 @@ pub struct KnowledgeBase {
     articles: Vec<Arc<Article>>,
     /// The files left out, and why.
     pub problems: Vec<Problem>,
+    /// The folder as it was read (see [`fingerprint`]): the gateway reloads when it differs.
+    pub read_as: Option<Fingerprint>,
     reader: IndexReader,
     fields: Fields,
 }
@@ -94,6 +96,8 @@ impl KnowledgeBase {
     /// listed in [`KnowledgeBase::problems`]. Files in subfolders are not articles (they
     /// are what articles link to: images, attachments).
     pub fn load(dir: &Path) -> Result<KnowledgeBase, KbError> {
+        // Taken first: a file changed while the folder is read is read again later.
+        let read_as = fingerprint(dir);
         let read_err = |source| KbError::Read {
             path: dir.to_path_buf(),
             source,
@@ -128,7 +132,9 @@ impl KnowledgeBase {
                 Err(p) => problems.push(p),
             }
         }
-        Self::from_articles(Some(dir.to_path_buf()), articles, problems)
+        let mut kb = Self::from_articles(Some(dir.to_path_buf()), articles, problems)?;
+        kb.read_as = read_as;
+        Ok(kb)
     }
 
     /// Indexes `articles`. Two with the same id cannot both be (ids are file names, so
@@ -192,6 +198,7 @@ impl KnowledgeBase {
             dir,
             articles: kept,
             problems,
+            read_as: None,
             reader,
             fields,
         })
@@ -321,14 +328,30 @@ impl KnowledgeBase {
     }
 }
 
+/// `run`: a broken article is reported and left out; it never stops the gateway.
+pub fn log_problems(kb: &KnowledgeBase) {
+    for p in &kb.problems {
+        tracing::error!(file = %p.file, key = %p.key, problem = %p.message, "knowledge base article left out");
+    }
+    tracing::info!(
+        articles = kb.articles().len(),
+        left_out = kb.problems.len(),
+        dir = %kb.dir().map(|d| d.display().to_string()).unwrap_or_default(),
+        "knowledge base"
+    );
+}
+
 /// What `helpdesk kb check` and `check-config` report: every problem, by file.
 pub fn check(dir: &Path) -> Result<Vec<Problem>, KbError> {
     Ok(KnowledgeBase::load(dir)?.problems)
 }
 
-/// A fingerprint of the folder's articles (names, sizes, modification times): the
-/// gateway reloads the knowledge base when it changes.
-pub fn fingerprint(dir: &Path) -> Option<Vec<(String, u64, std::time::SystemTime)>> {
+/// A folder's articles as names, sizes and modification times: the gateway reloads the
+/// knowledge base when they change.
+pub type Fingerprint = Vec<(String, u64, std::time::SystemTime)>;
+
+/// A fingerprint of the folder's articles (names, sizes, modification times).
+pub fn fingerprint(dir: &Path) -> Option<Fingerprint> {
     let mut out: Vec<_> = std::fs::read_dir(dir)
         .ok()?
         .filter_map(|e| e.ok())

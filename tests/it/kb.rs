@@ -474,3 +474,65 @@ async fn an_agent_sends_an_article_with_a_command() {
     let receipt = receipts.last().unwrap()["body_text"].as_str().unwrap();
     assert!(receipt.contains("second-ecran"), "{receipt}");
 }
+
+/// A running gateway notices an article added, changed or broken within seconds, without
+/// a restart; a broken one is left out and the others stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_running_gateway_notices_changed_articles() {
+    let desk = Desk::new().await;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let (app, token) = (desk.app.clone(), shutdown.clone());
+    let task = tokio::spawn(async move { app.run(token).await });
+    let kb_dir = desk.dir.path().join("kb");
+    let has = |id: &str| desk.app.pipeline.desk().knowledge.kb.get(id).is_some();
+    assert!(has("vpn-erreurs") && !has("badge-acces"));
+    std::fs::write(
+        kb_dir.join("badge-acces.md"),
+        "---\ntitle: Mon badge n'ouvre plus les portes\nlanguage: fr\ncategory: access\nkeywords: [badge]\n---\n\n1. Passez à l'accueil.\n",
+    )
+    .unwrap();
+    std::fs::write(
+        kb_dir.join("casse.md"),
+        "---\ntitle: x\nlanguage: fr\n---\nx\n",
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    while !has("badge-acces") {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "not reloaded"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let kb = desk.app.pipeline.desk().knowledge.kb.clone();
+    assert!(kb.get("vpn-erreurs").is_some(), "the others stay");
+    assert_eq!(kb.problems.len(), 1, "{:?}", kb.problems);
+    assert_eq!(kb.problems[0].key, "category");
+    eprintln!("reloaded after {:?}", started.elapsed());
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
+}
+
+/// A ransomware report is routed to L2 as urgent: a person, not an article, for the
+/// customer; its agent still sees the best articles.
+#[tokio::test]
+async fn an_urgent_l2_report_gets_a_person_not_an_article() {
+    let desk = Desk::with_config(&roster_config()).await;
+    let code = open(
+        &desk,
+        "Rançongiciel",
+        "URGENT tous les fichiers du serveur ont l'extension .locked et un message demande une rançon",
+    )
+    .await;
+    let t = show(&desk, &code);
+    assert_eq!(t["tier"], "L2");
+    assert_eq!(t["priority"], "urgent");
+    assert_eq!(t["suggested_articles"], serde_json::json!([]));
+    let ack = mails(&t, "acknowledgement")[0]["body_text"]
+        .as_str()
+        .unwrap();
+    assert!(
+        !ack.contains("RÉSOLU") && !ack.contains("base de connaissances"),
+        "{ack}"
+    );
+}
