@@ -74,6 +74,23 @@ pub struct MailContext {
     pub several_articles: bool,
 }
 
+impl ArticleView {
+    /// `article` as a template reads it; `sent` and `score` for an agent's list.
+    pub fn of(article: &crate::kb::Article, sent: bool, score: Option<f32>) -> ArticleView {
+        ArticleView {
+            id: article.id.to_string(),
+            title: article.title.clone(),
+            url: article.url.clone().unwrap_or_default(),
+            excerpt_text: article.excerpt_text.clone(),
+            excerpt_html: article.excerpt_html.clone(),
+            body_text: article.body_text.clone(),
+            body_html: article.body_html.clone(),
+            sent,
+            score: score.map(|s| format!("{s:.1}")).unwrap_or_default(),
+        }
+    }
+}
+
 #[derive(Serialize, Clone, Debug, PartialEq)]
 pub struct ArticleView {
     pub id: String,

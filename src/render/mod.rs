@@ -822,17 +822,7 @@ mod tests {
                 .iter()
                 .filter(|a| a.language == language)
                 .take(2)
-                .map(|a| ArticleView {
-                    id: a.id.to_string(),
-                    title: a.title.clone(),
-                    url: a.url.clone().unwrap_or_default(),
-                    excerpt_text: a.excerpt_text.clone(),
-                    excerpt_html: a.excerpt_html.clone(),
-                    body_text: a.body_text.clone(),
-                    body_html: a.body_html.clone(),
-                    sent: true,
-                    score: "41.5".into(),
-                })
+                .map(|a| ArticleView::of(a, true, Some(41.5)))
                 .collect(),
             several_articles: true,
             thread: vec![ThreadItem {

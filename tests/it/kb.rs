@@ -209,7 +209,7 @@ fn kb_commands_search_suggest_and_check() {
     assert!(!hits.to_string().contains("imprimante-couleur"));
 }
 
-fn show(desk: &Desk, code: &str) -> Value {
+pub(crate) fn show(desk: &Desk, code: &str) -> Value {
     json(&helpdesk(&[
         "--config",
         desk.config_path.to_str().unwrap(),

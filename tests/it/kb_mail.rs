@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::kb::show;
 use crate::support::stack::MailStack;
-use crate::support::{Desk, customer_mail, helpdesk, stdout};
+use crate::support::{Desk, customer_mail};
 
 fn header(raw: &[u8], name: &str) -> String {
     let raw = String::from_utf8_lossy(raw);
@@ -38,19 +39,6 @@ fn html(raw: &[u8]) -> String {
 fn code_of(raw: &[u8]) -> String {
     let subject = header(raw, "Subject");
     subject[1..subject.find(']').unwrap()].to_string()
-}
-
-fn show(desk: &Desk, code: &str) -> serde_json::Value {
-    let out = helpdesk(&[
-        "--config",
-        desk.config_path.to_str().unwrap(),
-        "tickets",
-        "show",
-        code,
-        "--json",
-    ]);
-    assert!(out.status.success());
-    serde_json::from_str(&stdout(&out)).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

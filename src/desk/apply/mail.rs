@@ -262,25 +262,14 @@ async fn mail_context(
             .collect(),
         last_message,
         last_message_date,
-        articles: out.articles.iter().map(article_view).collect(),
+        articles: out
+            .articles
+            .iter()
+            .map(|m| crate::render::ArticleView::of(&m.article, m.sent, m.score))
+            .collect(),
         several_articles: out.articles.len() > 1,
         ..MailContext::default()
     })
-}
-
-fn article_view(m: &crate::desk::MailArticle) -> crate::render::ArticleView {
-    let a = &m.article;
-    crate::render::ArticleView {
-        id: a.id.to_string(),
-        title: a.title.clone(),
-        url: a.url.clone().unwrap_or_default(),
-        excerpt_text: a.excerpt_text.clone(),
-        excerpt_html: a.excerpt_html.clone(),
-        body_text: a.body_text.clone(),
-        body_html: a.body_html.clone(),
-        sent: m.sent,
-        score: m.score.map(|s| format!("{s:.1}")).unwrap_or_default(),
-    }
 }
 
 /// The thread as the recipient reads it, and the customer's last words in it with their date.
