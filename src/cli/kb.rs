@@ -46,6 +46,15 @@ pub(super) fn kb(config_path: &Path, cmd: KbCommand) -> Result<ExitCode> {
                 println!("{p}");
             }
             refuse_problems(knowledge)?;
+            if !knowledge.dir.is_dir() {
+                println!(
+                    "{} does not exist: no articles. `helpdesk init {}` writes the starter \
+                     articles there (an existing helpdesk.toml is kept as it is).",
+                    knowledge.dir.display(),
+                    config_path.parent().map_or(".".into(), |p| p.display().to_string())
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
             println!(
                 "{}: {} articles ok ({} in French, {} in English)",
                 knowledge.dir.display(),
