@@ -81,7 +81,7 @@ fn articles(n: usize) -> Vec<(String, String)> {
             .map(|_| words[(next() as usize) % words.len()].as_str())
             .collect();
         let text = text
-            .replacen("\ntitle: ", &format!("\ntitle: [{site}] "), 1)
+            .replacen("\ntitle: ", &format!("\ntitle: {site} — "), 1)
             .replacen("\nkeywords: [", &format!("\nkeywords: [{site}, "), 1);
         out.push((format!("{id}.md"), format!("{text}\n{}\n", extra.join(" "))));
         i += 1;

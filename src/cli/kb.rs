@@ -51,7 +51,9 @@ pub(super) fn kb(config_path: &Path, cmd: KbCommand) -> Result<ExitCode> {
                     "{} does not exist: no articles. `helpdesk init {}` writes the starter \
                      articles there (an existing helpdesk.toml is kept as it is).",
                     knowledge.dir.display(),
-                    config_path.parent().map_or(".".into(), |p| p.display().to_string())
+                    config_path
+                        .parent()
+                        .map_or(".".into(), |p| p.display().to_string())
                 );
                 return Ok(ExitCode::SUCCESS);
             }

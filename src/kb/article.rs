@@ -114,11 +114,14 @@ pub fn parse(file: &str, text: &str, dir: Option<&Path>) -> Result<Article, Prob
     })?;
     let front: FrontMatter = serde_yaml_ng::from_str(front).map_err(|e| {
         let message = e.to_string();
-        // serde names an unknown key in its message; say which one.
+        // serde names an unknown key in its message, and puts a mistyped value's key first
+        // ("title: invalid type: sequence…"); say which one.
+        const KEYS: [&str; 5] = ["title", "language", "category", "keywords", "url"];
         let key = message
             .split('`')
             .nth(1)
             .filter(|_| message.starts_with("unknown field"))
+            .or_else(|| message.split(':').next().filter(|k| KEYS.contains(k)))
             .unwrap_or("(front matter)")
             .to_string();
         problem(
@@ -284,6 +287,12 @@ mod tests {
                 "a.md",
                 &GOOD.replace("keywords:", "url: portal\nkeywords:"),
                 "url",
+            ),
+            ("a.md", &GOOD.replace("title: ", "title: [Lyon] "), "title"),
+            (
+                "a.md",
+                &GOOD.replace("[mdp, mot de passe]", "{a: b}"),
+                "keywords",
             ),
         ];
         for (file, text, key) in cases {
