@@ -76,6 +76,12 @@ const ENGLISH_CHATTER: &[&str] = &[
     "hey",
 ];
 
+/// tantivy's stop words for `language` (it ships both of ours; none rather than a panic
+/// should a build ever lack them).
+fn stop_words(language: Stemming) -> StopWordFilter {
+    StopWordFilter::new(language).unwrap_or_else(|| StopWordFilter::remove(Vec::<String>::new()))
+}
+
 /// The analyzer for `language`.
 pub fn analyzer(language: Language) -> TextAnalyzer {
     let words = |list: &[&str]| list.iter().map(|w| w.to_string()).collect::<Vec<_>>();
@@ -83,7 +89,7 @@ pub fn analyzer(language: Language) -> TextAnalyzer {
         Language::Fr => TextAnalyzer::builder(SimpleTokenizer::default())
             .filter(RemoveLongFilter::limit(40))
             .filter(LowerCaser)
-            .filter(StopWordFilter::new(Stemming::French).expect("tantivy ships French stop words"))
+            .filter(stop_words(Stemming::French))
             .filter(StopWordFilter::remove(
                 [words(FRENCH_ELISIONS), words(FRENCH_CHATTER)].concat(),
             ))
@@ -94,9 +100,7 @@ pub fn analyzer(language: Language) -> TextAnalyzer {
         Language::En => TextAnalyzer::builder(SimpleTokenizer::default())
             .filter(RemoveLongFilter::limit(40))
             .filter(LowerCaser)
-            .filter(
-                StopWordFilter::new(Stemming::English).expect("tantivy ships English stop words"),
-            )
+            .filter(stop_words(Stemming::English))
             .filter(StopWordFilter::remove(words(ENGLISH_CHATTER)))
             .filter(AsciiFoldingFilter)
             .filter(Stemmer::new(Stemming::English))
@@ -221,7 +225,11 @@ pub fn expand(text: &str, language: Language) -> String {
 
 /// The terms `text` comes to, in order, repeats kept (synonyms expanded).
 pub fn terms(text: &str, language: Language) -> Vec<String> {
-    let mut analyzer = analyzer(language);
+    terms_with(&mut analyzer(language), text, language)
+}
+
+/// The same with an analyzer already built (the knowledge base keeps one per language).
+pub fn terms_with(analyzer: &mut TextAnalyzer, text: &str, language: Language) -> Vec<String> {
     let expanded = expand(text, language);
     let mut stream = analyzer.token_stream(&expanded);
     let mut out = Vec::new();

@@ -88,114 +88,49 @@ struct FrontMatter {
     url: Option<String>,
 }
 
+/// What is wrong, before the file's name is put to it: the key and the message.
+type Wrong = (String, String);
+
+fn wrong(key: &str, message: impl Into<String>) -> Wrong {
+    (key.to_string(), message.into())
+}
+
 /// Parses `text`, the content of `file` (its name gives the id). `dir` is where relative
 /// links are resolved.
 pub fn parse(file: &str, text: &str, dir: Option<&Path>) -> Result<Article, Problem> {
-    let problem = |key: &str, message: String| Problem {
+    parsed(file, text, dir).map_err(|(key, message)| Problem {
         file: file.to_string(),
-        key: key.to_string(),
+        key,
         message,
-    };
+    })
+}
+
+fn parsed(file: &str, text: &str, dir: Option<&Path>) -> Result<Article, Wrong> {
     let stem = file.strip_suffix(".md").unwrap_or(file);
     let id = ArticleId::parse(stem).ok_or_else(|| {
-        problem(
+        wrong(
             "(file)",
             "the file name must be lowercase letters, digits and dashes, then .md \
-             (e.g. vpn-error-809.md)"
-                .into(),
+             (e.g. vpn-error-809.md)",
         )
     })?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let (front, body) = split_front_matter(text).ok_or_else(|| {
-        problem(
+        wrong(
             "(front matter)",
-            "the file must start with a line `---`, the YAML keys, then another `---`".into(),
+            "the file must start with a line `---`, the YAML keys, then another `---`",
         )
     })?;
-    let front: FrontMatter = serde_yaml_ng::from_str(front).map_err(|e| {
-        let message = e.to_string();
-        // serde names an unknown key in its message, and puts a mistyped value's key first
-        // ("title: invalid type: sequence…"); say which one.
-        const KEYS: [&str; 5] = ["title", "language", "category", "keywords", "url"];
-        let key = message
-            .split('`')
-            .nth(1)
-            .filter(|_| message.starts_with("unknown field"))
-            .or_else(|| message.split(':').next().filter(|k| KEYS.contains(k)))
-            .unwrap_or("(front matter)")
-            .to_string();
-        problem(
-            &key,
-            format!("{message} (known keys: title, language, category, keywords, url)"),
-        )
-    })?;
+    let front = front_matter(front)?;
     let title = front
         .title
         .map(|t| t.trim().to_string())
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| problem("title", "missing or empty: give the article a title".into()))?;
-    let language = match front.language.as_deref().map(str::trim) {
-        Some("fr") => Language::Fr,
-        Some("en") => Language::En,
-        Some(other) => {
-            return Err(problem(
-                "language",
-                format!("{other:?} is not a language the desk writes in: use fr or en"),
-            ));
-        }
-        None => return Err(problem("language", "missing: use fr or en".into())),
-    };
-    let known = known_categories();
-    let category = match front.category.as_deref().map(str::trim) {
-        Some(c) if known.contains(&c) => c
-            .parse::<Category>()
-            .map_err(|_| problem("category", format!("{c:?} is not a category")))?,
-        Some(c) => {
-            return Err(problem(
-                "category",
-                format!(
-                    "{c:?} is not a routing category: use one of {}",
-                    known.join(", ")
-                ),
-            ));
-        }
-        None => {
-            return Err(problem(
-                "category",
-                format!("missing: use one of {}", known.join(", ")),
-            ));
-        }
-    };
-    let url = match front.url.map(|u| u.trim().to_string()) {
-        Some(u) if u.starts_with("https://") || u.starts_with("http://") => Some(u),
-        Some(u) if u.is_empty() => None,
-        Some(u) => {
-            return Err(problem(
-                "url",
-                format!("{u:?} is not a web address: write it in full, starting with https://"),
-            ));
-        }
-        None => None,
-    };
-    if body.trim().is_empty() {
-        return Err(problem(
-            "(body)",
-            "the article has no text after its front matter".into(),
-        ));
-    }
-    for link in markdown::relative_links(body) {
-        let target = link.split(['#', '?']).next().unwrap_or_default();
-        if target.is_empty() {
-            continue;
-        }
-        let exists = dir.is_some_and(|d| d.join(target).exists());
-        if !exists {
-            return Err(problem(
-                "(link)",
-                format!("the link {link:?} points to no file beside the article"),
-            ));
-        }
-    }
+        .ok_or_else(|| wrong("title", "missing or empty: give the article a title"))?;
+    let language = language(front.language.as_deref())?;
+    let category = category(front.category.as_deref())?;
+    let url = url(front.url)?;
+    check_body(body, dir)?;
     let keywords = front
         .keywords
         .into_iter()
@@ -216,6 +151,89 @@ pub fn parse(file: &str, text: &str, dir: Option<&Path>) -> Result<Article, Prob
         excerpt_text,
         excerpt_html,
     })
+}
+
+fn front_matter(yaml: &str) -> Result<FrontMatter, Wrong> {
+    const KEYS: [&str; 5] = ["title", "language", "category", "keywords", "url"];
+    serde_yaml_ng::from_str(yaml).map_err(|e| {
+        let message = e.to_string();
+        // serde names an unknown key in its message, and puts a mistyped value's key first
+        // ("title: invalid type: sequence…"); say which one.
+        let key = message
+            .split('`')
+            .nth(1)
+            .filter(|_| message.starts_with("unknown field"))
+            .or_else(|| message.split(':').next().filter(|k| KEYS.contains(k)))
+            .unwrap_or("(front matter)");
+        wrong(
+            key,
+            format!("{message} (known keys: title, language, category, keywords, url)"),
+        )
+    })
+}
+
+fn language(value: Option<&str>) -> Result<Language, Wrong> {
+    match value.map(str::trim) {
+        Some("fr") => Ok(Language::Fr),
+        Some("en") => Ok(Language::En),
+        Some(other) => Err(wrong(
+            "language",
+            format!("{other:?} is not a language the desk writes in: use fr or en"),
+        )),
+        None => Err(wrong("language", "missing: use fr or en")),
+    }
+}
+
+fn category(value: Option<&str>) -> Result<Category, Wrong> {
+    let known = known_categories();
+    match value.map(str::trim) {
+        Some(c) if known.contains(&c) => c
+            .parse::<Category>()
+            .map_err(|_| wrong("category", format!("{c:?} is not a category"))),
+        Some(c) => Err(wrong(
+            "category",
+            format!(
+                "{c:?} is not a routing category: use one of {}",
+                known.join(", ")
+            ),
+        )),
+        None => Err(wrong(
+            "category",
+            format!("missing: use one of {}", known.join(", ")),
+        )),
+    }
+}
+
+fn url(value: Option<String>) -> Result<Option<String>, Wrong> {
+    match value.map(|u| u.trim().to_string()) {
+        Some(u) if u.starts_with("https://") || u.starts_with("http://") => Ok(Some(u)),
+        Some(u) if u.is_empty() => Ok(None),
+        Some(u) => Err(wrong(
+            "url",
+            format!("{u:?} is not a web address: write it in full, starting with https://"),
+        )),
+        None => Ok(None),
+    }
+}
+
+/// Some text, and every relative link to a file that is there.
+fn check_body(body: &str, dir: Option<&Path>) -> Result<(), Wrong> {
+    if body.trim().is_empty() {
+        return Err(wrong(
+            "(body)",
+            "the article has no text after its front matter",
+        ));
+    }
+    for link in markdown::relative_links(body) {
+        let target = link.split(['#', '?']).next().unwrap_or_default();
+        if !target.is_empty() && !dir.is_some_and(|d| d.join(target).exists()) {
+            return Err(wrong(
+                "(link)",
+                format!("the link {link:?} points to no file beside the article"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The YAML between the opening and closing `---` lines, and the body after them.

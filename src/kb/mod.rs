@@ -15,10 +15,9 @@ use std::sync::Arc;
 
 use tantivy::collector::TopDocs;
 use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
-use tantivy::schema::{
-    Field, INDEXED, IndexRecordOption, STORED, Schema, TextFieldIndexing, TextOptions, Value,
-};
-use tantivy::{DocAddress, Index, IndexReader, TantivyDocument, Term};
+use tantivy::schema::{Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions};
+use tantivy::tokenizer::{TextAnalyzer, TokenizerManager};
+use tantivy::{DocAddress, IndexReader, TantivyDocument, Term};
 
 use crate::domain::Language;
 pub use article::{Article, ArticleId, Problem};
@@ -31,6 +30,16 @@ const KEYWORDS_BOOST: f32 = 3.0;
 const QUERY_CHARS: usize = 3_000;
 /// The most distinct words of a mail a query is made of.
 const QUERY_TERMS: usize = 120;
+/// The indexing arena: tantivy sizes its term table from it and zeroes it up front, which
+/// a one-shot `helpdesk ingest` pays on every mail; so it grows with the articles' text
+/// (a thousand 2 KB articles take a few megabytes).
+fn writer_memory(articles: &[Article]) -> usize {
+    let text: usize = articles
+        .iter()
+        .map(|a| a.body_text.len() + a.title.len())
+        .sum();
+    (1_000_000 + 4 * text).min(200_000_000)
+}
 
 /// One search result.
 #[derive(Clone, Debug, PartialEq)]
@@ -40,9 +49,31 @@ pub struct Hit {
 }
 
 struct Fields {
-    ord: Field,
     /// Per language: title, keywords, body.
     text: BTreeMap<Language, [Field; 3]>,
+}
+
+impl Fields {
+    fn new(schema: &mut tantivy::schema::SchemaBuilder) -> Fields {
+        let mut text = BTreeMap::new();
+        for language in Language::ALL {
+            let options = TextOptions::default().set_indexing_options(
+                TextFieldIndexing::default()
+                    .set_tokenizer(analyzer::name(language))
+                    .set_index_option(IndexRecordOption::WithFreqs),
+            );
+            let l = language.as_str();
+            text.insert(
+                language,
+                [
+                    schema.add_text_field(&format!("title_{l}"), options.clone()),
+                    schema.add_text_field(&format!("keywords_{l}"), options.clone()),
+                    schema.add_text_field(&format!("body_{l}"), options),
+                ],
+            );
+        }
+        Fields { text }
+    }
 }
 
 /// The articles of one folder, indexed. Immutable: a changed folder makes a new one.
@@ -53,7 +84,10 @@ pub struct KnowledgeBase {
     pub problems: Vec<Problem>,
     /// The folder as it was read (see [`fingerprint`]): the gateway reloads when it differs.
     pub read_as: Option<Fingerprint>,
-    reader: IndexReader,
+    /// `None` for an empty base: nothing to search, no index built.
+    reader: Option<IndexReader>,
+    /// One analyzer per language, built once (a search clones it: shared word lists).
+    analyzers: BTreeMap<Language, TextAnalyzer>,
     fields: Fields,
 }
 
@@ -89,7 +123,15 @@ pub enum KbError {
 impl KnowledgeBase {
     /// No articles: nothing is ever suggested.
     pub fn empty() -> KnowledgeBase {
-        Self::from_articles(None, Vec::new(), Vec::new()).expect("an empty index builds")
+        KnowledgeBase {
+            dir: None,
+            articles: Vec::new(),
+            problems: Vec::new(),
+            read_as: None,
+            reader: None,
+            analyzers: analyzers(),
+            fields: Fields::new(&mut Schema::builder()),
+        }
     }
 
     /// Every `*.md` file of `dir`, sorted by name; the broken ones are left out and
@@ -145,33 +187,22 @@ impl KnowledgeBase {
         mut problems: Vec<Problem>,
     ) -> Result<KnowledgeBase, KbError> {
         let mut schema = Schema::builder();
-        let ord = schema.add_u64_field("ord", INDEXED | STORED);
-        let mut text = BTreeMap::new();
+        let fields = Fields::new(&mut schema);
+        let tokenizers = TokenizerManager::default();
         for language in Language::ALL {
-            let options = TextOptions::default().set_indexing_options(
-                TextFieldIndexing::default()
-                    .set_tokenizer(analyzer::name(language))
-                    .set_index_option(IndexRecordOption::WithFreqs),
-            );
-            let l = language.as_str();
-            text.insert(
-                language,
-                [
-                    schema.add_text_field(&format!("title_{l}"), options.clone()),
-                    schema.add_text_field(&format!("keywords_{l}"), options.clone()),
-                    schema.add_text_field(&format!("body_{l}"), options),
-                ],
-            );
+            tokenizers.register(analyzer::name(language), analyzer::analyzer(language));
         }
-        let index = Index::create_in_ram(schema.build());
-        for language in Language::ALL {
-            index
-                .tokenizers()
-                .register(analyzer::name(language), analyzer::analyzer(language));
-        }
-        let fields = Fields { ord, text };
+        // One segment, written by this thread: no writer threads to start and join, which a
+        // one-shot `helpdesk ingest` (an MTA's pipe, once per mail) would pay every time; and
+        // a document's id in the segment is its article's index.
+        let mut writer = tantivy::IndexBuilder::new()
+            .schema(schema.build())
+            .tokenizers(tokenizers)
+            .single_segment_index_writer::<TantivyDocument>(
+                tantivy::directory::RamDirectory::create(),
+                writer_memory(&articles),
+            )?;
         let mut kept: Vec<Arc<Article>> = Vec::new();
-        let mut writer = index.writer_with_num_threads::<TantivyDocument>(1, 15_000_000)?;
         for a in articles {
             if kept.iter().any(|k| k.id == a.id) {
                 problems.push(Problem {
@@ -184,22 +215,26 @@ impl KnowledgeBase {
             let [title, keywords, body] = fields.text[&a.language];
             let lang = a.language;
             let mut doc = TantivyDocument::default();
-            doc.add_u64(ord, kept.len() as u64);
             doc.add_text(title, analyzer::expand(&a.title, lang));
             doc.add_text(keywords, analyzer::expand(&a.keywords.join("\n"), lang));
             doc.add_text(body, analyzer::expand(&a.body_text, lang));
             writer.add_document(doc)?;
             kept.push(Arc::new(a));
         }
-        writer.commit()?;
-        drop(writer);
-        let reader = index.reader()?;
+        let index = writer.finalize()?;
+        let reader = Some(
+            index
+                .reader_builder()
+                .reload_policy(tantivy::ReloadPolicy::Manual)
+                .try_into()?,
+        );
         Ok(KnowledgeBase {
             dir,
             articles: kept,
             problems,
             read_as: None,
             reader,
+            analyzers: analyzers(),
             fields,
         })
     }
@@ -266,14 +301,15 @@ impl KnowledgeBase {
         limit: usize,
         body_boost: f32,
     ) -> Vec<Hit> {
-        if self.articles.is_empty() || limit == 0 {
+        let Some(reader) = self.reader.as_ref().filter(|_| limit > 0) else {
             return Vec::new();
-        }
+        };
         let mut end = text.len().min(QUERY_CHARS);
         while !text.is_char_boundary(end) {
             end -= 1;
         }
-        let mut words = analyzer::terms(&text[..end], language);
+        let mut analyzer = self.analyzers[&language].clone();
+        let mut words = analyzer::terms_with(&mut analyzer, &text[..end], language);
         let mut seen = std::collections::HashSet::new();
         words.retain(|w| seen.insert(w.clone()));
         words.truncate(QUERY_TERMS);
@@ -298,7 +334,7 @@ impl KnowledgeBase {
         if clauses.is_empty() {
             return Vec::new();
         }
-        let searcher = self.reader.searcher();
+        let searcher = reader.searcher();
         let top = match searcher.search(
             &BooleanQuery::new(clauses),
             &TopDocs::with_limit(limit).order_by_score(),
@@ -311,21 +347,26 @@ impl KnowledgeBase {
         };
         top.into_iter()
             .filter_map(|(score, address)| {
-                let article = self.article_at(&searcher, address)?;
+                let article = self.article_at(address)?;
                 (article.language == language).then_some(Hit { article, score })
             })
             .collect()
     }
 
-    fn article_at(
-        &self,
-        searcher: &tantivy::Searcher,
-        address: DocAddress,
-    ) -> Option<Arc<Article>> {
-        let doc: TantivyDocument = searcher.doc(address).ok()?;
-        let ord = doc.get_first(self.fields.ord)?.as_u64()?;
-        self.articles.get(ord as usize).cloned()
+    /// The article a hit is: the index has one segment, whose documents are the
+    /// articles in order.
+    fn article_at(&self, address: DocAddress) -> Option<Arc<Article>> {
+        (address.segment_ord == 0)
+            .then(|| self.articles.get(address.doc_id as usize).cloned())
+            .flatten()
     }
+}
+
+fn analyzers() -> BTreeMap<Language, TextAnalyzer> {
+    Language::ALL
+        .into_iter()
+        .map(|l| (l, analyzer::analyzer(l)))
+        .collect()
 }
 
 /// `run`: a broken article is reported and left out; it never stops the gateway.

@@ -68,26 +68,7 @@ pub(in crate::desk) fn new_ticket(
     }));
     effects.extend(offer_effects(&offer, &customer));
     if offer.hold.is_none() {
-        let chosen = s
-            .desk
-            .roster
-            .choose(routing.tier, &routing.category, language, s.loads, None);
-        for mut e in assignment(
-            s.desk,
-            s.gateway,
-            &chosen,
-            None,
-            routing.tier,
-            None,
-            &Actor::Gateway,
-        ) {
-            if let Effect::Queue(m) = &mut e
-                && m.template == Template::AgentNotification
-            {
-                m.articles = mail_articles(&offer.suggestions.agent, &offer.suggestions.customer);
-            }
-            effects.push(e);
-        }
+        effects.extend(assign_new(s, &routing, language, &offer));
     }
     if !notes.is_empty() {
         for e in &mut effects {
@@ -119,6 +100,33 @@ pub(in crate::desk) fn new_ticket(
         effects,
         outcome: PlannedOutcome::NewTicket,
     }
+}
+
+/// A new ticket's agent (or tier address), shown the best articles for it.
+fn assign_new(
+    s: &MailSituation<'_>,
+    routing: &Routing,
+    language: Language,
+    offer: &Offer,
+) -> Vec<Effect> {
+    let chosen = s
+        .desk
+        .roster
+        .choose(routing.tier, &routing.category, language, s.loads, None);
+    let mut effects = assignment(
+        s.desk,
+        s.gateway,
+        &chosen,
+        None,
+        routing.tier,
+        None,
+        &Actor::Gateway,
+    );
+    show_articles(
+        &mut effects,
+        mail_articles(&offer.suggestions.agent, &offer.suggestions.customer),
+    );
+    effects
 }
 
 /// The ticket's people: the customer, their Reply-To when it is theirs, and those in Cc up

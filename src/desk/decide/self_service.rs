@@ -107,7 +107,7 @@ pub(crate) fn end_hold(
             sent: true,
         })
         .collect();
-    for mut e in assignment(
+    let mut assigned = assignment(
         desk,
         gateway,
         &chosen,
@@ -115,15 +115,21 @@ pub(crate) fn end_hold(
         tier,
         Some(Notice::SelfServiceEnded(reason)),
         actor,
-    ) {
-        if let Effect::Queue(m) = &mut e
+    );
+    show_articles(&mut assigned, sent);
+    effects.extend(assigned);
+    effects
+}
+
+/// The new agent's notification among `effects` lists `articles`.
+pub(super) fn show_articles(effects: &mut [Effect], articles: Vec<MailArticle>) {
+    for e in effects {
+        if let Effect::Queue(m) = e
             && m.template == Template::AgentNotification
         {
-            m.articles = sent.clone();
+            m.articles = articles.clone();
         }
-        effects.push(e);
     }
-    effects
 }
 
 /// Whether a ticket's resolution by its customer counts as self-service: articles went
