@@ -402,6 +402,14 @@ impl Config {
     /// [`Config::load`]; a configuration made from text alone has none). Broken articles
     /// are left out and kept in the base's `problems` for the caller to report.
     pub fn load_knowledge(&mut self) -> Result<(), ConfigError> {
+        // Kept beside the database, where the gateway (and an MTA's `ingest`) may write.
+        let db = self.database_url.trim_start_matches("sqlite:");
+        let file = Path::new(db.split('?').next().unwrap_or_default());
+        if !db.starts_with(':')
+            && let Some(folder) = file.parent().filter(|f| f.is_dir())
+        {
+            self.desk.knowledge.cache = Some(folder.join("helpdesk-kb.cache"));
+        }
         let kb = self.desk.knowledge.load()?;
         self.desk.knowledge.kb = std::sync::Arc::new(kb);
         Ok(())

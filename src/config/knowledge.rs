@@ -35,6 +35,9 @@ pub struct KnowledgeSettings {
     pub suggest: SuggestSettings,
     /// The articles, indexed; replaced whole when the folder changes.
     pub kb: Arc<KnowledgeBase>,
+    /// Where the parsed and indexed articles are kept between processes (beside the
+    /// database); `None`: built afresh every time.
+    pub cache: Option<PathBuf>,
 }
 
 impl PartialEq for KnowledgeSettings {
@@ -54,6 +57,7 @@ impl Default for KnowledgeSettings {
             hold: Duration::zero(),
             suggest: SuggestSettings::default(),
             kb: Arc::new(KnowledgeBase::empty()),
+            cache: None,
         }
     }
 }
@@ -78,7 +82,11 @@ impl KnowledgeSettings {
             }
             return Ok(kb);
         }
-        KnowledgeBase::load(&self.dir).map_err(|e| {
+        match &self.cache {
+            Some(cache) => KnowledgeBase::load_cached(&self.dir, cache),
+            None => KnowledgeBase::load(&self.dir),
+        }
+        .map_err(|e| {
             invalid(
                 "knowledge_base.dir",
                 e.to_string(),
@@ -147,5 +155,6 @@ pub(super) fn build(
             tiers,
         },
         kb: Arc::new(KnowledgeBase::empty()),
+        cache: None,
     })
 }

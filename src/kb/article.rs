@@ -13,7 +13,7 @@ use super::markdown;
 
 /// An article's id: its file name without `.md`. Lowercase letters, digits and dashes, so
 /// it reads the same in a URL, a command (`#article vpn-error-809`) and a file listing.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct ArticleId(String);
 
@@ -49,7 +49,7 @@ pub fn known_categories() -> Vec<&'static str> {
 }
 
 /// An article, parsed, with the renderings mail needs made once at load.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, Deserialize)]
 pub struct Article {
     pub id: ArticleId,
     pub title: String,
@@ -68,7 +68,7 @@ pub struct Article {
 }
 
 /// What is wrong with one file, and where.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, serde::Serialize, Deserialize)]
 #[error("{file}: {key}: {message}")]
 pub struct Problem {
     pub file: String,

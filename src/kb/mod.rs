@@ -5,6 +5,7 @@
 
 pub mod analyzer;
 pub mod article;
+mod cache;
 pub mod markdown;
 pub mod starter;
 pub mod suggest;
@@ -86,6 +87,8 @@ pub struct KnowledgeBase {
     pub read_as: Option<Fingerprint>,
     /// `None` for an empty base: nothing to search, no index built.
     reader: Option<IndexReader>,
+    /// The index's files as tantivy wrote them (footers included), for the cache.
+    files: Option<tantivy::directory::RamDirectory>,
     /// One analyzer per language, built once (a search clones it: shared word lists).
     analyzers: BTreeMap<Language, TextAnalyzer>,
     fields: Fields,
@@ -121,6 +124,14 @@ pub enum KbError {
 }
 
 impl KnowledgeBase {
+    /// [`KnowledgeBase::load`], through a cache file (`cache`): a one-shot command (an
+    /// MTA's `helpdesk ingest`, once per mail) then reads the parsed articles and the index
+    /// back instead of parsing and indexing them again. The cache is keyed by the folder's
+    /// fingerprint and this build; any trouble with it costs a rebuild, never an error.
+    pub fn load_cached(dir: &Path, cache: &Path) -> Result<KnowledgeBase, KbError> {
+        cache::load(dir, cache)
+    }
+
     /// No articles: nothing is ever suggested.
     pub fn empty() -> KnowledgeBase {
         KnowledgeBase {
@@ -129,6 +140,7 @@ impl KnowledgeBase {
             problems: Vec::new(),
             read_as: None,
             reader: None,
+            files: None,
             analyzers: analyzers(),
             fields: Fields::new(&mut Schema::builder()),
         }
@@ -195,11 +207,12 @@ impl KnowledgeBase {
         // One segment, written by this thread: no writer threads to start and join, which a
         // one-shot `helpdesk ingest` (an MTA's pipe, once per mail) would pay every time; and
         // a document's id in the segment is its article's index.
+        let files = tantivy::directory::RamDirectory::create();
         let mut writer = tantivy::IndexBuilder::new()
             .schema(schema.build())
             .tokenizers(tokenizers)
             .single_segment_index_writer::<TantivyDocument>(
-                tantivy::directory::RamDirectory::create(),
+                files.clone(),
                 writer_memory(&articles),
             )?;
         let mut kept: Vec<Arc<Article>> = Vec::new();
@@ -222,20 +235,30 @@ impl KnowledgeBase {
             kept.push(Arc::new(a));
         }
         let index = writer.finalize()?;
-        let reader = Some(
-            index
-                .reader_builder()
-                .reload_policy(tantivy::ReloadPolicy::Manual)
-                .try_into()?,
-        );
+        Self::from_index(dir, kept, problems, index, files)
+    }
+
+    /// The base over an index built for `articles` (here, or read back from the cache).
+    fn from_index(
+        dir: Option<PathBuf>,
+        articles: Vec<Arc<Article>>,
+        problems: Vec<Problem>,
+        index: tantivy::Index,
+        files: tantivy::directory::RamDirectory,
+    ) -> Result<KnowledgeBase, KbError> {
+        let reader = index
+            .reader_builder()
+            .reload_policy(tantivy::ReloadPolicy::Manual)
+            .try_into()?;
         Ok(KnowledgeBase {
             dir,
-            articles: kept,
+            articles,
             problems,
             read_as: None,
-            reader,
+            reader: Some(reader),
+            files: Some(files),
             analyzers: analyzers(),
-            fields,
+            fields: Fields::new(&mut Schema::builder()),
         })
     }
 

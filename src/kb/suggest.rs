@@ -67,54 +67,133 @@ pub fn find(kb: &KnowledgeBase, subject: &str, text: &str, language: Language) -
 /// move, leave. IT calls these service requests; no article fulfils one, and an article
 /// that shares their words ("laptop", "access") is the wrong answer. French and English
 /// both, whatever the mail's language: people mix them.
+/// Each line stands for every phrase its groups make: `(a|b)` is either word, an empty
+/// alternative makes the group optional; a phrase ending in `*` may end inside a word
+/// ("demenag*": déménager, déménagement). Matched on whole words of the mail, lowercased
+/// and without accents.
 const SERVICE_REQUESTS: &[&str] = &[
     // Orders and purchases.
-    r"\bcommander\b",
-    r"\bcommande (d|de|du|des|pour)\b",
-    r"\bacheter\b",
-    r"\bdevis\b",
-    r"\b(order|purchase|buy) (a|an|new|some|two|three|\d+)\b",
-    r"\bplace an order\b",
-    r"\bquote for\b",
+    "commander",
+    "commande (d|de|du|des|pour)",
+    "acheter",
+    "devis",
+    "(order|purchase|buy) (a|an|new|some|two|three|more)",
+    "place an order",
+    "quote for",
     // Licences and subscriptions.
-    r"\blicen[cs]es?\b",
-    r"\babonnement\b",
-    r"\bsubscription\b",
+    "(licence|licences|license|licenses)",
+    "abonnement",
+    "subscription",
     // Access to something named, given by someone.
-    r"\b(donner|ouvrir|accorder|attribuer)( moi| nous| lui)? (l'|les )?(acc[eè]s|droits)\b",
-    r"\bacc[eè]s (au|aux|à la|a la) (dossier|r[ée]pertoire|partage|lecteur|bo[iî]te partag[ée]e)\b",
-    r"\b(give|grant|need|request)( me| us| him| her| them)? (access|permission|rights)\b",
-    r"\baccess to (the|our) (shared|team|finance|hr)\b",
+    "(donner|ouvrir|accorder|attribuer) (|moi |nous |lui )(|l'|les )(acces|droits)",
+    "acces (au|aux|a la) (dossier|repertoire|partage|lecteur|boite partagee)",
+    "(give|grant|need|request) (|me |us |him |her |them )(access|permission|rights)",
+    "access to (the|our) (shared|team|finance|hr)",
     // People arriving and leaving.
-    r"\b(nouvel arrivant|nouveau collaborateur|nouvelle collaboratrice|nouvelle recrue)\b",
-    r"\b(cr[ée]er|cr[ée]ation d[eu]) (son|un|le|leur|sa) (compte|acc[eè]s|messagerie)\b",
-    r"\b(new hire|new starter|new employee|new joiner|leaver)\b",
-    r"\b(create|set up) (an|a|his|her|their) (account|mailbox)\b",
+    "(nouvel arrivant|nouveau collaborateur|nouvelle collaboratrice|nouvelle recrue)",
+    "(creer|creation de|creation du) (son|un|le|leur|sa) (compte|acces|messagerie)",
+    "(new hire|new starter|new employee|new joiner|leaver)",
+    "(create|set up) (an|a|his|her|their) (account|mailbox)",
     // Money, moves, leave, rooms.
-    r"\bfacture\b",
-    r"\binvoice\b",
-    r"\bd[ée]m[ée]nag",
-    r"\b(poser|prendre|demande de|jours de|solde de) (mes |des |ses |[0-9]+ jours de )?cong[ée]s\b",
-    r"\bannual leave\b",
-    r"\bdouble[- ]book",
-    r"\br[ée]serv[ée]e? en double\b",
+    "facture",
+    "invoice",
+    "demenag*",
+    "(poser|prendre|demande de|jours de|solde de) (|mes |des |ses )conges",
+    "annual leave",
+    "(double book*|double-book*)",
+    "(reserve|reservee) en double",
 ];
 
-/// The first service-request phrase in `text`, if any.
+/// Every phrase a line of [`SERVICE_REQUESTS`] stands for.
+fn phrases(line: &str) -> Vec<String> {
+    let Some(open) = line.find('(') else {
+        return vec![line.to_string()];
+    };
+    let close = open + line[open..].find(')').unwrap_or(line.len() - open - 1);
+    let (head, group, tail) = (&line[..open], &line[open + 1..close], &line[close + 1..]);
+    group
+        .split('|')
+        .flat_map(|alt| phrases(&format!("{head}{alt}{tail}")))
+        .collect()
+}
+
+/// The first service-request phrase in `text`, if any (lowercased, without accents). One
+/// Aho-Corasick automaton of plain phrases: the case-insensitive Unicode regular
+/// expressions it replaces cost a one-shot process (an MTA's `ingest`, once per mail) 4 to
+/// 6 ms to compile.
 pub fn service_request(text: &str) -> Option<String> {
-    // Fixed patterns, tested: they compile (`None` would only make every mail a candidate).
-    static PATTERNS: std::sync::LazyLock<Option<regex::RegexSet>> =
-        std::sync::LazyLock::new(|| {
-            regex::RegexSet::new(SERVICE_REQUESTS.iter().map(|p| format!("(?i){p}"))).ok()
-        });
-    let text = text.replace('’', "'");
-    let first = PATTERNS.as_ref()?.matches(&text).into_iter().next()?;
-    let found = regex::Regex::new(&format!("(?i){}", SERVICE_REQUESTS[first]))
-        .ok()?
-        .find(&text)?
-        .as_str()
-        .to_string();
-    Some(found)
+    struct Matcher {
+        automaton: aho_corasick::AhoCorasick,
+        /// Per phrase: whether it may end inside a word.
+        open_ended: Vec<bool>,
+    }
+    static MATCHER: std::sync::LazyLock<Option<Matcher>> = std::sync::LazyLock::new(|| {
+        let all: Vec<String> = SERVICE_REQUESTS.iter().flat_map(|l| phrases(l)).collect();
+        let open_ended = all.iter().map(|p| p.ends_with('*')).collect();
+        let patterns = all.iter().map(|p| p.trim_end_matches('*'));
+        aho_corasick::AhoCorasick::builder()
+            .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+            .build(patterns)
+            .ok()
+            .map(|automaton| Matcher {
+                automaton,
+                open_ended,
+            })
+    });
+    let text: String = {
+        use unicode_normalization::UnicodeNormalization;
+        text.nfd()
+            .filter(|c| !unicode_normalization::char::is_combining_mark(*c))
+            .flat_map(char::to_lowercase)
+            .map(|c| if c == '’' { '\'' } else { c })
+            .collect()
+    };
+    let matcher = MATCHER.as_ref()?;
+    let word = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
+    matcher
+        .automaton
+        .find_iter(&text)
+        .find(|m| {
+            let before = text[..m.start()].chars().next_back();
+            let after = text[m.end()..].chars().next();
+            !word(before) && (matcher.open_ended[m.pattern().as_usize()] || !word(after))
+        })
+        .map(|m| text[m.start()..m.end()].to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_requests_are_told_from_problems() {
+        for (text, words) in [
+            ("Pouvez-vous commander un portable ?", "commander"),
+            (
+                "merci de me donner l’accès au dossier Compta",
+                "donner l'acces",
+            ),
+            (
+                "Please give me access to the shared folder",
+                "give me access",
+            ),
+            ("Nous déménageons vendredi", "demenag"),
+            ("comment poser mes congés ?", "poser mes conges"),
+            ("Room Everest is double booked", "double book"),
+            ("Nouvelle Recrue lundi", "nouvelle recrue"),
+        ] {
+            assert_eq!(service_request(text).as_deref(), Some(words), "{text}");
+        }
+        for text in [
+            "depuis mes congés impossible de me connecter",
+            "accès refusé au VPN",
+            "I cannot access the shared drive",
+            "the printer is out of order",
+            "ma commande Outlook ne marche pas",
+        ] {
+            assert_eq!(service_request(text), None, "{text}");
+        }
+    }
 }
 
 /// The decision.
