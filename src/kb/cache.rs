@@ -17,8 +17,7 @@ struct Stored {
     key: String,
     articles: Vec<Article>,
     problems: Vec<Problem>,
-    /// tantivy's files: path, then bytes as hex would double them, so base64-free: a list
-    /// of (path, offset, length) into `blob`.
+    /// tantivy's files, as (path, offset, length) into the bytes after the header line.
     files: Vec<(PathBuf, usize, usize)>,
 }
 
