@@ -27,6 +27,7 @@ pub mod render;
 pub mod roster;
 pub mod routing;
 pub mod stage;
+pub mod stats;
 pub mod store;
 pub mod timing;
 pub mod tls;

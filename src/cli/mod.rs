@@ -19,6 +19,7 @@ use crate::store::{StoreError, TicketFilter};
 
 mod kb;
 mod setup;
+mod stats;
 mod tick;
 mod tickets;
 
@@ -85,6 +86,38 @@ pub enum Command {
     /// The knowledge base (L0): search it, see what a mail would be sent, check articles.
     #[command(subcommand)]
     Kb(KbCommand),
+    /// Figures for a period (the last 30 days by default): volumes, first-response and
+    /// resolution times in business and plain hours, reopenings, targets, escalations,
+    /// self-service and satisfaction; per agent, tier, category, priority or week.
+    Stats(StatsArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct StatsArgs {
+    /// First day (YYYY-MM-DD, the desk's time zone); default: 29 days before --until.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Last day, included (YYYY-MM-DD); default: today.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// One group per agent, tier, category, priority or ISO week, and the total.
+    #[arg(long)]
+    pub by: Option<String>,
+    /// Print one JSON object.
+    #[arg(long, conflicts_with = "csv")]
+    pub json: bool,
+    /// Print CSV: a header, one row per group, then the total.
+    #[arg(long)]
+    pub csv: bool,
+    /// Draw a chart instead: weekly-volume, first-response or backlog-age.
+    #[arg(long, requires = "chart_file")]
+    pub chart: Option<String>,
+    /// Write the chart as SVG to this file.
+    #[arg(long, group = "chart_file", requires = "chart")]
+    pub svg: Option<PathBuf>,
+    /// Write the chart as PNG to this file.
+    #[arg(long, group = "chart_file", requires = "chart")]
+    pub png: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -487,6 +520,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Agents(AgentsCommand::List { json }) => agents(&cli.config, json).await,
         Command::Tick { at, apply, no_send } => tick(&cli.config, at, apply, no_send).await,
         Command::Kb(cmd) => kb::kb(&cli.config, cmd),
+        Command::Stats(args) => stats::stats(&cli.config, args).await,
     }
 }
 
@@ -500,6 +534,7 @@ fn only_reads(command: &Command) -> bool {
             | Command::Agents(_)
             | Command::Tick { apply: false, .. }
             | Command::Kb(_)
+            | Command::Stats(_)
     )
 }
 

@@ -173,12 +173,18 @@ pub(super) fn assignment(
     effects
 }
 
+/// An escalation, `why` it happened, and `reason` in words for the people told.
+pub(super) struct Escalation {
+    pub to: TierMove,
+    pub cause: ev::EscalationCause,
+    pub reason: Option<Notice>,
+}
+
 pub(super) fn escalation(
     desk: &DeskSettings,
     gateway: &GatewaySettings,
     ticket: &TicketRef,
-    to: TierMove,
-    reason: Option<Notice>,
+    Escalation { to, cause, reason }: Escalation,
     loads: &HashMap<EmailAddress, Load>,
     actor: &Actor,
 ) -> Vec<Effect> {
@@ -191,6 +197,7 @@ pub(super) fn escalation(
             to,
             reason: reason.as_ref().map(|r| r.to_string()),
             vendor: None,
+            cause: Some(cause),
         }),
     )]);
     let chosen = desk.roster.choose(

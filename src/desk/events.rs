@@ -205,6 +205,18 @@ pub struct Assignment {
     pub reason: Option<String>,
 }
 
+/// What moved a ticket up a tier: the statistics count escalations by cause.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EscalationCause {
+    /// An agent's (or the command line's) `#escalate` or `#vendor`.
+    Agent,
+    /// A missed service-level target.
+    Sla,
+    /// The desk's reopen threshold.
+    Reopens,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Escalated {
     pub from: Tier,
@@ -212,6 +224,10 @@ pub struct Escalated {
     pub reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vendor: Option<String>,
+    /// `None` only in events written before the cause was recorded: the statistics then
+    /// read it from the actor's kind (the timer: a target; the gateway: reopenings).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<EscalationCause>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -442,6 +458,7 @@ mod tests {
                 to: Tier::L4Vendor,
                 reason: None,
                 vendor: Some("Ricoh".into()),
+                cause: Some(EscalationCause::Agent),
             }),
             Event::MailQueued(MailQueued {
                 kind: Template::StatusUpdate,

@@ -6,9 +6,10 @@
 use std::collections::{BTreeSet, HashMap};
 
 use super::effects::{
-    agent_mail, customer_status, escalation, record, status_change, status_event, ticket_watcher,
+    Escalation, agent_mail, customer_status, escalation, record, status_change, status_event,
+    ticket_watcher,
 };
-use super::events::{self as ev, Event};
+use super::events::{self as ev, EscalationCause, Event};
 use super::*;
 use crate::clock::{Millis, format_millis};
 use crate::config::{DeskSettings, GatewaySettings};
@@ -190,7 +191,18 @@ fn service_levels(
         match t.tier.escalate(targets.escalate_to) {
             Ok(to) => {
                 // The customer is not told of a missed target; the agents are.
-                let escalated = escalation(s.desk, s.gateway, t, to, Some(reason), s.loads, &actor);
+                let escalated = escalation(
+                    s.desk,
+                    s.gateway,
+                    t,
+                    Escalation {
+                        to,
+                        cause: EscalationCause::Sla,
+                        reason: Some(reason),
+                    },
+                    s.loads,
+                    &actor,
+                );
                 effects.extend(escalated.into_iter().filter(
                     |e| !matches!(e, Effect::Queue(m) if m.template == Template::StatusUpdate),
                 ));

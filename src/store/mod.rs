@@ -514,6 +514,38 @@ pub struct TicketDetail {
     pub events: Vec<EventView>,
 }
 
+/// One event as the statistics read it: the detail still as stored (the store does not
+/// know the desk's event types; the statistics parse it into them).
+#[derive(Clone, Debug)]
+pub struct LoggedEvent {
+    pub kind: EventKind,
+    pub actor_kind: String,
+    pub actor: String,
+    pub detail: String,
+    pub at: Millis,
+}
+
+/// A ticket's log, for the statistics: the events of the kinds asked, in order.
+#[derive(Clone, Debug)]
+pub struct TicketHistory {
+    pub id: TicketId,
+    pub created_at: Millis,
+    /// The closed ticket this one follows.
+    pub follows: Option<TicketId>,
+    pub events: Vec<LoggedEvent>,
+}
+
+/// What the statistics of a period read.
+#[derive(Clone, Debug, Default)]
+pub struct StatsInput {
+    /// Every ticket with an event of a `counted` kind in the period, or open at some moment
+    /// of it, with its events of the `replayed` kinds (all of them, before and after the
+    /// period: the state at each moment, and reopenings after it).
+    pub tickets: Vec<TicketHistory>,
+    /// Tickets created since the period began that follow another: `(followed, created_at)`.
+    pub follow_ups: Vec<(TicketId, Millis)>,
+}
+
 /// One event of a ticket's log, as `tickets show` prints it.
 #[derive(Clone, Debug, Serialize)]
 pub struct EventView {
@@ -836,4 +868,13 @@ pub trait Store: Send + Sync {
     ) -> Result<HashMap<EmailAddress, Load>, StoreError>;
     async fn ticket_detail(&self, code: &ReferenceCode)
     -> Result<Option<TicketDetail>, StoreError>;
+
+    /// What the statistics of `[since, until)` read (see [`StatsInput`]).
+    async fn stats_input(
+        &self,
+        since: Millis,
+        until: Millis,
+        counted: &[EventKind],
+        replayed: &[EventKind],
+    ) -> Result<StatsInput, StoreError>;
 }

@@ -14,6 +14,7 @@ const FLOORS: &[&[&str]] = &[
     &["render", "store"],
     &["config"],
     &["desk"],
+    &["stats"],
     &["pipeline"],
     &["ingest", "outbox"],
     &["app"],

@@ -20,5 +20,6 @@ mod pipeline;
 mod quotes;
 mod reading;
 mod routing;
+mod stats;
 mod support;
 mod time;

@@ -15,7 +15,7 @@ use helpdesk::domain::{Actor, EmailAddress, ReferenceCode};
 use helpdesk::pipeline::Processed;
 
 /// Paris business hours with the French holidays file, Alice (L1), Eve (L2), a vendor.
-fn config() -> String {
+pub(crate) fn config() -> String {
     format!(
         r#"{}
 [calendar]
@@ -53,30 +53,35 @@ answer_within = "1d"
     )
 }
 
-fn at(rfc3339: &str) -> i64 {
+pub(crate) fn at(rfc3339: &str) -> i64 {
     chrono::DateTime::parse_from_rfc3339(rfc3339)
         .unwrap()
         .timestamp_millis()
 }
 
-struct Timed {
-    desk: Desk,
+pub(crate) struct Timed {
+    pub(crate) desk: Desk,
     clock: Arc<FixedClock>,
 }
 
 impl Timed {
     async fn start(now: &str) -> Timed {
+        Timed::start_with(&config(), now).await
+    }
+
+    /// A desk with `toml` whose time is `now` until moved.
+    pub(crate) async fn start_with(toml: &str, now: &str) -> Timed {
         let clock = Arc::new(FixedClock::at(at(now)));
-        let desk = Desk::with_clock(&config(), clock.clone()).await;
+        let desk = Desk::with_clock(toml, clock.clone()).await;
         Timed { desk, clock }
     }
 
-    fn set(&self, now: &str) {
+    pub(crate) fn set(&self, now: &str) {
         self.clock.set(at(now));
     }
 
     /// One scheduler pass at `now`: how many tickets had work due.
-    async fn tick(&self, now: &str) -> usize {
+    pub(crate) async fn tick(&self, now: &str) -> usize {
         self.set(now);
         self.desk
             .app
@@ -87,7 +92,7 @@ impl Timed {
             .tickets
     }
 
-    async fn open(&self, subject: &str, id: &str, body: &str) -> String {
+    pub(crate) async fn open(&self, subject: &str, id: &str, body: &str) -> String {
         let raw = customer_mail("Marie Dupont <marie@example.fr>", subject, id, body);
         match self.desk.file(&raw).await {
             Processed::Filed { code, .. } => code.to_string(),
@@ -95,7 +100,7 @@ impl Timed {
         }
     }
 
-    fn show(&self, code: &str) -> Value {
+    pub(crate) fn show(&self, code: &str) -> Value {
         let out = helpdesk(&[
             "--config",
             self.desk.config_path.to_str().unwrap(),
@@ -113,7 +118,7 @@ impl Timed {
     }
 
     /// Outgoing mail of a ticket as (kind, recipient, text), oldest first.
-    fn sent(&self, code: &str) -> Vec<(String, String, String)> {
+    pub(crate) fn sent(&self, code: &str) -> Vec<(String, String, String)> {
         self.show(code)["messages"]
             .as_array()
             .unwrap()
@@ -129,7 +134,7 @@ impl Timed {
             .collect()
     }
 
-    async fn events(&self, code: &str) -> Vec<(String, String, String)> {
+    pub(crate) async fn events(&self, code: &str) -> Vec<(String, String, String)> {
         sqlx::query_as(
             "SELECT e.kind, e.actor_kind, e.detail FROM events e JOIN tickets t ON t.id = e.ticket_id \
              WHERE t.code = ? ORDER BY e.id",
@@ -140,7 +145,7 @@ impl Timed {
         .unwrap()
     }
 
-    async fn count_events(&self, code: &str, kind: &str) -> usize {
+    pub(crate) async fn count_events(&self, code: &str, kind: &str) -> usize {
         self.events(code)
             .await
             .iter()
@@ -148,7 +153,7 @@ impl Timed {
             .count()
     }
 
-    async fn execute(&self, code: &str, command: Command, actor: Actor) {
+    pub(crate) async fn execute(&self, code: &str, command: Command, actor: Actor) {
         self.desk
             .app
             .pipeline
@@ -158,7 +163,7 @@ impl Timed {
     }
 }
 
-fn agent(a: &str) -> Actor {
+pub(crate) fn agent(a: &str) -> Actor {
     Actor::Agent(EmailAddress::parse(a).unwrap())
 }
 

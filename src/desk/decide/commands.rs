@@ -132,8 +132,11 @@ fn escalate(
         s.desk,
         s.gateway,
         t,
-        tier,
-        reason.clone().map(Notice::Written),
+        Escalation {
+            to: tier,
+            cause: ev::EscalationCause::Agent,
+            reason: reason.clone().map(Notice::Written),
+        },
         s.loads,
         &s.actor,
     ))

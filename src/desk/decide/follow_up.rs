@@ -349,8 +349,11 @@ pub(super) fn after_reopening(
             desk,
             gateway,
             ticket,
-            tier,
-            Some(Notice::ReopenedTimes(reopenings)),
+            Escalation {
+                to: tier,
+                cause: ev::EscalationCause::Reopens,
+                reason: Some(Notice::ReopenedTimes(reopenings)),
+            },
             loads,
             &Actor::Gateway,
         ),

@@ -94,6 +94,7 @@ pub(super) fn to_vendor(
                 to: Tier::L4Vendor,
                 reason: reason.clone(),
                 vendor: Some(vendor.name.clone()),
+                cause: Some(ev::EscalationCause::Agent),
             }),
         ));
     }

@@ -20,6 +20,7 @@ mod mailbox;
 mod messages;
 mod outbox;
 mod schedule;
+mod stats;
 mod tickets;
 mod views;
 
@@ -812,6 +813,16 @@ impl Store for SqliteStore {
         code: &ReferenceCode,
     ) -> Result<Option<TicketDetail>, StoreError> {
         views::ticket_detail(self, code).await
+    }
+
+    async fn stats_input(
+        &self,
+        since: Millis,
+        until: Millis,
+        counted: &[EventKind],
+        replayed: &[EventKind],
+    ) -> Result<StatsInput, StoreError> {
+        stats::stats_input(self, since, until, counted, replayed).await
     }
 }
 

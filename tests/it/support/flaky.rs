@@ -374,4 +374,15 @@ impl Store for FlakyStore {
     async fn ticket_detail(&self, c: &ReferenceCode) -> Result<Option<TicketDetail>, StoreError> {
         self.inner.ticket_detail(c).await
     }
+    async fn stats_input(
+        &self,
+        since: i64,
+        until: i64,
+        counted: &[helpdesk::domain::EventKind],
+        replayed: &[helpdesk::domain::EventKind],
+    ) -> Result<StatsInput, StoreError> {
+        self.inner
+            .stats_input(since, until, counted, replayed)
+            .await
+    }
 }
