@@ -169,6 +169,11 @@ async fn run_timers(pipeline: Arc<Pipeline>, stop: CancellationToken) {
     let owner = format!("{}-{}", std::process::id(), rand::random::<u32>());
     let mut failures = 0u32;
     while !stop.is_cancelled() {
+        match pipeline.run_reports().await {
+            Ok(0) => {}
+            Ok(queued) => tracing::info!(queued, "weekly report queued"),
+            Err(e) => tracing::warn!(error = %e, "weekly report not queued; retrying"),
+        }
         let sleep_ms = match pipeline.run_timers(&owner).await {
             Ok(pass) => {
                 failures = 0;

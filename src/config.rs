@@ -13,11 +13,13 @@ use crate::domain::{CodePrefix, EmailAddress, Language};
 mod desk;
 mod knowledge;
 mod mailboxes;
+mod reports;
 mod time;
 
 pub use desk::{DeskSettings, MailBudget, StrangerPolicy};
 pub use knowledge::KnowledgeSettings;
 use mailboxes::{outbox, source};
+pub use reports::ReportSettings;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -86,6 +88,8 @@ struct RawConfig {
     vendors: Vec<time::RawVendor>,
     #[serde(default)]
     knowledge_base: knowledge::RawKnowledgeBase,
+    #[serde(default)]
+    reports: reports::RawReports,
 }
 
 #[derive(Debug, Deserialize)]
@@ -486,6 +490,7 @@ impl Config {
             &gateway.support_address,
         )?;
         desk.knowledge = knowledge::build(raw.knowledge_base, base, &time.calendar)?;
+        desk.reports = reports::build(raw.reports)?;
         desk.time = time;
         let database_url = resolve_sqlite_url(&raw.database.url, base)?;
 

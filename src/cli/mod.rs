@@ -90,6 +90,28 @@ pub enum Command {
     /// resolution times in business and plain hours, reopenings, targets, escalations,
     /// self-service and satisfaction; per agent, tier, category, priority or week.
     Stats(StatsArgs),
+    /// Reports by mail.
+    #[command(subcommand)]
+    Report(ReportCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ReportCommand {
+    /// Send the weekly report now: the week before the one that holds --at (default:
+    /// today), as the scheduler sends it on that week's first working hour. It goes even
+    /// if that week's report went already.
+    Weekly {
+        /// A day of the week after the one reported (YYYY-MM-DD): 2026-11-30 reports
+        /// 23-29 November.
+        #[arg(long)]
+        at: Option<String>,
+        /// Send to this address instead of `[reports] weekly_to` (repeatable).
+        #[arg(long)]
+        to: Vec<String>,
+        /// Queue the mail but do not send it now.
+        #[arg(long)]
+        no_send: bool,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -521,6 +543,9 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Tick { at, apply, no_send } => tick(&cli.config, at, apply, no_send).await,
         Command::Kb(cmd) => kb::kb(&cli.config, cmd),
         Command::Stats(args) => stats::stats(&cli.config, args).await,
+        Command::Report(ReportCommand::Weekly { at, to, no_send }) => {
+            stats::report_weekly(&cli.config, at, to, no_send).await
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 use chrono::NaiveDate;
 
 use super::*;
+use crate::stats::chart::{self, Chart};
 use crate::stats::{self, Figures, GroupBy, Period};
 
 pub(super) async fn stats(config_path: &Path, args: StatsArgs) -> Result<ExitCode> {
@@ -11,7 +12,23 @@ pub(super) async fn stats(config_path: &Path, args: StatsArgs) -> Result<ExitCod
     let period = period(&args, calendar.time_zone)?;
     let by = parse_arg::<GroupBy>("--by", args.by.clone(), "e.g. --by agent")?;
     let store = app::open_existing_store(&config).await?;
-    let computed = stats::compute(store.as_ref(), calendar, period, by).await?;
+    if let Some(chart) =
+        parse_arg::<Chart>("--chart", args.chart.clone(), "e.g. --chart weekly-volume")?
+    {
+        let computed = stats::compute(store.as_ref(), calendar, period, chart.grouping()).await?;
+        let svg = chart::svg(chart, &computed, config.gateway.default_language)?;
+        match (&args.svg, &args.png) {
+            (Some(path), _) => {
+                std::fs::write(path, svg).with_context(|| format!("writing {}", path.display()))?
+            }
+            (None, Some(path)) => std::fs::write(path, chart::png(&svg)?)
+                .with_context(|| format!("writing {}", path.display()))?,
+            (None, None) => print!("{svg}"),
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let by: Vec<GroupBy> = by.into_iter().collect();
+    let computed = stats::compute(store.as_ref(), calendar, period, &by).await?;
     let report = computed.report();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -19,6 +36,57 @@ pub(super) async fn stats(config_path: &Path, args: StatsArgs) -> Result<ExitCod
         print!("{}", csv(&report));
     } else {
         print!("{}", table(&report));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `helpdesk report weekly`: the week before `at`'s, queued and sent now.
+pub(super) async fn report_weekly(
+    config_path: &Path,
+    at: Option<String>,
+    to: Vec<String>,
+    no_send: bool,
+) -> Result<ExitCode> {
+    let config = Config::load(config_path)?;
+    let tz = config.desk.time.calendar.time_zone;
+    let day = match at {
+        Some(a) => date("--at", &a)?,
+        None => chrono::Utc::now().with_timezone(&tz).date_naive(),
+    };
+    let to: Vec<EmailAddress> = if to.is_empty() {
+        config.desk.reports.weekly_to.clone()
+    } else {
+        to.iter()
+            .map(|t| {
+                EmailAddress::parse(t).map_err(|e| {
+                    anyhow::Error::new(BadValue(format!("--to {t:?}: {e} (give an address)")))
+                })
+            })
+            .collect::<Result<_>>()?
+    };
+    if to.is_empty() {
+        return Err(BadValue(
+            "nobody to send the report to: give --to ADDRESS, or set [reports] weekly_to".into(),
+        )
+        .into());
+    }
+    let week = stats::report::week_of(
+        stats::report::week_of(day, tz).since - chrono::Duration::days(1),
+        tz,
+    );
+    let store = app::open_existing_store(&config).await?;
+    let app = App::build(config, store).await?;
+    let queued = app.pipeline.queue_weekly_report(week, &to, false).await?;
+    println!(
+        "weekly report of {} to {}: {queued} mail queued",
+        week.since,
+        to.iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if !no_send {
+        app.outbox.drain().await?;
     }
     Ok(ExitCode::SUCCESS)
 }

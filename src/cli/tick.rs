@@ -61,6 +61,11 @@ pub(super) async fn tick(
         "{} ticket(s) with work due, {} mail queued",
         pass.tickets, pass.queued
     );
+    // The weekly report is timed work too: a desk run from cron gets it from `tick`.
+    if !app.config.desk.reports.weekly_to.is_empty() {
+        let queued = pipeline.run_reports().await?;
+        println!("weekly report: {queued} mail queued");
+    }
     if !no_send {
         app.outbox.drain().await?;
     }

@@ -240,6 +240,8 @@ pub struct DeskSettings {
     pub time: crate::timing::TimeSettings,
     /// The knowledge base (L0) and what the desk does with it.
     pub knowledge: super::knowledge::KnowledgeSettings,
+    /// Who gets the weekly report.
+    pub reports: super::reports::ReportSettings,
 }
 
 pub(super) struct RawDesk {
@@ -421,6 +423,7 @@ pub(super) fn build(raw: RawDesk, support: &EmailAddress) -> Result<DeskSettings
         notify_participants: raw.notifications.participants_status,
         time: crate::timing::TimeSettings::default(),
         knowledge: Default::default(),
+        reports: Default::default(),
     })
 }
 

@@ -38,6 +38,7 @@ pub use crate::store::SourceRef;
 mod commands;
 mod early;
 mod held;
+mod reports;
 mod situate;
 mod timers;
 
@@ -147,6 +148,9 @@ pub struct Pipeline {
     hook: StageHook,
     /// Queued mail goes by the machine's clock, whatever `clock` says (`tick --at --apply`).
     send_now: bool,
+    /// The last week whose report this process saw queued (by it or before): the scheduler
+    /// does not build it again every minute.
+    reported: std::sync::Mutex<Option<String>>,
 }
 
 /// How filing one mail inside a transaction ended, when it did not end with an outcome.
@@ -215,6 +219,7 @@ impl Pipeline {
             dkim: None,
             hook: no_hook,
             send_now: false,
+            reported: std::sync::Mutex::new(None),
         }
     }
 

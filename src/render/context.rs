@@ -72,6 +72,68 @@ pub struct MailContext {
     pub articles: Vec<ArticleView>,
     /// More than one article (the sentence before them agrees).
     pub several_articles: bool,
+    /// For `weekly_report`: the week's figures; `null` for the other kinds.
+    pub report: Option<ReportView>,
+}
+
+/// The weekly report as its templates read it: words and numbers already in the mail's
+/// language (the statistics fill it; the templates only lay it out).
+#[derive(Serialize, Clone, Debug, Default, PartialEq)]
+pub struct ReportView {
+    /// "semaine 48, du 23/11/2026 au 29/11/2026".
+    pub period: String,
+    /// "semaine 47".
+    pub previous: String,
+    /// The headline figures, this week against the previous one.
+    pub figures: Vec<ReportFigure>,
+    pub tiers: Vec<ReportGroup>,
+    pub agents: Vec<ReportGroup>,
+    /// Tickets resolved that came back (reopened, or followed by a new ticket) this week.
+    pub came_back: Vec<ReportTicket>,
+    /// Targets missed this week.
+    pub breaches: Vec<ReportTicket>,
+    /// Ratings this week that came with a comment.
+    pub comments: Vec<ReportComment>,
+    /// The weekly-volume chart, inline: `cid:` + this.
+    pub chart_cid: String,
+    /// "Europe/Paris".
+    pub time_zone: String,
+}
+
+#[derive(Serialize, Clone, Debug, Default, PartialEq)]
+pub struct ReportFigure {
+    pub label: String,
+    pub this_week: String,
+    pub previous_week: String,
+    /// "▲", "▼" or "=".
+    pub trend: String,
+}
+
+/// One tier's or agent's line.
+#[derive(Serialize, Clone, Debug, Default, PartialEq)]
+pub struct ReportGroup {
+    pub name: String,
+    pub created: u64,
+    pub resolved: u64,
+    pub backlog: u64,
+    pub first_response: String,
+    pub resolution: String,
+    pub breaches: u64,
+    pub csat: String,
+}
+
+#[derive(Serialize, Clone, Debug, Default, PartialEq)]
+pub struct ReportTicket {
+    pub code: String,
+    /// What happened: "rouvert 3 j après sa résolution", "première réponse manquée (L1)".
+    pub what: String,
+}
+
+#[derive(Serialize, Clone, Debug, Default, PartialEq)]
+pub struct ReportComment {
+    pub code: String,
+    pub score: u8,
+    pub comment: String,
 }
 
 impl ArticleView {

@@ -55,10 +55,12 @@ pub enum Template {
     /// To an agent: one outside sender flooded the desk; the notifications about their
     /// mail were held and are summed up here.
     FloodDigest,
+    /// To the desk's managers: last week's figures against the week before, with a chart.
+    WeeklyReport,
 }
 
 impl Template {
-    pub const ALL: [Template; 13] = [
+    pub const ALL: [Template; 14] = [
         Template::Acknowledgement,
         Template::AgentNotification,
         Template::AgentFollowUp,
@@ -72,6 +74,7 @@ impl Template {
         Template::VendorForward,
         Template::VendorReply,
         Template::FloodDigest,
+        Template::WeeklyReport,
     ];
 
     /// Whether a mail of this kind spends its recipient's automatic-mail budget: every
@@ -107,6 +110,7 @@ impl Template {
             Template::VendorForward => "vendor_forward",
             Template::VendorReply => "vendor_reply",
             Template::FloodDigest => "flood_digest",
+            Template::WeeklyReport => "weekly_report",
         }
     }
 }
@@ -178,6 +182,8 @@ fn builtin_templates() -> Vec<(&'static str, &'static str)> {
         builtin!("fr", "vendor_reply"),
         builtin!("en", "flood_digest"),
         builtin!("fr", "flood_digest"),
+        builtin!("en", "weekly_report"),
+        builtin!("fr", "weekly_report"),
         [
             "en/footer.txt.hbs",
             include_str!("../../templates/en/footer.txt.hbs"),
@@ -307,6 +313,17 @@ pub struct Envelope<'a> {
     pub auto_submitted: Option<AutoSubmitted>,
     /// Files sent along (an agent's attachments, relayed to the customer).
     pub attachments: &'a [OutgoingAttachment],
+    /// Images the HTML part shows (`<img src="cid:…">`), sent inline beside it.
+    pub inline: &'a [InlineImage],
+}
+
+/// An image shown inside the HTML part.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InlineImage {
+    /// The `Content-ID` the HTML names as `cid:…` (without angle brackets).
+    pub content_id: String,
+    pub content_type: String,
+    pub content: Vec<u8>,
 }
 
 /// A file attached to an outgoing mail.
@@ -500,17 +517,31 @@ impl Renderer {
         // Line endings are made CRLF here, in one pass: lettre inserts each missing CR
         // one by one (`String::insert`), quadratic in the text's length (88% of the time
         // of filing a 30 MB mail went to that memmove).
-        let alternative = MultiPart::alternative()
-            .singlepart(
-                SinglePart::builder()
-                    .header(ContentType::TEXT_PLAIN)
-                    .body(crlf(&text)),
-            )
-            .singlepart(
-                SinglePart::builder()
-                    .header(ContentType::TEXT_HTML)
-                    .body(crlf(&html)),
-            );
+        let html_part = SinglePart::builder()
+            .header(ContentType::TEXT_HTML)
+            .body(crlf(&html));
+        let text_part = SinglePart::builder()
+            .header(ContentType::TEXT_PLAIN)
+            .body(crlf(&text));
+        let alternative = if env.inline.is_empty() {
+            MultiPart::alternative()
+                .singlepart(text_part)
+                .singlepart(html_part)
+        } else {
+            // multipart/related keeps the images with the HTML that shows them (RFC 2387).
+            let mut related = MultiPart::related().singlepart(html_part);
+            for image in env.inline {
+                let content_type = ContentType::parse(&image.content_type)
+                    .map_err(|e| RenderError::Build(format!("{}: {e}", image.content_type)))?;
+                related = related.singlepart(
+                    lettre::message::Attachment::new_inline(image.content_id.clone())
+                        .body(image.content.clone(), content_type),
+                );
+            }
+            MultiPart::alternative()
+                .singlepart(text_part)
+                .multipart(related)
+        };
         let body = if env.attachments.is_empty() {
             alternative
         } else {
@@ -594,6 +625,7 @@ mod tests {
             flood_more: 1948,
             articles: Vec::new(),
             several_articles: false,
+            report: Some(sample_report(Language::Fr)),
             thread: vec![ThreadItem {
                 author: "Marie <marie@example.fr>".into(),
                 date: "2026-11-23 09:14 UTC".into(),
@@ -769,6 +801,51 @@ mod tests {
 
     /// A mail's context as the gateway fills it for a reader of `language`: labels and
     /// notices in that language, and a ticket whose own words belong to no language.
+    /// A week's report as `stats::report` words it, in `language`.
+    fn sample_report(language: Language) -> ReportView {
+        let fr = language == Language::Fr;
+        let pick = |f: &str, e: &str| if fr { f.to_string() } else { e.to_string() };
+        ReportView {
+            period: pick(
+                "semaine 48, du 23/11/2026 au 29/11/2026",
+                "week 48, 2026-11-23 to 2026-11-29",
+            ),
+            previous: pick("semaine 47", "week 47"),
+            figures: vec![ReportFigure {
+                label: pick("Tickets créés", "Tickets created"),
+                this_week: "12".into(),
+                previous_week: "9".into(),
+                trend: "▲".into(),
+            }],
+            tiers: vec![ReportGroup {
+                name: "L1".into(),
+                created: 12,
+                resolved: 10,
+                backlog: 3,
+                first_response: "30 min".into(),
+                resolution: "2 h 00".into(),
+                breaches: 1,
+                csat: pick("4,5 (2)", "4.5 (2)"),
+            }],
+            agents: Vec::new(),
+            came_back: vec![ReportTicket {
+                code: "HD-7K3M9QXA".into(),
+                what: pick(
+                    "revenu 3 j 0 h après sa résolution (L1)",
+                    "came back 3 d 0 h after its resolution (L1)",
+                ),
+            }],
+            breaches: Vec::new(),
+            comments: vec![ReportComment {
+                code: "HD-7K3M9QXA".into(),
+                score: 2,
+                comment: pick("trop long <vraiment>", "too slow <really>"),
+            }],
+            chart_cid: "weekly-volume@example.test".into(),
+            time_zone: "Europe/Paris".into(),
+        }
+    }
+
     fn ctx_in(language: Language) -> MailContext {
         use crate::domain::{Priority, TicketStatus, Tier};
         let roster = crate::roster::Roster::default();
@@ -825,6 +902,7 @@ mod tests {
                 .map(|a| ArticleView::of(a, true, Some(41.5)))
                 .collect(),
             several_articles: true,
+            report: Some(sample_report(language)),
             thread: vec![ThreadItem {
                 author: "Kim Lee <kim@example.org>".into(),
                 date: "2026-11-23 09:14".into(),
@@ -1019,11 +1097,13 @@ mod tests {
                     language,
                     auto_submitted: Some(AutoSubmitted::Replied),
                     attachments: &[],
+                    inline: &[],
                 };
                 let mail = r.render(template, &ctx(), &env).unwrap();
                 // The digest is about many tickets, and names them in its text.
                 assert!(
-                    template == Template::FloodDigest || mail.subject.starts_with("[HD-7K3M9QXA]"),
+                    matches!(template, Template::FloodDigest | Template::WeeklyReport)
+                        || mail.subject.starts_with("[HD-7K3M9QXA]"),
                     "{}",
                     mail.subject
                 );
@@ -1134,6 +1214,8 @@ mod tests {
         let bare = MailContext {
             code: "HD-7K3M9QXA".into(),
             tag: "[HD-7K3M9QXA]".into(),
+            // A week without activity: empty lists, no figures.
+            report: Some(ReportView::default()),
             ..MailContext::default()
         };
         for template in Template::ALL {
@@ -1188,6 +1270,7 @@ mod tests {
                 language: Language::En,
                 auto_submitted: Some(AutoSubmitted::Replied),
                 attachments: &[],
+                inline: &[],
             };
             let mail = r.render(Template::Acknowledgement, &context, &env).unwrap();
             let raw = String::from_utf8(mail.raw).unwrap();

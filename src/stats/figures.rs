@@ -115,6 +115,7 @@ impl Tally {
                 score: *score,
                 comment: comment.clone(),
             }),
+            Fact::CameBack { .. } => {}
         }
     }
 
@@ -122,6 +123,16 @@ impl Tally {
     pub fn backlog(&mut self, age_ms: i64) {
         self.figures.backlog += 1;
         self.backlog_ages_ms.push(age_ms);
+    }
+
+    /// First responses' business time, in milliseconds (for the chart's bands).
+    pub fn first_response_business_ms(&self) -> impl Iterator<Item = i64> + '_ {
+        self.first_response.iter().map(|p| p.0)
+    }
+
+    /// The backlog's ages, in milliseconds.
+    pub fn backlog_ages_ms(&self) -> impl Iterator<Item = i64> + '_ {
+        self.backlog_ages_ms.iter().copied()
     }
 
     pub fn ratings(&self) -> &[Rating] {

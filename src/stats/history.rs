@@ -95,6 +95,12 @@ pub enum Fact {
         score: u8,
         comment: Option<String>,
     },
+    /// A resolved ticket came back (reopened, or followed by a new ticket) this long after
+    /// its resolution: not a figure of its own (the resolution's `back_within_*` are), a
+    /// line of the weekly report.
+    CameBack {
+        after_ms: i64,
+    },
 }
 
 /// A fact, when it happened and the state it counts in.
@@ -108,6 +114,7 @@ pub struct Counted {
 /// A ticket replayed.
 #[derive(Clone, Debug, Default)]
 pub struct Replayed {
+    pub code: String,
     pub created_at: Millis,
     /// The state after each moment, in order.
     pub steps: Vec<(Millis, Snapshot)>,
@@ -191,6 +198,7 @@ pub fn replay(
     calendar: &Calendar,
 ) -> Result<Replayed, Unreadable> {
     let mut out = Replayed {
+        code: ticket.code.clone(),
         created_at: ticket.created_at,
         ..Replayed::default()
     };
@@ -382,6 +390,15 @@ fn came_back(out: &mut Replayed, resolutions: &[(usize, Millis)], at: Millis) {
     let Some(&(index, resolved_at)) = resolutions.iter().rev().find(|(_, r)| *r <= at) else {
         return;
     };
+    if let Some(state) = out.state_at(at).cloned() {
+        out.facts.push(Counted {
+            at,
+            state,
+            fact: Fact::CameBack {
+                after_ms: at - resolved_at,
+            },
+        });
+    }
     if let Some(Counted {
         fact:
             Fact::Resolved {

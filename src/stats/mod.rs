@@ -14,11 +14,13 @@ use crate::calendar::Calendar;
 use crate::clock::Millis;
 use crate::store::{Store, StoreError};
 
+pub mod chart;
 pub mod figures;
 pub mod history;
+pub mod report;
 
 pub use figures::{Figures, Rating, Tally};
-use history::{Counted, Fact, Replayed, Snapshot};
+pub use history::{Counted, Fact, Replayed, Snapshot};
 
 /// How figures are grouped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -109,7 +111,7 @@ impl Period {
 
     /// The weeks the period touches, each with the instant its backlog is read at (the
     /// week's end, or the period's).
-    fn weeks(&self) -> Vec<(String, Millis)> {
+    pub fn weeks(&self) -> Vec<(String, Millis)> {
         let (_, end) = self.range();
         let mut out = Vec::new();
         let mut monday =
@@ -153,12 +155,26 @@ pub struct Report {
     pub total: Figures,
 }
 
-/// Everything a period's figures are made of: the report and the weekly mail read it.
+/// Everything a period's figures are made of: the report, the charts and the weekly mail
+/// read it. A group's key has one part per grouping asked (the charts ask for two: the
+/// week and the tier).
 pub struct Computed {
     pub period: Period,
-    pub by: Option<GroupBy>,
+    pub by: Vec<GroupBy>,
     pub total: Tally,
-    pub groups: BTreeMap<Option<String>, Tally>,
+    pub groups: BTreeMap<Vec<Option<String>>, Tally>,
+    /// What the weekly report names ticket by ticket: problems that came back, targets
+    /// missed, ratings with a comment; in the order they happened.
+    pub notable: Vec<Notable>,
+}
+
+/// A fact the weekly report lists with its ticket's code.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Notable {
+    pub code: String,
+    pub at: Millis,
+    pub state: Snapshot,
+    pub fact: Fact,
 }
 
 impl Computed {
@@ -167,7 +183,7 @@ impl Computed {
             .groups
             .iter()
             .map(|(key, tally)| Group {
-                key: key.clone(),
+                key: key.first().cloned().flatten(),
                 figures: tally.figures(),
             })
             .collect();
@@ -179,7 +195,7 @@ impl Computed {
                 until: self.period.until.to_string(),
                 time_zone: self.period.time_zone.name().to_string(),
             },
-            by: self.by,
+            by: self.by.first().copied(),
             groups,
             total: self.total.figures(),
         }
@@ -208,12 +224,13 @@ fn key_of_state(by: GroupBy, state: &Snapshot) -> Option<String> {
     }
 }
 
-/// Reads and replays the tickets of `period` and adds up their figures.
+/// Reads and replays the tickets of `period` and adds up their figures, in total and per
+/// group of `by` (none, one, or more for a key of several parts).
 pub async fn compute(
     store: &dyn Store,
     calendar: &Calendar,
     period: Period,
-    by: Option<GroupBy>,
+    by: &[GroupBy],
 ) -> Result<Computed, StatsError> {
     let (start, end) = period.range();
     let input = store
@@ -225,59 +242,94 @@ pub async fn compute(
     }
     let mut computed = Computed {
         period,
-        by,
+        by: by.to_vec(),
         total: Tally::default(),
         groups: BTreeMap::new(),
+        notable: Vec::new(),
     };
-    let weeks = if by == Some(GroupBy::Week) {
+    let weeks = if by.contains(&GroupBy::Week) {
         period.weeks()
     } else {
         Vec::new()
     };
-    for (key, _) in &weeks {
-        computed.groups.entry(Some(key.clone())).or_default();
+    // Every week has its group, quiet ones too (a chart's axis has no holes).
+    if by == [GroupBy::Week] {
+        for (key, _) in &weeks {
+            computed.groups.entry(vec![Some(key.clone())]).or_default();
+        }
     }
     for ticket in &input.tickets {
         let follows = follow_ups.get(&ticket.id).map(Vec::as_slice).unwrap_or(&[]);
         let replayed = history::replay(ticket, follows, calendar)?;
         computed.add(&replayed, start, end, &weeks);
     }
+    computed
+        .notable
+        .sort_by(|a, b| (a.at, &a.code).cmp(&(b.at, &b.code)));
     Ok(computed)
 }
 
 impl Computed {
     fn add(&mut self, t: &Replayed, start: Millis, end: Millis, weeks: &[(String, Millis)]) {
         for counted in t.facts.iter().filter(|c| c.at >= start && c.at < end) {
+            if matches!(
+                counted.fact,
+                Fact::CameBack { .. }
+                    | Fact::Breached(_)
+                    | Fact::Rated {
+                        comment: Some(_),
+                        ..
+                    }
+            ) {
+                self.notable.push(Notable {
+                    code: t.code.clone(),
+                    at: counted.at,
+                    state: counted.state.clone(),
+                    fact: counted.fact.clone(),
+                });
+            }
             self.total.count(counted);
-            if let Some(by) = self.by {
-                let key = key_of(by, &self.period, counted);
+            if !self.by.is_empty() {
+                let key = self
+                    .by
+                    .iter()
+                    .map(|by| key_of(*by, &self.period, counted))
+                    .collect();
                 self.groups.entry(key).or_default().count(counted);
             }
         }
-        // The backlog: open at the period's end (each week's end, by week). A ticket counts
-        // from the moment it was created; `end` is exclusive, so the state is read just
-        // before it.
-        let at = end - 1;
-        if t.created_at <= at
-            && let Some(state) = t.open_at(at)
-        {
-            self.total.backlog(end - t.created_at);
-            if let Some(by) = self.by.filter(|b| *b != GroupBy::Week) {
-                let key = key_of_state(by, state);
-                self.groups
-                    .entry(key)
-                    .or_default()
-                    .backlog(end - t.created_at);
-            }
+        // The backlog: open at the period's end, and by week at each week's end. A ticket
+        // counts from the moment it was created; `end` is exclusive, so the state is read
+        // just before it.
+        if let Some(age) = open_for(t, end) {
+            self.total.backlog(age);
         }
-        for (week, week_end) in weeks {
-            let at = week_end - 1;
-            if t.created_at <= at && t.open_at(at).is_some() {
-                self.groups
-                    .entry(Some(week.clone()))
-                    .or_default()
-                    .backlog(week_end - t.created_at);
-            }
+        if self.by.is_empty() {
+            return;
+        }
+        let ends: Vec<(Option<&str>, Millis)> = if weeks.is_empty() {
+            vec![(None, end)]
+        } else {
+            weeks.iter().map(|(w, e)| (Some(w.as_str()), *e)).collect()
+        };
+        for (week, at) in ends {
+            let (Some(age), Some(state)) = (open_for(t, at), t.state_at(at - 1)) else {
+                continue;
+            };
+            let key = self
+                .by
+                .iter()
+                .map(|by| match by {
+                    GroupBy::Week => week.map(str::to_string),
+                    other => key_of_state(*other, state),
+                })
+                .collect();
+            self.groups.entry(key).or_default().backlog(age);
         }
     }
+}
+
+/// How long the ticket had been waiting at `end` (exclusive), if it was open then.
+fn open_for(t: &Replayed, end: Millis) -> Option<i64> {
+    (t.created_at < end && t.open_at(end - 1).is_some()).then(|| end - t.created_at)
 }

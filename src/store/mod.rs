@@ -529,6 +529,7 @@ pub struct LoggedEvent {
 #[derive(Clone, Debug)]
 pub struct TicketHistory {
     pub id: TicketId,
+    pub code: String,
     pub created_at: Millis,
     /// The closed ticket this one follows.
     pub follows: Option<TicketId>,
@@ -735,6 +736,14 @@ pub trait StoreTx: Send {
     ) -> Result<bool, StoreError>;
     /// Held mail that will never be sent (its ticket moved on, or a digest replaced it).
     async fn supersede_mail(&mut self, ids: &[OutboxId]) -> Result<(), StoreError>;
+    /// Records that the report of `kind` for `period` is queued; `false` when it already
+    /// was (by this gateway before a restart, or by another).
+    async fn claim_report(
+        &mut self,
+        kind: &str,
+        period: &str,
+        at: Millis,
+    ) -> Result<bool, StoreError>;
     /// A change to an agent's load: `open_delta` open tickets more (or fewer), and their
     /// last assignment when they were just given a ticket. Written by `apply` alone, from
     /// the ticket's assignee and status before and after each plan.

@@ -2,6 +2,7 @@
 //! filed through the real pipeline with a moved clock: every figure of the total checked
 //! against times worked out by hand, and the rules of attribution per agent and per tier.
 
+use mail_parser::MimeHeaders;
 use serde_json::{Value, json};
 
 use crate::support::{customer_mail, helpdesk, stdout};
@@ -11,7 +12,8 @@ use helpdesk::pipeline::Processed;
 
 fn config() -> String {
     format!(
-        "{}\n[closing]\nafter_resolved = \"never\"\n\n[agent_mail]\nrequire_authentication = false\n",
+        "{}\n[closing]\nafter_resolved = \"never\"\n\n[agent_mail]\nrequire_authentication = false\n\n\
+         [reports]\nweekly_to = [\"manager@example.test\"]\n",
         crate::time::config()
     )
 }
@@ -515,4 +517,153 @@ async fn a_scripted_month_gives_every_figure_worked_out_by_hand() {
         table.lines().any(|l| l.starts_with("eve@example.test")),
         "{table}"
     );
+
+    // Charts: SVG with its title in the desk's language, and the same drawing as a PNG.
+    let dir = t.desk.dir.path();
+    for chart in ["weekly-volume", "first-response", "backlog-age"] {
+        let svg = dir.join(format!("{chart}.svg"));
+        let png = dir.join(format!("{chart}.png"));
+        stats(&t, &["--chart", chart, "--svg", svg.to_str().unwrap()]);
+        stats(&t, &["--chart", chart, "--png", png.to_str().unwrap()]);
+        let text = std::fs::read_to_string(&svg).unwrap();
+        assert!(text.starts_with("<svg"), "{text}");
+        let bytes = std::fs::read(&png).unwrap();
+        assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+        if let Ok(keep) = std::env::var("HELPDESK_KEEP_CHARTS") {
+            std::fs::copy(&svg, format!("{keep}/{chart}.svg")).unwrap();
+            std::fs::copy(&png, format!("{keep}/{chart}.png")).unwrap();
+        }
+    }
+    let weekly = std::fs::read_to_string(dir.join("weekly-volume.svg")).unwrap();
+    assert!(
+        weekly.contains("Tickets créés et résolus par semaine"),
+        "{weekly}"
+    );
+    assert!(weekly.contains("\nS47\n"), "{weekly}");
+}
+
+/// The .eml files the desk's outbox wrote whose subject starts with `subject`.
+fn sent_with_subject(t: &Timed, subject: &str) -> Vec<Vec<u8>> {
+    let dir = t.desk.dir.path().join("outgoing");
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let raw = std::fs::read(entry.unwrap().path()).unwrap();
+        let parsed = mail_parser::MessageParser::default().parse(&raw).unwrap();
+        if parsed.subject().is_some_and(|s| s.starts_with(subject)) {
+            out.push(raw);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_weekly_report_goes_once_on_the_first_working_hour_with_its_chart_inline() {
+    let t = Timed::start_with(&config(), "2026-11-02T18:00:00+01:00").await;
+    november(&t).await;
+    let pipeline = &t.desk.app.pipeline;
+    // Monday 30 November, before the desk opens at 08:30: nothing yet.
+    t.set("2026-11-30T08:00:00+01:00");
+    assert_eq!(pipeline.run_reports().await.unwrap(), 0);
+    t.set("2026-11-30T08:30:00+01:00");
+    assert_eq!(pipeline.run_reports().await.unwrap(), 1);
+    t.set("2026-11-30T09:30:00+01:00");
+    assert_eq!(pipeline.run_reports().await.unwrap(), 0);
+    // Another process (a restart, cron's tick) at that hour: it went already.
+    let out = helpdesk(&[
+        "--config",
+        t.desk.config_path.to_str().unwrap(),
+        "tick",
+        "--at",
+        "2026-11-30T10:00:00+01:00",
+        "--apply",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout(&out).contains("weekly report: 0 mail queued"),
+        "{}",
+        stdout(&out)
+    );
+    // The tick sent what was queued: one report, of week 48.
+    let reports = sent_with_subject(&t, "Rapport hebdomadaire du support");
+    assert_eq!(reports.len(), 1);
+    let parsed = mail_parser::MessageParser::default()
+        .parse(&reports[0])
+        .unwrap();
+    assert_eq!(
+        parsed.subject(),
+        Some("Rapport hebdomadaire du support : semaine 48, du 23/11/2026 au 29/11/2026")
+    );
+    let text = parsed.body_text(0).unwrap();
+    assert!(
+        text.contains("Tickets créés : 1 (semaine 47 : 4) ▼"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Résolus en libre-service : 1 (semaine 47 : 0) ▲"),
+        "{text}"
+    );
+
+    // A week sent on demand, to someone else: week 47, with what came back, the missed
+    // target and the comment.
+    let out = helpdesk(&[
+        "--config",
+        t.desk.config_path.to_str().unwrap(),
+        "report",
+        "weekly",
+        "--at",
+        "2026-11-23",
+        "--to",
+        "director@example.test",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let week47 = sent_with_subject(&t, "Rapport hebdomadaire du support : semaine 47");
+    assert_eq!(week47.len(), 1);
+    let raw = String::from_utf8_lossy(&week47[0]).into_owned();
+    assert!(raw.contains("To: director@example.test"), "{raw}");
+    let parsed = mail_parser::MessageParser::default()
+        .parse(&week47[0])
+        .unwrap();
+    let text = parsed.body_text(0).unwrap();
+    for line in [
+        "Tickets créés : 4 (semaine 46 : 1) ▲",
+        "1re réponse (médiane) : 30 min (semaine 46 : 45 min) ▼",
+        "Revenus sous 7 jours : 1 (33 %) (semaine 46 : 1 (33 %)) =",
+        "Délais dépassés : 1 (semaine 46 : 0) ▲",
+        "L1 : créés 4, résolus 2, ouverts 2 ; 1re réponse 20 min",
+        "L2 : créés 0, résolus 1, ouverts 0 ; 1re réponse 1 h 30",
+        "alice@example.test : créés 4, résolus 2, ouverts 2 ; 1re réponse 30 min",
+        "revenu 2 j 0 h après sa résolution (L1)",
+        "revenu 10 j 1 h après sa résolution (L1)",
+        "1re réponse, L1, alice@example.test",
+        "(2/5) : trop long, toute l'agence a attendu une heure et demie.",
+    ] {
+        assert!(text.contains(line), "{line:?} not in:\n{text}");
+    }
+    // The HTML shows the chart from an inline PNG part with the Content-ID it names.
+    let html = parsed.body_html(0).unwrap();
+    let cid = html
+        .split("src=\"cid:")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("an inline image")
+        .to_string();
+    let image = parsed
+        .parts
+        .iter()
+        .find(|p| p.content_id() == Some(cid.as_str()))
+        .expect("the image part");
+    assert_eq!(image.content_type().map(|c| c.subtype()), Some(Some("png")));
+    assert_eq!(&image.contents()[..4], b"\x89PNG");
+    assert!(raw.contains("multipart/related"), "{raw}");
+    if let Ok(keep) = std::env::var("HELPDESK_KEEP_CHARTS") {
+        std::fs::write(format!("{keep}/weekly-report.eml"), &week47[0]).unwrap();
+    }
 }

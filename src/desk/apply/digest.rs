@@ -56,6 +56,7 @@ pub async fn queue_digest(
         language,
         auto_submitted: Some(crate::render::AutoSubmitted::Generated),
         attachments: &[],
+        inline: &[],
     };
     let mut events = Events::new(now);
     let detail = ev::MailDigested {

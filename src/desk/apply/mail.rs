@@ -52,6 +52,7 @@ pub(super) async fn prepare_mail(
         language: out.language,
         auto_submitted: out.auto_submitted,
         attachments: &attachments,
+        inline: &[],
     };
     let kind = out.template.name();
     let Some(rendered) = render_guarded(ctx, f, out, &context, &env, events) else {

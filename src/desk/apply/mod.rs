@@ -16,6 +16,7 @@ use super::*;
 mod digest;
 mod mail;
 mod prepare;
+mod report;
 mod write;
 
 use crate::config::{GatewaySettings, MailBudget};
@@ -31,6 +32,7 @@ use crate::store::{
 pub use digest::{Flood, queue_digest};
 use prepare::*;
 pub use prepare::{ChangeSet, prepare};
+pub use report::{ReportMail, queue_report};
 pub use write::write;
 use write::*;
 

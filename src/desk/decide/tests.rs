@@ -42,6 +42,7 @@ fn desk() -> DeskSettings {
     );
     DeskSettings {
         knowledge: Default::default(),
+        reports: Default::default(),
         strangers: crate::config::StrangerPolicy::NewTicket,
         require_agent_auth: false,
         agent_auth_chosen: true,

@@ -597,6 +597,26 @@ impl StoreTx for SqliteTx {
         budget::supersede_mail(self, ids).await
     }
 
+    async fn claim_report(
+        &mut self,
+        kind: &str,
+        period: &str,
+        at: Millis,
+    ) -> Result<bool, StoreError> {
+        let row = self
+            .row(
+                Stmt::new(
+                    "INSERT INTO reports (kind, period, queued_at) VALUES (?, ?, ?) \
+                     ON CONFLICT (kind, period) DO NOTHING RETURNING queued_at",
+                )
+                .bind(kind.to_string())
+                .bind(period.to_string())
+                .bind(at),
+            )
+            .await?;
+        Ok(row.is_some())
+    }
+
     async fn set_satisfaction(
         &mut self,
         id: TicketId,

@@ -27,6 +27,10 @@ pub(super) async fn stats_input(
 ) -> Result<StatsInput, StoreError> {
     // The tickets: an event counted in the period; open now and created before its end; or
     // whose status changed since it began (open at some moment of it, or resolved in it).
+    // Then each one's log through `events_ticket`: the unary `+` keeps SQLite from reading
+    // the log through `events_kind` instead, which, the period's bounds being parameters it
+    // cannot weigh, it may otherwise choose (measured: 5 s instead of 0.5 s for 40,000
+    // tickets of a 1,000,000-ticket desk).
     let sql = format!(
         "WITH ids(id) AS ( \
            SELECT ticket_id FROM events WHERE kind IN ({counted}) AND at >= ?1 AND at < ?2 \
@@ -34,9 +38,9 @@ pub(super) async fn stats_input(
            UNION SELECT id FROM tickets WHERE status IN ('new', 'open', 'waiting_on_customer') \
              AND created_at < ?2 \
            UNION SELECT id FROM tickets WHERE status_since >= ?1 AND created_at < ?2) \
-         SELECT t.id, t.created_at, t.follows_ticket_id, e.kind, e.actor_kind, e.actor, e.detail, e.at \
+         SELECT t.id, t.created_at, t.follows_ticket_id, e.kind, e.actor_kind, e.actor, e.detail, e.at, t.code \
          FROM ids JOIN tickets t ON t.id = ids.id JOIN events e ON e.ticket_id = ids.id \
-         WHERE e.kind IN ({replayed}) \
+         WHERE +e.kind IN ({replayed}) \
          ORDER BY t.id, e.at, e.id",
         counted = kind_list(counted),
         replayed = kind_list(replayed),
@@ -52,6 +56,7 @@ pub(super) async fn stats_input(
         if tickets.last().is_none_or(|t| t.id != id) {
             tickets.push(TicketHistory {
                 id,
+                code: row.try_get(8)?,
                 created_at: row.try_get(1)?,
                 follows: row.try_get(2)?,
                 events: Vec::new(),

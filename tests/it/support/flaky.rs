@@ -225,6 +225,14 @@ impl StoreTx for FlakyTx {
     async fn supersede_mail(&mut self, ids: &[OutboxId]) -> Result<(), StoreError> {
         self.inner.supersede_mail(ids).await
     }
+    async fn claim_report(
+        &mut self,
+        kind: &str,
+        period: &str,
+        at: i64,
+    ) -> Result<bool, StoreError> {
+        self.inner.claim_report(kind, period, at).await
+    }
     async fn set_first_response(&mut self, id: TicketId, at: Millis) -> Result<(), StoreError> {
         self.inner.set_first_response(id, at).await
     }
