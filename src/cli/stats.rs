@@ -196,7 +196,7 @@ pub(crate) fn csv(report: &stats::Report) -> String {
     out
 }
 
-/// Seconds as a person reads them: `45s`, `12m`, `3h 05m`, `2d 4h`.
+/// Seconds as a person reads them, short: `45s`, `12m`, `3h05`, `2d15h` (days of 24 hours).
 pub(crate) fn duration(s: Option<i64>) -> String {
     let Some(s) = s else {
         return "-".into();
@@ -204,8 +204,8 @@ pub(crate) fn duration(s: Option<i64>) -> String {
     match s {
         s if s < 60 => format!("{s}s"),
         s if s < 3600 => format!("{}m", s / 60),
-        s if s < 86_400 => format!("{}h {:02}m", s / 3600, s % 3600 / 60),
-        s => format!("{}d {}h", s / 86_400, s % 86_400 / 3600),
+        s if s < 86_400 => format!("{}h{:02}", s / 3600, s % 3600 / 60),
+        s => format!("{}d{}h", s / 86_400, s % 86_400 / 3600),
     }
 }
 
@@ -217,18 +217,22 @@ fn share(v: Option<f64>) -> String {
 pub(crate) fn table(report: &stats::Report) -> String {
     let p = &report.period;
     let mut out = format!(
-        "Statistics {} to {} ({}); times: median / 90th percentile, business hours (plain hours)\n\n",
+        "Statistics {} to {} ({}). Times: median / 90th percentile of the service-level clock, \
+         in business hours, then in plain hours; backlog: open at the end (median age).\n\n",
         p.since, p.until, p.time_zone
     );
     let header = [
         "",
         "created",
         "resolved",
+        "closed",
         "backlog",
-        "first response",
+        "1st response",
+        "(plain)",
         "resolution",
-        "reopened 7d",
-        "SLA missed",
+        "(plain)",
+        "back 7d",
+        "missed",
         "escalated",
         "self-service",
         "CSAT",
@@ -240,22 +244,21 @@ pub(crate) fn table(report: &stats::Report) -> String {
         rows[0][0] = by.clone();
     }
     let line = |key: String, f: &Figures| -> Vec<String> {
-        let times = |d: &stats::figures::Durations| {
-            format!(
-                "{} / {} ({} / {})",
-                duration(d.median_business_s),
-                duration(d.p90_business_s),
-                duration(d.median_wall_s),
-                duration(d.p90_wall_s)
-            )
-        };
+        let pair = |a: Option<i64>, b: Option<i64>| format!("{} / {}", duration(a), duration(b));
+        let (fr, res) = (&f.first_response, &f.resolution);
         vec![
             key,
             f.created.to_string(),
             f.resolved.to_string(),
-            format!("{} (age {})", f.backlog, duration(f.backlog_age_p50_s)),
-            times(&f.first_response),
-            times(&f.resolution),
+            f.closed.to_string(),
+            match f.backlog {
+                0 => "0".into(),
+                n => format!("{n} ({})", duration(f.backlog_age_p50_s)),
+            },
+            pair(fr.median_business_s, fr.p90_business_s),
+            pair(fr.median_wall_s, fr.p90_wall_s),
+            pair(res.median_business_s, res.p90_business_s),
+            pair(res.median_wall_s, res.p90_wall_s),
             format!("{} ({})", f.reopened, share(f.reopen_rate)),
             (f.sla.first_response_breached + f.sla.resolution_breached).to_string(),
             (f.escalations.by_agent + f.escalations.by_sla + f.escalations.by_reopen).to_string(),

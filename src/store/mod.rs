@@ -41,6 +41,9 @@ pub enum StoreError {
     Corrupt(String),
     #[error("database error: {0}")]
     Other(#[source] sqlx::Error),
+    /// The statistics' bulk read (its own read-only connection) failed.
+    #[error("reading the database for statistics: {0}")]
+    Read(#[source] rusqlite::Error),
     /// A command that only reads found no database: it never creates one.
     #[error(
         "no database at {0}: `helpdesk run` or `helpdesk ingest` creates it; check [database] url"
