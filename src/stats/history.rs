@@ -222,7 +222,12 @@ pub fn replay(
     let mut i = 0;
     while i < events.len() {
         let at = events[i].at;
-        let before = state.clone();
+        // The state before the moment, for an escalation's facts (cloned only then).
+        let moment = events[i..].iter().take_while(|e| e.at == at);
+        let before = moment
+            .clone()
+            .any(|e| e.kind == EventKind::Escalated)
+            .then(|| state.clone());
         let mut pending = Vec::new();
         while i < events.len() && events[i].at == at {
             let event = read(ticket.id, &events[i])?;
@@ -230,7 +235,7 @@ pub fn replay(
             facts_of(
                 &events[i],
                 &event,
-                (&before, &state),
+                (before.as_ref().unwrap_or(&state), &state),
                 &mut breached,
                 &mut pending,
             );
@@ -272,7 +277,10 @@ pub fn replay(
                 fact,
             });
         }
-        out.steps.push((at, state.clone()));
+        // A step only when the state moved: most moments (a reply, a rating) do not.
+        if out.steps.last().is_none_or(|(_, last)| *last != state) {
+            out.steps.push((at, state.clone()));
+        }
     }
     for created in follow_ups {
         came_back(&mut out, &resolutions, *created);
@@ -287,8 +295,7 @@ fn read(ticket: i64, e: &LoggedEvent) -> Result<Event, Unreadable> {
         error,
         detail: e.detail.clone(),
     };
-    let detail = serde_json::from_str(&e.detail).map_err(unreadable)?;
-    Event::read(e.kind, detail).map_err(unreadable)
+    Event::parse(e.kind, &e.detail).map_err(unreadable)
 }
 
 /// The state after one event.
@@ -370,7 +377,7 @@ fn facts_of(
                 tier: e.from,
                 ..before.clone()
             });
-            Fact::Escalated(e.cause.unwrap_or(match logged.actor_kind.as_str() {
+            Fact::Escalated(e.cause.unwrap_or(match logged.actor_kind {
                 "timer" => EscalationCause::Sla,
                 "gateway" => EscalationCause::Reopens,
                 _ => EscalationCause::Agent,

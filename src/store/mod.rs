@@ -522,7 +522,8 @@ pub struct TicketDetail {
 #[derive(Clone, Debug)]
 pub struct LoggedEvent {
     pub kind: EventKind,
-    pub actor_kind: String,
+    /// One of [`Actor::KINDS`].
+    pub actor_kind: &'static str,
     pub actor: String,
     pub detail: String,
     pub at: Millis,

@@ -514,7 +514,10 @@ async fn a_scripted_month_gives_every_figure_worked_out_by_hand() {
         .lines()
         .find(|l| l.starts_with("total"))
         .expect(&table);
-    assert!(total.contains(" 30m / 1h30 ") && total.contains(" 1h30 / 2d15h "), "{table}");
+    assert!(
+        total.contains(" 30m / 1h30 ") && total.contains(" 1h30 / 2d15h "),
+        "{table}"
+    );
     assert!(
         table.lines().any(|l| l.starts_with("eve@example.test")),
         "{table}"
@@ -667,5 +670,48 @@ async fn the_weekly_report_goes_once_on_the_first_working_hour_with_its_chart_in
     assert!(raw.contains("multipart/related"), "{raw}");
     if let Ok(keep) = std::env::var("HELPDESK_KEEP_CHARTS") {
         std::fs::write(format!("{keep}/weekly-report.eml"), &week47[0]).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_period_or_grouping_names_the_flag_and_the_fix() {
+    let t = Timed::start_with(&config(), "2026-11-02T18:00:00+01:00").await;
+    file_new(
+        &t,
+        "2026-11-02T18:00:00+01:00",
+        "jean@example.fr",
+        "Imprimante",
+        "Elle n'imprime plus.",
+    )
+    .await;
+    let config = t.desk.config_path.to_str().unwrap();
+    for (args, says) in [
+        (
+            vec!["stats", "--since", "2026-11-31"],
+            "--since \"2026-11-31\"",
+        ),
+        (
+            vec!["stats", "--since", "2026-11-10", "--until", "2026-11-01"],
+            "give the earlier day first",
+        ),
+        (
+            vec!["stats", "--by", "team"],
+            "group by agent, tier, category, priority or week",
+        ),
+        (
+            vec!["stats", "--chart", "pie", "--svg", "x.svg"],
+            "draw weekly-volume, first-response or backlog-age",
+        ),
+        (
+            vec!["report", "weekly", "--to", "not an address"],
+            "--to \"not an address\"",
+        ),
+    ] {
+        let mut all = vec!["--config", config];
+        all.extend(args.iter());
+        let out = helpdesk(&all);
+        assert_eq!(out.status.code(), Some(65), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{args:?}: {err}");
     }
 }

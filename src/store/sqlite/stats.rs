@@ -29,6 +29,13 @@ fn event_kind(text: &str) -> Result<EventKind, StoreError> {
         .ok_or_else(|| corrupt(format!("event kind {text:?}")))
 }
 
+fn actor_kind(text: &str) -> Result<&'static str, StoreError> {
+    Actor::KINDS
+        .into_iter()
+        .find(|k| *k == text)
+        .ok_or_else(|| corrupt(format!("actor kind {text:?}")))
+}
+
 pub(super) async fn stats_input(
     store: &SqliteStore,
     since: Millis,
@@ -106,10 +113,16 @@ fn read(
                     tickets.len() - 1
                 }
             };
-            let kind: String = row.get(5).map_err(StoreError::Read)?;
+            let text = |i: usize| -> Result<&str, StoreError> {
+                row.get_ref(i)
+                    .and_then(|v| v.as_str().map_err(rusqlite::Error::from))
+                    .map_err(StoreError::Read)
+            };
+            let kind = event_kind(text(5)?)?;
+            let actor_kind = actor_kind(text(6)?)?;
             tickets[at].events.push(LoggedEvent {
-                kind: event_kind(&kind)?,
-                actor_kind: row.get(6).map_err(StoreError::Read)?,
+                kind,
+                actor_kind,
                 actor: row.get(7).map_err(StoreError::Read)?,
                 detail: row.get(8).map_err(StoreError::Read)?,
                 at: row.get(9).map_err(StoreError::Read)?,
