@@ -22,11 +22,10 @@ use crate::timing::clock_runs;
 pub const CAME_BACK_SOON: Millis = 7 * 24 * 3_600_000;
 pub const CAME_BACK_LATER: Millis = 30 * 24 * 3_600_000;
 
-/// The kinds whose events make a figure (a ticket with one in the period is read).
-pub const COUNTED: [EventKind; 7] = [
-    EventKind::Created,
-    EventKind::StatusChanged,
-    EventKind::Reopened,
+/// The kinds whose events make a figure without changing a ticket's status (a ticket with
+/// one in the period is read; one whose status changed in it, created included, is read
+/// anyway).
+pub const COUNTED: [EventKind; 4] = [
     EventKind::AgentReplied,
     EventKind::SlaBreached,
     EventKind::Escalated,
@@ -230,7 +229,7 @@ pub fn replay(
             .then(|| state.clone());
         let mut pending = Vec::new();
         while i < events.len() && events[i].at == at {
-            let event = read(ticket.id, &events[i])?;
+            let event = read(ticket, &events[i])?;
             step(&mut state, &mut clock, &event, at);
             facts_of(
                 &events[i],
@@ -288,14 +287,14 @@ pub fn replay(
     Ok(out)
 }
 
-fn read(ticket: i64, e: &LoggedEvent) -> Result<Event, Unreadable> {
-    let unreadable = |error| Unreadable {
-        ticket,
+fn read(ticket: &TicketHistory, e: &LoggedEvent) -> Result<Event, Unreadable> {
+    let detail = ticket.detail(e);
+    Event::parse(e.kind, detail).map_err(|error| Unreadable {
+        ticket: ticket.id,
         kind: e.kind,
         error,
-        detail: e.detail.clone(),
-    };
-    Event::parse(e.kind, &e.detail).map_err(unreadable)
+        detail: detail.to_string(),
+    })
 }
 
 /// The state after one event.

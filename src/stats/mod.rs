@@ -233,7 +233,8 @@ pub async fn compute(
     by: &[GroupBy],
 ) -> Result<Computed, StatsError> {
     let (start, end) = period.range();
-    let input = store
+    let started = std::time::Instant::now();
+    let mut input = store
         .stats_input(start, end, &history::COUNTED, &history::REPLAYED)
         .await?;
     let mut follow_ups: HashMap<i64, Vec<Millis>> = HashMap::new();
@@ -258,14 +259,25 @@ pub async fn compute(
             computed.groups.entry(vec![Some(key.clone())]).or_default();
         }
     }
-    for ticket in &input.tickets {
-        let follows = follow_ups.get(&ticket.id).map(Vec::as_slice).unwrap_or(&[]);
-        let replayed = history::replay(ticket, follows, calendar)?;
-        computed.add(&replayed, start, end, &weeks);
+    let (mut tickets, mut events) = (0usize, 0usize);
+    while let Some(batch) = input.tickets.recv().await {
+        for ticket in batch? {
+            let follows = follow_ups.get(&ticket.id).map(Vec::as_slice).unwrap_or(&[]);
+            let replayed = history::replay(&ticket, follows, calendar)?;
+            computed.add(&replayed, start, end, &weeks);
+            tickets += 1;
+            events += ticket.events.len();
+        }
     }
     computed
         .notable
         .sort_by(|a, b| (a.at, &a.code).cmp(&(b.at, &b.code)));
+    tracing::info!(
+        tickets,
+        events,
+        ms = started.elapsed().as_millis() as u64,
+        "statistics computed"
+    );
     Ok(computed)
 }
 
