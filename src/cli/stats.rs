@@ -201,16 +201,23 @@ pub(crate) fn csv(report: &stats::Report) -> String {
     out
 }
 
-/// Seconds as a person reads them, short: `45s`, `12m`, `3h05`, `2d15h` (days of 24 hours).
+/// Plain time as a person reads it, short: `45s`, `12m`, `3h05`, `2d15h` (days of 24 hours).
 pub(crate) fn duration(s: Option<i64>) -> String {
+    match s {
+        Some(s) if s >= 86_400 => format!("{}d{}h", s / 86_400, s % 86_400 / 3600),
+        other => hours(other),
+    }
+}
+
+/// Business time, in hours however many (a working day is the calendar's, not 24 hours).
+pub(crate) fn hours(s: Option<i64>) -> String {
     let Some(s) = s else {
         return "-".into();
     };
     match s {
         s if s < 60 => format!("{s}s"),
         s if s < 3600 => format!("{}m", s / 60),
-        s if s < 86_400 => format!("{}h{:02}", s / 3600, s % 3600 / 60),
-        s => format!("{}d{}h", s / 86_400, s % 86_400 / 3600),
+        s => format!("{}h{:02}", s / 3600, s % 3600 / 60),
     }
 }
 
@@ -250,6 +257,7 @@ pub(crate) fn table(report: &stats::Report) -> String {
     }
     let line = |key: String, f: &Figures| -> Vec<String> {
         let pair = |a: Option<i64>, b: Option<i64>| format!("{} / {}", duration(a), duration(b));
+        let business = |a: Option<i64>, b: Option<i64>| format!("{} / {}", hours(a), hours(b));
         let (fr, res) = (&f.first_response, &f.resolution);
         vec![
             key,
@@ -260,9 +268,9 @@ pub(crate) fn table(report: &stats::Report) -> String {
                 0 => "0".into(),
                 n => format!("{n} ({})", duration(f.backlog_age_p50_s)),
             },
-            pair(fr.median_business_s, fr.p90_business_s),
+            business(fr.median_business_s, fr.p90_business_s),
             pair(fr.median_wall_s, fr.p90_wall_s),
-            pair(res.median_business_s, res.p90_business_s),
+            business(res.median_business_s, res.p90_business_s),
             pair(res.median_wall_s, res.p90_wall_s),
             format!("{} ({})", f.reopened, share(f.reopen_rate)),
             (f.sla.first_response_breached + f.sla.resolution_breached).to_string(),

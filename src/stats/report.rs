@@ -44,18 +44,16 @@ fn fr(language: Language) -> bool {
     language == Language::Fr
 }
 
-/// A business-time median as people read it: "45 min", "3 h 05", "2 j 4 h" (FR) or
-/// "45 min", "3 h 05", "2 d 4 h" (EN); "–" when there is none.
-fn human(seconds: Option<i64>, language: Language) -> String {
+/// A business-time median as people read it: "45 min", "3 h 05", "30 h 00": in hours however
+/// many (a working day is the calendar's, not 24 hours); "–" when there is none.
+fn human(seconds: Option<i64>) -> String {
     let Some(s) = seconds else {
         return "–".into();
     };
-    let day = if fr(language) { "j" } else { "d" };
     match s {
         s if s < 60 => format!("{s} s"),
         s if s < 3600 => format!("{} min", s / 60),
-        s if s < 86_400 => format!("{} h {:02}", s / 3600, s % 3600 / 60),
-        s => format!("{} {day} {} h", s / 86_400, s % 86_400 / 3600),
+        s => format!("{} h {:02}", s / 3600, s % 3600 / 60),
     }
 }
 
@@ -113,11 +111,11 @@ fn figures(this: &Figures, previous: &Figures, language: Language) -> Vec<Report
     let self_service = count(|f| f.self_service);
     let first = |f: &Figures| {
         let v = f.first_response.median_business_s;
-        (human(v, language), v.unwrap_or(0) as f64)
+        (human(v), v.unwrap_or(0) as f64)
     };
     let resolution = |f: &Figures| {
         let v = f.resolution.median_business_s;
-        (human(v, language), v.unwrap_or(0) as f64)
+        (human(v), v.unwrap_or(0) as f64)
     };
     let back = |f: &Figures| {
         (
@@ -188,8 +186,8 @@ fn groups(computed: &Computed, language: Language) -> Vec<ReportGroup> {
                 created: f.created,
                 resolved: f.resolved,
                 backlog: f.backlog,
-                first_response: human(f.first_response.median_business_s, language),
-                resolution: human(f.resolution.median_business_s, language),
+                first_response: human(f.first_response.median_business_s),
+                resolution: human(f.resolution.median_business_s),
                 breaches: f.sla.first_response_breached + f.sla.resolution_breached,
                 csat: csat(&f, language),
             }
