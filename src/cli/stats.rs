@@ -7,12 +7,7 @@ use crate::stats::chart::{self, Chart};
 use crate::stats::{self, Figures, GroupBy, Period};
 
 pub(super) async fn stats(config_path: &Path, args: StatsArgs) -> Result<ExitCode> {
-    let started = std::time::Instant::now();
     let config = Config::load(config_path)?;
-    tracing::info!(
-        ms = started.elapsed().as_millis() as u64,
-        "configuration loaded"
-    );
     let calendar = &config.desk.time.calendar;
     let period = period(&args, calendar.time_zone)?;
     let by = parse_arg::<GroupBy>("--by", args.by.clone(), "e.g. --by agent")?;
