@@ -16,6 +16,7 @@ use crate::pipeline::Pipeline;
 use crate::render::Renderer;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
+use crate::web::{Dashboard, Task, Tasks};
 
 pub struct App {
     pub config: Config,
@@ -93,17 +94,41 @@ impl App {
     /// error, so the process exits non-zero and its supervisor restarts it, rather than
     /// living on with no ingestion.
     pub async fn run(&self, shutdown: CancellationToken) -> Result<()> {
+        let tasks = Tasks::default();
+        // The dashboard's port is taken first: one in use stops the gateway with a clear
+        // error before it touches any mail.
+        let dashboard = match &self.config.dashboard {
+            Some(settings) => {
+                let dashboard = Dashboard::new(
+                    Arc::new(self.config.clone()),
+                    settings.clone(),
+                    self.pipeline.store().clone(),
+                    Some(tasks.clone()),
+                )?;
+                let listener = dashboard.bind().await?;
+                Some((dashboard, listener))
+            }
+            None => None,
+        };
         let tracker = TaskTracker::new();
         let stop = shutdown.child_token();
         let outbox = self.outbox.clone();
         let token = stop.clone();
-        let outbox_task = tracker.spawn(async move { outbox.run(token).await });
+        let running = tasks.running(Task::Outbox);
+        let outbox_task = tracker.spawn(async move {
+            let _running = running;
+            outbox.run(token).await
+        });
+        let running = tasks.running(Task::Source);
         let source_task = match &self.config.source {
             SourceSettings::Maildir(m) => {
                 let source =
                     MaildirSource::new(m.path.clone(), m.poll_interval, self.pipeline.clone());
                 let token = stop.clone();
-                tracker.spawn(async move { source.run(token).await })
+                tracker.spawn(async move {
+                    let _running = running;
+                    source.run(token).await
+                })
             }
             SourceSettings::Imap(settings) => {
                 let source = ImapSource::with_stats(
@@ -112,12 +137,29 @@ impl App {
                     self.imap_stats.clone(),
                 );
                 let token = stop.clone();
-                tracker.spawn(async move { source.run(token).await })
+                tracker.spawn(async move {
+                    let _running = running;
+                    source.run(token).await
+                })
             }
         };
         let pipeline = self.pipeline.clone();
         let token = stop.clone();
-        let timer_task = tracker.spawn(async move { run_timers(pipeline, token).await });
+        let running = tasks.running(Task::Scheduler);
+        let timer_task = tracker.spawn(async move {
+            let _running = running;
+            run_timers(pipeline, token).await
+        });
+        if let Some((dashboard, listener)) = dashboard {
+            // Not one of the workers the gateway stops for: mail goes on without the pages
+            // (and `/healthz` no longer answering tells the supervisor).
+            let token = stop.clone();
+            tracker.spawn(async move {
+                if let Err(e) = dashboard.serve(listener, token).await {
+                    tracing::error!(error = %e, "the dashboard stopped; mail goes on");
+                }
+            });
+        }
         let pipeline = self.pipeline.clone();
         let token = stop.clone();
         tracker.spawn(async move { watch_knowledge(pipeline, token).await });

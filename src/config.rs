@@ -10,12 +10,14 @@ use serde::Deserialize;
 
 use crate::domain::{CodePrefix, EmailAddress, Language};
 
+mod dashboard;
 mod desk;
 mod knowledge;
 mod mailboxes;
 mod reports;
 mod time;
 
+pub use dashboard::DashboardSettings;
 pub use desk::{DeskSettings, MailBudget, StrangerPolicy};
 pub use knowledge::KnowledgeSettings;
 use mailboxes::{outbox, source};
@@ -90,6 +92,7 @@ struct RawConfig {
     knowledge_base: knowledge::RawKnowledgeBase,
     #[serde(default)]
     reports: reports::RawReports,
+    dashboard: Option<dashboard::RawDashboard>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -302,6 +305,8 @@ pub struct Config {
     pub source: SourceSettings,
     pub outbox: OutboxSettings,
     pub desk: DeskSettings,
+    /// `[dashboard]`: none, nothing listens.
+    pub dashboard: Option<DashboardSettings>,
 }
 
 #[derive(Debug, Clone)]
@@ -496,7 +501,9 @@ impl Config {
 
         let source = source(raw.source, &resolve, env)?;
         let outbox = outbox(raw.outbox, &resolve, env, &gateway.support_address)?;
+        let dashboard = dashboard::build(raw.dashboard, &resolve, env)?;
         Ok(Config {
+            dashboard,
             gateway,
             desk,
             database_url,

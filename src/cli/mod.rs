@@ -93,6 +93,13 @@ pub enum Command {
     /// Reports by mail.
     #[command(subcommand)]
     Report(ReportCommand),
+    /// Serve the read-only dashboard, `/metrics` and `/healthz` alone, without the rest of
+    /// the gateway: for a second machine reading the same database.
+    Dashboard {
+        /// The address to listen on, instead of `[dashboard] listen`.
+        #[arg(long)]
+        listen: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -546,6 +553,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Report(ReportCommand::Weekly { at, to, no_send }) => {
             stats::report_weekly(&cli.config, at, to, no_send).await
         }
+        Command::Dashboard { listen } => dashboard(&cli.config, listen).await,
     }
 }
 
@@ -588,4 +596,40 @@ where
                 .map_err(|e| anyhow::Error::new(BadValue(format!("{flag}: {e} ({hint})"))))
         })
         .transpose()
+}
+
+/// `helpdesk dashboard`: the pages alone, until SIGINT/SIGTERM.
+async fn dashboard(config_path: &Path, listen: Option<String>) -> Result<ExitCode> {
+    let config = Config::load(config_path)?;
+    let mut settings = config
+        .dashboard
+        .clone()
+        .unwrap_or(crate::config::DashboardSettings {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 8025)),
+            token: None,
+        });
+    if let Some(listen) = listen {
+        settings.listen = listen.parse().map_err(|_| {
+            anyhow::Error::new(BadValue(format!(
+                "--listen {listen:?}: give an IP address and port, e.g. 127.0.0.1:8025"
+            )))
+        })?;
+    } else if config.dashboard.is_none() {
+        return Err(anyhow::Error::new(BadValue(
+            "no [dashboard] in the configuration: add one (listen = \"127.0.0.1:8025\") or give --listen"
+                .into(),
+        )));
+    }
+    settings.check()?;
+    let store = app::open_existing_store(&config).await?;
+    let dashboard = crate::web::Dashboard::new(Arc::new(config), settings, store, None)?;
+    let listener = dashboard.bind().await?;
+    let shutdown = CancellationToken::new();
+    let trigger = shutdown.clone();
+    tokio::spawn(async move {
+        app::shutdown_signal().await;
+        trigger.cancel();
+    });
+    dashboard.serve(listener, shutdown).await?;
+    Ok(ExitCode::SUCCESS)
 }

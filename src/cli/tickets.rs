@@ -35,6 +35,7 @@ pub(super) async fn tickets(config_path: &Path, cmd: TicketsCommand) -> Result<E
                     priority,
                     "use low, normal, high or urgent",
                 )?,
+                ..TicketFilter::default()
             };
             let list = store.list_tickets(&filter).await?;
             if json {

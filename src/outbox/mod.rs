@@ -370,6 +370,7 @@ impl OutboxWorker {
                     crate::stage::panic_message(panic.as_ref())
                 )))
             });
+            count_sent(&item, &result);
             if result.is_ok() {
                 tracing::info!(outbox = item.id, to = ?item.rcpt_to, "mail sent");
                 let _ = marks.send(sent(&item));
@@ -432,6 +433,7 @@ async fn send_and_mark(
     let result = transport
         .send(item.id, &item.mail_from, &item.rcpt_to, &item.raw)
         .await;
+    count_sent(&item, &result);
     let marked = match &result {
         Ok(()) => {
             tracing::info!(outbox = item.id, to = ?item.rcpt_to, "mail sent");
@@ -470,5 +472,22 @@ mod tests {
         assert_eq!(retry_delay(base, max, 2), Duration::from_secs(60));
         assert_eq!(retry_delay(base, max, 3), Duration::from_secs(120));
         assert_eq!(retry_delay(base, max, 30), Duration::from_secs(3600));
+    }
+}
+
+/// Counts a send for `/metrics`: accepted, by kind, or failed.
+fn count_sent(item: &OutboxItem, result: &Result<(), SendError>) {
+    let m = crate::metrics::metrics();
+    match result {
+        Ok(()) => {
+            m.mails_sent
+                .get_or_create(&crate::metrics::KindLabel {
+                    kind: item.kind.clone(),
+                })
+                .inc();
+        }
+        Err(_) => {
+            m.mail_send_failures.inc();
+        }
     }
 }

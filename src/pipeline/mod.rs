@@ -310,6 +310,19 @@ impl Pipeline {
     /// writes what was prepared if the plan and everything it read are the same, or
     /// prepares again under the lock if not.
     pub async fn process(&self, source: &SourceRef, raw: &[u8]) -> Result<Processed, StoreError> {
+        let started = std::time::Instant::now();
+        let result = self.process_unmeasured(source, raw).await;
+        if let Ok(outcome) = &result {
+            count_filed(outcome, started.elapsed());
+        }
+        result
+    }
+
+    async fn process_unmeasured(
+        &self,
+        source: &SourceRef,
+        raw: &[u8],
+    ) -> Result<Processed, StoreError> {
         let mut read = self.read(raw);
         self.authenticate(&mut read, raw).await;
         let now = self.clock.now();
@@ -391,6 +404,7 @@ impl Pipeline {
             self.authenticate(read, raw).await;
         }
         let mark = StageMark::default();
+        let started = std::time::Instant::now();
         let batch = async {
             let mut tx = self.store.begin().await?;
             let mut outcomes = Vec::with_capacity(mails.len());
@@ -422,6 +436,10 @@ impl Pipeline {
                     .any(|o| matches!(o, Processed::Filed { .. } | Processed::Appended { .. }))
                 {
                     self.outbox_wakeup.notify_one();
+                }
+                let took = started.elapsed();
+                for outcome in &outcomes {
+                    count_filed(outcome, took);
                 }
                 outcomes.into_iter().map(Ok).collect()
             }
@@ -641,4 +659,16 @@ fn processed(plan: &Plan, applied: Applied) -> Processed {
         (PlannedOutcome::Quarantined(r), _) => Processed::Quarantined(r.clone()),
         (outcome, ticket) => unreachable!("plan outcome {outcome:?} applied as {ticket:?}"),
     }
+}
+
+/// Counts a filed mail for `/metrics`: its outcome, and how long filing it took (a batch's
+/// mails each count the batch's time: the wait each of them saw).
+fn count_filed(outcome: &Processed, took: std::time::Duration) {
+    let m = crate::metrics::metrics();
+    m.mails_received
+        .get_or_create(&crate::metrics::OutcomeLabel {
+            outcome: outcome.label(),
+        })
+        .inc();
+    m.filing_duration.observe(took.as_secs_f64());
 }

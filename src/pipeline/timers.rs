@@ -2,6 +2,7 @@
 //! (leased to one gateway at a time), and a preview of it for `tick`.
 
 use super::*;
+use crate::desk::{Effect, EventRecord};
 
 /// How long a gateway holds the tickets whose timers it claimed.
 const TIMER_LEASE_MS: Millis = 5 * 60 * 1000;
@@ -117,6 +118,7 @@ impl Pipeline {
     ) -> Result<(usize, usize), Trouble> {
         let mut tx = self.store.begin().await?;
         let mut done = Vec::with_capacity(ids.len());
+        let mut breaches = Vec::new();
         let mut queued = 0;
         for id in ids {
             let Some(ticket) = tx.ticket_by_id(*id).await? else {
@@ -135,8 +137,24 @@ impl Pipeline {
             .await?
             .queued;
             done.push((ticket.code, plan.events()));
+            breaches.extend(plan.effects.iter().filter_map(|e| match e {
+                Effect::Record(EventRecord {
+                    event: Event::SlaBreached(b),
+                    ..
+                }) => Some(crate::metrics::BreachLabels {
+                    tier: b.tier.as_str(),
+                    target: b.target.as_str(),
+                }),
+                _ => None,
+            }));
         }
         tx.commit().await?;
+        for labels in &breaches {
+            crate::metrics::metrics()
+                .sla_breaches
+                .get_or_create(labels)
+                .inc();
+        }
         for (code, events) in &done {
             for kind in events {
                 tracing::info!(code = %code, event = %kind, "timer");

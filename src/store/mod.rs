@@ -41,8 +41,8 @@ pub enum StoreError {
     Corrupt(String),
     #[error("database error: {0}")]
     Other(#[source] sqlx::Error),
-    /// The statistics' bulk read (its own read-only connection) failed.
-    #[error("reading the database for statistics: {0}")]
+    /// A connection of its own failed: the statistics' bulk read, the health check's write.
+    #[error("database (own connection): {0}")]
     Read(#[source] rusqlite::Error),
     /// A command that only reads found no database: it never creates one.
     #[error(
@@ -393,6 +393,59 @@ pub struct TicketFilter {
     pub due_before: Option<Millis>,
     /// Only tickets that missed a service-level target.
     pub breached: bool,
+    /// With `due_before`: only targets still ahead after this instant (due soon, not missed).
+    pub due_after: Option<Millis>,
+    /// Only tickets nobody on the roster has.
+    pub unassigned: bool,
+    /// Only tickets created in `[since, until)`.
+    pub created: Option<(Millis, Millis)>,
+    /// Only tickets resolved (or closed unresolved) in `[since, until)`.
+    pub resolved: Option<(Millis, Millis)>,
+    /// Only tickets their customer rated in `[since, until)`.
+    pub rated: Option<(Millis, Millis)>,
+    /// Only tickets that came back in `[since, until)`: reopened, or followed by a new ticket
+    /// from a customer who answered it once closed.
+    pub came_back: Option<(Millis, Millis)>,
+    pub sort: TicketSort,
+    /// `(limit, offset)`: one page of the list.
+    pub page: Option<(u32, u32)>,
+}
+
+/// The order of a ticket list.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TicketSort {
+    /// Oldest created first.
+    #[default]
+    Created,
+    /// Longest in its present status first (what has waited longest).
+    Age,
+    /// Next target due first; tickets without one last.
+    Due,
+}
+
+/// What the dashboard's overview counts, read from one snapshot of the tickets.
+#[derive(Clone, Debug, Default)]
+pub struct Overview {
+    /// Tickets still needing work, per tier and status (only pairs with tickets).
+    pub backlog: Vec<(Tier, TicketStatus, i64)>,
+    /// Open tickets with a target due in `(now, due_before]`.
+    pub due_soon: i64,
+    /// Open tickets that missed a target.
+    pub breached: i64,
+    /// The oldest ticket waiting for the desk (new or open).
+    pub oldest_waiting: Option<TicketSummary>,
+    /// Tickets still needing work, per assignee (`None`: nobody's).
+    pub by_assignee: Vec<(Option<String>, i64)>,
+}
+
+/// What `/metrics` reads from the database at each scrape.
+#[derive(Clone, Debug, Default)]
+pub struct DeskGauges {
+    pub open_by_tier: Vec<(Tier, i64)>,
+    /// Mails waiting to be sent (pending or being sent; not those held by a budget).
+    pub outbox_pending: i64,
+    /// When the oldest of them was queued.
+    pub outbox_oldest: Option<Millis>,
 }
 
 /// A mail the outbox worker has claimed and must now send.
@@ -874,6 +927,15 @@ pub trait Store: Send + Sync {
     async fn outbox_backlog(&self) -> Result<(i64, Option<Millis>), StoreError>;
 
     async fn list_tickets(&self, filter: &TicketFilter) -> Result<Vec<TicketSummary>, StoreError>;
+    /// How many tickets `filter` holds, whatever its page.
+    async fn count_tickets(&self, filter: &TicketFilter) -> Result<i64, StoreError>;
+    /// The dashboard's overview at `now`; `due_before`: the end of "due soon".
+    async fn overview(&self, now: Millis, due_before: Millis) -> Result<Overview, StoreError>;
+    async fn desk_gauges(&self) -> Result<DeskGauges, StoreError>;
+    /// Writes one row through a connection opened for it: fails if the database can no
+    /// longer be written (made read-only, disk full, locked for too long), even while the
+    /// connections the gateway already holds still can.
+    async fn probe_write(&self, instance: &str, at: Millis) -> Result<(), StoreError>;
     /// When the earliest timed work falls due.
     async fn next_due(&self) -> Result<Option<Millis>, StoreError>;
     /// Leases tickets whose timed work fell due by `now` (and whose lease, if any, ran out

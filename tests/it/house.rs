@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 /// Bottom first. A module may use any module on a lower floor, none on its own or above.
 const FLOORS: &[&[&str]] = &[
-    &["clock"],
+    &["clock", "metrics"],
     &["domain"],
     &["calendar", "inbound", "routing", "dkim", "tls", "stage"],
     &["timing", "roster", "kb"],
@@ -16,7 +16,7 @@ const FLOORS: &[&[&str]] = &[
     &["desk"],
     &["stats"],
     &["pipeline"],
-    &["ingest", "outbox"],
+    &["ingest", "outbox", "web"],
     &["app"],
     &["cli"],
 ];

@@ -248,6 +248,10 @@ impl ImapSource {
 
     async fn session_loop(&self, shutdown: &CancellationToken) -> Result<()> {
         let mut session = connect(&self.settings).await?;
+        let metrics = crate::metrics::metrics();
+        metrics.imap_connected.set(1);
+        // Back to 0 however the session ends (logout, error, shutdown).
+        let _connected = Lowered(&metrics.imap_connected);
         self.prepare(&mut session).await?;
         let idle = self.settings.idle && session.capabilities().await?.has_str("IDLE");
         tracing::info!(host = %self.settings.host, mailbox = %self.settings.mailbox, idle, "IMAP source connected");
@@ -285,10 +289,13 @@ impl ImapSource {
                 handle.init().await.context("IDLE refused")?;
                 self.stats.idle_entered.fetch_add(1, Ordering::Relaxed);
                 let (wait, stop) = handle.wait_with_timeout(self.settings.idle_timeout);
+                metrics.imap_idle.set(1);
+                let idling = Lowered(&metrics.imap_idle);
                 let woke = tokio::select! {
                     r = wait => Some(r),
                     _ = shutdown.cancelled() => None,
                 };
+                drop(idling);
                 drop(stop);
                 session = handle.done().await.context("ending IDLE")?;
                 match woke {
@@ -313,6 +320,15 @@ impl ImapSource {
                 }
             }
         }
+    }
+}
+
+/// Sets a 0/1 gauge back to 0 when dropped.
+struct Lowered<'a>(&'a prometheus_client::metrics::gauge::Gauge);
+
+impl Drop for Lowered<'_> {
+    fn drop(&mut self) {
+        self.0.set(0);
     }
 }
 

@@ -16,6 +16,7 @@ use super::script::{Script, Stmt};
 use super::*;
 
 mod budget;
+mod dashboard;
 mod mailbox;
 mod messages;
 mod outbox;
@@ -800,6 +801,22 @@ impl Store for SqliteStore {
 
     async fn list_tickets(&self, filter: &TicketFilter) -> Result<Vec<TicketSummary>, StoreError> {
         views::list_tickets(self, filter).await
+    }
+
+    async fn count_tickets(&self, filter: &TicketFilter) -> Result<i64, StoreError> {
+        views::count_tickets(self, filter).await
+    }
+
+    async fn overview(&self, now: Millis, due_before: Millis) -> Result<Overview, StoreError> {
+        dashboard::overview(self, now, due_before).await
+    }
+
+    async fn desk_gauges(&self) -> Result<DeskGauges, StoreError> {
+        dashboard::desk_gauges(self).await
+    }
+
+    async fn probe_write(&self, instance: &str, at: Millis) -> Result<(), StoreError> {
+        dashboard::probe_write(self, instance, at).await
     }
 
     async fn next_due(&self) -> Result<Option<Millis>, StoreError> {

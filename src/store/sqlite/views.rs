@@ -72,64 +72,154 @@ pub(super) const SUMMARY_SELECT: &str = "SELECT t.code, t.status, t.tier, t.cust
         WHERE p.ticket_id = t.id ORDER BY p.added_at, p.address)) AS participants \
      FROM tickets t";
 
-pub(super) async fn list_tickets(
-    store: &SqliteStore,
-    filter: &TicketFilter,
-) -> Result<Vec<TicketSummary>, StoreError> {
-    let mut conditions = Vec::new();
-    let mut values: Vec<String> = Vec::new();
+/// A value bound to a list's query.
+enum Bind {
+    Text(String),
+    Int(i64),
+}
+
+/// The `WHERE` of a ticket list and its values.
+fn filter_sql(filter: &TicketFilter) -> (String, Vec<Bind>) {
+    let mut conditions: Vec<String> = Vec::new();
+    let mut values: Vec<Bind> = Vec::new();
     if let Some(st) = filter.status {
-        conditions.push("t.status = ?");
-        values.push(st.as_str().into());
+        conditions.push("t.status = ?".into());
+        values.push(Bind::Text(st.as_str().into()));
     }
-    let open_statuses = format!(
-        "t.status IN ({})",
-        placeholders(TicketStatus::open().count())
-    );
     if filter.open_only {
-        conditions.push(&open_statuses);
-        values.extend(TicketStatus::open().map(|s| s.as_str().to_string()));
+        conditions.push(format!(
+            "t.status IN ({})",
+            placeholders(TicketStatus::open().count())
+        ));
+        values.extend(TicketStatus::open().map(|s| Bind::Text(s.as_str().to_string())));
     }
     if let Some(tier) = filter.tier {
-        conditions.push("t.tier = ?");
-        values.push(tier.as_str().into());
+        conditions.push("t.tier = ?".into());
+        values.push(Bind::Text(tier.as_str().into()));
     }
     if let Some(a) = &filter.assignee {
-        conditions.push("t.assignee = ?");
-        values.push(a.to_string());
+        conditions.push("t.assignee = ?".into());
+        values.push(Bind::Text(a.to_string()));
+    }
+    if filter.unassigned {
+        conditions.push("t.assignee IS NULL".into());
     }
     if let Some(c) = &filter.category {
-        conditions.push("t.category = ?");
-        values.push(c.to_string());
+        conditions.push("t.category = ?".into());
+        values.push(Bind::Text(c.to_string()));
     }
     if let Some(p) = filter.priority {
-        conditions.push("t.priority = ?");
-        values.push(p.as_str().into());
+        conditions.push("t.priority = ?".into());
+        values.push(Bind::Text(p.as_str().into()));
     }
-    if let Some(at) = filter.due_before {
-        conditions.push(
-                "(t.first_response_due <= CAST(? AS INTEGER) OR t.resolution_due <= CAST(? AS INTEGER))",
+    match (filter.due_after, filter.due_before) {
+        (Some(after), Some(before)) => {
+            conditions.push(
+                "((t.first_response_due > ? AND t.first_response_due <= ?) \
+                 OR (t.resolution_due > ? AND t.resolution_due <= ?))"
+                    .into(),
             );
-        values.push(at.to_string());
-        values.push(at.to_string());
+            values.extend([after, before, after, before].map(Bind::Int));
+        }
+        (None, Some(at)) => {
+            conditions.push("(t.first_response_due <= ? OR t.resolution_due <= ?)".into());
+            values.extend([at, at].map(Bind::Int));
+        }
+        _ => {}
     }
     if filter.breached {
-        conditions.push(
-            "EXISTS (SELECT 1 FROM events e WHERE e.ticket_id = t.id AND e.kind = 'sla_breached')",
-        );
+        // The breach bits are set with the `sla_breached` event, and never cleared.
+        conditions.push("(t.sla_fired & ?) != 0".into());
+        values.push(Bind::Int(i64::from(
+            crate::domain::Fired::FIRST_RESPONSE_BREACH | crate::domain::Fired::RESOLUTION_BREACH,
+        )));
     }
-    let filter_sql = if conditions.is_empty() {
+    if let Some((since, until)) = filter.created {
+        conditions.push("t.created_at >= ? AND t.created_at < ?".into());
+        values.extend([since, until].map(Bind::Int));
+    }
+    if let Some((since, until)) = filter.resolved {
+        // As the statistics count a resolution: to resolved, or closed without being resolved.
+        conditions.push(
+            "t.id IN (SELECT e.ticket_id FROM events e WHERE e.kind = 'status_changed' \
+             AND e.at >= ? AND e.at < ? AND (json_extract(e.detail, '$.to') = 'resolved' \
+             OR (json_extract(e.detail, '$.to') = 'closed' AND json_extract(e.detail, '$.from') <> 'resolved')))"
+                .into(),
+        );
+        values.extend([since, until].map(Bind::Int));
+    }
+    if let Some((since, until)) = filter.rated {
+        conditions.push(
+            "t.id IN (SELECT e.ticket_id FROM events e WHERE e.kind = 'rated' AND e.at >= ? AND e.at < ?)"
+                .into(),
+        );
+        values.extend([since, until].map(Bind::Int));
+    }
+    if let Some((since, until)) = filter.came_back {
+        conditions.push(
+            "(t.id IN (SELECT e.ticket_id FROM events e WHERE e.kind = 'reopened' AND e.at >= ? AND e.at < ?) \
+             OR t.id IN (SELECT f.follows_ticket_id FROM tickets f WHERE f.follows_ticket_id IS NOT NULL \
+             AND f.created_at >= ? AND f.created_at < ?))"
+                .into(),
+        );
+        values.extend([since, until, since, until].map(Bind::Int));
+    }
+    let sql = if conditions.is_empty() {
         String::new()
     } else {
         format!(" WHERE {}", conditions.join(" AND "))
     };
-    let sql = format!("{SUMMARY_SELECT}{filter_sql} ORDER BY t.created_at, t.id");
-    let mut query = sqlx::query(AssertSqlSafe(sql));
+    (sql, values)
+}
+
+fn bind_all<'q>(
+    mut query: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments>,
+    values: Vec<Bind>,
+) -> sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments> {
     for v in values {
-        query = query.bind(v);
+        query = match v {
+            Bind::Text(t) => query.bind(t),
+            Bind::Int(i) => query.bind(i),
+        };
     }
-    let rows = query.fetch_all(&store.pool).await?;
+    query
+}
+
+pub(super) async fn list_tickets(
+    store: &SqliteStore,
+    filter: &TicketFilter,
+) -> Result<Vec<TicketSummary>, StoreError> {
+    let (filter_sql, values) = filter_sql(filter);
+    let order = match filter.sort {
+        TicketSort::Created => "t.created_at, t.id",
+        TicketSort::Age => "t.status_since, t.id",
+        TicketSort::Due => {
+            "COALESCE(MIN(t.first_response_due, t.resolution_due), t.first_response_due, \
+             t.resolution_due) IS NULL, COALESCE(MIN(t.first_response_due, t.resolution_due), \
+             t.first_response_due, t.resolution_due), t.id"
+        }
+    };
+    let page = match filter.page {
+        Some((limit, offset)) => format!(" LIMIT {limit} OFFSET {offset}"),
+        None => String::new(),
+    };
+    let sql = format!("{SUMMARY_SELECT}{filter_sql} ORDER BY {order}{page}");
+    let rows = bind_all(sqlx::query(AssertSqlSafe(sql)), values)
+        .fetch_all(&store.pool)
+        .await?;
     rows.iter().map(summary).collect()
+}
+
+pub(super) async fn count_tickets(
+    store: &SqliteStore,
+    filter: &TicketFilter,
+) -> Result<i64, StoreError> {
+    let (filter_sql, values) = filter_sql(filter);
+    let sql = format!("SELECT COUNT(*) FROM tickets t{filter_sql}");
+    let row = bind_all(sqlx::query(AssertSqlSafe(sql)), values)
+        .fetch_one(&store.pool)
+        .await?;
+    Ok(row.try_get(0)?)
 }
 
 pub(super) async fn ticket_detail(

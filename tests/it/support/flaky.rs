@@ -355,6 +355,22 @@ impl Store for FlakyStore {
     async fn list_tickets(&self, f: &TicketFilter) -> Result<Vec<TicketSummary>, StoreError> {
         self.inner.list_tickets(f).await
     }
+    async fn count_tickets(&self, f: &TicketFilter) -> Result<i64, StoreError> {
+        self.inner.count_tickets(f).await
+    }
+    async fn overview(
+        &self,
+        now: Millis,
+        due_before: Millis,
+    ) -> Result<helpdesk::store::Overview, StoreError> {
+        self.inner.overview(now, due_before).await
+    }
+    async fn desk_gauges(&self) -> Result<helpdesk::store::DeskGauges, StoreError> {
+        self.inner.desk_gauges().await
+    }
+    async fn probe_write(&self, instance: &str, at: Millis) -> Result<(), StoreError> {
+        self.inner.probe_write(instance, at).await
+    }
     async fn agent_loads(
         &self,
         agents: &[EmailAddress],
