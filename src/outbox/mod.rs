@@ -461,20 +461,6 @@ pub fn retry_delay(base: Duration, max: Duration, attempt: u32) -> Duration {
     base.saturating_mul(factor).min(max)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn retry_delay_doubles_and_is_capped() {
-        let (base, max) = (Duration::from_secs(30), Duration::from_secs(3600));
-        assert_eq!(retry_delay(base, max, 1), Duration::from_secs(30));
-        assert_eq!(retry_delay(base, max, 2), Duration::from_secs(60));
-        assert_eq!(retry_delay(base, max, 3), Duration::from_secs(120));
-        assert_eq!(retry_delay(base, max, 30), Duration::from_secs(3600));
-    }
-}
-
 /// Counts a send for `/metrics`: accepted, by kind, or failed.
 fn count_sent(item: &OutboxItem, result: &Result<(), SendError>) {
     let m = crate::metrics::metrics();
@@ -489,5 +475,19 @@ fn count_sent(item: &OutboxItem, result: &Result<(), SendError>) {
         Err(_) => {
             m.mail_send_failures.inc();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delay_doubles_and_is_capped() {
+        let (base, max) = (Duration::from_secs(30), Duration::from_secs(3600));
+        assert_eq!(retry_delay(base, max, 1), Duration::from_secs(30));
+        assert_eq!(retry_delay(base, max, 2), Duration::from_secs(60));
+        assert_eq!(retry_delay(base, max, 3), Duration::from_secs(120));
+        assert_eq!(retry_delay(base, max, 30), Duration::from_secs(3600));
     }
 }

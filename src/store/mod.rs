@@ -39,10 +39,13 @@ pub enum StoreError {
     CodeTaken(String),
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
+    /// The database's files can no longer be opened for writing.
+    #[error("the database cannot be written: {0}")]
+    NotWritable(String),
     #[error("database error: {0}")]
     Other(#[source] sqlx::Error),
-    /// A connection of its own failed: the statistics' bulk read, the health check's write.
-    #[error("database (own connection): {0}")]
+    /// The statistics' bulk read (its own read-only connection) failed.
+    #[error("reading the database for statistics: {0}")]
     Read(#[source] rusqlite::Error),
     /// A command that only reads found no database: it never creates one.
     #[error(
@@ -932,9 +935,8 @@ pub trait Store: Send + Sync {
     /// The dashboard's overview at `now`; `due_before`: the end of "due soon".
     async fn overview(&self, now: Millis, due_before: Millis) -> Result<Overview, StoreError>;
     async fn desk_gauges(&self) -> Result<DeskGauges, StoreError>;
-    /// Writes one row through a connection opened for it: fails if the database can no
-    /// longer be written (made read-only, disk full, locked for too long), even while the
-    /// connections the gateway already holds still can.
+    /// Whether the database still takes a write: its files can be opened for writing (as
+    /// a restarted gateway would need) and a row is written (disk full, locked too long).
     async fn probe_write(&self, instance: &str, at: Millis) -> Result<(), StoreError>;
     /// When the earliest timed work falls due.
     async fn next_due(&self) -> Result<Option<Millis>, StoreError>;

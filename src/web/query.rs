@@ -209,7 +209,7 @@ mod tests {
             serde_urlencoded::from_str("tier=L1&status=backlog&agent=none&sort=due&category=")
                 .unwrap();
         let f = q.filter(&now()).unwrap();
-        assert_eq!(f.tier, Some(Tier::L1));
+        assert_eq!(f.tier, Some(Tier::L1FrontLine));
         assert!(f.open_only && f.unassigned);
         assert_eq!(f.sort, TicketSort::Due);
         assert_eq!(f.category, None);

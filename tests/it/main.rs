@@ -5,6 +5,7 @@ mod agents_mail;
 mod attacks;
 mod cli;
 mod corpus;
+mod dashboard;
 mod database;
 mod desk;
 mod dkim;

@@ -1,8 +1,6 @@
 //! What the dashboard and `/metrics` read: the backlog's counts, and the health check's
 //! write.
 
-use rusqlite::{Connection, OpenFlags};
-
 use super::*;
 
 /// `'new', 'open', 'waiting_on_customer'`: closed-set names, safe to write into the SQL.
@@ -109,36 +107,44 @@ pub(super) async fn desk_gauges(store: &SqliteStore) -> Result<DeskGauges, Store
     })
 }
 
-const PROBE: &str = "INSERT INTO health_probes (instance, at) VALUES (?1, ?2) \
-     ON CONFLICT (instance) DO UPDATE SET at = excluded.at";
-
 pub(super) async fn probe_write(
     store: &SqliteStore,
     instance: &str,
     at: Millis,
 ) -> Result<(), StoreError> {
-    let Some((path, _)) = &store.file else {
-        // In memory: nothing can make it read-only; the pool's write is the check.
-        sqlx::query(PROBE)
-            .bind(instance)
-            .bind(at)
-            .execute(&store.pool)
-            .await?;
-        return Ok(());
-    };
-    let path = path.clone();
-    let instance = instance.to_string();
-    tokio::task::spawn_blocking(move || {
-        // Read-write, never create: a deleted database is a failure, not a new empty file.
-        let db = Connection::open_with_flags(
-            &path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        db.busy_timeout(std::time::Duration::from_secs(2))?;
-        db.execute(PROBE, rusqlite::params![instance, at])?;
-        Ok::<_, rusqlite::Error>(())
-    })
-    .await
-    .map_err(|e| StoreError::Corrupt(format!("the health check's write stopped: {e}")))?
-    .map_err(StoreError::Read)
+    // The files first: connections already open keep writing to a file made read-only
+    // (permissions, a read-only remount, `chattr +i`), and SQLite even lends a new one of
+    // this process their descriptors; the kernel, asked to open the files for writing,
+    // tells the truth a restarted gateway would meet.
+    if let Some((path, _)) = &store.file {
+        let mut files = vec![path.clone()];
+        let wal = path.with_extension(
+            path.extension()
+                .map(|e| format!("{}-wal", e.to_string_lossy()))
+                .unwrap_or_else(|| "wal".into()),
+        );
+        if wal.exists() {
+            files.push(wal);
+        }
+        tokio::task::spawn_blocking(move || {
+            for file in files {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&file)
+                    .map_err(|e| StoreError::NotWritable(format!("{}: {e}", file.display())))?;
+            }
+            Ok::<_, StoreError>(())
+        })
+        .await
+        .map_err(|e| StoreError::NotWritable(format!("the check stopped: {e}")))??;
+    }
+    sqlx::query(
+        "INSERT INTO health_probes (instance, at) VALUES (?1, ?2) \
+         ON CONFLICT (instance) DO UPDATE SET at = excluded.at",
+    )
+    .bind(instance)
+    .bind(at)
+    .execute(&store.pool)
+    .await?;
+    Ok(())
 }
