@@ -681,7 +681,7 @@ pub fn french_holidays_toml() -> &'static str {
 mod tests {
     use super::*;
 
-    struct NoEnv;
+    pub(super) struct NoEnv;
     impl Env for NoEnv {
         fn var(&self, _: &str) -> Option<String> {
             None

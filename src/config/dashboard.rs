@@ -98,14 +98,8 @@ impl DashboardSettings {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::NoEnv;
     use super::*;
-
-    struct NoEnv;
-    impl Env for NoEnv {
-        fn var(&self, _: &str) -> Option<String> {
-            None
-        }
-    }
 
     fn raw(listen: &str, token: Option<&str>) -> Option<RawDashboard> {
         Some(RawDashboard {

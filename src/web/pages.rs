@@ -310,7 +310,7 @@ pub(super) async fn overview_html(
         .map(|s| status_word(d, language, *s))
         .collect();
 
-    // Every agent on the roster, busy or not, then whoever else holds tickets.
+    // Every agent on the roster, busy or not, and whoever else holds tickets.
     let held = |who: Option<&str>| -> i64 {
         ov.by_assignee
             .iter()
@@ -335,12 +335,14 @@ pub(super) async fn overview_html(
             && !roster.agents().iter().any(|a| a.address.as_str() == who)
         {
             agents.push(json!({
-                "name": who,
+                "name": "",
                 "address": who,
                 "open": cell(*n, format!("/tickets?status=backlog&agent={}", urlencode(who))),
             }));
         }
     }
+    // The busiest first: who is overloaded is the question.
+    agents.sort_by_key(|a| std::cmp::Reverse(a["open"]["n"].as_i64().unwrap_or(0)));
     let nobody = cell(held(None), "/tickets?status=backlog&agent=none".into());
 
     let oldest = ov.oldest_waiting.as_ref().map(|t| {

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::{corpus_dir, customer_mail, helpdesk, stdout};
 
-fn init_desk() -> (tempfile::TempDir, String) {
+pub(crate) fn init_desk() -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
     let out = helpdesk(&["init", dir.path().to_str().unwrap()]);
     assert!(

@@ -57,14 +57,8 @@ tiers = ["L2"]
 /// `helpdesk init`, the roster, `[dashboard]` with `dashboard` (its listen line added
 /// here), then `helpdesk run`.
 fn start(dashboard: &str) -> Running {
-    let dir = tempfile::tempdir().unwrap();
-    let out = helpdesk(&["init", dir.path().to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let config = dir.path().join("helpdesk.toml");
+    let (dir, config) = crate::cli::init_desk();
+    let config = PathBuf::from(config);
     let [port] = free_ports::<1>();
     let listen = if dashboard.contains("0.0.0.0") {
         String::new()
