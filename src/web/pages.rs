@@ -754,28 +754,51 @@ fn message(d: &Dashboard, language: Language, m: &MessageView) -> Value {
     })
 }
 
-/// An event's detail as `key: value` pairs, for reading (the JSON is in `tickets show --json`).
-fn detail_words(v: &Value) -> String {
+/// An event's detail as `key: value` pairs in the page's language, for reading (the JSON
+/// is in `tickets show --json`): known keys and statuses translated, the rest as stored.
+fn detail_words(d: &Dashboard, language: Language, key: Option<&str>, v: &Value) -> String {
+    let word = |k: &str, fallback: &str| {
+        let w = d.pages.word(language, k);
+        if w == k { fallback.to_string() } else { w }
+    };
     match v {
         Value::Object(o) => o
             .iter()
-            .map(|(k, v)| format!("{k}: {}", detail_words(v)))
+            .map(|(k, v)| {
+                format!(
+                    "{}: {}",
+                    word(&format!("detail_{k}"), k),
+                    detail_words(d, language, Some(k), v)
+                )
+            })
             .collect::<Vec<_>>()
             .join(" · "),
-        Value::Array(a) => a.iter().map(detail_words).collect::<Vec<_>>().join(", "),
-        Value::String(s) => s.clone(),
+        Value::Array(a) => a
+            .iter()
+            .map(|v| detail_words(d, language, key, v))
+            .collect::<Vec<_>>()
+            .join(", "),
+        Value::String(s) => match key {
+            Some("from" | "to" | "status") => word(&format!("status_{s}"), s),
+            Some("kind") => word(&format!("mail_{s}"), s),
+            Some("priority") => word(&format!("priority_{s}"), s),
+            Some("target") => word(&format!("target_{s}"), s),
+            _ => s.clone(),
+        },
+        Value::Bool(b) => word(if *b { "yes" } else { "no" }, ""),
         Value::Null => "—".into(),
         other => other.to_string(),
     }
 }
 
 fn event(d: &Dashboard, language: Language, e: &EventView) -> Value {
+    let actor = d.pages.word(language, &format!("actor_{}", e.actor_kind));
     json!({
         "at": local(d, e.at_ms),
         "kind": d.pages.word(language, &format!("event_{}", e.kind)),
         "kind_id": e.kind,
-        "actor": if e.actor == e.actor_kind { e.actor_kind.clone() } else { format!("{} · {}", e.actor_kind, e.actor) },
-        "detail": detail_words(&e.detail),
+        "actor": if e.actor == e.actor_kind { actor } else { format!("{actor} · {}", e.actor) },
+        "detail": detail_words(d, language, None, &e.detail),
     })
 }
 

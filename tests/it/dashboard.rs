@@ -427,6 +427,29 @@ fn every_count_of_the_overview_leads_to_exactly_its_tickets() {
         "English inside the French page"
     );
     assert_eq!(fr.header("vary"), Some("Accept-Language"));
+    let fr_ticket = try_get(
+        desk.port,
+        &format!("/tickets/{}", codes[2]),
+        &[("Accept-Language", "fr")],
+    )
+    .unwrap();
+    for french in ["statut modifié", "résolu", "passerelle", "Chronologie"] {
+        assert!(
+            fr_ticket.body.contains(french),
+            "{french} missing from the French ticket page"
+        );
+    }
+    for english in [
+        "status changed",
+        "gateway",
+        "Timeline",
+        "First response due",
+    ] {
+        assert!(
+            !fr_ticket.body.contains(english),
+            "English {english:?} inside the French ticket page"
+        );
+    }
 }
 
 #[test]
