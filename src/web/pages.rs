@@ -749,7 +749,7 @@ fn message(d: &Dashboard, language: Language, m: &MessageView) -> Value {
         "text": text,
         "cut": cut_short,
         "full": full,
-        "delivery": m.delivery,
+        "delivery": m.delivery.as_deref().map(|s| d.pages.word(language, &format!("delivery_{s}"))),
         "attachments": attachments,
     })
 }
@@ -779,7 +779,11 @@ fn detail_words(d: &Dashboard, language: Language, key: Option<&str>, v: &Value)
             .collect::<Vec<_>>()
             .join(", "),
         Value::String(s) => match key {
-            Some("from" | "to" | "status") => word(&format!("status_{s}"), s),
+            Some("from" | "to" | "status" | "change") => word(&format!("status_{s}"), s),
+            Some("category") => s
+                .parse::<Category>()
+                .map(|c| d.config.desk.roster.category_label(&c, language))
+                .unwrap_or_else(|_| s.clone()),
             Some("kind") => word(&format!("mail_{s}"), s),
             Some("priority") => word(&format!("priority_{s}"), s),
             Some("target") => word(&format!("target_{s}"), s),
