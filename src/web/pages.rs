@@ -704,15 +704,21 @@ const PUBLIC_KINDS: [&str; 4] = [
 ];
 
 fn message(d: &Dashboard, language: Language, m: &MessageView) -> Value {
-    let from_agent = m.from.as_deref().is_some_and(|f| {
-        crate::domain::EmailAddress::parse(f)
-            .ok()
-            .is_some_and(|a| d.config.desk.roster.agent(&a).is_some())
-    });
+    let sender = m
+        .from
+        .as_deref()
+        .and_then(|f| crate::domain::EmailAddress::parse(f).ok());
+    let from_agent = sender
+        .as_ref()
+        .is_some_and(|a| d.config.desk.roster.agent(a).is_some());
+    // A vendor's answer is kept from the customer until an agent relays it.
+    let from_vendor = sender
+        .as_ref()
+        .is_some_and(|a| d.config.desk.time.vendors.iter().any(|v| v.address == *a));
     let public = if m.direction == "outbound" {
         m.kind.as_deref().is_some_and(|k| PUBLIC_KINDS.contains(&k))
     } else {
-        !from_agent
+        !from_agent && !from_vendor
     };
     let (text, cut_short) = cut(if m.reply_text.trim().is_empty() {
         &m.body_text
@@ -725,6 +731,7 @@ fn message(d: &Dashboard, language: Language, m: &MessageView) -> Value {
         ("outbound", Some(k)) => d.pages.word(language, &format!("mail_{k}")),
         ("outbound", None) => d.pages.word(language, "mail_outgoing"),
         _ if from_agent => d.pages.word(language, "from_agent"),
+        _ if from_vendor => d.pages.word(language, "from_vendor"),
         _ => d.pages.word(language, &format!("outcome_{}", m.outcome)),
     };
     let attachments: Vec<Value> = m
@@ -868,6 +875,68 @@ mod tests {
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(csv_field("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
         assert_eq!(csv_field("-1"), "'-1");
+    }
+
+    #[tokio::test]
+    async fn agents_and_vendors_mail_is_internal_the_customers_public() {
+        let toml = format!(
+            "{}\n[agent_mail]\nrequire_authentication = false\n\
+             [[agents]]\nname = \"Ana\"\naddress = \"ana@desk.test\"\ntiers = [\"L1\"]\n\
+             [[vendors]]\nname = \"Acme\"\naddress = \"support@acme.test\"\n",
+            crate::config::embedded_default_toml()
+        );
+        let dir = std::path::Path::new(".");
+        let config = crate::config::Config::from_toml(
+            &toml,
+            &dir.join("helpdesk.toml"),
+            dir,
+            &crate::config::ProcessEnv,
+        )
+        .unwrap();
+        let store = crate::store::sqlite::SqliteStore::open("sqlite::memory:")
+            .await
+            .unwrap();
+        let settings = crate::config::DashboardSettings {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            token: None,
+        };
+        let d = Dashboard::new(Arc::new(config), settings, Arc::new(store), None).unwrap();
+        let mail = |direction: &str, from: &str, kind: Option<&str>| MessageView {
+            direction: direction.into(),
+            kind: kind.map(Into::into),
+            from: Some(from.into()),
+            to: vec![],
+            subject: "s".into(),
+            message_id: None,
+            body_text: "b".into(),
+            reply_text: "b".into(),
+            signature: String::new(),
+            outcome: "appended".into(),
+            detail: None,
+            from_non_participant: false,
+            delivery: None,
+            attachments: vec![],
+            received_at: "2026-12-03T10:00:00.000Z".into(),
+        };
+        let public = |m: MessageView| message(&d, Language::En, &m)["public"].as_bool().unwrap();
+        assert!(public(mail("inbound", "customer@example.com", None)));
+        assert!(!public(mail("inbound", "ana@desk.test", None)));
+        assert!(!public(mail("inbound", "support@acme.test", None)));
+        assert!(public(mail(
+            "outbound",
+            "support@example.test",
+            Some("agent_reply")
+        )));
+        assert!(!public(mail(
+            "outbound",
+            "support@example.test",
+            Some("agent_notification")
+        )));
+        assert!(!public(mail(
+            "outbound",
+            "support@example.test",
+            Some("vendor_forward")
+        )));
     }
 
     #[test]
