@@ -935,3 +935,82 @@ fn the_pages_load_in_a_real_browser_without_console_errors() {
         }
     }
 }
+
+/// `helpdesk dashboard`: the pages alone beside a desk's database (a second machine).
+#[test]
+fn the_dashboard_runs_alone_beside_a_desk() {
+    let (dir, config) = crate::cli::init_desk();
+    let mail = dir.path().join("mail.eml");
+    std::fs::write(
+        &mail,
+        customer_mail(
+            "zoe@example.com",
+            "Scanner offline",
+            "alone@example.com",
+            "Help",
+        ),
+    )
+    .unwrap();
+    let out = helpdesk(&["--config", &config, "ingest", mail.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // No [dashboard] and no --listen: it says what to add.
+    let out = helpdesk(&["--config", &config, "dashboard"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("[dashboard]") && err.contains("--listen"),
+        "{err}"
+    );
+    // Beyond loopback without a token: refused, naming the key.
+    let out = helpdesk(&["--config", &config, "dashboard", "--listen", "0.0.0.0:8025"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("dashboard.token"), "{err}");
+
+    let [port] = free_ports::<1>();
+    let child = Command::new(env!("CARGO_BIN_EXE_helpdesk"))
+        .args([
+            "--config",
+            &config,
+            "dashboard",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .env("HELPDESK_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let running = Running {
+        config,
+        log: dir.path().join("none.log"),
+        dir,
+        port,
+        child,
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let health = loop {
+        if let Ok(r) = try_get(port, "/healthz", &[]) {
+            break r;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "helpdesk dashboard never answered"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(health.status, 200, "{}", health.body);
+    assert!(
+        health.body.contains("not run by this process"),
+        "{}",
+        health.body
+    );
+    let (count, _) = listed(running.port, "/tickets?status=backlog");
+    assert_eq!(count, 1);
+    let overview = get(running.port, "/");
+    assert!(overview.body.contains("Scanner offline"));
+}
