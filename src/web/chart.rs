@@ -74,8 +74,7 @@ pub fn weekly(weeks: &[(String, u64, u64)], language: Language, pages: &Pages) -
             let _ = write!(
                 svg,
                 "<a href=\"/tickets?{filter}={week}\"><title>{label} {week}: {value}</title>\
-                 <rect x=\"{x:.1}\" y=\"{top_y:.1}\" width=\"{bar:.1}\" height=\"{h:.1}\" fill=\"{colour}\"/>\
-                 </a>"
+                 <rect x=\"{x:.1}\" y=\"{top_y:.1}\" width=\"{bar:.1}\" height=\"{h:.1}\" fill=\"{colour}\"/>"
             );
             // Quiet weeks stay quiet: no row of zeros along the axis.
             if value > 0 {
@@ -86,8 +85,9 @@ pub fn weekly(weeks: &[(String, u64, u64)], language: Language, pages: &Pages) -
                     top_y - 3.0
                 );
             }
+            svg.push_str("</a>");
         }
-        // "W48", the year only when it changes.
+        // "W48": the week's number (its year is in the table and the links).
         let short = week.rsplit('-').next().unwrap_or(&week).to_string();
         let _ = write!(
             svg,
