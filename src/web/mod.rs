@@ -32,6 +32,13 @@ mod view;
 pub use health::{Task, Tasks};
 pub use pages::OverviewTimings;
 
+/// How long a client has to send a request's headers (after connecting, or between
+/// requests on a kept-alive connection).
+pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Connections served at once; past it, new ones are closed at once.
+const MAX_CONNECTIONS: usize = 256;
+
 /// Everything a request needs.
 pub struct Dashboard {
     store: Arc<dyn Store>,
@@ -56,8 +63,6 @@ pub enum DashboardError {
     },
     #[error("the dashboard's templates: {0}")]
     Templates(String),
-    #[error("the dashboard stopped: {0}")]
-    Serve(std::io::Error),
 }
 
 impl Dashboard {
@@ -104,7 +109,11 @@ impl Dashboard {
             .map_err(|source| DashboardError::Bind { addr, source })
     }
 
-    /// Serves until `shutdown`.
+    /// Serves until `shutdown`, then lets the requests in hand finish (five seconds at most).
+    ///
+    /// Connections are served by hyper with a header-read timeout and a cap on how many are
+    /// open at once: a client that opens connections and never finishes a request (slowloris)
+    /// is cut off, and cannot hold more than the cap. axum's own `serve` sets neither.
     pub async fn serve(
         self: Arc<Self>,
         listener: tokio::net::TcpListener,
@@ -112,13 +121,62 @@ impl Dashboard {
     ) -> Result<(), DashboardError> {
         let addr = listener.local_addr().ok();
         tracing::info!(address = ?addr, "dashboard listening");
-        axum::serve(
-            listener,
-            router(self).into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
-        .map_err(DashboardError::Serve)
+        let router = router(self);
+        let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let mut refused_since_log = 0u64;
+        loop {
+            let (stream, peer) = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                accepted = listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Out of file descriptors, a connection reset before accept: wait a
+                        // little and go on.
+                        tracing::warn!(error = %e, "dashboard: cannot accept a connection");
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+            };
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                refused_since_log += 1;
+                if refused_since_log == 1 || refused_since_log % 1000 == 0 {
+                    tracing::warn!(
+                        peer = %peer,
+                        open = MAX_CONNECTIONS,
+                        refused = refused_since_log,
+                        "dashboard: too many connections open; closing new ones"
+                    );
+                }
+                drop(stream);
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let service = hyper_util::service::TowerToHyperService::new(
+                router
+                    .clone()
+                    .layer(axum::Extension(axum::extract::ConnectInfo(peer))),
+            );
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            let connection = graceful.watch(connection);
+            tokio::spawn(async move {
+                let _slot = slot;
+                if let Err(e) = connection.await {
+                    tracing::debug!(peer = %peer, error = %e, "dashboard connection ended");
+                }
+            });
+        }
+        tokio::select! {
+            _ = graceful.shutdown() => {}
+            _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {
+                tracing::warn!("dashboard: requests still open at shutdown were cut");
+            }
+        }
+        Ok(())
     }
 
     /// Renders the overview as a request would, with how long each part took (the bench).

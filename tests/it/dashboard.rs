@@ -1023,3 +1023,35 @@ fn the_dashboard_runs_alone_beside_a_desk() {
     let overview = get(running.port, "/");
     assert!(overview.body.contains("Scanner offline"));
 }
+
+/// A client that connects and never finishes its request (slowloris) is cut off once the
+/// header-read timeout passes, and other requests are served meanwhile.
+#[test]
+fn a_request_that_never_ends_is_cut_off() {
+    let desk = start("");
+    let mut slow = TcpStream::connect(("127.0.0.1", desk.port)).unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let started = Instant::now();
+    assert_eq!(get(desk.port, "/healthz").status, 200, "served meanwhile");
+    let mut rest = Vec::new();
+    // The server closes the connection (perhaps after a 408): read returns, never times out.
+    let read = slow.read_to_end(&mut rest);
+    let took = started.elapsed();
+    assert!(
+        read.is_ok() || took < Duration::from_secs(25),
+        "the connection was never closed: {read:?}"
+    );
+    assert!(
+        took >= Duration::from_secs(9) && took < Duration::from_secs(25),
+        "closed after {took:?}, the timeout is {:?}",
+        helpdesk::web::HEADER_READ_TIMEOUT
+    );
+    let text = String::from_utf8_lossy(&rest);
+    assert!(
+        text.is_empty() || text.starts_with("HTTP/1.1 408"),
+        "{text}"
+    );
+}
