@@ -141,7 +141,7 @@ impl Dashboard {
             };
             let Ok(slot) = slots.clone().try_acquire_owned() else {
                 refused_since_log += 1;
-                if refused_since_log == 1 || refused_since_log % 1000 == 0 {
+                if refused_since_log == 1 || refused_since_log.is_multiple_of(1000) {
                     tracing::warn!(
                         peer = %peer,
                         open = MAX_CONNECTIONS,
