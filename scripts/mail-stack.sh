@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Copied from the team's verified recipe (shared/recipes/mail-stack.md); used by tests/it and scripts/bench.
 # Ours: SMTPS_PORT, when set, adds an implicit-TLS submission port (smtpd_tls_wrappermode).
+# Ours: OAUTH2_INTROSPECTION_URL, when set, adds Dovecot's oauth2 passdb (XOAUTH2 and
+#   OAUTHBEARER, tokens checked at that RFC 7662 endpoint; shared/recipes/postgres-oauth2-chromium.md),
+#   for IMAP and, through Dovecot SASL, for Postfix's submission ports.
 # mailstack.sh - throwaway loopback mail stack for integration tests (no systemd needed).
 #   Dovecot 2.3: IMAP (plaintext+STARTTLS) + IMAPS, LMTP on a unix socket, passwd-file users
 #   Postfix 3.7: SMTP "MX" port (no auth, accepts mail for $MAIL_DOMAIN only) and a
@@ -99,6 +102,20 @@ mailstack_start() {
 
   # --- Dovecot ---
   local dh=""; [ -f /usr/share/dovecot/dh.pem ] && dh="ssl_dh = </usr/share/dovecot/dh.pem"
+  local mechs="plain login" oauth2_passdb="" plain_only="" all_users=""
+  if [ -n "${OAUTH2_INTROSPECTION_URL:-}" ]; then
+    mechs="plain login xoauth2 oauthbearer"
+    printf '%s\n' "introspection_mode = post" "introspection_url = $OAUTH2_INTROSPECTION_URL" \
+      "username_attribute = username" "active_attribute = active" "active_value = true" \
+      > "$D/dovecot/oauth2.conf.ext"
+    oauth2_passdb="passdb {
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = $D/dovecot/oauth2.conf.ext
+}"
+    plain_only="  mechanisms = plain login"   # a token is never checked as a password
+    all_users=" allow_all_users=yes"          # LMTP's user lookups no longer reach that passdb
+  fi
   cat > "$D/dovecot/dovecot.conf" <<EOF
 protocols = imap lmtp
 listen = 127.0.0.1
@@ -111,7 +128,7 @@ ssl_cert = <$D/tls/server.pem
 ssl_key = <$D/tls/server.key
 $dh
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = $mechs
 auth_verbose = yes
 mail_location = maildir:~/Maildir
 mail_uid = mail
@@ -119,13 +136,15 @@ mail_gid = mail
 first_valid_uid = $(id -u mail)
 first_valid_gid = $(id -g mail)
 mail_fsync = never
+$oauth2_passdb
 passdb {
   driver = passwd-file
+$plain_only
   args = scheme=PLAIN username_format=%u $D/dovecot/users
 }
 userdb {
   driver = static
-  args = uid=mail gid=mail home=$D/mail/%d/%n
+  args = uid=mail gid=mail home=$D/mail/%d/%n$all_users
 }
 service imap-login {
   inet_listener imap {

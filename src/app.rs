@@ -127,7 +127,8 @@ impl App {
                 let token = stop.clone();
                 tracker.spawn(async move {
                     let _running = running;
-                    source.run(token).await
+                    source.run(token).await;
+                    Ok(())
                 })
             }
             SourceSettings::Imap(settings) => {
@@ -148,7 +149,8 @@ impl App {
         let running = tasks.running(Task::Scheduler);
         let timer_task = tracker.spawn(async move {
             let _running = running;
-            run_timers(pipeline, token).await
+            run_timers(pipeline, token).await;
+            Ok(())
         });
         if let Some((dashboard, listener)) = dashboard {
             // Not one of the workers the gateway stops for: mail goes on without the pages
@@ -170,7 +172,7 @@ impl App {
         let watch_task = tracker.spawn(async move {
             loop {
                 tokio::select! {
-                    _ = token.cancelled() => return,
+                    _ = token.cancelled() => return Ok(()),
                     _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
                 }
                 if let Err(e) = store.check().await {
@@ -193,7 +195,8 @@ impl App {
             let why = match ended {
                 Err(e) if e.is_panic() => crate::stage::panic_message(e.into_panic().as_ref()),
                 Err(e) => e.to_string(),
-                Ok(()) => "it returned".into(),
+                Ok(Err(e)) => format!("{e:#}"),
+                Ok(Ok(())) => "it returned".into(),
             };
             tracing::error!(task = which, why = %why, "a worker stopped on its own; exiting so the supervisor restarts the gateway");
             anyhow::bail!("the {which} stopped unexpectedly ({why})");

@@ -14,6 +14,7 @@ mod dashboard;
 mod desk;
 mod knowledge;
 mod mailboxes;
+mod oauth;
 mod reports;
 mod time;
 
@@ -21,6 +22,7 @@ pub use dashboard::DashboardSettings;
 pub use desk::{DeskSettings, MailBudget, StrangerPolicy};
 pub use knowledge::KnowledgeSettings;
 use mailboxes::{outbox, source};
+pub use oauth::Login;
 pub use reports::ReportSettings;
 
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +95,7 @@ struct RawConfig {
     #[serde(default)]
     reports: reports::RawReports,
     dashboard: Option<dashboard::RawDashboard>,
+    oauth2: Option<oauth::RawOAuth2>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -169,8 +172,11 @@ struct RawImap {
     #[serde(default = "default_tls")]
     tls: String,
     username: String,
+    /// "password" (the default) or "oauth2".
+    auth: Option<String>,
     password: Option<String>,
     password_file: Option<PathBuf>,
+    oauth2: Option<oauth::RawOAuth2>,
     ca_file: Option<PathBuf>,
     #[serde(default = "default_mailbox")]
     mailbox: String,
@@ -256,8 +262,11 @@ struct RawSmtp {
     #[serde(default = "default_smtp_tls")]
     tls: String,
     username: Option<String>,
+    /// "password" (the default) or "oauth2".
+    auth: Option<String>,
     password: Option<String>,
     password_file: Option<PathBuf>,
+    oauth2: Option<oauth::RawOAuth2>,
     ca_file: Option<PathBuf>,
     #[serde(default = "default_smtp_timeout", with = "humantime_serde")]
     timeout: Duration,
@@ -345,7 +354,7 @@ pub struct ImapSettings {
     pub port: u16,
     pub tls: TlsMode,
     pub username: String,
-    pub password: SecretString,
+    pub login: Login,
     pub ca_file: Option<PathBuf>,
     pub mailbox: String,
     pub processed_folder: String,
@@ -376,7 +385,8 @@ pub struct SmtpSettings {
     pub host: String,
     pub port: u16,
     pub tls: TlsMode,
-    pub credentials: Option<(String, SecretString)>,
+    /// The user name and how it logs in.
+    pub credentials: Option<(String, Login)>,
     pub ca_file: Option<PathBuf>,
     pub timeout: Duration,
     pub helo_name: String,
@@ -499,8 +509,18 @@ impl Config {
         desk.time = time;
         let database_url = resolve_sqlite_url(&raw.database.url, base)?;
 
-        let source = source(raw.source, &resolve, env)?;
-        let outbox = outbox(raw.outbox, &resolve, env, &gateway.support_address)?;
+        let shared_oauth2 = raw
+            .oauth2
+            .map(|o| oauth::oauth2("oauth2", o, &resolve, env))
+            .transpose()?;
+        let source = source(raw.source, &resolve, env, shared_oauth2.as_ref())?;
+        let outbox = outbox(
+            raw.outbox,
+            &resolve,
+            env,
+            &gateway.support_address,
+            shared_oauth2.as_ref(),
+        )?;
         let dashboard = dashboard::build(raw.dashboard, &resolve, env)?;
         Ok(Config {
             dashboard,

@@ -22,6 +22,7 @@ pub mod inbound;
 pub mod ingest;
 pub mod kb;
 pub mod metrics;
+pub mod oauth;
 pub mod outbox;
 pub mod pipeline;
 pub mod render;

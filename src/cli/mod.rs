@@ -100,6 +100,28 @@ pub enum Command {
         #[arg(long)]
         listen: Option<String>,
     },
+    /// OAuth2 sign-in for Microsoft 365 and Gmail mailboxes.
+    #[command(subcommand)]
+    Oauth(OauthCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum OauthCommand {
+    /// Sign in once as the mailbox's user and write the refresh token to the
+    /// `refresh_token_file` of the configuration's `[oauth2]` section: the device flow
+    /// (a URL and a code, on any device) for Microsoft and custom servers; for Google, a
+    /// browser on this machine (or reaching it through `ssh -L PORT:127.0.0.1:PORT`).
+    Login {
+        /// The provider the section must be for: microsoft, google or custom.
+        #[arg(long)]
+        provider: Option<String>,
+        /// Which section: oauth2 (default), source.imap.oauth2 or outbox.smtp.oauth2.
+        #[arg(long, default_value = "oauth2")]
+        section: String,
+        /// Google: the loopback port the browser returns to (default: any free one).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -512,6 +534,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                     }
                 })?;
             }
+            check_tokens(&config).await?;
             println!("{}: ok", cli.config.display());
             Ok(ExitCode::SUCCESS)
         }
@@ -519,6 +542,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             let config = Config::load(&cli.config)?;
             config.desk.check_agent_auth_chosen()?;
             config.check_database_folder()?;
+            first_tokens(&config).await?;
             let store = app::open_store(&config).await?;
             let app = App::build(config, store).await?;
             // A long-lived gateway compiles every template at start: a broken override
@@ -554,6 +578,11 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             stats::report_weekly(&cli.config, at, to, no_send).await
         }
         Command::Dashboard { listen } => dashboard(&cli.config, listen).await,
+        Command::Oauth(OauthCommand::Login {
+            provider,
+            section,
+            port,
+        }) => oauth_login(&cli.config, provider, &section, port).await,
     }
 }
 
@@ -596,6 +625,131 @@ where
                 .map_err(|e| anyhow::Error::new(BadValue(format!("{flag}: {e} ({hint})"))))
         })
         .transpose()
+}
+
+/// The OAuth2 sections the source and the outbox log in with, each once.
+fn oauth_sections(config: &Config) -> Vec<Arc<crate::oauth::OAuth2>> {
+    let mut out: Vec<Arc<crate::oauth::OAuth2>> = Vec::new();
+    let mut add = |login: &crate::config::Login| {
+        if let crate::config::Login::OAuth2(o) = login
+            && !out.iter().any(|x| Arc::ptr_eq(x, o))
+        {
+            out.push(o.clone());
+        }
+    };
+    if let crate::config::SourceSettings::Imap(i) = &config.source {
+        add(&i.login);
+    }
+    if let crate::config::TransportSettings::Smtp(s) = &config.outbox.transport
+        && let Some((_, login)) = &s.credentials
+    {
+        add(login);
+    }
+    out
+}
+
+/// `check-config`: asks each OAuth2 section's token server for a token, as `run` would
+/// at its first login, and says how it went (never the token).
+async fn check_tokens(config: &Config) -> Result<()> {
+    for oauth in oauth_sections(config) {
+        let key = oauth.settings.key.clone();
+        let token = oauth.access_token().await.map_err(|e| {
+            let message = e.to_string();
+            anyhow::Error::new(crate::config::ConfigError::Invalid {
+                key: key.clone(),
+                message: format!("no token: {message}"),
+                hint: "fix what the message names, then run check-config again".into(),
+            })
+        })?;
+        let left = token
+            .expires
+            .saturating_duration_since(std::time::Instant::now());
+        println!(
+            "{key}: token refresh ok (the access token is valid for {})",
+            humantime::format_duration(std::time::Duration::from_secs(left.as_secs()))
+        );
+    }
+    Ok(())
+}
+
+/// `run`: the first tokens before any mail is touched. A refused grant stops the start
+/// (a person must sign in again); a token server out of reach does not (the source and the
+/// outbox retry).
+async fn first_tokens(config: &Config) -> Result<()> {
+    for oauth in oauth_sections(config) {
+        match oauth.access_token().await {
+            Ok(_) => {}
+            Err(e) if e.is_permanent() => {
+                return Err(anyhow::Error::new(crate::config::ConfigError::Invalid {
+                    key: oauth.settings.key.clone(),
+                    message: format!("no token: {e}"),
+                    hint: "fix what the message names, then start again".into(),
+                }));
+            }
+            Err(e) => tracing::warn!(error = %e, "no OAuth2 token yet: the logins will retry"),
+        }
+    }
+    Ok(())
+}
+
+/// `helpdesk oauth login`: one sign-in, its refresh token written for `run`.
+async fn oauth_login(
+    config_path: &Path,
+    provider: Option<String>,
+    section: &str,
+    port: u16,
+) -> Result<ExitCode> {
+    let config = Config::load(config_path)?;
+    let oauth = oauth_sections(&config)
+        .into_iter()
+        .find(|o| o.settings.key == section)
+        .ok_or_else(|| {
+            anyhow::Error::new(BadValue(format!(
+                "--section {section}: no such [{section}] section used by the source or the \
+                 outbox (set auth = \"oauth2\" on the side that uses it)"
+            )))
+        })?;
+    if let Some(p) = provider {
+        let want = crate::oauth::Provider::parse(&p).ok_or_else(|| {
+            anyhow::Error::new(BadValue(format!(
+                "--provider {p:?}: use microsoft, google or custom"
+            )))
+        })?;
+        if want != oauth.settings.provider {
+            return Err(anyhow::Error::new(BadValue(format!(
+                "--provider {p}: [{section}] is for {:?}; change its provider, or name \
+                 another section with --section",
+                oauth.settings.provider
+            ))));
+        }
+    }
+    let show = |prompt: &crate::oauth::LoginPrompt| {
+        match &prompt.code {
+            Some(code) => println!("Open {} and enter the code {code}", prompt.url),
+            None => println!(
+                "Open this page in a browser on this machine:\n{}",
+                prompt.url
+            ),
+        }
+        println!(
+            "Sign in as the mailbox's user (waiting up to {}).",
+            humantime::format_duration(std::time::Duration::from_secs(prompt.expires_in.as_secs()))
+        );
+    };
+    let outcome = if oauth.settings.provider == crate::oauth::Provider::Google {
+        crate::oauth::loopback_login(&oauth, port, show).await?
+    } else {
+        crate::oauth::device_login(&oauth, show).await?
+    };
+    println!(
+        "Signed in: the refresh token is in {} (mode 600){}",
+        outcome.refresh_token_file.display(),
+        outcome
+            .scopes
+            .map(|s| format!("; scopes granted: {}", s.join(" ")))
+            .unwrap_or_default()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `helpdesk dashboard`: the pages alone, until SIGINT/SIGTERM.

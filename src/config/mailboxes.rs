@@ -1,13 +1,18 @@
 //! Where mail comes from and goes: `[source]` (a Maildir or an IMAP mailbox) and
 //! `[outbox]` (SMTP or files), each value checked with an error that names its key.
 
+use std::sync::Arc;
+
+use super::oauth::{side_oauth2, wants_oauth2};
 use super::*;
+use crate::oauth::OAuth2;
 
 /// `[source]`: a Maildir or an IMAP mailbox.
 pub(super) fn source(
     raw: RawSource,
     resolve: &dyn Fn(PathBuf) -> PathBuf,
     env: &dyn Env,
+    shared_oauth2: Option<&Arc<OAuth2>>,
 ) -> Result<SourceSettings, ConfigError> {
     Ok(match raw.kind.as_str() {
         "maildir" => {
@@ -24,7 +29,7 @@ pub(super) fn source(
                 poll_interval: m.poll_interval,
             })
         }
-        "imap" => SourceSettings::Imap(imap(raw.imap, &resolve, env)?),
+        "imap" => SourceSettings::Imap(imap(raw.imap, &resolve, env, shared_oauth2)?),
         other => {
             return Err(invalid(
                 "source.kind",
@@ -40,6 +45,7 @@ pub(super) fn imap(
     raw: Option<RawImap>,
     resolve: &dyn Fn(PathBuf) -> PathBuf,
     env: &dyn Env,
+    shared_oauth2: Option<&Arc<OAuth2>>,
 ) -> Result<ImapSettings, ConfigError> {
     let i = raw.ok_or_else(|| {
         invalid(
@@ -88,27 +94,54 @@ pub(super) fn imap(
             "use between 1s and 29m (servers drop IDLE after 30 minutes)",
         ));
     }
-    let password = secret(
-        "source.imap.password",
-        i.password,
-        i.password_file.map(resolve),
-        env.var("HELPDESK_IMAP_PASSWORD"),
-        "HELPDESK_IMAP_PASSWORD",
-    )?
-    .ok_or_else(|| {
-        invalid(
-            "source.imap.password",
-            "no password given",
-            "set HELPDESK_IMAP_PASSWORD, or source.imap.password_file",
+    let login = if wants_oauth2("source.imap.auth", i.auth.as_deref())? {
+        if i.password.is_some() || i.password_file.is_some() {
+            return Err(invalid(
+                "source.imap.password",
+                "set, but auth = \"oauth2\" logs in with a token",
+                "remove password / password_file, or use auth = \"password\"",
+            ));
+        }
+        Login::OAuth2(side_oauth2(
+            "source.imap",
+            i.oauth2,
+            shared_oauth2,
+            resolve,
+            env,
+        )?)
+    } else {
+        if i.oauth2.is_some() {
+            return Err(invalid(
+                "source.imap.oauth2",
+                "set, but auth is \"password\"",
+                "add auth = \"oauth2\" to [source.imap]",
+            ));
+        }
+        Login::Password(
+            secret(
+                "source.imap.password",
+                i.password,
+                i.password_file.map(resolve),
+                env.var("HELPDESK_IMAP_PASSWORD"),
+                "HELPDESK_IMAP_PASSWORD",
+            )?
+            .ok_or_else(|| {
+                invalid(
+                    "source.imap.password",
+                    "no password given",
+                    "set HELPDESK_IMAP_PASSWORD, or source.imap.password_file \
+                     (or auth = \"oauth2\" for Microsoft 365 and Gmail)",
+                )
+            })?,
         )
-    })?;
+    };
     at_least_100ms("source.imap.poll_interval", i.poll_interval)?;
     Ok(ImapSettings {
         host: i.host,
         port,
         tls,
         username: i.username,
-        password,
+        login,
         ca_file: i.ca_file.map(resolve),
         mailbox: i.mailbox,
         processed_folder: i.processed_folder,
@@ -126,6 +159,7 @@ pub(super) fn smtp(
     resolve: &dyn Fn(PathBuf) -> PathBuf,
     env: &dyn Env,
     support_address: &EmailAddress,
+    shared_oauth2: Option<&Arc<OAuth2>>,
 ) -> Result<SmtpSettings, ConfigError> {
     let s = raw.ok_or_else(|| {
         invalid(
@@ -140,6 +174,48 @@ pub(super) fn smtp(
         TlsMode::StartTls => 587,
         TlsMode::Plain => 25,
     });
+    if wants_oauth2("outbox.smtp.auth", s.auth.as_deref())? {
+        let username = s.username.ok_or_else(|| {
+            invalid(
+                "outbox.smtp.username",
+                "auth = \"oauth2\" needs the mailbox's address",
+                "set outbox.smtp.username (e.g. the support address)",
+            )
+        })?;
+        if s.password.is_some() || s.password_file.is_some() {
+            return Err(invalid(
+                "outbox.smtp.password",
+                "set, but auth = \"oauth2\" logs in with a token",
+                "remove password / password_file, or use auth = \"password\"",
+            ));
+        }
+        if tls == TlsMode::Plain && !is_loopback(&s.host) {
+            return Err(invalid(
+                "outbox.smtp.tls",
+                "\"plain\" would send the token in clear to a remote server",
+                "use \"starttls\" or \"implicit\"",
+            ));
+        }
+        let oauth2 = side_oauth2("outbox.smtp", s.oauth2, shared_oauth2, resolve, env)?;
+        return Ok(SmtpSettings {
+            helo_name: s
+                .helo_name
+                .unwrap_or_else(|| support_address.domain().to_string()),
+            host: s.host,
+            port,
+            tls,
+            credentials: Some((username, Login::OAuth2(oauth2))),
+            ca_file: s.ca_file.map(resolve),
+            timeout: s.timeout,
+        });
+    }
+    if s.oauth2.is_some() {
+        return Err(invalid(
+            "outbox.smtp.oauth2",
+            "set, but auth is \"password\"",
+            "add auth = \"oauth2\" to [outbox.smtp]",
+        ));
+    }
     let password = secret(
         "outbox.smtp.password",
         s.password,
@@ -148,7 +224,7 @@ pub(super) fn smtp(
         "HELPDESK_SMTP_PASSWORD",
     )?;
     let credentials = match (s.username, password) {
-        (Some(u), Some(p)) => Some((u, p)),
+        (Some(u), Some(p)) => Some((u, Login::Password(p))),
         (None, None) => None,
         (Some(_), None) => {
             return Err(invalid(
@@ -191,6 +267,7 @@ pub(super) fn outbox(
     resolve: &dyn Fn(PathBuf) -> PathBuf,
     env: &dyn Env,
     support_address: &EmailAddress,
+    shared_oauth2: Option<&Arc<OAuth2>>,
 ) -> Result<OutboxSettings, ConfigError> {
     let transport = match o.transport.as_str() {
         "file" => {
@@ -205,7 +282,9 @@ pub(super) fn outbox(
                 dir: resolve(f.dir),
             }
         }
-        "smtp" => TransportSettings::Smtp(smtp(o.smtp, resolve, env, support_address)?),
+        "smtp" => {
+            TransportSettings::Smtp(smtp(o.smtp, resolve, env, support_address, shared_oauth2)?)
+        }
         other => {
             return Err(invalid(
                 "outbox.transport",

@@ -49,6 +49,9 @@ pub struct OutboxWorker {
     owner: String,
     /// Leases, retries and sent times read this clock: the machine's unless told otherwise.
     clock: Arc<dyn Clock>,
+    /// Set when no login is possible until a person acts (a revoked OAuth2 grant): `run`
+    /// stops and returns it, so the gateway exits with the reason.
+    stopped_by: std::sync::Mutex<Option<String>>,
 }
 
 impl OutboxWorker {
@@ -71,6 +74,7 @@ impl OutboxWorker {
             wakeup,
             owner,
             clock: Arc::new(SystemClock),
+            stopped_by: std::sync::Mutex::new(None),
         }
     }
 
@@ -176,7 +180,24 @@ impl OutboxWorker {
     ) -> Result<(), StoreError> {
         let now = self.clock.now();
         match error {
-            SendError::Temporary(e) if item.attempts < self.settings.max_attempts => {
+            SendError::Login(e) => {
+                // Not the mail's fault: it waits, unfailed, for the login to be fixed.
+                tracing::error!(outbox = item.id, error = %e, "cannot log in to the SMTP server");
+                self.store
+                    .mark_retry(
+                        item.id,
+                        now + self.settings.retry_base.as_millis() as Millis,
+                        &e,
+                    )
+                    .await?;
+                report.retried += 1;
+                if let Ok(mut stop) = self.stopped_by.lock() {
+                    stop.get_or_insert(e);
+                }
+            }
+            SendError::Temporary(e) | SendError::Refused(e)
+                if item.attempts < self.settings.max_attempts =>
+            {
                 let delay = self.backoff(item.attempts);
                 tracing::warn!(outbox = item.id, attempt = item.attempts, retry_in = ?delay, error = %e, "sending failed, will retry");
                 self.store
@@ -238,7 +259,9 @@ impl OutboxWorker {
     /// marker task as soon as the server accepted them, several per transaction when many
     /// are accepted at once. On shutdown it claims nothing more, hands the queued rows
     /// back, and finishes the sends in hand.
-    pub async fn run(&self, shutdown: CancellationToken) {
+    pub async fn run(&self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        // Cancelled on shutdown, or by a login that cannot succeed.
+        let shutdown = shutdown.child_token();
         let lease = self.lease();
         let concurrency = self.settings.concurrency;
         let (marks, marked) = tokio::sync::mpsc::unbounded_channel();
@@ -322,6 +345,9 @@ impl OutboxWorker {
                     if let Err(e) = self.settle(sent, &mut report).await {
                         tracing::error!(error = %e, "cannot record what became of a mail");
                     }
+                    if self.stopped_by.lock().is_ok_and(|s| s.is_some()) {
+                        shutdown.cancel();
+                    }
                 }
                 _ = self.wakeup.notified(), if !shutdown.is_cancelled() => {}
                 _ = renew.tick() => self.renew(&leased).await,
@@ -331,6 +357,10 @@ impl OutboxWorker {
         drop(marks);
         let _ = marker.await;
         tracing::debug!(?report, "outbox worker stopped");
+        match self.stopped_by.lock().ok().and_then(|mut s| s.take()) {
+            Some(why) => Err(anyhow::anyhow!("the outbox cannot log in: {why}")),
+            None => Ok(()),
+        }
     }
 
     /// Claimed but never started: back to pending, for the next start or another worker.

@@ -16,7 +16,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use lettre::address::Envelope;
-use lettre::transport::smtp::authentication::{Credentials, DEFAULT_MECHANISMS};
+use lettre::transport::smtp::authentication::{Credentials, DEFAULT_MECHANISMS, Mechanism};
 use lettre::transport::smtp::client::{
     AsyncSmtpConnection, AsyncTokioStream, Certificate, TlsParameters,
 };
@@ -31,7 +31,8 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 
 use super::transport::SendError;
-use crate::config::{SmtpSettings, TlsMode};
+use crate::config::{Login, SmtpSettings, TlsMode};
+use crate::oauth::{AccessToken, OAuthError};
 
 /// A pooled connection idle longer than this is checked with NOOP before use: servers
 /// close idle sessions (Postfix after 300 s), and a dead one must not cost a mail a retry.
@@ -45,7 +46,7 @@ pub struct SmtpSender {
     starttls: Option<TlsParameters>,
     /// Implicit TLS (SMTPS): the handshake is ours, before lettre reads the greeting.
     implicit: Option<(TlsConnector, ServerName<'static>)>,
-    credentials: Option<Credentials>,
+    login: Option<(String, Login)>,
     timeout: Duration,
     hello: ClientId,
     idle: Mutex<Vec<(AsyncSmtpConnection, Instant)>>,
@@ -105,10 +106,7 @@ impl SmtpSender {
             mode: s.tls,
             starttls,
             implicit,
-            credentials: s
-                .credentials
-                .as_ref()
-                .map(|(u, p)| Credentials::new(u.clone(), p.expose_secret().to_string())),
+            login: s.credentials.clone(),
             timeout: s.timeout,
             hello: ClientId::Domain(s.helo_name.clone()),
             idle: Mutex::new(Vec::new()),
@@ -116,7 +114,58 @@ impl SmtpSender {
         })
     }
 
+    /// A new logged-in connection. With OAuth2, a token the server refuses is dropped and
+    /// a new one asked for, once: the provider may have revoked it before its expiry.
     async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
+        let target = format!("{}:{}", self.host, self.port);
+        match &self.login {
+            None => self.connect_as(None).await,
+            Some((user, Login::Password(password))) => {
+                let credentials =
+                    Credentials::new(user.clone(), password.expose_secret().to_string());
+                // The mail is not at fault: retried, and the log says why.
+                self.connect_as(Some((&credentials, DEFAULT_MECHANISMS)))
+                    .await
+                    .map_err(|e| match e {
+                        SendError::Refused(e) => SendError::Temporary(e),
+                        e => e,
+                    })
+            }
+            Some((user, Login::OAuth2(oauth))) => {
+                let token = oauth.access_token().await.map_err(login_error)?;
+                let xoauth2 = |token: &AccessToken| {
+                    Credentials::new(user.clone(), token.secret.expose_secret().to_string())
+                };
+                match self
+                    .connect_as(Some((&xoauth2(&token), &[Mechanism::Xoauth2])))
+                    .await
+                {
+                    Err(SendError::Refused(e)) => {
+                        tracing::warn!(server = %target, error = %e, "the SMTP server refused the access token: asking for a new one");
+                        oauth.invalidate(&token).await;
+                        let token = oauth.access_token().await.map_err(login_error)?;
+                        self.connect_as(Some((&xoauth2(&token), &[Mechanism::Xoauth2])))
+                            .await
+                            .map_err(|e| match e {
+                                SendError::Refused(e) => SendError::Temporary(format!(
+                                    "{e} (with a new token too: check the mailbox's \
+                                     permission to send)"
+                                )),
+                                e => e,
+                            })
+                    }
+                    other => other,
+                }
+            }
+        }
+    }
+
+    /// Connects and logs in with these credentials; a refused login is
+    /// `SendError::Refused`.
+    async fn connect_as(
+        &self,
+        credentials: Option<(&Credentials, &[Mechanism])>,
+    ) -> Result<AsyncSmtpConnection, SendError> {
         let target = format!("{}:{}", self.host, self.port);
         let tcp = tokio::time::timeout(
             self.timeout,
@@ -144,13 +193,16 @@ impl SmtpSender {
             {
                 conn.starttls(params.clone(), &self.hello).await?;
             }
-            if let Some(credentials) = &self.credentials {
-                conn.auth(DEFAULT_MECHANISMS, credentials).await?;
+            if let Some((credentials, mechanisms)) = credentials
+                && let Err(e) = conn.auth(mechanisms, credentials).await
+            {
+                return Ok(Err(e));
             }
-            Ok::<_, lettre::transport::smtp::Error>(conn)
+            Ok::<_, lettre::transport::smtp::Error>(Ok(conn))
         };
         match tokio::time::timeout(self.timeout, setup).await {
-            Ok(Ok(conn)) => Ok(conn),
+            Ok(Ok(Ok(conn))) => Ok(conn),
+            Ok(Ok(Err(e))) => Err(SendError::Refused(format!("{target}: login refused: {e}"))),
             Ok(Err(e)) => Err(classify(&target, e)),
             Err(_) => Err(SendError::Temporary(format!(
                 "{target}: no greeting, STARTTLS or AUTH within {:?}",
@@ -203,6 +255,16 @@ impl SmtpSender {
                 self.timeout
             ))),
         }
+    }
+}
+
+/// No token: a refused grant stops the outbox (a person must sign in again); a token
+/// server out of reach is retried like a mail server out of reach.
+fn login_error(e: OAuthError) -> SendError {
+    if e.is_permanent() {
+        SendError::Login(e.to_string())
+    } else {
+        SendError::Temporary(e.to_string())
     }
 }
 

@@ -15,6 +15,14 @@ pub enum SendError {
     Temporary(String),
     #[error("permanent: {0}")]
     Permanent(String),
+    /// The server refused the login (internal to the SMTP client: it becomes
+    /// `Temporary`, or is retried with a new token).
+    #[error("login refused: {0}")]
+    Refused(String),
+    /// No login is possible until a person acts (a revoked refresh token): no mail is
+    /// failed for it, and the outbox stops.
+    #[error("{0}")]
+    Login(String),
 }
 
 #[derive(Clone)]

@@ -10,7 +10,7 @@ const FLOORS: &[&[&str]] = &[
     &["clock", "metrics"],
     &["domain"],
     &["calendar", "inbound", "routing", "dkim", "tls", "stage"],
-    &["timing", "roster", "kb"],
+    &["timing", "roster", "kb", "oauth"],
     &["render", "store"],
     &["config"],
     &["desk"],

@@ -16,6 +16,7 @@ mod kb_mail;
 mod loops;
 mod mail_stack;
 mod mta_pipe;
+mod oauth;
 mod outbox;
 mod pipeline;
 mod quotes;

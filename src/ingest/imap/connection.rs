@@ -103,15 +103,112 @@ pub async fn connect(settings: &ImapSettings) -> Result<ImapSession> {
             async_imap::Client::new(ImapConn::Tls(Box::new(tls)))
         }
     };
+    match &settings.login {
+        Login::Password(password) => client
+            .login(&settings.username, password.expose_secret())
+            .await
+            .map_err(|(e, _)| {
+                anyhow!(
+                    "IMAP login as {} on {target} failed: {e}",
+                    settings.username
+                )
+            }),
+        Login::OAuth2(oauth) => oauth_login(client, settings, oauth, &target).await,
+    }
+}
+
+/// SASL with a bearer token: OAUTHBEARER (RFC 7628) where the server offers it, else
+/// XOAUTH2 (what Exchange Online and Gmail document). A refused token is dropped and a new
+/// one tried once on the same connection: the provider may have revoked it early. A
+/// refused grant (`OAuthError`, permanent) is returned as is, for the source to stop on.
+async fn oauth_login(
+    mut client: async_imap::Client<ImapConn>,
+    settings: &ImapSettings,
+    oauth: &crate::oauth::OAuth2,
+    target: &str,
+) -> Result<ImapSession> {
+    let bearer = offers(&mut client, "AUTH=OAUTHBEARER").await?;
+    let mut token = oauth.access_token().await?;
+    let mut retried = false;
+    loop {
+        let secret = token.secret.expose_secret();
+        let (mechanism, response, after_error) = if bearer {
+            let r = crate::oauth::oauthbearer(
+                &settings.username,
+                &settings.host,
+                settings.port,
+                secret,
+            );
+            ("OAUTHBEARER", r, b"\x01".as_slice())
+        } else {
+            let r = crate::oauth::xoauth2(&settings.username, secret);
+            ("XOAUTH2", r, b"".as_slice())
+        };
+        let sasl = Sasl {
+            first: Some(response.into_bytes()),
+            after_error,
+        };
+        match client.authenticate(mechanism, sasl).await {
+            Ok(session) => return Ok(session),
+            Err((e, returned)) if !retried => {
+                tracing::warn!(server = %target, mechanism, error = %e, "the IMAP server refused the access token: asking for a new one");
+                oauth.invalidate(&token).await;
+                token = oauth.access_token().await?;
+                client = returned;
+                retried = true;
+            }
+            Err((e, _)) => {
+                return Err(anyhow!(
+                    "IMAP login as {} on {target} with {mechanism} failed, with a new token \
+                     too: {e} (check that the app may use this mailbox)",
+                    settings.username
+                ));
+            }
+        }
+    }
+}
+
+/// The SASL exchange of a bearer token: the token first; then, if the server answers with
+/// an error challenge instead of a result, the mechanism's empty reply that ends it.
+struct Sasl {
+    first: Option<Vec<u8>>,
+    after_error: &'static [u8],
+}
+
+impl async_imap::Authenticator for Sasl {
+    type Response = Vec<u8>;
+    fn process(&mut self, _challenge: &[u8]) -> Vec<u8> {
+        self.first
+            .take()
+            .unwrap_or_else(|| self.after_error.to_vec())
+    }
+}
+
+/// Whether the server lists `capability` before login (asked with CAPABILITY: the
+/// greeting's list is optional, RFC 3501 §7.1, and changes after STARTTLS).
+async fn offers(client: &mut async_imap::Client<ImapConn>, capability: &str) -> Result<bool> {
+    use async_imap::imap_proto::{Capability, Response};
+    use async_imap::types::UnsolicitedResponse;
+    let (tx, rx) = async_channel::unbounded();
     client
-        .login(&settings.username, settings.password.expose_secret())
+        .run_command_and_check_ok("CAPABILITY", Some(tx))
         .await
-        .map_err(|(e, _)| {
-            anyhow!(
-                "IMAP login as {} on {target} failed: {e}",
-                settings.username
-            )
-        })
+        .context("CAPABILITY before login")?;
+    let mut found = false;
+    while let Ok(response) = rx.try_recv() {
+        if let UnsolicitedResponse::Other(data) = response
+            && let Response::Capabilities(caps) = data.parsed()
+        {
+            found |= caps.iter().any(|c| match c {
+                Capability::Auth(m) => capability
+                    .strip_prefix("AUTH=")
+                    .is_some_and(|want| m.eq_ignore_ascii_case(want)),
+                Capability::Atom(a) => a.eq_ignore_ascii_case(capability),
+                Capability::Imap4rev1 => capability.eq_ignore_ascii_case("IMAP4rev1"),
+            });
+        }
+    }
+    Ok(found)
 }
 
 fn server_name(host: &str) -> Result<ServerName<'static>> {

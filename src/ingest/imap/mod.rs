@@ -30,7 +30,7 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{ImapSettings, TlsMode};
+use crate::config::{ImapSettings, Login, TlsMode};
 use crate::pipeline::{Pipeline, SourceRef};
 use crate::store::{Checkpoint, StoredOutcome};
 
@@ -229,11 +229,20 @@ impl ImapSource {
 
     /// Connects, files everything, then waits (IDLE or polling) for more, until `shutdown`.
     /// Connection errors are logged and retried with back-off; nothing is lost meanwhile.
-    pub async fn run(&self, shutdown: CancellationToken) {
+    /// Returns an error only when no login can succeed until a person acts (a revoked
+    /// OAuth2 grant): retrying would only fill the log.
+    pub async fn run(&self, shutdown: CancellationToken) -> Result<()> {
         let mut backoff = Duration::from_secs(1);
         while !shutdown.is_cancelled() {
             match self.session_loop(&shutdown).await {
                 Ok(()) => break,
+                Err(e)
+                    if e.downcast_ref::<crate::oauth::OAuthError>()
+                        .is_some_and(|o| o.is_permanent()) =>
+                {
+                    tracing::error!(error = %e, "the IMAP source cannot log in: stopping");
+                    return Err(e.context("the IMAP source cannot log in"));
+                }
                 Err(e) => {
                     tracing::error!(error = format!("{e:#}"), retry_in = ?backoff, "IMAP source failed");
                     tokio::select! {
@@ -244,6 +253,7 @@ impl ImapSource {
                 }
             }
         }
+        Ok(())
     }
 
     async fn session_loop(&self, shutdown: &CancellationToken) -> Result<()> {

@@ -51,7 +51,7 @@ impl Cyrus {
             port: self.port,
             tls: TlsMode::Plain,
             username: user.into(),
-            password: format!("{user}-pw").into(),
+            login: helpdesk::config::Login::Password(format!("{user}-pw").into()),
             ca_file: None,
             mailbox: "INBOX".into(),
             processed_folder: "Processed".into(),

@@ -4,6 +4,7 @@ pub mod cyrus;
 pub mod flaky;
 pub mod slow_smtp;
 pub mod stack;
+pub mod token_server;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -59,6 +59,38 @@ fn script() -> PathBuf {
 
 impl MailStack {
     pub fn start() -> MailStack {
+        Self::start_with(&[])
+    }
+
+    /// With Dovecot's oauth2 passdb checking tokens at `introspection_url` (IMAP and,
+    /// through Dovecot SASL, Postfix's submission).
+    pub fn start_with_oauth2(introspection_url: &str) -> MailStack {
+        Self::start_with(&[("OAUTH2_INTROSPECTION_URL", introspection_url)])
+    }
+
+    /// Ends every IMAP session of `user` (`doveadm kick`): a stopped Dovecot leaves its
+    /// running imap processes alone.
+    pub fn kick(&self, user: &str) {
+        let out = Command::new("doveadm")
+            .arg("-c")
+            .arg(self.dir.path().join("dovecot/dovecot.conf"))
+            .args(["kick", user])
+            .env("PATH", sbin_path())
+            .output()
+            .expect("doveadm");
+        assert!(
+            out.status.success(),
+            "doveadm kick {user}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Stops and starts both servers again (mail kept): every client connection drops.
+    pub fn restart(&self, env: &[(&str, &str)]) {
+        self.run_script(env);
+    }
+
+    fn start_with(env: &[(&str, &str)]) -> MailStack {
         for tool in ["dovecot", "postfix", "openssl"] {
             let found = Command::new("sh")
                 .arg("-c")
@@ -89,6 +121,12 @@ impl MailStack {
             submission_port,
             smtps_port,
         };
+        stack.run_script(env);
+        stack
+    }
+
+    fn run_script(&self, env: &[(&str, &str)]) {
+        let stack = self;
         let out = Command::new("bash")
             .arg(script())
             .arg("start")
@@ -99,6 +137,7 @@ impl MailStack {
             .env("SUBMISSION_PORT", stack.submission_port.to_string())
             .env("SMTPS_PORT", stack.smtps_port.to_string())
             .env("PATH", sbin_path())
+            .envs(env.iter().copied())
             .output()
             .expect("run scripts/mail-stack.sh");
         assert!(
@@ -107,7 +146,6 @@ impl MailStack {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        stack
     }
 
     /// The stack's private folder (configs under `postfix/etc`, logs under `log`).
@@ -169,7 +207,7 @@ impl MailStack {
             },
             tls,
             username: format!("{user}@example.test"),
-            password: format!("{user}-pw").into(),
+            login: helpdesk::config::Login::Password(format!("{user}-pw").into()),
             ca_file: Some(self.ca()),
             mailbox: "INBOX".into(),
             processed_folder: "Processed".into(),
