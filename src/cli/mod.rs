@@ -29,7 +29,10 @@ use tickets::*;
 
 /// Email helpdesk gateway: files mail sent to the support address as tickets.
 #[derive(Parser, Debug)]
-#[command(name = "helpdesk", version)]
+#[command(
+    name = "helpdesk",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("HELPDESK_COMMIT"), ")")
+)]
 pub struct Cli {
     /// Configuration file.
     #[arg(
@@ -103,6 +106,11 @@ pub enum Command {
     /// OAuth2 sign-in for Microsoft 365 and Gmail mailboxes.
     #[command(subcommand)]
     Oauth(OauthCommand),
+    /// Print a shell completion script: `helpdesk completions bash > /etc/bash_completion.d/helpdesk`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -578,6 +586,11 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             stats::report_weekly(&cli.config, at, to, no_send).await
         }
         Command::Dashboard { listen } => dashboard(&cli.config, listen).await,
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "helpdesk", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Oauth(OauthCommand::Login {
             provider,
             section,
@@ -597,6 +610,7 @@ fn only_reads(command: &Command) -> bool {
             | Command::Tick { apply: false, .. }
             | Command::Kb(_)
             | Command::Stats(_)
+            | Command::Completions { .. }
     )
 }
 

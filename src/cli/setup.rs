@@ -176,6 +176,26 @@ pub(super) async fn agents(config_path: &Path, json: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A progress line on standard error for a person at a terminal filing many files;
+/// nothing at all when standard error is a file, a pipe or a journal (a script's log must
+/// not fill with redraws).
+fn ingest_progress(files: usize) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if files < 2 || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(files as u64),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} mails filed, {eta} left")
+    {
+        bar.set_style(style);
+    }
+    bar
+}
+
 pub(super) async fn ingest(config_path: &Path, args: IngestArgs) -> Result<ExitCode> {
     let config = Config::load(config_path)?;
     config.desk.check_agent_auth_chosen()?;
@@ -191,6 +211,7 @@ pub(super) async fn ingest(config_path: &Path, args: IngestArgs) -> Result<ExitC
         args.files.clone()
     };
     let unreadable = std::cell::Cell::new(0);
+    let progress = ingest_progress(names.len());
     let mut groups = names.chunks(INGEST_GROUP).map(|paths| {
         paths
             .iter()
@@ -205,7 +226,7 @@ pub(super) async fn ingest(config_path: &Path, args: IngestArgs) -> Result<ExitC
                 match raw {
                     Ok(raw) => Some((name, SourceRef::none(), raw)),
                     Err(e) => {
-                        eprintln!("helpdesk: cannot read {name}: {e}");
+                        progress.suspend(|| eprintln!("helpdesk: cannot read {name}: {e}"));
                         unreadable.set(unreadable.get() + 1);
                         None
                     }
@@ -218,17 +239,23 @@ pub(super) async fn ingest(config_path: &Path, args: IngestArgs) -> Result<ExitC
         let read = reading.await.context("reading mail")?;
         ahead = groups.next().map(|g| app.pipeline.read_ahead(g));
         let (names, outcomes) = app.pipeline.file_read_ahead(read).await;
-        for (name, outcome) in names.iter().zip(outcomes) {
-            let outcome = outcome
-                .map_err(|e| e.at(&app.config.database_url))
-                .with_context(|| format!("filing {name}"))?;
-            println!(
-                "{name}\t{}\t{}",
-                outcome.label(),
-                outcome.code().map(|c| c.as_str()).unwrap_or("-")
-            );
-        }
+        let filed = names.len() as u64;
+        progress.suspend(|| -> Result<()> {
+            for (name, outcome) in names.iter().zip(outcomes) {
+                let outcome = outcome
+                    .map_err(|e| e.at(&app.config.database_url))
+                    .with_context(|| format!("filing {name}"))?;
+                println!(
+                    "{name}\t{}\t{}",
+                    outcome.label(),
+                    outcome.code().map(|c| c.as_str()).unwrap_or("-")
+                );
+            }
+            Ok(())
+        })?;
+        progress.inc(filed);
     }
+    progress.finish_and_clear();
     if !args.no_send {
         let report = app.outbox.drain().await?;
         if report.retried > 0 || report.failed > 0 {

@@ -797,3 +797,110 @@ fn sighup_reloads_the_roster_and_refuses_a_broken_change() {
         .unwrap();
     assert!(gateway.wait().unwrap().success());
 }
+
+#[test]
+fn version_names_the_commit_it_was_built_from() {
+    let out = helpdesk(&["--version"]);
+    assert!(out.status.success());
+    let version = stdout(&out);
+    let head = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("git (the tests run in a checkout)");
+    let head = String::from_utf8_lossy(&head.stdout).trim().to_string();
+    assert_eq!(head.len(), 12, "git rev-parse gave {head:?}");
+    assert!(
+        version.starts_with(&format!(
+            "helpdesk {} (commit {head}",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{version}"
+    );
+}
+
+#[test]
+fn completions_are_scripts_each_shell_reads() {
+    let out = helpdesk(&["completions", "bash"]);
+    assert!(out.status.success());
+    let script = stdout(&out);
+    for word in ["tickets", "escalate", "oauth", "check-config", "--no-send"] {
+        assert!(script.contains(word), "bash completion lacks {word}");
+    }
+    // bash parses it and defines the completion.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("c.bash"), &script).unwrap();
+    let check = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "source {} && complete -p helpdesk",
+            dir.path().join("c.bash").display()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success() && stdout(&check).contains("_helpdesk"),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    for shell in ["zsh", "fish"] {
+        let out = helpdesk(&["completions", shell]);
+        assert!(
+            out.status.success() && stdout(&out).contains("oauth"),
+            "{shell}"
+        );
+    }
+    assert_eq!(helpdesk(&["completions", "tcsh"]).status.code(), Some(2));
+}
+
+#[test]
+fn ingest_shows_progress_at_a_terminal_and_nothing_in_a_log() {
+    let (dir, config) = init_desk();
+    let files: Vec<String> = (0..120)
+        .map(|i| {
+            let path = dir.path().join(format!("m{i}.eml"));
+            std::fs::write(
+                &path,
+                customer_mail(
+                    &format!("c{i}@example.test"),
+                    &format!("Question {i}"),
+                    &format!("progress-{i}@example.test"),
+                    "Hello",
+                ),
+            )
+            .unwrap();
+            path.display().to_string()
+        })
+        .collect();
+    // Not a terminal: standard error stays empty.
+    let mut args = vec!["--config", config.as_str(), "ingest", "--no-send"];
+    args.extend(files[..60].iter().map(String::as_str));
+    let out = helpdesk(&args);
+    assert!(out.status.success());
+    assert_eq!(stdout(&out).lines().count(), 60);
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A terminal (script(1) gives the command one): the progress line is drawn on it,
+    // while the results still go to standard output.
+    let listing = dir.path().join("out.txt");
+    let command = format!(
+        "{} --config {config} ingest --no-send {} > {}",
+        env!("CARGO_BIN_EXE_helpdesk"),
+        files[60..].join(" "),
+        listing.display()
+    );
+    let tty = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("HELPDESK_LOG", "warn")
+        .output()
+        .expect("script(1), from util-linux");
+    assert!(tty.status.success());
+    let drawn = String::from_utf8_lossy(&tty.stdout);
+    assert!(drawn.contains("/60 mails filed"), "{drawn}");
+    let listed = std::fs::read_to_string(&listing).unwrap();
+    assert_eq!(listed.lines().count(), 60, "{listed}");
+    assert!(!listed.contains("mails filed"));
+}
