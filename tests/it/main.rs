@@ -22,6 +22,7 @@ mod pipeline;
 mod quotes;
 mod reading;
 mod routing;
+mod service_unit;
 mod stats;
 mod support;
 mod time;
