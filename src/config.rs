@@ -438,6 +438,13 @@ impl Config {
     /// would only say "unable to open database file" once the gateway starts. Checked by
     /// `run` and `check-config`; `ingest` (an MTA's pipe) exits 75 instead, so the mail is
     /// deferred while a disk is missing, never bounced.
+    /// The database's file, when the desk is kept in one (not `:memory:`).
+    pub fn sqlite_file(&self) -> Option<PathBuf> {
+        let path = self.database_url.strip_prefix("sqlite:")?;
+        let file = path.trim_start_matches("//").split('?').next()?;
+        (!file.is_empty() && !file.starts_with(':')).then(|| PathBuf::from(file))
+    }
+
     pub fn check_database_folder(&self) -> Result<(), ConfigError> {
         let path = self.database_url.trim_start_matches("sqlite:");
         let file = path.split('?').next().unwrap_or_default();

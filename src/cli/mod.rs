@@ -106,6 +106,21 @@ pub enum Command {
     /// OAuth2 sign-in for Microsoft 365 and Gmail mailboxes.
     #[command(subcommand)]
     Oauth(OauthCommand),
+    /// Write a consistent copy of the desk's database to FILE (a new file), while the
+    /// gateway runs; print what it holds.
+    Backup {
+        /// The copy to write; it must not exist.
+        file: PathBuf,
+    },
+    /// Put a backup in place as the desk's database. An existing database is replaced only
+    /// with --replace (stop the gateway first: what was filed since the backup is lost).
+    Restore {
+        /// The backup to restore.
+        file: PathBuf,
+        /// Replace the desk's existing database.
+        #[arg(long)]
+        replace: bool,
+    },
     /// Print a shell completion script: `helpdesk completions bash > /etc/bash_completion.d/helpdesk`.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -586,6 +601,43 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             stats::report_weekly(&cli.config, at, to, no_send).await
         }
         Command::Dashboard { listen } => dashboard(&cli.config, listen).await,
+        Command::Backup { file } => {
+            let config = Config::load(&cli.config)?;
+            let store = app::open_existing_store(&config).await?;
+            let started = std::time::Instant::now();
+            let counts = store.backup_into(&file).await?;
+            println!(
+                "{}: {} tickets, {} messages, {} events, {} outgoing mails ({} bytes, {} ms)",
+                file.display(),
+                counts.tickets,
+                counts.messages,
+                counts.events,
+                counts.outbox,
+                std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0),
+                started.elapsed().as_millis()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Restore { file, replace } => {
+            let config = Config::load(&cli.config)?;
+            let target = config.sqlite_file().ok_or_else(|| {
+                anyhow::Error::new(BadValue(format!(
+                    "[database] url {:?} is not a file to restore into",
+                    config.database_url
+                )))
+            })?;
+            let counts = crate::store::sqlite::restore(&file, &target, replace)?;
+            println!(
+                "{} restored from {}: {} tickets, {} messages, {} events, {} outgoing mails",
+                target.display(),
+                file.display(),
+                counts.tickets,
+                counts.messages,
+                counts.events,
+                counts.outbox
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut command, "helpdesk", &mut std::io::stdout());

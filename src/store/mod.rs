@@ -938,6 +938,10 @@ pub trait Store: Send + Sync {
     /// Whether the database still takes a write: its files can be opened for writing (as
     /// a restarted gateway would need) and a row is written (disk full, locked too long).
     async fn probe_write(&self, instance: &str, at: Millis) -> Result<(), StoreError>;
+    /// Writes a consistent copy of the whole desk, as of one moment, to a new file, while
+    /// the gateway goes on; returns what the copy holds.
+    async fn backup_into(&self, dest: &std::path::Path)
+    -> Result<sqlite::BackupCounts, StoreError>;
     /// When the earliest timed work falls due.
     async fn next_due(&self) -> Result<Option<Millis>, StoreError>;
     /// Leases tickets whose timed work fell due by `now` (and whose lease, if any, ran out

@@ -904,3 +904,167 @@ fn ingest_shows_progress_at_a_terminal_and_nothing_in_a_log() {
     assert_eq!(listed.lines().count(), 60, "{listed}");
     assert!(!listed.contains("mails filed"));
 }
+
+/// `backup` while the gateway files a backlog: every copy is whole (integrity checked, each
+/// ticket with its messages), later copies hold more; the last, restored into a new desk,
+/// has every ticket and message. `restore` refuses to replace a desk unless told.
+#[test]
+fn a_backup_taken_during_a_backlog_restores_every_ticket_and_message() {
+    const MAILS: usize = 400;
+    let (dir, config) = init_desk();
+    let maildir = dir.path().join("Maildir");
+    // The database exists before the backlog arrives (a desk already running).
+    let mut gateway = Command::new(env!("CARGO_BIN_EXE_helpdesk"))
+        .args(["--config", &config, "run"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !dir.path().join("helpdesk.db").exists() {
+        assert!(Instant::now() < deadline, "no database");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for i in 0..MAILS {
+        let tmp = maildir.join(format!("tmp/{i}.m"));
+        std::fs::write(
+            &tmp,
+            customer_mail(
+                &format!("c{i}@example.com"),
+                &format!("Backlog {i}"),
+                &format!("backup-{i}@example.com"),
+                "Please help.",
+            ),
+        )
+        .unwrap();
+        std::fs::rename(&tmp, maildir.join(format!("new/{i}.m"))).unwrap();
+    }
+    let tickets_of = |line: &str| -> i64 {
+        line.split(": ")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let mut taken = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let file = dir.path().join(format!("backup-{}.db", taken.len()));
+        let out = helpdesk(&["--config", &config, "backup", file.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let tickets = tickets_of(&stdout(&out));
+        // Whole: every ticket in the copy has its customer's message.
+        let db = rusqlite::Connection::open(&file).unwrap();
+        let orphans: i64 = db
+            .query_row(
+                "SELECT COUNT(*) FROM tickets t WHERE NOT EXISTS \
+                 (SELECT 1 FROM messages m WHERE m.ticket_id = t.id)",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(
+            orphans,
+            0,
+            "a ticket without its message in {}",
+            file.display()
+        );
+        taken.push((file, tickets));
+        if tickets as usize == MAILS {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the backlog was not filed: {taken:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(taken.windows(2).all(|w| w[0].1 <= w[1].1), "{taken:?}");
+    assert!(
+        taken.iter().any(|(_, n)| *n > 0 && (*n as usize) < MAILS),
+        "no copy was taken while the backlog was being filed: {taken:?}"
+    );
+    // A backup never overwrites.
+    let last = taken.last().unwrap().0.clone();
+    let again = helpdesk(&["--config", &config, "backup", last.to_str().unwrap()]);
+    assert!(!again.status.success());
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(gateway.id().to_string())
+        .status()
+        .unwrap();
+    assert!(gateway.wait().unwrap().success());
+
+    // Restored into a new desk: every ticket, each with its message.
+    let (fresh, fresh_config) = init_desk();
+    let out = helpdesk(&["--config", &fresh_config, "restore", last.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout(&out).contains(&format!("{MAILS} tickets")),
+        "{}",
+        stdout(&out)
+    );
+    let list = helpdesk(&["--config", &fresh_config, "tickets", "list", "--json"]);
+    let restored: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    let original = helpdesk(&["--config", &config, "tickets", "list", "--json"]);
+    let original: serde_json::Value = serde_json::from_slice(&original.stdout).unwrap();
+    let codes = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["code"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(codes(&restored).len(), MAILS);
+    assert_eq!(codes(&restored), codes(&original));
+    let db = rusqlite::Connection::open(fresh.path().join("helpdesk.db")).unwrap();
+    let messages: i64 = db
+        .query_row("SELECT COUNT(DISTINCT ticket_id) FROM messages", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(messages as usize, MAILS);
+    // The desk is there now: a second restore needs --replace.
+    let out = helpdesk(&[
+        "--config",
+        &fresh_config,
+        "restore",
+        taken[0].0.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--replace"));
+    let out = helpdesk(&[
+        "--config",
+        &fresh_config,
+        "restore",
+        "--replace",
+        taken[0].0.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Something that is not a backup is refused before anything is replaced.
+    let junk = fresh.path().join("junk.db");
+    std::fs::write(&junk, b"not a database").unwrap();
+    let out = helpdesk(&[
+        "--config",
+        &fresh_config,
+        "restore",
+        "--replace",
+        junk.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(fresh.path().join("helpdesk.db").exists());
+}

@@ -15,6 +15,7 @@ use sqlx::{AssertSqlSafe, Row, Sqlite, SqliteConnection, SqlitePool};
 use super::script::{Script, Stmt};
 use super::*;
 
+mod backup;
 mod budget;
 mod dashboard;
 mod mailbox;
@@ -24,6 +25,8 @@ mod schedule;
 mod stats;
 mod tickets;
 mod views;
+
+pub use backup::{BackupCounts, restore};
 
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -817,6 +820,10 @@ impl Store for SqliteStore {
 
     async fn probe_write(&self, instance: &str, at: Millis) -> Result<(), StoreError> {
         dashboard::probe_write(self, instance, at).await
+    }
+
+    async fn backup_into(&self, dest: &std::path::Path) -> Result<BackupCounts, StoreError> {
+        backup::backup(self, dest).await
     }
 
     async fn next_due(&self) -> Result<Option<Millis>, StoreError> {

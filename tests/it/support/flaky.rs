@@ -371,6 +371,13 @@ impl Store for FlakyStore {
     async fn probe_write(&self, instance: &str, at: Millis) -> Result<(), StoreError> {
         self.inner.probe_write(instance, at).await
     }
+
+    async fn backup_into(
+        &self,
+        dest: &std::path::Path,
+    ) -> Result<helpdesk::store::sqlite::BackupCounts, StoreError> {
+        self.inner.backup_into(dest).await
+    }
     async fn agent_loads(
         &self,
         agents: &[EmailAddress],
