@@ -165,6 +165,13 @@ impl App {
         let pipeline = self.pipeline.clone();
         let token = stop.clone();
         tracker.spawn(async move { watch_knowledge(pipeline, token).await });
+        if self.config.retention.is_set() {
+            let retention = self.config.retention.clone();
+            let store = self.pipeline.store().clone();
+            let clock = self.pipeline.clock();
+            let token = stop.clone();
+            tracker.spawn(async move { run_retention(retention, store, clock, token).await });
+        }
         // The database file deleted or replaced under the gateway: every transaction refuses
         // from then on, and this stops the gateway within a second.
         let store = self.pipeline.store().clone();
@@ -202,6 +209,51 @@ impl App {
             anyhow::bail!("the {which} stopped unexpectedly ({why})");
         }
         Ok(())
+    }
+}
+
+/// `[retention]`: at start, then every hour, drops raw mail and erases closed tickets
+/// past their time. Errors are logged and tried again the next hour; the purge is
+/// idempotent (what is purged stays purged, and is not counted again).
+async fn run_retention(
+    settings: crate::config::RetentionSettings,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn crate::clock::Clock>,
+    stop: CancellationToken,
+) {
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+    loop {
+        let now = clock.now();
+        let ago = |d: std::time::Duration| now - d.as_millis() as crate::clock::Millis;
+        if let Some(keep) = settings.raw_mail {
+            match store.purge_raw_mail(ago(keep), now).await {
+                Ok(r) if r.messages > 0 => tracing::info!(
+                    messages = r.messages,
+                    attachments = r.attachments,
+                    kept = %humantime::format_duration(keep),
+                    "retention: dropped old raw mail"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "retention: cannot purge raw mail"),
+            }
+        }
+        if let Some(keep) = settings.closed_tickets {
+            match store.purge_closed_tickets(ago(keep), now).await {
+                Ok(r) if r.tickets > 0 => tracing::info!(
+                    tickets = r.tickets,
+                    messages = r.messages,
+                    events = r.events,
+                    kept = %humantime::format_duration(keep),
+                    "retention: erased the personal data of old closed tickets"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "retention: cannot purge closed tickets"),
+            }
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(EVERY) => {}
+        }
     }
 }
 

@@ -16,6 +16,7 @@ mod knowledge;
 mod mailboxes;
 mod oauth;
 mod reports;
+mod retention;
 mod time;
 
 pub use dashboard::DashboardSettings;
@@ -24,6 +25,7 @@ pub use knowledge::KnowledgeSettings;
 use mailboxes::{outbox, source};
 pub use oauth::Login;
 pub use reports::ReportSettings;
+pub use retention::RetentionSettings;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -96,6 +98,8 @@ struct RawConfig {
     reports: reports::RawReports,
     dashboard: Option<dashboard::RawDashboard>,
     oauth2: Option<oauth::RawOAuth2>,
+    #[serde(default)]
+    retention: retention::RawRetention,
 }
 
 #[derive(Debug, Deserialize)]
@@ -316,6 +320,8 @@ pub struct Config {
     pub desk: DeskSettings,
     /// `[dashboard]`: none, nothing listens.
     pub dashboard: Option<DashboardSettings>,
+    /// `[retention]`: none set, nothing is purged.
+    pub retention: RetentionSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -529,8 +535,10 @@ impl Config {
             shared_oauth2.as_ref(),
         )?;
         let dashboard = dashboard::build(raw.dashboard, &resolve, env)?;
+        let retention = retention::build(raw.retention)?;
         Ok(Config {
             dashboard,
+            retention,
             gateway,
             desk,
             database_url,

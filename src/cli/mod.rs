@@ -106,6 +106,9 @@ pub enum Command {
     /// OAuth2 sign-in for Microsoft 365 and Gmail mailboxes.
     #[command(subcommand)]
     Oauth(OauthCommand),
+    /// A person's data.
+    #[command(subcommand)]
+    Customers(CustomersCommand),
     /// Write a consistent copy of the desk's database to FILE (a new file), while the
     /// gateway runs; print what it holds.
     Backup {
@@ -125,6 +128,27 @@ pub enum Command {
     Completions {
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CustomersCommand {
+    /// Erase a person's data (GDPR article 17): the raw mail, texts, attachments, address
+    /// and name in their tickets, their mail on other tickets, the outbox and the events.
+    /// Tickets stay, blanked, so the statistics do not change; the erasure is recorded
+    /// (when, by whom, how many rows), never the address.
+    Forget {
+        /// The person's address.
+        address: String,
+        /// Say what would be erased, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Who asks, as the erasure's record names them.
+        #[arg(long = "as", default_value = "cli")]
+        actor: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -601,6 +625,12 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             stats::report_weekly(&cli.config, at, to, no_send).await
         }
         Command::Dashboard { listen } => dashboard(&cli.config, listen).await,
+        Command::Customers(CustomersCommand::Forget {
+            address,
+            dry_run,
+            actor,
+            json,
+        }) => forget(&cli.config, &address, dry_run, &actor, json).await,
         Command::Backup { file } => {
             let config = Config::load(&cli.config)?;
             let store = app::open_existing_store(&config).await?;
@@ -691,6 +721,72 @@ where
                 .map_err(|e| anyhow::Error::new(BadValue(format!("{flag}: {e} ({hint})"))))
         })
         .transpose()
+}
+
+/// `helpdesk customers forget`: one person's data erased (or counted, with --dry-run).
+async fn forget(
+    config_path: &Path,
+    address: &str,
+    dry_run: bool,
+    actor: &str,
+    json: bool,
+) -> Result<ExitCode> {
+    let address = EmailAddress::parse(address).map_err(|e| {
+        anyhow::Error::new(BadValue(format!(
+            "{address:?} is not an address ({e}): give the person's whole address"
+        )))
+    })?;
+    let config = Config::load(config_path)?;
+    let store = app::open_existing_store(&config).await?;
+    let now = crate::clock::Clock::now(&crate::clock::SystemClock);
+    let report = store.forget_person(&address, actor, now, dry_run).await?;
+    if json {
+        let mut value = serde_json::to_value(&report)?;
+        value["dry_run"] = dry_run.into();
+        if dry_run {
+            value["erasure"] = serde_json::Value::Null;
+        }
+        println!("{value}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let verb = if dry_run { "would be" } else { "were" };
+    match (dry_run, report.erasure) {
+        (false, Some(id)) => println!("Erasure #{id}, asked by {actor}:"),
+        _ => println!("Dry run: nothing changed. An erasure would cover:"),
+    }
+    let lines = [
+        (
+            report.tickets,
+            "tickets of theirs",
+            "blanked (customer, name, subject)",
+        ),
+        (
+            report.messages,
+            "messages",
+            "blanked (raw mail, texts, addresses)",
+        ),
+        (report.attachments, "attachments", "removed"),
+        (
+            report.outbox,
+            "outgoing mails",
+            "scrubbed (mail still queued is not sent)",
+        ),
+        (report.events, "events", "scrubbed of the address and name"),
+        (
+            report.participants,
+            "participant entries",
+            "replaced or removed",
+        ),
+        (report.mentions, "other mails that named them", "scrubbed"),
+        (report.names, "names", "searched for and replaced"),
+    ];
+    for (n, what, how) in lines {
+        println!("  {n:>6} {what} {verb} {how}");
+    }
+    if !dry_run {
+        println!("The tickets stay in the statistics; the record keeps no address.");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The OAuth2 sections the source and the outbox log in with, each once.

@@ -174,7 +174,7 @@ pub(super) fn smtp(
         TlsMode::StartTls => 587,
         TlsMode::Plain => 25,
     });
-    if wants_oauth2("outbox.smtp.auth", s.auth.as_deref())? {
+    let credentials = if wants_oauth2("outbox.smtp.auth", s.auth.as_deref())? {
         let username = s.username.ok_or_else(|| {
             invalid(
                 "outbox.smtp.username",
@@ -189,62 +189,46 @@ pub(super) fn smtp(
                 "remove password / password_file, or use auth = \"password\"",
             ));
         }
-        if tls == TlsMode::Plain && !is_loopback(&s.host) {
-            return Err(invalid(
-                "outbox.smtp.tls",
-                "\"plain\" would send the token in clear to a remote server",
-                "use \"starttls\" or \"implicit\"",
-            ));
-        }
         let oauth2 = side_oauth2("outbox.smtp", s.oauth2, shared_oauth2, resolve, env)?;
-        return Ok(SmtpSettings {
-            helo_name: s
-                .helo_name
-                .unwrap_or_else(|| support_address.domain().to_string()),
-            host: s.host,
-            port,
-            tls,
-            credentials: Some((username, Login::OAuth2(oauth2))),
-            ca_file: s.ca_file.map(resolve),
-            timeout: s.timeout,
-        });
-    }
-    if s.oauth2.is_some() {
-        return Err(invalid(
-            "outbox.smtp.oauth2",
-            "set, but auth is \"password\"",
-            "add auth = \"oauth2\" to [outbox.smtp]",
-        ));
-    }
-    let password = secret(
-        "outbox.smtp.password",
-        s.password,
-        s.password_file.map(resolve),
-        env.var("HELPDESK_SMTP_PASSWORD"),
-        "HELPDESK_SMTP_PASSWORD",
-    )?;
-    let credentials = match (s.username, password) {
-        (Some(u), Some(p)) => Some((u, Login::Password(p))),
-        (None, None) => None,
-        (Some(_), None) => {
+        Some((username, Login::OAuth2(oauth2)))
+    } else {
+        if s.oauth2.is_some() {
             return Err(invalid(
-                "outbox.smtp.password",
-                "a username is set but no password",
-                "set HELPDESK_SMTP_PASSWORD or outbox.smtp.password_file",
+                "outbox.smtp.oauth2",
+                "set, but auth is \"password\"",
+                "add auth = \"oauth2\" to [outbox.smtp]",
             ));
         }
-        (None, Some(_)) => {
-            return Err(invalid(
-                "outbox.smtp.username",
-                "a password is set but no username",
-                "set outbox.smtp.username",
-            ));
+        let password = secret(
+            "outbox.smtp.password",
+            s.password,
+            s.password_file.map(resolve),
+            env.var("HELPDESK_SMTP_PASSWORD"),
+            "HELPDESK_SMTP_PASSWORD",
+        )?;
+        match (s.username, password) {
+            (Some(u), Some(p)) => Some((u, Login::Password(p))),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(invalid(
+                    "outbox.smtp.password",
+                    "a username is set but no password",
+                    "set HELPDESK_SMTP_PASSWORD or outbox.smtp.password_file",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(invalid(
+                    "outbox.smtp.username",
+                    "a password is set but no username",
+                    "set outbox.smtp.username",
+                ));
+            }
         }
     };
     if credentials.is_some() && tls == TlsMode::Plain && !is_loopback(&s.host) {
         return Err(invalid(
             "outbox.smtp.tls",
-            "\"plain\" would send the password in clear to a remote server",
+            "\"plain\" would send the password or token in clear to a remote server",
             "use \"starttls\" or \"implicit\"",
         ));
     }

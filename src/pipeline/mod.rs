@@ -297,6 +297,11 @@ impl Pipeline {
         self
     }
 
+    /// The clock the pipeline reads (the system's unless told otherwise).
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        self.clock.clone()
+    }
+
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }

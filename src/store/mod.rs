@@ -117,6 +117,23 @@ impl From<sqlx::Error> for StoreError {
 /// Milliseconds since the Unix epoch.
 pub use crate::clock::{Millis, format_millis};
 
+/// What an erasure or a retention purge changed (rows blanked or removed).
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ErasureReport {
+    /// The `erasures` row that records it (none for a dry run's rolled-back one).
+    pub erasure: Option<i64>,
+    pub tickets: u64,
+    pub messages: u64,
+    pub attachments: u64,
+    pub outbox: u64,
+    pub events: u64,
+    pub participants: u64,
+    /// Other mail that named the person, with the address or name replaced.
+    pub mentions: u64,
+    /// Names of the person found and replaced.
+    pub names: u64,
+}
+
 /// Where a mail came from, so a re-read of the same mail is recognised.
 #[derive(Clone, Debug)]
 pub struct SourceRef {
@@ -938,6 +955,26 @@ pub trait Store: Send + Sync {
     /// Whether the database still takes a write: its files can be opened for writing (as
     /// a restarted gateway would need) and a row is written (disk full, locked too long).
     async fn probe_write(&self, instance: &str, at: Millis) -> Result<(), StoreError>;
+    /// Erases a person's data (GDPR article 17): their tickets' personal content, their
+    /// mail anywhere, and every mention of their address and name; the rows stay, blanked,
+    /// so the statistics do not change. `dry_run` counts and changes nothing.
+    async fn forget_person(
+        &self,
+        address: &EmailAddress,
+        by: &str,
+        at: Millis,
+        dry_run: bool,
+    ) -> Result<ErasureReport, StoreError>;
+    /// `[retention] closed_tickets`: the same erasure for tickets closed before `before`.
+    async fn purge_closed_tickets(
+        &self,
+        before: Millis,
+        at: Millis,
+    ) -> Result<ErasureReport, StoreError>;
+    /// `[retention] raw_mail`: drops the raw mail (and attachments) received before
+    /// `before`, keeping the parsed text and everything counted.
+    async fn purge_raw_mail(&self, before: Millis, at: Millis)
+    -> Result<ErasureReport, StoreError>;
     /// Writes a consistent copy of the whole desk, as of one moment, to a new file, while
     /// the gateway goes on; returns what the copy holds.
     async fn backup_into(&self, dest: &std::path::Path)

@@ -18,6 +18,7 @@ mod mail_stack;
 mod mta_pipe;
 mod oauth;
 mod outbox;
+mod personal_data;
 mod pipeline;
 mod quotes;
 mod reading;

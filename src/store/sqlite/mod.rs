@@ -18,6 +18,7 @@ use super::*;
 mod backup;
 mod budget;
 mod dashboard;
+mod erasure;
 mod mailbox;
 mod messages;
 mod outbox;
@@ -820,6 +821,32 @@ impl Store for SqliteStore {
 
     async fn probe_write(&self, instance: &str, at: Millis) -> Result<(), StoreError> {
         dashboard::probe_write(self, instance, at).await
+    }
+
+    async fn forget_person(
+        &self,
+        address: &EmailAddress,
+        by: &str,
+        at: Millis,
+        dry_run: bool,
+    ) -> Result<ErasureReport, StoreError> {
+        erasure::forget(self, address.as_str(), by, at, dry_run).await
+    }
+
+    async fn purge_closed_tickets(
+        &self,
+        before: Millis,
+        at: Millis,
+    ) -> Result<ErasureReport, StoreError> {
+        erasure::purge_closed(self, before, at).await
+    }
+
+    async fn purge_raw_mail(
+        &self,
+        before: Millis,
+        at: Millis,
+    ) -> Result<ErasureReport, StoreError> {
+        erasure::purge_raw_mail(self, before, at).await
     }
 
     async fn backup_into(&self, dest: &std::path::Path) -> Result<BackupCounts, StoreError> {

@@ -372,6 +372,32 @@ impl Store for FlakyStore {
         self.inner.probe_write(instance, at).await
     }
 
+    async fn forget_person(
+        &self,
+        address: &helpdesk::domain::EmailAddress,
+        by: &str,
+        at: Millis,
+        dry_run: bool,
+    ) -> Result<helpdesk::store::ErasureReport, StoreError> {
+        self.inner.forget_person(address, by, at, dry_run).await
+    }
+
+    async fn purge_closed_tickets(
+        &self,
+        before: Millis,
+        at: Millis,
+    ) -> Result<helpdesk::store::ErasureReport, StoreError> {
+        self.inner.purge_closed_tickets(before, at).await
+    }
+
+    async fn purge_raw_mail(
+        &self,
+        before: Millis,
+        at: Millis,
+    ) -> Result<helpdesk::store::ErasureReport, StoreError> {
+        self.inner.purge_raw_mail(before, at).await
+    }
+
     async fn backup_into(
         &self,
         dest: &std::path::Path,
