@@ -44,7 +44,13 @@ async fn two_workers_and_a_slow_server_send_each_mail_once() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut second_sent = 0;
     while !first_run.is_finished() {
-        second_sent += second.step().await.unwrap().sent;
+        match second.step().await {
+            Ok(report) => second_sent += report.sent,
+            // A busy database (the full suite loads both cores): a real worker logs it and
+            // looks again, as this one does.
+            Err(e) if e.is_temporary() => {}
+            Err(e) => panic!("the second worker: {e}"),
+        }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let first_report = first_run.await.unwrap();
