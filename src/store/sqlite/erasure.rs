@@ -143,20 +143,34 @@ async fn record(
     Ok(id)
 }
 
-/// Replaces every case of `needle` (ASCII case-insensitive) in `haystack`.
+/// Replaces every case of `needle` (ASCII case-insensitive) in `haystack` that stands as
+/// a whole: `customer8@x.example` is not in `customer80@x.example` nor in
+/// `acustomer8@x.example`, and the name `Customer 8` is not in `Customer 80`.
 fn replace_ci(haystack: &[u8], needle: &[u8], with: &[u8]) -> Option<Vec<u8>> {
     if needle.is_empty() || haystack.len() < needle.len() {
         return None;
     }
+    let address = needle.contains(&b'@');
+    // Bytes that continue an address or a word (UTF-8 bytes continue a name).
+    let joins =
+        |b: u8| b.is_ascii_alphanumeric() || b >= 0x80 || (address && b"._%+-=".contains(&b));
     let mut out = Vec::with_capacity(haystack.len());
     let mut i = 0;
     let mut found = false;
     while i < haystack.len() {
-        if haystack.len() - i >= needle.len()
-            && haystack[i..i + needle.len()].eq_ignore_ascii_case(needle)
-        {
+        let end = i + needle.len();
+        let whole = end <= haystack.len()
+            && haystack[i..end].eq_ignore_ascii_case(needle)
+            && (i == 0 || !joins(haystack[i - 1]))
+            && match haystack.get(end) {
+                None => true,
+                // A sentence's full stop after an address ends it.
+                Some(b'.') if address => !haystack.get(end + 1).is_some_and(|b| joins(*b)),
+                Some(b) => !joins(*b),
+            };
+        if whole {
             out.extend_from_slice(with);
-            i += needle.len();
+            i = end;
             found = true;
         } else {
             out.push(haystack[i]);
@@ -453,7 +467,15 @@ async fn erase(
                         .map(|b| String::from_utf8_lossy(&b).into_owned())
                         .unwrap_or_else(|| t.to_string())
                 };
-                let raw = replace_ci(&raw, needle.as_bytes(), with.as_bytes()).unwrap_or(raw);
+                let new_raw = replace_ci(&raw, needle.as_bytes(), with.as_bytes());
+                let texts = [&to, &cc, &subject, &body, &reply, &quoted];
+                let changed = new_raw.is_some()
+                    || texts.iter().any(|t| fix(t) != **t)
+                    || from_name.as_deref().is_some_and(|n| fix(n) != n);
+                if !changed {
+                    continue;
+                }
+                let raw = new_raw.unwrap_or(raw);
                 sqlx::query(
                     "UPDATE messages SET raw = ?, to_addrs = ?, cc_addrs = ?, subject = ?, \
                      body_text = ?, reply_text = ?, quoted_text = ?, from_name = ? WHERE id = ?",
@@ -497,6 +519,34 @@ async fn erase(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_whole_addresses_and_names_are_replaced() {
+        let text = b"customer80@x.example, acustomer8@x.example, Customer 80, Customer 8.";
+        assert_eq!(
+            replace_ci(text, b"customer8@x.example", b"X"),
+            None,
+            "neither longer address is hers"
+        );
+        assert_eq!(
+            replace_ci(text, b"Customer 8", b"N").unwrap(),
+            b"customer80@x.example, acustomer8@x.example, Customer 80, N.".to_vec()
+        );
+        assert_eq!(
+            replace_ci(
+                b"Write to customer8@x.example. Thanks",
+                b"customer8@x.example",
+                b"X"
+            )
+            .unwrap(),
+            b"Write to X. Thanks".to_vec()
+        );
+        assert_eq!(
+            replace_ci(b"<customer8@x.example>", b"customer8@x.example", b"X").unwrap(),
+            b"<X>".to_vec()
+        );
+        assert!(replace_ci(b"Zoe Marchettiova", b"Zoe Marchetti", b"N").is_none());
+    }
 
     #[test]
     fn replacement_ignores_ascii_case() {
