@@ -8,12 +8,14 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::config::Backend;
 use crate::config::{Config, SourceSettings};
 use crate::ingest::imap::{ImapSource, ImapStats};
 use crate::ingest::maildir::MaildirSource;
 use crate::outbox::{OutboxWorker, Transport};
 use crate::pipeline::Pipeline;
 use crate::render::Renderer;
+use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
 use crate::web::{Dashboard, Task, Tasks};
@@ -29,14 +31,28 @@ pub struct App {
 /// Opens the configured store. Kept apart so the CLI can tell "database unreachable"
 /// (exit 75, the MTA retries) from every other failure.
 pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
-    Ok(Arc::new(SqliteStore::open(&config.database_url).await?))
+    match config.backend() {
+        Backend::Sqlite => Ok(Arc::new(SqliteStore::open(&config.database_url).await?)),
+        Backend::Postgres => Ok(Arc::new(
+            PgStore::open(&config.database_url, config.database_password.as_ref())
+                .await
+                .map_err(|e| e.at(&config.database_url))?,
+        )),
+    }
 }
 
 /// The store of a command that only reads: it must exist already.
 pub async fn open_existing_store(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
-    Ok(Arc::new(
-        SqliteStore::open_existing(&config.database_url).await?,
-    ))
+    match config.backend() {
+        Backend::Sqlite => Ok(Arc::new(
+            SqliteStore::open_existing(&config.database_url).await?,
+        )),
+        Backend::Postgres => Ok(Arc::new(
+            PgStore::open_existing(&config.database_url, config.database_password.as_ref())
+                .await
+                .map_err(|e| e.at(&config.database_url))?,
+        )),
+    }
 }
 
 impl App {
@@ -131,16 +147,24 @@ impl App {
                     Ok(())
                 })
             }
-            SourceSettings::Imap(settings) => {
-                let source = ImapSource::with_stats(
-                    settings.clone(),
-                    self.pipeline.clone(),
-                    self.imap_stats.clone(),
-                );
+            SourceSettings::Imap(mailboxes) => {
+                // Every mailbox read side by side; one that stops for good stops the gateway.
+                let sources: Vec<ImapSource> = mailboxes
+                    .iter()
+                    .map(|settings| {
+                        ImapSource::with_stats(
+                            settings.clone(),
+                            self.pipeline.clone(),
+                            self.imap_stats.clone(),
+                        )
+                    })
+                    .collect();
                 let token = stop.clone();
                 tracker.spawn(async move {
                     let _running = running;
-                    source.run(token).await
+                    futures::future::try_join_all(sources.iter().map(|s| s.run(token.clone())))
+                        .await
+                        .map(|_| ())
                 })
             }
         };

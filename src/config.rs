@@ -11,6 +11,7 @@ use serde::Deserialize;
 use crate::domain::{CodePrefix, EmailAddress, Language};
 
 mod dashboard;
+mod database;
 mod desk;
 mod knowledge;
 mod mailboxes;
@@ -20,6 +21,7 @@ mod retention;
 mod time;
 
 pub use dashboard::DashboardSettings;
+pub use database::Backend;
 pub use desk::{DeskSettings, MailBudget, StrangerPolicy};
 pub use knowledge::KnowledgeSettings;
 use mailboxes::{outbox, source};
@@ -63,7 +65,7 @@ fn invalid(key: &str, message: impl Into<String>, hint: impl Into<String>) -> Co
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     gateway: RawGateway,
-    database: RawDatabase,
+    database: database::RawDatabase,
     source: RawSource,
     outbox: RawOutbox,
     #[serde(default)]
@@ -144,16 +146,18 @@ fn default_language() -> String {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawDatabase {
-    url: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawSource {
     kind: String,
     maildir: Option<RawMaildir>,
-    imap: Option<RawImap>,
+    imap: Option<OneOrMany<RawImap>>,
+}
+
+/// `[source.imap]` (one mailbox) or `[[source.imap]]` (several).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
 }
 
 #[derive(Debug, Deserialize)]
@@ -314,7 +318,10 @@ impl TlsMode {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub gateway: GatewaySettings,
+    /// `sqlite:FILE` or `postgres://…` (never with a password in it: printable).
     pub database_url: String,
+    /// PostgreSQL's password, from `[database] password_file` or the environment.
+    pub database_password: Option<SecretString>,
     pub source: SourceSettings,
     pub outbox: OutboxSettings,
     pub desk: DeskSettings,
@@ -345,7 +352,8 @@ pub struct GatewaySettings {
 #[derive(Debug, Clone)]
 pub enum SourceSettings {
     Maildir(MaildirSettings),
-    Imap(ImapSettings),
+    /// One or more mailboxes, read side by side (each by one gateway at a time).
+    Imap(Vec<ImapSettings>),
 }
 
 #[derive(Debug, Clone)]
@@ -428,10 +436,10 @@ impl Config {
     /// are left out and kept in the base's `problems` for the caller to report.
     pub fn load_knowledge(&mut self) -> Result<(), ConfigError> {
         // Kept beside the database, where the gateway (and an MTA's `ingest`) may write.
-        let db = self.database_url.trim_start_matches("sqlite:");
-        let file = Path::new(db.split('?').next().unwrap_or_default());
-        if !db.starts_with(':')
-            && let Some(folder) = file.parent().filter(|f| f.is_dir())
+        if let Some(folder) = self
+            .sqlite_file()
+            .and_then(|f| f.parent().map(Path::to_path_buf))
+            .filter(|f| f.is_dir())
         {
             self.desk.knowledge.cache = Some(folder.join("helpdesk-kb.cache"));
         }
@@ -444,6 +452,11 @@ impl Config {
     /// would only say "unable to open database file" once the gateway starts. Checked by
     /// `run` and `check-config`; `ingest` (an MTA's pipe) exits 75 instead, so the mail is
     /// deferred while a disk is missing, never bounced.
+    /// Which store `[database] url` names.
+    pub fn backend(&self) -> Backend {
+        Backend::of(&self.database_url)
+    }
+
     /// The database's file, when the desk is kept in one (not `:memory:`).
     pub fn sqlite_file(&self) -> Option<PathBuf> {
         let path = self.database_url.strip_prefix("sqlite:")?;
@@ -452,6 +465,9 @@ impl Config {
     }
 
     pub fn check_database_folder(&self) -> Result<(), ConfigError> {
+        if self.backend() != Backend::Sqlite {
+            return Ok(());
+        }
         let path = self.database_url.trim_start_matches("sqlite:");
         let file = path.split('?').next().unwrap_or_default();
         if file.starts_with(':') {
@@ -520,7 +536,7 @@ impl Config {
         desk.knowledge = knowledge::build(raw.knowledge_base, base, &time.calendar)?;
         desk.reports = reports::build(raw.reports)?;
         desk.time = time;
-        let database_url = resolve_sqlite_url(&raw.database.url, base)?;
+        let (database_url, database_password) = database::build(raw.database, base, &resolve, env)?;
 
         let shared_oauth2 = raw
             .oauth2
@@ -542,6 +558,7 @@ impl Config {
             gateway,
             desk,
             database_url,
+            database_password,
             source,
             outbox,
         })
@@ -673,32 +690,6 @@ fn secret(
         )));
     }
     Ok(inline.map(SecretString::from))
-}
-
-/// Makes `sqlite:` URLs with relative paths relative to the config file's folder.
-fn resolve_sqlite_url(url: &str, base: &Path) -> Result<String, ConfigError> {
-    let Some(rest) = url.strip_prefix("sqlite:") else {
-        return Err(invalid(
-            "database.url",
-            format!("{url:?} is not a supported database URL"),
-            "use \"sqlite:helpdesk.db\" (a file path)",
-        ));
-    };
-    let path_part = rest.trim_start_matches("//");
-    if path_part.is_empty() {
-        return Err(invalid(
-            "database.url",
-            "no file name",
-            "use \"sqlite:helpdesk.db\"",
-        ));
-    }
-    if path_part.starts_with(':') {
-        return Ok(format!("sqlite:{path_part}"));
-    }
-    if Path::new(path_part).is_absolute() {
-        return Ok(format!("sqlite:{path_part}"));
-    }
-    Ok(format!("sqlite:{}", base.join(path_part).display()))
 }
 
 /// The commented config `helpdesk init DIR` writes: the embedded default, all inside DIR.

@@ -21,6 +21,7 @@ pub mod domain;
 pub mod inbound;
 pub mod ingest;
 pub mod kb;
+pub mod lease;
 pub mod metrics;
 pub mod oauth;
 pub mod outbox;

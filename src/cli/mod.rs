@@ -453,14 +453,18 @@ fn log_start(path: &Path, config: &Config) {
         crate::config::SourceSettings::Maildir(m) => {
             tracing::info!(kind = "maildir", path = %m.path.display(), "source");
         }
-        crate::config::SourceSettings::Imap(i) => tracing::info!(
-            kind = "imap",
-            server = %format!("{}:{}", i.host, i.port),
-            user = %i.username,
-            mailbox = %i.mailbox,
-            idle = i.idle,
-            "source"
-        ),
+        crate::config::SourceSettings::Imap(mailboxes) => {
+            for i in mailboxes {
+                tracing::info!(
+                    kind = "imap",
+                    server = %format!("{}:{}", i.host, i.port),
+                    user = %i.username,
+                    mailbox = %i.mailbox,
+                    idle = i.idle,
+                    "source"
+                )
+            }
+        }
     }
     let roster = &config.desk.roster;
     tracing::info!(
@@ -572,14 +576,16 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                     hint: "fix the [outbox.smtp] settings".into(),
                 }
             })?;
-            if let crate::config::SourceSettings::Imap(imap) = &config.source {
-                crate::ingest::imap::tls_connector(imap).map_err(|e| {
+            if let crate::config::SourceSettings::Imap(mailboxes) = &config.source {
+                for imap in mailboxes {
+                    crate::ingest::imap::tls_connector(imap).map_err(|e| {
                     crate::config::ConfigError::Invalid {
                         key: "source.imap.ca_file".into(),
                         message: format!("{e:#}"),
                         hint: "give a readable PEM file of the CA that signed the server's certificate".into(),
                     }
                 })?;
+                }
             }
             check_tokens(&config).await?;
             println!("{}: ok", cli.config.display());
@@ -799,8 +805,10 @@ fn oauth_sections(config: &Config) -> Vec<Arc<crate::oauth::OAuth2>> {
             out.push(o.clone());
         }
     };
-    if let crate::config::SourceSettings::Imap(i) = &config.source {
-        add(&i.login);
+    if let crate::config::SourceSettings::Imap(mailboxes) = &config.source {
+        for i in mailboxes {
+            add(&i.login);
+        }
     }
     if let crate::config::TransportSettings::Smtp(s) = &config.outbox.transport
         && let Some((_, login)) = &s.credentials

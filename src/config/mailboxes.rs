@@ -29,7 +29,7 @@ pub(super) fn source(
                 poll_interval: m.poll_interval,
             })
         }
-        "imap" => SourceSettings::Imap(imap(raw.imap, &resolve, env, shared_oauth2)?),
+        "imap" => SourceSettings::Imap(imaps(raw.imap, &resolve, env, shared_oauth2)?),
         other => {
             return Err(invalid(
                 "source.kind",
@@ -38,6 +38,50 @@ pub(super) fn source(
             ));
         }
     })
+}
+
+/// `[source.imap]`, or several `[[source.imap]]`: errors about the second and later name
+/// them `source.imap[1]`…, and two entries for the same mailbox are refused (both would
+/// be read under one lease and one checkpoint).
+fn imaps(
+    raw: Option<super::OneOrMany<RawImap>>,
+    resolve: &dyn Fn(PathBuf) -> PathBuf,
+    env: &dyn Env,
+    shared_oauth2: Option<&Arc<OAuth2>>,
+) -> Result<Vec<ImapSettings>, ConfigError> {
+    let raws = match raw {
+        None => vec![None],
+        Some(super::OneOrMany::One(one)) => vec![Some(one)],
+        Some(super::OneOrMany::Many(many)) if many.is_empty() => vec![None],
+        Some(super::OneOrMany::Many(many)) => many.into_iter().map(Some).collect(),
+    };
+    let several = raws.len() > 1;
+    let mut out: Vec<ImapSettings> = Vec::with_capacity(raws.len());
+    for (n, raw) in raws.into_iter().enumerate() {
+        let settings = imap(raw, resolve, env, shared_oauth2).map_err(|e| match e {
+            ConfigError::Invalid { key, message, hint } if several => ConfigError::Invalid {
+                key: key.replacen("source.imap", &format!("source.imap[{n}]"), 1),
+                message,
+                hint,
+            },
+            other => other,
+        })?;
+        if let Some(first) = out.iter().position(|o| {
+            (o.host.as_str(), o.username.as_str(), o.mailbox.as_str())
+                == (&settings.host, &settings.username, &settings.mailbox)
+        }) {
+            return Err(invalid(
+                &format!("source.imap[{n}]"),
+                format!(
+                    "the same mailbox as source.imap[{first}] ({}@{}/{})",
+                    settings.username, settings.host, settings.mailbox
+                ),
+                "remove one of them",
+            ));
+        }
+        out.push(settings);
+    }
+    Ok(out)
 }
 
 /// `[source.imap]`: the server, its TLS, the login and how the mailbox is read.

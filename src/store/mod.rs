@@ -5,7 +5,11 @@
 //! backend (PostgreSQL, for several gateways sharing the work) is one more impl and no
 //! change to the pipeline. Rows become domain types here and nowhere else.
 
+mod filter;
+pub mod postgres;
+mod rows;
 mod script;
+mod scrub;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -22,12 +26,20 @@ pub type TicketId = i64;
 pub type MessageRowId = i64;
 pub type OutboxId = i64;
 
+/// Any backend's error, kept as the cause without naming its driver.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database cannot be reached, opened or written just now (busy, locked,
-    /// read-only, disk full, I/O error): worth retrying later (EX_TEMPFAIL).
+    /// read-only, disk full, I/O error, connection lost): worth retrying later (EX_TEMPFAIL).
     #[error("database unavailable: {0}")]
-    Unavailable(#[source] sqlx::Error),
+    Unavailable(#[source] BoxError),
+    /// Another gateway changed the same rows at the same moment (a deadlock, a
+    /// serialization failure, two writers racing for one unique row): the whole work,
+    /// decided again, sees their change and goes through.
+    #[error("a concurrent change got there first: {0}")]
+    Conflict(#[source] BoxError),
     /// Anything that went wrong with the database at `path`, so the operator knows which file.
     #[error("database {path}: {source}")]
     At {
@@ -42,11 +54,12 @@ pub enum StoreError {
     /// The database's files can no longer be opened for writing.
     #[error("the database cannot be written: {0}")]
     NotWritable(String),
+    /// The statement or the schema is wrong: retrying the same work fails the same way.
     #[error("database error: {0}")]
-    Other(#[source] sqlx::Error),
+    Database(#[source] BoxError),
     /// The statistics' bulk read (its own read-only connection) failed.
     #[error("reading the database for statistics: {0}")]
-    Read(#[source] rusqlite::Error),
+    Read(#[source] BoxError),
     /// A command that only reads found no database: it never creates one.
     #[error(
         "no database at {0}: `helpdesk run` or `helpdesk ingest` creates it; check [database] url"
@@ -61,17 +74,41 @@ pub enum StoreError {
     /// The writer was handed a plan it cannot write (a bug in `decide`): never temporary.
     #[error("a plan the writer cannot apply: {0}")]
     BadPlan(&'static str),
+    /// What this backend does not do, and what to use instead.
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// What a caller may do about a [`StoreError`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The same work may succeed later, untouched.
+    Temporary,
+    /// The same work, decided again on what is stored now, goes through.
+    Conflict,
+    /// Retrying changes nothing.
+    Permanent,
 }
 
 impl StoreError {
-    /// Whether the same work may succeed later, untouched: what an MTA pipe defers
-    /// (exit 75) instead of bouncing the customer's mail.
-    pub fn is_temporary(&self) -> bool {
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            StoreError::Unavailable(_) => true,
-            StoreError::At { source, .. } => source.is_temporary(),
-            _ => false,
+            StoreError::Unavailable(_) => ErrorKind::Temporary,
+            StoreError::Conflict(_) => ErrorKind::Conflict,
+            StoreError::At { source, .. } => source.kind(),
+            _ => ErrorKind::Permanent,
         }
+    }
+
+    /// Whether the same work may succeed later: what an MTA pipe defers (exit 75) instead
+    /// of bouncing the customer's mail. A conflict is: done again, the work is decided on
+    /// the other gateway's change.
+    pub fn is_temporary(&self) -> bool {
+        self.kind() != ErrorKind::Permanent
+    }
+
+    pub fn unavailable(e: impl Into<BoxError>) -> StoreError {
+        StoreError::Unavailable(e.into())
     }
 
     pub fn at(self, path: &str) -> StoreError {
@@ -90,27 +127,55 @@ impl StoreError {
 /// read-only, I/O error, disk full, cannot open, lock protocol error.
 const SQLITE_TEMPORARY_CODES: &[i64] = &[5, 6, 8, 10, 13, 14, 15];
 
-fn is_temporary_database_error(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::Database(db) => db
-            .code()
-            .and_then(|c| c.parse::<i64>().ok())
-            .is_some_and(|code| SQLITE_TEMPORARY_CODES.contains(&(code & 0xff))),
-        _ => false,
+/// PostgreSQL's SQLSTATE classes and codes that say the database cannot serve just now:
+/// connection exceptions, insufficient resources, operator intervention (a shutdown or a
+/// restart), system errors.
+const PG_TEMPORARY_CLASSES: &[&str] = &["08", "53", "57", "58"];
+/// Two transactions that cannot both go through as they are: a serialization failure, a
+/// deadlock, a lock not granted in time, two writers inserting the same unique row.
+const PG_CONFLICT_CODES: &[&str] = &["40001", "40P01", "55P03", "23505"];
+
+fn classify(e: sqlx::Error) -> StoreError {
+    let kind = match &e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => ErrorKind::Temporary,
+        sqlx::Error::Database(db) => {
+            let code = db.code().unwrap_or_default().to_string();
+            if db
+                .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                .is_some()
+            {
+                if PG_CONFLICT_CODES.contains(&code.as_str()) {
+                    ErrorKind::Conflict
+                } else if PG_TEMPORARY_CLASSES.iter().any(|c| code.starts_with(c)) {
+                    ErrorKind::Temporary
+                } else {
+                    ErrorKind::Permanent
+                }
+            } else if code
+                .parse::<i64>()
+                .is_ok_and(|code| SQLITE_TEMPORARY_CODES.contains(&(code & 0xff)))
+            {
+                ErrorKind::Temporary
+            } else {
+                ErrorKind::Permanent
+            }
+        }
+        _ => ErrorKind::Permanent,
+    };
+    match kind {
+        ErrorKind::Temporary => StoreError::Unavailable(Box::new(e)),
+        ErrorKind::Conflict => StoreError::Conflict(Box::new(e)),
+        ErrorKind::Permanent => StoreError::Database(Box::new(e)),
     }
 }
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
-        match e {
-            sqlx::Error::Io(_)
-            | sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::Tls(_)
-            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e),
-            e if is_temporary_database_error(&e) => StoreError::Unavailable(e),
-            other => StoreError::Other(other),
-        }
+        classify(e)
     }
 }
 
@@ -496,6 +561,16 @@ pub struct Exchanged {
     pub outcome: StoredOutcome,
     pub from: Option<String>,
     pub to: Vec<String>,
+}
+
+/// Who holds a lease, since when and until when.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LeaseView {
+    pub name: String,
+    pub holder: String,
+    /// When this holder took it (not when it last renewed it).
+    pub taken_at: Millis,
+    pub until: Millis,
 }
 
 /// A mailbox's read position: mail with a UID up to `last_uid` is committed.
@@ -907,6 +982,22 @@ pub trait Store: Send + Sync {
         &self,
         keys: &[String],
     ) -> Result<Vec<(String, StoredOutcome)>, StoreError>;
+
+    /// Takes the lease `name` for `holder` for `ttl_ms`, or renews it: when nobody holds
+    /// it, its holder's time ran out, or `holder` has it already. Returns whether `holder`
+    /// holds it now. `now` is this machine's time; PostgreSQL reads the database server's
+    /// clock instead, so gateways whose clocks differ still agree on when a lease ran out.
+    async fn take_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl_ms: i64,
+        now: Millis,
+    ) -> Result<bool, StoreError>;
+    /// Gives the lease up (a clean stop): another gateway takes it at once.
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError>;
+    /// Every lease: name, holder, and when it was taken over last (ms).
+    async fn leases(&self) -> Result<Vec<LeaseView>, StoreError>;
 
     /// Source mails (by key) already copied to a folder by a server without MOVE.
     async fn imap_copied(&self, keys: &[String]) -> Result<Vec<String>, StoreError>;

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::support::{Desk, customer_mail, embedded_config, helpdesk, stdout};
+use crate::support::{Desk, StoreKind, customer_mail, embedded_config, helpdesk, stdout};
 use helpdesk::pipeline::Processed;
 
 /// The embedded default plus a roster: two L1 agents (one French-only) and an L2 expert.
@@ -71,6 +71,16 @@ fn show(desk: &Desk, code: &str) -> Value {
     ]))
 }
 
+/// The events of `kind` in a ticket as `tickets show --json` gives them, oldest first.
+fn events<'a>(t: &'a Value, kind: &str) -> Vec<&'a Value> {
+    t["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == kind)
+        .collect()
+}
+
 fn cli(desk: &Desk, args: &[&str]) -> std::process::Output {
     let mut all = vec!["--config", desk.config_path.to_str().unwrap()];
     all.extend_from_slice(args);
@@ -79,7 +89,16 @@ fn cli(desk: &Desk, args: &[&str]) -> std::process::Output {
 
 #[tokio::test]
 async fn a_new_ticket_is_routed_assigned_and_its_agent_gets_the_thread() {
-    let desk = Desk::with_config(&roster_config()).await;
+    a_new_ticket_is_routed_assigned_and_its_agent_gets_the_thread_on(StoreKind::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_new_ticket_is_routed_assigned_and_its_agent_gets_the_thread_on_postgres() {
+    a_new_ticket_is_routed_assigned_and_its_agent_gets_the_thread_on(StoreKind::Postgres).await;
+}
+
+async fn a_new_ticket_is_routed_assigned_and_its_agent_gets_the_thread_on(store: StoreKind) {
+    let desk = Desk::on(store, &roster_config()).await;
     let code = open(
         &desk,
         "Imprimante bloquée",
@@ -119,19 +138,24 @@ async fn a_new_ticket_is_routed_assigned_and_its_agent_gets_the_thread() {
             .starts_with(&format!("[{code}]"))
     );
     // The routing decision is in the event log, with what matched.
-    let (rule, matched): (String, String) = sqlx::query_as(
-        "SELECT json_extract(detail, '$.rule'), json_extract(detail, '$.matched') FROM events WHERE kind = 'routed'",
-    )
-    .fetch_one(&desk.db().await)
-    .await
-    .unwrap();
-    assert_eq!(rule, "built-in: printer");
+    let routed = events(&t, "routed")[0];
+    assert_eq!(routed["detail"]["rule"], "built-in: printer");
+    let matched = routed["detail"]["matched"].to_string();
     assert!(matched.contains("imprimante"), "{matched}");
 }
 
 #[tokio::test]
 async fn tickets_go_to_the_least_loaded_agent_in_turn() {
-    let desk = Desk::with_config(&roster_config()).await;
+    tickets_go_to_the_least_loaded_agent_in_turn_on(StoreKind::Sqlite).await;
+}
+
+#[tokio::test]
+async fn tickets_go_to_the_least_loaded_agent_in_turn_on_postgres() {
+    tickets_go_to_the_least_loaded_agent_in_turn_on(StoreKind::Postgres).await;
+}
+
+async fn tickets_go_to_the_least_loaded_agent_in_turn_on(store: StoreKind) {
+    let desk = Desk::on(store, &roster_config()).await;
     let mut assignees = Vec::new();
     for i in 0..4 {
         let code = open(
@@ -187,7 +211,16 @@ async fn tickets_go_to_the_least_loaded_agent_in_turn() {
 
 #[tokio::test]
 async fn a_follow_up_reaches_the_assignee_with_the_new_text_only() {
-    let desk = Desk::with_config(&roster_config()).await;
+    a_follow_up_reaches_the_assignee_with_the_new_text_only_on(StoreKind::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_follow_up_reaches_the_assignee_with_the_new_text_only_on_postgres() {
+    a_follow_up_reaches_the_assignee_with_the_new_text_only_on(StoreKind::Postgres).await;
+}
+
+async fn a_follow_up_reaches_the_assignee_with_the_new_text_only_on(store: StoreKind) {
+    let desk = Desk::on(store, &roster_config()).await;
     let code = open(
         &desk,
         "VPN",
@@ -227,7 +260,16 @@ async fn a_follow_up_reaches_the_assignee_with_the_new_text_only() {
 
 #[tokio::test]
 async fn escalation_from_the_command_line_moves_up_and_tells_everyone() {
-    let desk = Desk::with_config(&roster_config()).await;
+    escalation_from_the_command_line_moves_up_and_tells_everyone_on(StoreKind::Sqlite).await;
+}
+
+#[tokio::test]
+async fn escalation_from_the_command_line_moves_up_and_tells_everyone_on_postgres() {
+    escalation_from_the_command_line_moves_up_and_tells_everyone_on(StoreKind::Postgres).await;
+}
+
+async fn escalation_from_the_command_line_moves_up_and_tells_everyone_on(store: StoreKind) {
+    let desk = Desk::on(store, &roster_config()).await;
     let code = open(
         &desk,
         "Accès au dossier",
@@ -287,14 +329,10 @@ async fn escalation_from_the_command_line_moves_up_and_tells_everyone() {
         .unwrap()
         .to_string();
     assert!(status.contains("Niveau 2 – support avancé"), "{status}");
-    let (actor_kind, actor): (String, String) =
-        sqlx::query_as("SELECT actor_kind, actor FROM events WHERE kind = 'escalated'")
-            .fetch_one(&desk.db().await)
-            .await
-            .unwrap();
+    let escalated = events(&t, "escalated")[0];
     assert_eq!(
-        (actor_kind.as_str(), actor.as_str()),
-        ("agent", "alice@example.test")
+        (&escalated["actor_kind"], &escalated["actor"]),
+        (&Value::from("agent"), &Value::from("alice@example.test"))
     );
 
     // To L3, where nobody is on the roster: unassigned, the tier's address is told.
@@ -322,7 +360,16 @@ async fn escalation_from_the_command_line_moves_up_and_tells_everyone() {
 
 #[tokio::test]
 async fn resolve_close_reopen_and_refusals_from_the_command_line() {
-    let desk = Desk::with_config(&roster_config()).await;
+    resolve_close_reopen_and_refusals_from_the_command_line_on(StoreKind::Sqlite).await;
+}
+
+#[tokio::test]
+async fn resolve_close_reopen_and_refusals_from_the_command_line_on_postgres() {
+    resolve_close_reopen_and_refusals_from_the_command_line_on(StoreKind::Postgres).await;
+}
+
+async fn resolve_close_reopen_and_refusals_from_the_command_line_on(store: StoreKind) {
+    let desk = Desk::on(store, &roster_config()).await;
     let code = open(
         &desk,
         "Écran noir",
@@ -348,15 +395,14 @@ async fn resolve_close_reopen_and_refusals_from_the_command_line() {
         );
         assert_eq!(show(&desk, &code)["status"], status, "after {cmd}");
     }
-    let (waited,): (i64,) = sqlx::query_as(
-        "SELECT json_extract(detail, '$.wait_seconds') FROM events WHERE kind = 'status_changed' \
-         AND json_extract(detail, '$.to') = 'waiting_on_customer'",
-    )
-    .fetch_one(&desk.db().await)
-    .await
-    .unwrap();
+    let t = show(&desk, &code);
+    let waited = events(&t, "status_changed")
+        .into_iter()
+        .find(|e| e["detail"]["to"] == "waiting_on_customer")
+        .expect("the wait")["detail"]["wait_seconds"]
+        .as_i64();
     assert_eq!(
-        waited,
+        waited.unwrap(),
         3 * 86_400,
         "the waiting time is recorded for the timers"
     );
@@ -390,16 +436,13 @@ async fn resolve_close_reopen_and_refusals_from_the_command_line() {
     let out = cli(&desk, &["tickets", "escalate", &other]);
     assert_eq!(out.status.code(), Some(3));
     // Each change told the customer once, in French.
-    let changes: Vec<String> = sqlx::query_as::<_, (String,)>(
-        "SELECT json_extract(detail, '$.change') FROM events WHERE kind = 'mail_queued' \
-         AND json_extract(detail, '$.kind') = 'status_update' ORDER BY id",
-    )
-    .fetch_all(&desk.db().await)
-    .await
-    .unwrap()
-    .into_iter()
-    .map(|(c,)| c)
-    .collect();
+    let (first, second) = (show(&desk, &code), show(&desk, &other));
+    let changes: Vec<&str> = events(&first, "mail_queued")
+        .into_iter()
+        .chain(events(&second, "mail_queued"))
+        .filter(|e| e["detail"]["kind"] == "status_update")
+        .map(|e| e["detail"]["change"].as_str().unwrap())
+        .collect();
     assert_eq!(
         changes,
         ["resolved", "reopened", "waiting", "closed", "escalated"]
@@ -408,7 +451,16 @@ async fn resolve_close_reopen_and_refusals_from_the_command_line() {
 
 #[tokio::test]
 async fn the_second_reopening_by_the_customer_escalates_by_itself() {
-    let desk = Desk::with_config(&roster_config()).await;
+    the_second_reopening_by_the_customer_escalates_by_itself_on(StoreKind::Sqlite).await;
+}
+
+#[tokio::test]
+async fn the_second_reopening_by_the_customer_escalates_by_itself_on_postgres() {
+    the_second_reopening_by_the_customer_escalates_by_itself_on(StoreKind::Postgres).await;
+}
+
+async fn the_second_reopening_by_the_customer_escalates_by_itself_on(store: StoreKind) {
+    let desk = Desk::on(store, &roster_config()).await;
     let code = open(&desk, "Wi-Fi", "w1@example.fr", "Le wifi coupe sans arrêt.").await;
     for round in 0..2 {
         let out = cli(&desk, &["tickets", "resolve", &code, "--no-send"]);
@@ -428,13 +480,10 @@ async fn the_second_reopening_by_the_customer_escalates_by_itself() {
     assert_eq!(t["reopen_count"], 2);
     assert_eq!(t["tier"], "L2");
     assert_eq!(t["assignee"], "eve@example.test");
-    let (reason,): (String,) = sqlx::query_as(
-        "SELECT json_extract(detail, '$.reason') FROM events WHERE kind = 'escalated'",
-    )
-    .fetch_one(&desk.db().await)
-    .await
-    .unwrap();
-    assert_eq!(reason, "reopened 2 times");
+    assert_eq!(
+        events(&t, "escalated")[0]["detail"]["reason"],
+        "reopened 2 times"
+    );
 }
 
 #[tokio::test]
@@ -529,7 +578,16 @@ fn a_wrong_roster_or_rule_names_its_key() {
 
 #[tokio::test]
 async fn the_customer_closes_by_reply_and_rates_the_resolution() {
-    let desk = Desk::with_config(&roster_config()).await;
+    the_customer_closes_by_reply_and_rates_the_resolution_on(StoreKind::Sqlite).await;
+}
+
+#[tokio::test]
+async fn the_customer_closes_by_reply_and_rates_the_resolution_on_postgres() {
+    the_customer_closes_by_reply_and_rates_the_resolution_on(StoreKind::Postgres).await;
+}
+
+async fn the_customer_closes_by_reply_and_rates_the_resolution_on(store: StoreKind) {
+    let desk = Desk::on(store, &roster_config()).await;
     let code = open(
         &desk,
         "Souris",
@@ -583,12 +641,9 @@ async fn the_customer_closes_by_reply_and_rates_the_resolution() {
     assert_eq!(t["status"], "resolved", "a rating does not reopen");
     assert_eq!(t["satisfaction"], 5);
     assert_eq!(t["satisfaction_comment"], "très rapide, merci");
-    let (by_customer,): (bool,) = sqlx::query_as(
-        "SELECT json_extract(detail, '$.by_customer') FROM events WHERE kind = 'status_changed' \
-         AND json_extract(detail, '$.to') = 'resolved'",
-    )
-    .fetch_one(&desk.db().await)
-    .await
-    .unwrap();
-    assert!(by_customer);
+    let resolved = events(&t, "status_changed")
+        .into_iter()
+        .find(|e| e["detail"]["to"] == "resolved")
+        .expect("the resolution");
+    assert_eq!(resolved["detail"]["by_customer"], true);
 }

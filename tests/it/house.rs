@@ -12,7 +12,7 @@ const FLOORS: &[&[&str]] = &[
     &["calendar", "inbound", "routing", "dkim", "tls", "stage"],
     &["timing", "roster", "kb", "oauth"],
     &["render", "store"],
-    &["config"],
+    &["config", "lease"],
     &["desk"],
     &["stats"],
     &["pipeline"],

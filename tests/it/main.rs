@@ -24,6 +24,8 @@ mod quotes;
 mod reading;
 mod routing;
 mod service_unit;
+mod shared_store;
 mod stats;
+mod store_suite;
 mod support;
 mod time;

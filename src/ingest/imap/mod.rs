@@ -231,20 +231,45 @@ impl ImapSource {
     /// Connection errors are logged and retried with back-off; nothing is lost meanwhile.
     /// Returns an error only when no login can succeed until a person acts (a revoked
     /// OAuth2 grant): retrying would only fill the log.
+    ///
+    /// Several gateways on one store read each mailbox one at a time: the source works only
+    /// while it holds the mailbox's lease (see [`crate::lease`]), and stands by otherwise.
     pub async fn run(&self, shutdown: CancellationToken) -> Result<()> {
+        let lease = crate::lease::Lease::new(
+            self.pipeline.store().clone(),
+            format!("source:{}", self.mailbox_key()),
+        );
         let mut backoff = Duration::from_secs(1);
-        while !shutdown.is_cancelled() {
-            match self.session_loop(&shutdown).await {
-                Ok(()) => break,
+        while lease.acquire(&shutdown).await {
+            let held = shutdown.child_token();
+            let keeper = lease.keep(held.clone());
+            let (result, ()) = tokio::join!(
+                async {
+                    let result = self.session_loop(&held).await;
+                    held.cancel();
+                    result
+                },
+                keeper
+            );
+            if shutdown.is_cancelled() {
+                lease.release().await;
+                break;
+            }
+            match result {
+                // The lease was lost: stand by again.
+                Ok(()) => {}
                 Err(e)
                     if e.downcast_ref::<crate::oauth::OAuthError>()
                         .is_some_and(|o| o.is_permanent()) =>
                 {
                     tracing::error!(error = %e, "the IMAP source cannot log in: stopping");
+                    lease.release().await;
                     return Err(e.context("the IMAP source cannot log in"));
                 }
                 Err(e) => {
                     tracing::error!(error = format!("{e:#}"), retry_in = ?backoff, "IMAP source failed");
+                    // Another gateway may reach the server meanwhile.
+                    lease.release().await;
                     tokio::select! {
                         _ = shutdown.cancelled() => break,
                         _ = tokio::time::sleep(backoff) => {}

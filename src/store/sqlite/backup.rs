@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::SqliteStore;
+use super::{SqliteStore, read_error};
 use crate::store::StoreError;
 
 /// What a backup holds, read back from the copy itself.
@@ -27,11 +27,11 @@ fn refused(message: String) -> StoreError {
 
 /// Checks a copy and counts what it holds: `integrity_check`, and the desk's tables.
 fn inspect(path: &Path) -> Result<BackupCounts, StoreError> {
-    let db = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(StoreError::Read)?;
+    let db =
+        Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(read_error)?;
     let check: String = db
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .map_err(StoreError::Read)?;
+        .map_err(read_error)?;
     if check != "ok" {
         return Err(refused(format!(
             "{} fails SQLite's integrity check: {check}",

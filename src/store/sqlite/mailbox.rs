@@ -107,3 +107,57 @@ pub(super) async fn set_checkpoint(
         )
         .await
 }
+
+pub(super) async fn take_lease(
+    store: &SqliteStore,
+    name: &str,
+    holder: &str,
+    ttl_ms: i64,
+    now: Millis,
+) -> Result<bool, StoreError> {
+    let mut tx = store.begin_immediate().await?;
+    let row = sqlx::query(
+        "INSERT INTO leases (name, holder, until, taken_at) VALUES (?1, ?2, ?3 + ?4, ?3) \
+         ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until, \
+         taken_at = CASE WHEN leases.holder = excluded.holder THEN leases.taken_at \
+                         ELSE excluded.taken_at END \
+         WHERE leases.holder = excluded.holder OR leases.until < ?3 RETURNING holder",
+    )
+    .bind(name)
+    .bind(holder)
+    .bind(now)
+    .bind(ttl_ms)
+    .fetch_optional(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(row.is_some())
+}
+
+pub(super) async fn release_lease(
+    store: &SqliteStore,
+    name: &str,
+    holder: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM leases WHERE name = ? AND holder = ?")
+        .bind(name)
+        .bind(holder)
+        .execute(&store.pool)
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn leases(store: &SqliteStore) -> Result<Vec<LeaseView>, StoreError> {
+    let rows: Vec<(String, String, i64, i64)> =
+        sqlx::query_as("SELECT name, holder, taken_at, until FROM leases ORDER BY name")
+            .fetch_all(&store.pool)
+            .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(name, holder, taken_at, until)| LeaseView {
+            name,
+            holder,
+            taken_at,
+            until,
+        })
+        .collect())
+}

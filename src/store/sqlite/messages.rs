@@ -117,18 +117,13 @@ pub(super) async fn thread(
 }
 
 fn direction(row: &SqliteRow, column: usize) -> Result<Direction, StoreError> {
-    Ok(
-        if row.try_get::<String, _>(column)? == Direction::Outbound.as_str() {
-            Direction::Outbound
-        } else {
-            Direction::Inbound
-        },
-    )
+    Ok(crate::store::rows::direction(
+        &row.try_get::<String, _>(column)?,
+    ))
 }
 
 fn outcome(row: &SqliteRow, column: usize) -> Result<StoredOutcome, StoreError> {
-    StoredOutcome::parse(&row.try_get::<String, _>(column)?)
-        .ok_or_else(|| StoreError::Corrupt("unknown message outcome".into()))
+    crate::store::rows::outcome(&row.try_get::<String, _>(column)?)
 }
 
 pub(super) async fn exchanged(

@@ -12,6 +12,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{AssertSqlSafe, Row, Sqlite, SqliteConnection, SqlitePool};
 
+use super::rows::{address, corrupt, earlier, json_list, ticket_ref};
 use super::script::{Script, Stmt};
 use super::*;
 
@@ -82,7 +83,7 @@ impl SqliteStore {
 
     async fn open_inner(url: &str, path: &str) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(url)
-            .map_err(StoreError::Unavailable)?
+            .map_err(StoreError::unavailable)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
@@ -98,11 +99,11 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options)
             .await
-            .map_err(StoreError::Unavailable)?;
+            .map_err(StoreError::unavailable)?;
         sqlx::migrate!("./migrations/sqlite")
             .run(&pool)
             .await
-            .map_err(|e| StoreError::Unavailable(sqlx::Error::Migrate(Box::new(e))))?;
+            .map_err(StoreError::unavailable)?;
         let file_path = path.split('?').next().unwrap_or(path);
         let file = if file_path.starts_with(':') || url.contains("mode=memory") {
             None
@@ -164,8 +165,8 @@ impl MigrationLock {
             Ok::<_, std::io::Error>(file)
         })
         .await
-        .map_err(|e| StoreError::Unavailable(sqlx::Error::Io(std::io::Error::other(e))))?
-        .map_err(|e| StoreError::Unavailable(sqlx::Error::Io(e)))?;
+        .map_err(StoreError::unavailable)?
+        .map_err(StoreError::unavailable)?;
         Ok(MigrationLock(Some(file)))
     }
 }
@@ -259,77 +260,9 @@ const TICKET_REF_COLUMNS: &str = "t.id, t.code, t.status, t.tier, t.category, t.
      (SELECT json_group_array(address) FROM (SELECT address FROM ticket_participants p \
         WHERE p.ticket_id = t.id ORDER BY p.added_at, p.address)) AS participants";
 
-/// A stored value that does not parse: the database was edited by hand or by a newer gateway.
-fn corrupt(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(e.to_string())
-}
-
-fn parsed<T: FromStr>(row: &SqliteRow, column: &str) -> Result<T, StoreError>
-where
-    T::Err: std::fmt::Display,
-{
-    let text: String = row.try_get(column)?;
-    text.parse()
-        .map_err(|e| corrupt(format!("{column} {text:?}: {e}")))
-}
-
-fn address(text: &str) -> Result<EmailAddress, StoreError> {
-    EmailAddress::parse(text).map_err(corrupt)
-}
-
-fn ticket_ref(row: &SqliteRow) -> Result<TicketRef, StoreError> {
-    let customer: String = row.try_get("customer")?;
-    let assignee: Option<String> = row.try_get("assignee")?;
-    Ok(TicketRef {
-        id: row.try_get("id")?,
-        code: ReferenceCode::from_stored(row.try_get("code")?),
-        status: parsed(row, "status")?,
-        tier: parsed(row, "tier")?,
-        category: parsed(row, "category")?,
-        priority: parsed(row, "priority")?,
-        assignee: assignee.as_deref().map(address).transpose()?,
-        customer: address(&customer)?,
-        customer_name: row.try_get("customer_name")?,
-        subject: row.try_get("subject")?,
-        language: parsed(row, "language")?,
-        reopen_count: row.try_get::<i64, _>("reopen_count")?.max(0) as u32,
-        participants: serde_json::from_str::<Vec<String>>(
-            &row.try_get::<String, _>("participants")?,
-        )
-        .map_err(corrupt)?
-        .iter()
-        .map(|a| address(a))
-        .collect::<Result<_, _>>()?,
-        clock: TicketClock {
-            created_at: row.try_get("created_at")?,
-            status_since: row
-                .try_get::<Option<i64>, _>("status_since")?
-                .unwrap_or(row.try_get("created_at")?),
-            first_response_at: row.try_get("first_response_at")?,
-            sla_used_ms: row.try_get("sla_used_ms")?,
-            sla_since: row.try_get("sla_since")?,
-            fired: crate::domain::Fired(row.try_get::<i64, _>("sla_fired")?.clamp(0, 255) as u8),
-            wait_ms: row.try_get("wait_ms")?,
-            reminded_at: row.try_get("reminded_at")?,
-            vendor_asked_at: row.try_get("vendor_asked_at")?,
-            self_service: match (
-                row.try_get::<Option<i64>, _>("hold_until")?,
-                row.try_get::<Option<String>, _>("hold_tier")?,
-            ) {
-                (Some(until), Some(then)) => Some(crate::domain::SelfServiceHold {
-                    until,
-                    then: then
-                        .parse()
-                        .map_err(|e| corrupt(format!("hold_tier {then:?}: {e}")))?,
-                }),
-                _ => None,
-            },
-        },
-        suggested_articles: serde_json::from_str(&row.try_get::<String, _>("suggested_articles")?)
-            .map_err(corrupt)?,
-        vendor: row.try_get("vendor")?,
-        vendor_ticket: row.try_get("vendor_ticket")?,
-    })
+/// The statistics' and backups' own rusqlite connection failed.
+fn read_error(e: rusqlite::Error) -> StoreError {
+    StoreError::Read(Box::new(e))
 }
 
 /// Open tickets per assignee and when each was last given one.
@@ -363,21 +296,8 @@ async fn agent_loads(
     Ok(loads)
 }
 
-fn earlier((row, ticket, outcome): (i64, Option<i64>, String)) -> Result<EarlierMail, StoreError> {
-    Ok(EarlierMail {
-        row,
-        ticket,
-        outcome: StoredOutcome::parse(&outcome)
-            .ok_or_else(|| StoreError::Corrupt(format!("message {row}: outcome {outcome:?}")))?,
-    })
-}
-
 fn earlier_row(row: &SqliteRow) -> Result<EarlierMail, StoreError> {
     earlier((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))
-}
-
-fn json_list(items: &[String]) -> String {
-    serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
 }
 
 impl SqliteTx {
@@ -748,6 +668,24 @@ impl Store for SqliteStore {
         keys: &[String],
     ) -> Result<Vec<(String, StoredOutcome)>, StoreError> {
         mailbox::source_outcomes(self, keys).await
+    }
+
+    async fn take_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl_ms: i64,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
+        mailbox::take_lease(self, name, holder, ttl_ms, now).await
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        mailbox::release_lease(self, name, holder).await
+    }
+
+    async fn leases(&self) -> Result<Vec<LeaseView>, StoreError> {
+        mailbox::leases(self).await
     }
 
     async fn imap_copied(&self, keys: &[String]) -> Result<Vec<String>, StoreError> {

@@ -13,27 +13,11 @@ use rusqlite::{Connection, OpenFlags};
 
 use super::*;
 
+use crate::store::rows::{actor_kind, event_kind};
+
 /// `'a', 'b'` for kinds (closed-set names, never user text: safe to write into the SQL).
 fn kind_list(kinds: &[EventKind]) -> String {
-    kinds
-        .iter()
-        .map(|k| format!("'{}'", k.as_str()))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn event_kind(text: &str) -> Result<EventKind, StoreError> {
-    EventKind::ALL
-        .into_iter()
-        .find(|k| k.as_str() == text)
-        .ok_or_else(|| corrupt(format!("event kind {text:?}")))
-}
-
-fn actor_kind(text: &str) -> Result<&'static str, StoreError> {
-    Actor::KINDS
-        .into_iter()
-        .find(|k| *k == text)
-        .ok_or_else(|| corrupt(format!("actor kind {text:?}")))
+    crate::store::rows::quoted_list(kinds.iter().map(|k| k.as_str()))
 }
 
 pub(super) async fn stats_input(
@@ -96,10 +80,10 @@ impl Reader<'_> {
             path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
-        .map_err(StoreError::Read)?;
+        .map_err(read_error)?;
         db.busy_timeout(std::time::Duration::from_secs(30))
-            .map_err(StoreError::Read)?;
-        let tx = db.transaction().map_err(StoreError::Read)?;
+            .map_err(read_error)?;
+        let tx = db.transaction().map_err(read_error)?;
         let found = tx
             .prepare(
                 "SELECT follows_ticket_id, created_at FROM tickets \
@@ -109,7 +93,7 @@ impl Reader<'_> {
                 stmt.query_map([self.since], |row| Ok((row.get(0)?, row.get(1)?)))?
                     .collect::<Result<Vec<(TicketId, Millis)>, _>>()
             })
-            .map_err(StoreError::Read);
+            .map_err(read_error);
         let failed = found.is_err();
         let _ = follow_ups.send(found);
         if failed {
@@ -145,7 +129,7 @@ impl Reader<'_> {
                 })?
                 .collect()
             })
-            .map_err(StoreError::Read)?;
+            .map_err(read_error)?;
         // Each one's log through `events_ticket`, in the order it was written (the index
         // is by ticket and time, then row). The kinds are picked here: an `IN` list in the
         // statement is built into a b-tree at every execution (measured: 45 µs a ticket,
@@ -155,15 +139,15 @@ impl Reader<'_> {
                 "SELECT kind, actor_kind, actor, detail, at FROM events \
                  WHERE ticket_id = ?1 ORDER BY at, id",
             )
-            .map_err(StoreError::Read)?;
+            .map_err(read_error)?;
         let mut batch = Vec::with_capacity(BATCH);
         for mut ticket in heads {
-            let mut rows = log.query([ticket.id]).map_err(StoreError::Read)?;
-            while let Some(row) = rows.next().map_err(StoreError::Read)? {
+            let mut rows = log.query([ticket.id]).map_err(read_error)?;
+            while let Some(row) = rows.next().map_err(read_error)? {
                 let text = |i: usize| -> Result<&str, StoreError> {
                     row.get_ref(i)
                         .and_then(|v| v.as_str().map_err(rusqlite::Error::from))
-                        .map_err(StoreError::Read)
+                        .map_err(read_error)
                 };
                 let kind = event_kind(text(0)?)?;
                 if !self.replayed.contains(&kind) {
@@ -183,7 +167,7 @@ impl Reader<'_> {
                         ticket.details.push_str(text(3)?);
                         start..ticket.details.len()
                     },
-                    at: row.get(4).map_err(StoreError::Read)?,
+                    at: row.get(4).map_err(read_error)?,
                 });
             }
             batch.push(ticket);

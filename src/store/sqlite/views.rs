@@ -2,64 +2,7 @@
 
 use super::*;
 
-pub(super) fn summary(row: &SqliteRow) -> Result<TicketSummary, StoreError> {
-    let participants: String = row.try_get("participants")?;
-    Ok(TicketSummary {
-        code: row.try_get("code")?,
-        status: parsed(row, "status")?,
-        tier: parsed(row, "tier")?,
-        customer: row.try_get("customer")?,
-        customer_name: row.try_get("customer_name")?,
-        subject: row.try_get("subject")?,
-        language: parsed(row, "language")?,
-        category: parsed(row, "category")?,
-        priority: parsed(row, "priority")?,
-        assignee: row.try_get("assignee")?,
-        participants: serde_json::from_str(&participants).map_err(corrupt)?,
-        messages: row.try_get("message_count")?,
-        reopen_count: row.try_get("reopen_count")?,
-        satisfaction: row.try_get("satisfaction")?,
-        satisfaction_comment: row.try_get("satisfaction_comment")?,
-        first_response_at: row
-            .try_get::<Option<i64>, _>("first_response_at")?
-            .map(format_millis),
-        created_at: format_millis(row.try_get("created_at")?),
-        updated_at: format_millis(row.try_get("updated_at")?),
-        sla: SlaView {
-            first_response_due: row
-                .try_get::<Option<i64>, _>("first_response_due")?
-                .map(format_millis),
-            resolution_due: row
-                .try_get::<Option<i64>, _>("resolution_due")?
-                .map(format_millis),
-            first_response_at: row
-                .try_get::<Option<i64>, _>("first_response_at")?
-                .map(format_millis),
-            breached: {
-                // The breach bits are set with the `sla_breached` event, and never cleared.
-                let fired =
-                    crate::domain::Fired(row.try_get::<i64, _>("sla_fired")?.clamp(0, 255) as u8);
-                [
-                    (
-                        crate::domain::Fired::FIRST_RESPONSE_BREACH,
-                        "first_response",
-                    ),
-                    (crate::domain::Fired::RESOLUTION_BREACH, "resolution"),
-                ]
-                .into_iter()
-                .filter(|(bit, _)| fired.has(*bit))
-                .map(|(_, target)| target.to_string())
-                .collect()
-            },
-            paused: row.try_get::<Option<i64>, _>("sla_since")?.is_none(),
-        },
-        follows: row.try_get("follows")?,
-        vendor: row.try_get("vendor")?,
-        vendor_ticket: row.try_get("vendor_ticket")?,
-        suggested_articles: serde_json::from_str(&row.try_get::<String, _>("suggested_articles")?)
-            .map_err(corrupt)?,
-    })
-}
+pub(super) use crate::store::rows::summary;
 
 pub(super) const SUMMARY_SELECT: &str = "SELECT t.code, t.status, t.tier, t.customer, t.customer_name, t.subject, t.language, \
      t.category, t.priority, t.assignee, t.reopen_count, t.created_at, t.updated_at, \
@@ -72,104 +15,10 @@ pub(super) const SUMMARY_SELECT: &str = "SELECT t.code, t.status, t.tier, t.cust
         WHERE p.ticket_id = t.id ORDER BY p.added_at, p.address)) AS participants \
      FROM tickets t";
 
-/// A value bound to a list's query.
-enum Bind {
-    Text(String),
-    Int(i64),
-}
+use crate::store::filter::{Bind, SQLITE};
 
-/// The `WHERE` of a ticket list and its values.
 fn filter_sql(filter: &TicketFilter) -> (String, Vec<Bind>) {
-    let mut conditions: Vec<String> = Vec::new();
-    let mut values: Vec<Bind> = Vec::new();
-    if let Some(st) = filter.status {
-        conditions.push("t.status = ?".into());
-        values.push(Bind::Text(st.as_str().into()));
-    }
-    if filter.open_only {
-        conditions.push(format!(
-            "t.status IN ({})",
-            placeholders(TicketStatus::open().count())
-        ));
-        values.extend(TicketStatus::open().map(|s| Bind::Text(s.as_str().to_string())));
-    }
-    if let Some(tier) = filter.tier {
-        conditions.push("t.tier = ?".into());
-        values.push(Bind::Text(tier.as_str().into()));
-    }
-    if let Some(a) = &filter.assignee {
-        conditions.push("t.assignee = ?".into());
-        values.push(Bind::Text(a.to_string()));
-    }
-    if filter.unassigned {
-        conditions.push("t.assignee IS NULL".into());
-    }
-    if let Some(c) = &filter.category {
-        conditions.push("t.category = ?".into());
-        values.push(Bind::Text(c.to_string()));
-    }
-    if let Some(p) = filter.priority {
-        conditions.push("t.priority = ?".into());
-        values.push(Bind::Text(p.as_str().into()));
-    }
-    match (filter.due_after, filter.due_before) {
-        (Some(after), Some(before)) => {
-            conditions.push(
-                "((t.first_response_due > ? AND t.first_response_due <= ?) \
-                 OR (t.resolution_due > ? AND t.resolution_due <= ?))"
-                    .into(),
-            );
-            values.extend([after, before, after, before].map(Bind::Int));
-        }
-        (None, Some(at)) => {
-            conditions.push("(t.first_response_due <= ? OR t.resolution_due <= ?)".into());
-            values.extend([at, at].map(Bind::Int));
-        }
-        _ => {}
-    }
-    if filter.breached {
-        // The breach bits are set with the `sla_breached` event, and never cleared.
-        conditions.push("(t.sla_fired & ?) != 0".into());
-        values.push(Bind::Int(i64::from(
-            crate::domain::Fired::FIRST_RESPONSE_BREACH | crate::domain::Fired::RESOLUTION_BREACH,
-        )));
-    }
-    if let Some((since, until)) = filter.created {
-        conditions.push("t.created_at >= ? AND t.created_at < ?".into());
-        values.extend([since, until].map(Bind::Int));
-    }
-    if let Some((since, until)) = filter.resolved {
-        // As the statistics count a resolution: to resolved, or closed without being resolved.
-        conditions.push(
-            "t.id IN (SELECT e.ticket_id FROM events e WHERE e.kind = 'status_changed' \
-             AND e.at >= ? AND e.at < ? AND (json_extract(e.detail, '$.to') = 'resolved' \
-             OR (json_extract(e.detail, '$.to') = 'closed' AND json_extract(e.detail, '$.from') <> 'resolved')))"
-                .into(),
-        );
-        values.extend([since, until].map(Bind::Int));
-    }
-    if let Some((since, until)) = filter.rated {
-        conditions.push(
-            "t.id IN (SELECT e.ticket_id FROM events e WHERE e.kind = 'rated' AND e.at >= ? AND e.at < ?)"
-                .into(),
-        );
-        values.extend([since, until].map(Bind::Int));
-    }
-    if let Some((since, until)) = filter.came_back {
-        conditions.push(
-            "(t.id IN (SELECT e.ticket_id FROM events e WHERE e.kind = 'reopened' AND e.at >= ? AND e.at < ?) \
-             OR t.id IN (SELECT f.follows_ticket_id FROM tickets f WHERE f.follows_ticket_id IS NOT NULL \
-             AND f.created_at >= ? AND f.created_at < ?))"
-                .into(),
-        );
-        values.extend([since, until, since, until].map(Bind::Int));
-    }
-    let sql = if conditions.is_empty() {
-        String::new()
-    } else {
-        format!(" WHERE {}", conditions.join(" AND "))
-    };
-    (sql, values)
+    crate::store::filter::filter_sql(filter, &SQLITE)
 }
 
 fn bind_all<'q>(

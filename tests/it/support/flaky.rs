@@ -315,6 +315,21 @@ impl Store for FlakyStore {
     async fn imap_copied(&self, keys: &[String]) -> Result<Vec<String>, StoreError> {
         self.inner.imap_copied(keys).await
     }
+    async fn take_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl_ms: i64,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
+        self.inner.take_lease(name, holder, ttl_ms, now).await
+    }
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        self.inner.release_lease(name, holder).await
+    }
+    async fn leases(&self) -> Result<Vec<LeaseView>, StoreError> {
+        self.inner.leases().await
+    }
     async fn record_imap_copies(
         &self,
         keys: &[String],

@@ -2,6 +2,7 @@
 
 pub mod cyrus;
 pub mod flaky;
+pub mod postgres;
 pub mod slow_smtp;
 pub mod stack;
 pub mod token_server;
@@ -29,6 +30,27 @@ pub struct Desk {
     pub dir: TempDir,
     pub app: Arc<App>,
     pub config_path: PathBuf,
+    /// The PostgreSQL database the desk is kept in (SQLite's file in `dir` otherwise).
+    pub postgres: Option<Arc<postgres::Database>>,
+}
+
+/// Which store a test desk is kept in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreKind {
+    Sqlite,
+    Postgres,
+}
+
+/// `toml` with its `[database]` table pointing at `db`.
+pub fn on_database(toml: &str, db: &postgres::Database) -> String {
+    let (before, after) = toml
+        .split_once("[database]")
+        .expect("a config with a [database] table");
+    let rest = after
+        .split_once("\n[")
+        .map(|(_, r)| format!("\n[{r}"))
+        .unwrap_or_default();
+    format!("{before}{}{rest}", db.toml())
 }
 
 impl Desk {
@@ -48,6 +70,34 @@ impl Desk {
     ) -> Desk {
         let dir = tempfile::tempdir().expect("tempdir");
         Desk::in_dir(dir, toml, wrap).await
+    }
+
+    /// The desk of `toml` kept in `store`.
+    pub async fn on(store: StoreKind, toml: &str) -> Desk {
+        match store {
+            StoreKind::Sqlite => Desk::with_config(toml).await,
+            StoreKind::Postgres => Desk::on_postgres(toml).await,
+        }
+    }
+
+    /// The same desk kept in PostgreSQL: a fresh database of the test binary's cluster.
+    pub async fn on_postgres(toml: &str) -> Desk {
+        Desk::sharing(toml, Arc::new(postgres::database())).await
+    }
+
+    /// A desk (one gateway instance) kept in the PostgreSQL database `db`, which other
+    /// desks of the test may share.
+    pub async fn sharing(toml: &str, db: Arc<postgres::Database>) -> Desk {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut desk = Desk::build(
+            dir,
+            &on_database(toml, &db),
+            |s| s,
+            Arc::new(helpdesk::clock::SystemClock),
+        )
+        .await;
+        desk.postgres = Some(db);
+        desk
     }
 
     /// A desk whose time is `clock`'s (tests move it instead of sleeping).
@@ -87,6 +137,7 @@ impl Desk {
             dir,
             app,
             config_path,
+            postgres: None,
         }
     }
 
@@ -107,11 +158,18 @@ impl Desk {
         SqlitePool::connect_with(opts).await.unwrap()
     }
 
+    /// A count, from whichever database the desk is kept in (the SQL is the same).
     pub async fn count(&self, sql: &'static str) -> i64 {
-        let (n,): (i64,) = sqlx::query_as(sql)
-            .fetch_one(&self.db().await)
-            .await
-            .unwrap();
+        let (n,): (i64,) = match &self.postgres {
+            Some(db) => sqlx::query_as(sql)
+                .fetch_one(&db.pool().await)
+                .await
+                .unwrap(),
+            None => sqlx::query_as(sql)
+                .fetch_one(&self.db().await)
+                .await
+                .unwrap(),
+        };
         n
     }
 }
