@@ -26,6 +26,8 @@ pub struct App {
     pub outbox: Arc<OutboxWorker>,
     /// The IMAP source's counters (zero for other sources).
     pub imap_stats: Arc<ImapStats>,
+    /// Wakes the outbox worker (mail queued here or, through the store, by another gateway).
+    outbox_wakeup: Arc<Notify>,
 }
 
 /// Opens the configured store. Kept apart so the CLI can tell "database unreachable"
@@ -92,13 +94,14 @@ impl App {
             store,
             transport,
             config.outbox.clone(),
-            wakeup,
+            wakeup.clone(),
         ));
         Ok(App {
             config,
             pipeline,
             outbox,
             imap_stats: Arc::default(),
+            outbox_wakeup: wakeup,
         })
     }
 
@@ -168,12 +171,26 @@ impl App {
                 })
             }
         };
+        // Other gateways on the same store wake this one's outbox and scheduler.
+        let timers_wakeup = Arc::new(Notify::new());
+        match self.pipeline.store().wakeups().await {
+            Ok(Some(wakeups)) => {
+                let (outbox, timers) = (self.outbox_wakeup.clone(), timers_wakeup.clone());
+                let clock = self.pipeline.clock();
+                let token = stop.clone();
+                tracker.spawn(relay_wakeups(wakeups, outbox, timers, clock, token));
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot hear the other gateways; each finds work at its next look")
+            }
+        }
         let pipeline = self.pipeline.clone();
         let token = stop.clone();
         let running = tasks.running(Task::Scheduler);
         let timer_task = tracker.spawn(async move {
             let _running = running;
-            run_timers(pipeline, token).await;
+            run_timers(pipeline, timers_wakeup, token).await;
             Ok(())
         });
         if let Some((dashboard, listener)) = dashboard {
@@ -285,8 +302,7 @@ async fn run_retention(
 /// vendors' silence), then sleeps until the next is due, at most a minute (a new ticket's
 /// first warning is never less than minutes away). Errors are logged and retried; the
 /// due times live in the database, so a restart catches up once.
-async fn run_timers(pipeline: Arc<Pipeline>, stop: CancellationToken) {
-    const MAX_SLEEP_MS: i64 = 60_000;
+async fn run_timers(pipeline: Arc<Pipeline>, wakeup: Arc<Notify>, stop: CancellationToken) {
     let owner = format!("{}-{}", std::process::id(), rand::random::<u32>());
     let mut failures = 0u32;
     while !stop.is_cancelled() {
@@ -318,7 +334,37 @@ async fn run_timers(pipeline: Arc<Pipeline>, stop: CancellationToken) {
         };
         tokio::select! {
             _ = stop.cancelled() => break,
+            _ = wakeup.notified() => {}
             _ = tokio::time::sleep(std::time::Duration::from_millis(sleep_ms as u64)) => {}
+        }
+    }
+}
+
+/// The longest the scheduler sleeps: a due time set later than this from now is found at
+/// its next look anyway.
+const MAX_SLEEP_MS: i64 = 60_000;
+
+/// Passes the other gateways' news on: mail queued wakes the outbox, a due time sooner
+/// than the scheduler's next look wakes the scheduler.
+async fn relay_wakeups(
+    mut wakeups: tokio::sync::mpsc::Receiver<crate::store::Wakeup>,
+    outbox: Arc<Notify>,
+    timers: Arc<Notify>,
+    clock: Arc<dyn crate::clock::Clock>,
+    stop: CancellationToken,
+) -> Result<()> {
+    loop {
+        let wakeup = tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            w = wakeups.recv() => w,
+        };
+        match wakeup {
+            Some(crate::store::Wakeup::Outbox) => outbox.notify_one(),
+            Some(crate::store::Wakeup::Timer(at)) if at < clock.now() + MAX_SLEEP_MS => {
+                timers.notify_one()
+            }
+            Some(crate::store::Wakeup::Timer(_)) => {}
+            None => return Ok(()),
         }
     }
 }

@@ -106,6 +106,9 @@ pub enum Command {
     /// OAuth2 sign-in for Microsoft 365 and Gmail mailboxes.
     #[command(subcommand)]
     Oauth(OauthCommand),
+    /// The desk's database as a whole.
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// A person's data.
     #[command(subcommand)]
     Customers(CustomersCommand),
@@ -128,6 +131,24 @@ pub enum Command {
     Completions {
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum StoreCommand {
+    /// Copy a desk with all its history (tickets, messages with their raw mail, events,
+    /// the outbox, checkpoints) from SQLite into an empty PostgreSQL database, then print
+    /// each table's rows. Stop the gateway first; point `[database] url` at the copy after.
+    Copy {
+        /// The SQLite desk: sqlite:PATH.
+        #[arg(long)]
+        from: String,
+        /// The PostgreSQL database: postgres://USER@HOST:PORT/DATABASE (no password in it).
+        #[arg(long)]
+        to: String,
+        /// A file holding the PostgreSQL password (else $HELPDESK_DATABASE_PASSWORD).
+        #[arg(long)]
+        password_file: Option<PathBuf>,
     },
 }
 
@@ -637,6 +658,11 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             actor,
             json,
         }) => forget(&cli.config, &address, dry_run, &actor, json).await,
+        Command::Store(StoreCommand::Copy {
+            from,
+            to,
+            password_file,
+        }) => store_copy(&from, &to, password_file.as_deref()).await,
         Command::Backup { file } => {
             let config = Config::load(&cli.config)?;
             let store = app::open_existing_store(&config).await?;
@@ -955,5 +981,46 @@ async fn dashboard(config_path: &Path, listen: Option<String>) -> Result<ExitCod
         trigger.cancel();
     });
     dashboard.serve(listener, shutdown).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `store copy`: SQLite into an empty PostgreSQL database.
+async fn store_copy(from: &str, to: &str, password_file: Option<&Path>) -> Result<ExitCode> {
+    use crate::config::Backend;
+    if Backend::of(from) != Backend::Sqlite || !from.starts_with("sqlite:") {
+        anyhow::bail!("--from {from:?}: give the SQLite desk as sqlite:PATH");
+    }
+    if Backend::of(to) != Backend::Postgres {
+        anyhow::bail!("--to {to:?}: give the PostgreSQL database as postgres://USER@HOST/DATABASE");
+    }
+    let password = match password_file {
+        Some(file) => Some(secrecy::SecretString::from(
+            std::fs::read_to_string(file)
+                .with_context(|| format!("--password-file {}", file.display()))?
+                .trim_end_matches(['\n', '\r'])
+                .to_string(),
+        )),
+        None => std::env::var("HELPDESK_DATABASE_PASSWORD")
+            .ok()
+            .filter(|p| !p.is_empty())
+            .map(secrecy::SecretString::from),
+    };
+    let source = crate::store::sqlite::SqliteStore::open_existing(from).await?;
+    let target = crate::store::postgres::PgStore::open(to, password.as_ref())
+        .await
+        .map_err(|e| e.at(to))?;
+    let started = std::time::Instant::now();
+    let counts = crate::store::copy::sqlite_to_postgres(&source, &target, |table, rows| {
+        eprintln!("{table}: {rows} rows copied");
+    })
+    .await?;
+    let total: u64 = counts.iter().map(|(_, n)| n).sum();
+    for (table, rows) in &counts {
+        println!("{table:<20} {rows:>10}");
+    }
+    println!(
+        "copied {total} rows from {from} to {to} in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     Ok(ExitCode::SUCCESS)
 }

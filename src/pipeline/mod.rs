@@ -200,6 +200,10 @@ async fn guarded<T>(
     }
 }
 
+/// How many times one mail is decided and written when other gateways keep changing the
+/// same rows at the same moment; past that, the mail is left in its source for later.
+pub const CONFLICT_ATTEMPTS: u32 = 4;
+
 impl Pipeline {
     pub fn new(
         store: Arc<dyn Store>,
@@ -314,9 +318,28 @@ impl Pipeline {
     /// waiting meanwhile; the write transaction then decides again (no rendering) and
     /// writes what was prepared if the plan and everything it read are the same, or
     /// prepares again under the lock if not.
+    ///
+    /// A conflict with another gateway (two writers racing for the same new row, a
+    /// deadlock) is decided and written again at once, on what the other wrote: up to
+    /// [`CONFLICT_ATTEMPTS`] times.
     pub async fn process(&self, source: &SourceRef, raw: &[u8]) -> Result<Processed, StoreError> {
         let started = std::time::Instant::now();
-        let result = self.process_unmeasured(source, raw).await;
+        let mut attempt = 1;
+        let result = loop {
+            match self.process_unmeasured(source, raw).await {
+                Err(e)
+                    if e.kind() == crate::store::ErrorKind::Conflict
+                        && attempt < CONFLICT_ATTEMPTS =>
+                {
+                    tracing::debug!(error = %e, attempt, "another gateway changed the same rows: deciding again");
+                    attempt += 1;
+                    // Apart, so two gateways that met once do not meet again.
+                    let pause = rand::random::<u64>() % 20 + 5;
+                    tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+                }
+                other => break other,
+            }
+        };
         if let Ok(outcome) = &result {
             count_filed(outcome, started.elapsed());
         }

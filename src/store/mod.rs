@@ -5,6 +5,7 @@
 //! backend (PostgreSQL, for several gateways sharing the work) is one more impl and no
 //! change to the pipeline. Rows become domain types here and nowhere else.
 
+pub mod copy;
 mod filter;
 pub mod postgres;
 mod rows;
@@ -563,6 +564,15 @@ pub struct Exchanged {
     pub to: Vec<String>,
 }
 
+/// What another gateway's change means for this one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wakeup {
+    /// Mail was queued: the outbox has work.
+    Outbox,
+    /// A ticket's timed work falls due at this moment (ms).
+    Timer(Millis),
+}
+
 /// Who holds a lease, since when and until when.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct LeaseView {
@@ -971,6 +981,12 @@ pub trait Store: Send + Sync {
     /// gateway decides and renders from before it takes the lock (the change set is then
     /// checked in the write transaction). Writing through it fails; `commit` ends it.
     async fn snapshot(&self) -> Result<Box<dyn StoreTx>, StoreError>;
+    /// News from the other gateways sharing the store, when the backend carries it
+    /// (PostgreSQL's LISTEN/NOTIFY): mail was queued, timed work falls due soon. `None`:
+    /// each gateway finds out by itself, at its next look.
+    async fn wakeups(&self) -> Result<Option<tokio::sync::mpsc::Receiver<Wakeup>>, StoreError> {
+        Ok(None)
+    }
     /// Whether the store is still the one opened (its file not deleted or replaced).
     async fn check(&self) -> Result<(), StoreError> {
         Ok(())

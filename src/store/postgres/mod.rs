@@ -26,6 +26,11 @@ mod reads;
 mod stats;
 mod tickets;
 
+/// Where a gateway says it queued mail (every gateway's outbox wakes up).
+const OUTBOX_CHANNEL: &str = "helpdesk_outbox";
+/// Where a gateway says when a ticket's timed work falls due (payload: ms).
+const TIMERS_CHANNEL: &str = "helpdesk_timers";
+
 /// The columns of a [`TicketRef`], from `tickets t`.
 const TICKET_REF_COLUMNS: &str = "t.id, t.code, t.status, t.tier, t.category, t.priority, t.assignee, \
      t.customer, t.customer_name, t.subject, t.language, t.reopen_count::bigint AS reopen_count, \
@@ -623,6 +628,38 @@ impl Store for PgStore {
                 .await?,
             write: false,
         }))
+    }
+
+    async fn wakeups(&self) -> Result<Option<tokio::sync::mpsc::Receiver<Wakeup>>, StoreError> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
+        listener
+            .listen_all([OUTBOX_CHANNEL, TIMERS_CHANNEL])
+            .await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        tokio::spawn(async move {
+            loop {
+                let wakeup = match listener.recv().await {
+                    Ok(n) if n.channel() == OUTBOX_CHANNEL => Wakeup::Outbox,
+                    Ok(n) => match n.payload().parse() {
+                        Ok(at) => Wakeup::Timer(at),
+                        Err(_) => continue,
+                    },
+                    Err(e) => {
+                        // The listener connects again at the next `recv`; what was notified
+                        // meanwhile is found by the next regular look.
+                        tracing::warn!(error = %e, "lost the other gateways' notifications for a moment");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                };
+                // A full queue already holds a wake-up: nothing is lost by dropping this one.
+                if let Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) = tx.try_send(wakeup)
+                {
+                    return;
+                }
+            }
+        });
+        Ok(Some(rx))
     }
 
     async fn checkpoint(&self, mailbox: &str) -> Result<Option<Checkpoint>, StoreError> {

@@ -93,7 +93,8 @@ pub(super) async fn enqueue(tx: &mut PgTx, o: NewOutgoing<'_>) -> Result<OutboxI
     .await?;
     // Wakes every gateway's outbox at commit (a notification is sent only if the
     // transaction commits).
-    sqlx::query("SELECT pg_notify('helpdesk_outbox', '')")
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(OUTBOX_CHANNEL)
         .execute(&mut *tx.tx)
         .await?;
     Ok(id)

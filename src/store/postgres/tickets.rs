@@ -83,6 +83,15 @@ pub(super) async fn set_timing(
     .bind(id)
     .execute(&mut *tx.tx)
     .await?;
+    // The schedulers of the other gateways sleep until the earliest due time they read:
+    // they are told of this one (sent at commit; the same due time once per transaction).
+    if let Some(due) = timing.due_at {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(TIMERS_CHANNEL)
+            .bind(due.to_string())
+            .execute(&mut *tx.tx)
+            .await?;
+    }
     Ok(())
 }
 
