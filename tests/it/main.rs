@@ -23,6 +23,7 @@ mod pipeline;
 mod quotes;
 mod reading;
 mod routing;
+mod scale_out;
 mod service_unit;
 mod shared_store;
 mod stats;
