@@ -28,6 +28,8 @@ pub struct App {
     pub imap_stats: Arc<ImapStats>,
     /// Wakes the outbox worker (mail queued here or, through the store, by another gateway).
     outbox_wakeup: Arc<Notify>,
+    /// This gateway among those sharing the store, as its leases name it.
+    holder: String,
 }
 
 /// Opens the configured store. Kept apart so the CLI can tell "database unreachable"
@@ -102,6 +104,7 @@ impl App {
             outbox,
             imap_stats: Arc::default(),
             outbox_wakeup: wakeup,
+            holder: crate::lease::new_holder(),
         })
     }
 
@@ -160,6 +163,7 @@ impl App {
                             self.pipeline.clone(),
                             self.imap_stats.clone(),
                         )
+                        .one_of(mailboxes.len(), &self.holder)
                     })
                     .collect();
                 let token = stop.clone();
@@ -171,6 +175,20 @@ impl App {
                 })
             }
         };
+        // This gateway's presence, for the others to share the mailboxes with it.
+        let presence = crate::lease::Lease::presence(self.pipeline.store().clone(), &self.holder);
+        let token = stop.clone();
+        tracker.spawn(async move {
+            while presence.acquire(&token).await {
+                // Ends at shutdown, or when the store could not be reached long enough for
+                // the presence to run out (then it is taken again).
+                presence.keep(token.child_token()).await;
+                if token.is_cancelled() {
+                    presence.release().await;
+                    break;
+                }
+            }
+        });
         // Other gateways on the same store wake this one's outbox and scheduler.
         let timers_wakeup = Arc::new(Notify::new());
         match self.pipeline.store().wakeups().await {

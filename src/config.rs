@@ -152,12 +152,40 @@ struct RawSource {
     imap: Option<OneOrMany<RawImap>>,
 }
 
-/// `[source.imap]` (one mailbox) or `[[source.imap]]` (several).
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+/// `[source.imap]` (one mailbox) or `[[source.imap]]` (several). Not `#[serde(untagged)]`:
+/// that would answer any mistake inside the table with "data did not match any variant"
+/// instead of the key and what is wrong with it.
+#[derive(Debug)]
 enum OneOrMany<T> {
     One(T),
     Many(Vec<T>),
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Visitor<T> {
+            type Value = OneOrMany<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a table, or an array of tables")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(OneOrMany::One)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                Vec::<T>::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))
+                    .map(OneOrMany::Many)
+            }
+        }
+        deserializer.deserialize_any(Visitor(std::marker::PhantomData))
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -774,6 +802,34 @@ mod tests {
     fn imap_without_password_says_where_to_put_it() {
         let err = load(&imap_config("")).unwrap_err().to_string();
         assert!(err.contains("HELPDESK_IMAP_PASSWORD"), "{err}");
+    }
+
+    #[test]
+    fn several_mailboxes_are_read_each_named_in_errors() {
+        let two = |second: &str| {
+            embedded_default_toml().replace(
+                "kind = \"maildir\"",
+                &format!(
+                    "kind = \"imap\"\n[[source.imap]]\nhost = \"mail.example.com\"\n\
+                     username = \"support\"\npassword = \"x\"\n\
+                     [[source.imap]]\nhost = \"mail.example.com\"\npassword = \"y\"\n{second}"
+                ),
+            )
+        };
+        let c = load(&two("username = \"sales\"\n")).unwrap();
+        match &c.source {
+            SourceSettings::Imap(m) => {
+                assert_eq!(m.len(), 2);
+                assert_eq!(m[1].username, "sales");
+            }
+            other => panic!("{other:?}"),
+        }
+        let e = load(&two("username = \"sales\"\nport = 0\n")).unwrap_err().to_string();
+        assert!(e.starts_with("source.imap[1].port: "), "{e}");
+        let e = load(&two("username = \"support\"\n")).unwrap_err().to_string();
+        assert!(e.contains("source.imap[1]") && e.contains("same mailbox"), "{e}");
+        let e = load(&two("username = \"sales\"\nmailbx = \"INBOX\"\n")).unwrap_err().to_string();
+        assert!(e.contains("mailbx"), "a typo is named: {e}");
     }
 
     fn imap_config(extra: &str) -> String {

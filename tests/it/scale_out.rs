@@ -252,3 +252,89 @@ async fn three_gateways_share_a_backlog_and_take_over_from_a_killed_one() {
         "{received} acknowledgements for {MAILS} customers"
     );
 }
+
+/// Two mailboxes, two gateways: each reads one (its share), and when one stops, the other
+/// reads both; mail in either mailbox becomes a ticket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn gateways_share_the_mailboxes_and_take_all_when_alone() {
+    let stack = MailStack::start();
+    let db = Arc::new(postgres::database());
+    let base = stack.gateway_config("implicit", "idle = true");
+    let second = base
+        .split_once("[source.imap]")
+        .and_then(|(_, rest)| rest.split_once("\n[outbox]"))
+        .map(|(imap, _)| {
+            imap.replace("support@example.test", "expert@example.test")
+                .replace("support-pw", "expert-pw")
+        })
+        .expect("an imap table");
+    let toml = base.replace("[source.imap]", "[[source.imap]]").replace(
+        "\n[outbox]",
+        &format!("\n[[source.imap]]{second}\n[outbox]"),
+    );
+    let a = crate::support::Desk::sharing(&toml, db.clone()).await;
+    let b = crate::support::Desk::sharing(&toml, db.clone()).await;
+    let pool = db.pool().await;
+    let run = |desk: &crate::support::Desk| {
+        let app = desk.app.clone();
+        let token = tokio_util::sync::CancellationToken::new();
+        let stop = token.clone();
+        (token, tokio::spawn(async move { app.run(stop).await }))
+    };
+    let (stop_a, running_a) = run(&a);
+    let (stop_b, running_b) = run(&b);
+    let holders = async || -> Vec<(String, String)> {
+        sqlx::query_as("SELECT name, holder FROM leases WHERE name LIKE 'source:%' ORDER BY name")
+            .fetch_all(&pool)
+            .await
+            .unwrap_or_default()
+    };
+    wait_until(
+        "each gateway reads one mailbox",
+        Duration::from_secs(40),
+        async || {
+            let h = holders().await;
+            h.len() == 2 && h[0].1 != h[1].1
+        },
+    )
+    .await;
+    for (user, n) in [("support", 0), ("expert", 1)] {
+        let raw = customer_mail(
+            &format!("Customer <customer+share{n}@example.test>"),
+            "Printer jammed",
+            &format!("share.{n}@example.test"),
+            "Jammed.",
+        );
+        stack.append(user, "INBOX", &[raw]).await;
+    }
+    wait_until("both mails filed", Duration::from_secs(30), async || {
+        count(&pool, "SELECT COUNT(*) FROM tickets").await == 2
+    })
+    .await;
+    stop_a.cancel();
+    running_a.await.unwrap().unwrap();
+    wait_until(
+        "the other gateway reads both",
+        Duration::from_secs(30),
+        async || {
+            let h = holders().await;
+            h.len() == 2 && h[0].1 == h[1].1
+        },
+    )
+    .await;
+    let raw = customer_mail(
+        "Customer <customer+share2@example.test>",
+        "Screen black",
+        "share.2@example.test",
+        "Black.",
+    );
+    stack.append("expert", "INBOX", &[raw]).await;
+    wait_until(
+        "the third mail filed",
+        Duration::from_secs(30),
+        async || count(&pool, "SELECT COUNT(*) FROM tickets").await == 3,
+    )
+    .await;
+    stop_b.cancel();
+    running_b.await.unwrap().unwrap();
+}

@@ -83,6 +83,10 @@ pub struct Folders {
 
 pub struct ImapSource {
     settings: ImapSettings,
+    /// How many mailboxes the configuration reads (this one among them).
+    mailboxes: usize,
+    /// The gateway reading it, as its leases name it.
+    holder: String,
     pipeline: Arc<Pipeline>,
     stats: Arc<ImapStats>,
     folders: std::sync::Mutex<Option<Folders>>,
@@ -100,10 +104,19 @@ impl ImapSource {
     ) -> Self {
         Self {
             settings,
+            mailboxes: 1,
+            holder: crate::lease::new_holder(),
             pipeline,
             stats,
             folders: std::sync::Mutex::new(None),
         }
+    }
+
+    /// One of `n` mailboxes read by the gateway `holder` among others sharing the store.
+    pub fn one_of(mut self, n: usize, holder: &str) -> Self {
+        self.mailboxes = n;
+        self.holder = holder.to_string();
+        self
     }
 
     pub fn stats(&self) -> &Arc<ImapStats> {
@@ -237,8 +250,10 @@ impl ImapSource {
     pub async fn run(&self, shutdown: CancellationToken) -> Result<()> {
         let lease = crate::lease::Lease::new(
             self.pipeline.store().clone(),
-            format!("source:{}", self.mailbox_key()),
-        );
+            crate::lease::source(&self.mailbox_key()),
+            &self.holder,
+        )
+        .shared_by(self.mailboxes);
         let mut backoff = Duration::from_secs(1);
         while lease.acquire(&shutdown).await {
             let held = shutdown.child_token();
