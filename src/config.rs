@@ -824,11 +824,20 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let e = load(&two("username = \"sales\"\nport = 0\n")).unwrap_err().to_string();
+        let e = load(&two("username = \"sales\"\nport = 0\n"))
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("source.imap[1].port: "), "{e}");
-        let e = load(&two("username = \"support\"\n")).unwrap_err().to_string();
-        assert!(e.contains("source.imap[1]") && e.contains("same mailbox"), "{e}");
-        let e = load(&two("username = \"sales\"\nmailbx = \"INBOX\"\n")).unwrap_err().to_string();
+        let e = load(&two("username = \"support\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("source.imap[1]") && e.contains("same mailbox"),
+            "{e}"
+        );
+        let e = load(&two("username = \"sales\"\nmailbx = \"INBOX\"\n"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("mailbx"), "a typo is named: {e}");
     }
 
