@@ -950,14 +950,16 @@ async fn a_lease_passes_on_once_its_holder_stops_renewing(store: Arc<dyn Store>)
             .as_millis() as Millis
     };
     let name = "source:imap://support@127.0.0.1/INBOX";
-    assert!(store.take_lease(name, "a", 400, now()).await.unwrap());
+    // Short leases where one must run out, long ones where one must hold (a loaded machine
+    // may take a second between two statements).
+    assert!(store.take_lease(name, "a", 5_000, now()).await.unwrap());
     assert!(
-        !store.take_lease(name, "b", 400, now()).await.unwrap(),
+        !store.take_lease(name, "b", 5_000, now()).await.unwrap(),
         "a holds it"
     );
     assert!(
-        store.take_lease(name, "a", 400, now()).await.unwrap(),
-        "a renews"
+        store.take_lease(name, "a", 500, now()).await.unwrap(),
+        "a renews, for half a second"
     );
     let taken = store.leases().await.unwrap();
     assert_eq!(taken.len(), 1);
@@ -965,13 +967,13 @@ async fn a_lease_passes_on_once_its_holder_stops_renewing(store: Arc<dyn Store>)
         (taken[0].name.as_str(), taken[0].holder.as_str()),
         (name, "a")
     );
-    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
     assert!(
-        store.take_lease(name, "b", 400, now()).await.unwrap(),
+        store.take_lease(name, "b", 60_000, now()).await.unwrap(),
         "a stopped renewing: b takes it over"
     );
     assert!(
-        !store.take_lease(name, "a", 400, now()).await.unwrap(),
+        !store.take_lease(name, "a", 60_000, now()).await.unwrap(),
         "a lost it"
     );
     let after = store.leases().await.unwrap();
@@ -982,7 +984,7 @@ async fn a_lease_passes_on_once_its_holder_stops_renewing(store: Arc<dyn Store>)
     );
     store.release_lease(name, "a").await.unwrap();
     assert!(
-        !store.take_lease(name, "a", 400, now()).await.unwrap(),
+        !store.take_lease(name, "a", 60_000, now()).await.unwrap(),
         "only b gives it up"
     );
     store.release_lease(name, "b").await.unwrap();
