@@ -4,6 +4,8 @@
 #   scripts/postgres.sh start DIR PORT [WATCH_PID]   initdb + start; with WATCH_PID, the
 #       server is stopped and DIR removed once that process ends (a test binary's cluster).
 #   scripts/postgres.sh stop DIR
+# With PG_DURABLE=1 (benchmarks) the cluster keeps PostgreSQL's durable defaults (fsync,
+# synchronous commit, full page writes); tests throw their data away and turn them off.
 # The cluster: user "postgres" (trust, on DIR's socket only) and user "helpdesk" with the
 # password in DIR/password (scram-sha-256 over TCP on 127.0.0.1).
 set -euo pipefail
@@ -36,9 +38,11 @@ case "$cmd" in
     as_owner "$PG/initdb" -D "$data" -U postgres --auth-local=trust --auth-host=scram-sha-256 \
       -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
       || { cat "$dir/initdb.log" >&2; exit 1; }
-    # Tests' data is thrown away: no fsync, a small cluster; loopback TCP and DIR's socket only.
+    # Loopback TCP and DIR's socket only; tests' data is thrown away: no fsync.
+    durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    [ "${PG_DURABLE:-}" = 1 ] && durability=""
     as_owner "$PG/pg_ctl" -D "$data" -l "$data/log" -w -t 60 start \
-      -o "-p $port -k $data -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 -c shared_buffers=64MB" \
+      -o "-p $port -k $data -c listen_addresses=127.0.0.1 $durability -c max_connections=200 -c shared_buffers=64MB" \
       >/dev/null || { cat "$data/log" >&2; exit 1; }
     as_owner "$PG/psql" -q -h "$data" -p "$port" -U postgres -d postgres -v ON_ERROR_STOP=1 \
       -c "CREATE USER helpdesk CREATEDB PASSWORD '$(cat "$dir/password")'" >/dev/null

@@ -8,15 +8,12 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::Backend;
 use crate::config::{Config, SourceSettings};
 use crate::ingest::imap::{ImapSource, ImapStats};
 use crate::ingest::maildir::MaildirSource;
 use crate::outbox::{OutboxWorker, Transport};
 use crate::pipeline::Pipeline;
 use crate::render::Renderer;
-use crate::store::postgres::PgStore;
-use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
 use crate::web::{Dashboard, Task, Tasks};
 
@@ -35,28 +32,12 @@ pub struct App {
 /// Opens the configured store. Kept apart so the CLI can tell "database unreachable"
 /// (exit 75, the MTA retries) from every other failure.
 pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
-    match config.backend() {
-        Backend::Sqlite => Ok(Arc::new(SqliteStore::open(&config.database_url).await?)),
-        Backend::Postgres => Ok(Arc::new(
-            PgStore::open(&config.database_url, config.database_password.as_ref())
-                .await
-                .map_err(|e| e.at(&config.database_url))?,
-        )),
-    }
+    crate::store::open(&config.database_url, config.database_password.as_ref()).await
 }
 
 /// The store of a command that only reads: it must exist already.
 pub async fn open_existing_store(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
-    match config.backend() {
-        Backend::Sqlite => Ok(Arc::new(
-            SqliteStore::open_existing(&config.database_url).await?,
-        )),
-        Backend::Postgres => Ok(Arc::new(
-            PgStore::open_existing(&config.database_url, config.database_password.as_ref())
-                .await
-                .map_err(|e| e.at(&config.database_url))?,
-        )),
-    }
+    crate::store::open_existing(&config.database_url, config.database_password.as_ref()).await
 }
 
 impl App {

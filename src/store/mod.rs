@@ -180,6 +180,45 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+/// Opens (creating and migrating if needed) the store `url` names: `sqlite:PATH` or
+/// `postgres://…` (with `password`). Errors name the database.
+pub async fn open(
+    url: &str,
+    password: Option<&secrecy::SecretString>,
+) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    if is_postgres(url) {
+        Ok(std::sync::Arc::new(
+            postgres::PgStore::open(url, password)
+                .await
+                .map_err(|e| e.at(url))?,
+        ))
+    } else {
+        Ok(std::sync::Arc::new(sqlite::SqliteStore::open(url).await?))
+    }
+}
+
+/// The same for a command that only reads: the desk must exist (never created empty).
+pub async fn open_existing(
+    url: &str,
+    password: Option<&secrecy::SecretString>,
+) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    if is_postgres(url) {
+        Ok(std::sync::Arc::new(
+            postgres::PgStore::open_existing(url, password)
+                .await
+                .map_err(|e| e.at(url))?,
+        ))
+    } else {
+        Ok(std::sync::Arc::new(
+            sqlite::SqliteStore::open_existing(url).await?,
+        ))
+    }
+}
+
+fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
 /// Milliseconds since the Unix epoch.
 pub use crate::clock::{Millis, format_millis};
 
