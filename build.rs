@@ -28,6 +28,10 @@ fn main() {
     for path in [".git/HEAD", ".git/index"] {
         println!("cargo:rerun-if-changed={path}");
     }
+    // sqlx::migrate! embeds migrations/ at compile time, but a build script that names
+    // what it reruns on turns off cargo's own watch of the package: without this line a new
+    // migration file would be left out of an incremental build.
+    println!("cargo:rerun-if-changed=migrations");
     if let Ok(head) = std::fs::read_to_string(".git/HEAD")
         && let Some(reference) = head.trim().strip_prefix("ref: ")
     {

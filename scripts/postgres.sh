@@ -6,6 +6,7 @@
 #   scripts/postgres.sh stop DIR
 # With PG_DURABLE=1 (benchmarks) the cluster keeps PostgreSQL's durable defaults (fsync,
 # synchronous commit, full page writes); tests throw their data away and turn them off.
+# PG_OPTS adds server options (scripts/bench-scale --profile loads pg_stat_statements).
 # The cluster: user "postgres" (trust, on DIR's socket only) and user "helpdesk" with the
 # password in DIR/password (scram-sha-256 over TCP on 127.0.0.1).
 set -euo pipefail
@@ -42,7 +43,7 @@ case "$cmd" in
     durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
     [ "${PG_DURABLE:-}" = 1 ] && durability=""
     as_owner "$PG/pg_ctl" -D "$data" -l "$data/log" -w -t 60 start \
-      -o "-p $port -k $data -c listen_addresses=127.0.0.1 $durability -c max_connections=200 -c shared_buffers=64MB" \
+      -o "-p $port -k $data -c listen_addresses=127.0.0.1 $durability -c max_connections=200 -c shared_buffers=64MB ${PG_OPTS:-}" \
       >/dev/null || { cat "$data/log" >&2; exit 1; }
     as_owner "$PG/psql" -q -h "$data" -p "$port" -U postgres -d postgres -v ON_ERROR_STOP=1 \
       -c "CREATE USER helpdesk CREATEDB PASSWORD '$(cat "$dir/password")'" >/dev/null
