@@ -162,8 +162,9 @@ impl OutboxWorker {
         }
         let until = self.clock.now() + self.lease().as_millis() as Millis;
         match self.store.renew_lease(ids, &self.owner, until).await {
-            Ok(n) if (n as usize) < ids.len() => tracing::warn!(
-                renewed = n,
+            Ok(renewal) if renewal.taken_over > 0 => tracing::warn!(
+                renewed = renewal.renewed,
+                taken_over = renewal.taken_over,
                 claimed = ids.len(),
                 "some outbox rows were taken over by another worker after this one stalled"
             ),

@@ -240,6 +240,15 @@ pub struct ErasureReport {
 }
 
 /// Where a mail came from, so a re-read of the same mail is recognised.
+/// What an outbox worker's renewal found. A row it settled in the meantime (marked sent,
+/// put back for a retry) is neither renewed nor taken over: only a row another worker now
+/// holds means this one stalled past its lease.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Renewal {
+    pub renewed: u64,
+    pub taken_over: u64,
+}
+
 #[derive(Clone, Debug)]
 pub struct SourceRef {
     /// Unique per source mail: `imap:<mailbox>:<uidvalidity>:<uid>`, `maildir:<name>`.
@@ -1072,13 +1081,13 @@ pub trait Store: Send + Sync {
         limit: u32,
         owner: &str,
     ) -> Result<Vec<OutboxItem>, StoreError>;
-    /// Extends the lease on the rows of `ids` that `owner` still holds; returns how many.
+    /// Extends the lease on the rows of `ids` that `owner` still holds.
     async fn renew_lease(
         &self,
         ids: &[OutboxId],
         owner: &str,
         lease_until: Millis,
-    ) -> Result<u64, StoreError>;
+    ) -> Result<Renewal, StoreError>;
     /// Marks rows sent, in one transaction, each with its `mail_sent` event.
     async fn mark_sent(&self, rows: &[Marked], at: Millis) -> Result<(), StoreError>;
     async fn mark_retry(

@@ -490,14 +490,18 @@ async fn the_outbox_hands_each_mail_to_one_worker(store: Arc<dyn Store>) {
             .renew_lease(&[a[0].id, b[0].id], "a", now + 120_000)
             .await
             .unwrap(),
-        1,
+        Renewal {
+            renewed: 1,
+            taken_over: 1
+        },
         "a renews only its own row"
     );
     assert_eq!(
         store
             .renew_lease(&[b[0].id], "b", now + 120_000)
             .await
-            .unwrap(),
+            .unwrap()
+            .renewed,
         1
     );
     assert!(
@@ -519,6 +523,17 @@ async fn the_outbox_hands_each_mail_to_one_worker(store: Arc<dyn Store>) {
         )
         .await
         .unwrap();
+    assert_eq!(
+        store
+            .renew_lease(&[a[0].id, a[1].id], "a", now + 200_000)
+            .await
+            .unwrap(),
+        Renewal {
+            renewed: 0,
+            taken_over: 1
+        },
+        "a's sent row is settled, not taken over; its second row is c's now"
+    );
     store
         .mark_retry(b[0].id, now + 5_000, "421 try later")
         .await

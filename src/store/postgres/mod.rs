@@ -783,17 +783,24 @@ impl Store for PgStore {
         ids: &[OutboxId],
         owner: &str,
         lease_until: Millis,
-    ) -> Result<u64, StoreError> {
-        Ok(sqlx::query(
-            "UPDATE outbox SET lease_until = hd_ts($1) WHERE status = 'sending' \
-             AND lease_owner = $2 AND id = ANY($3)",
+    ) -> Result<Renewal, StoreError> {
+        // The count reads the rows as they were before the update, which touches only rows
+        // of `owner`'s: those of another worker are the same either way.
+        let (renewed, taken_over): (i64, i64) = sqlx::query_as(
+            "WITH renewed AS (UPDATE outbox SET lease_until = hd_ts($1) WHERE status = 'sending' \
+                AND lease_owner = $2 AND id = ANY($3) RETURNING 1) \
+             SELECT (SELECT COUNT(*) FROM renewed), (SELECT COUNT(*) FROM outbox \
+                WHERE id = ANY($3) AND status = 'sending' AND lease_owner IS DISTINCT FROM $2)",
         )
         .bind(lease_until)
         .bind(owner)
         .bind(ids.to_vec())
-        .execute(&self.pool)
-        .await?
-        .rows_affected())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Renewal {
+            renewed: renewed.max(0) as u64,
+            taken_over: taken_over.max(0) as u64,
+        })
     }
 
     async fn mark_sent(&self, rows: &[Marked], at: Millis) -> Result<(), StoreError> {

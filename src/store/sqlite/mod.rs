@@ -706,7 +706,7 @@ impl Store for SqliteStore {
         ids: &[OutboxId],
         owner: &str,
         lease_until: Millis,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<Renewal, StoreError> {
         outbox::renew_lease(self, ids, owner, lease_until).await
     }
 

@@ -7,8 +7,8 @@ pub(super) async fn renew_lease(
     ids: &[OutboxId],
     owner: &str,
     lease_until: Millis,
-) -> Result<u64, StoreError> {
-    let mut renewed = 0;
+) -> Result<Renewal, StoreError> {
+    let mut renewal = Renewal::default();
     for chunk in ids.chunks(500) {
         let placeholders = vec!["?"; chunk.len()].join(", ");
         let sql = format!(
@@ -20,9 +20,17 @@ pub(super) async fn renew_lease(
         for id in chunk {
             query = query.bind(id);
         }
-        renewed += query.execute(&store.pool).await?.rows_affected();
+        renewal.renewed += query.execute(&store.pool).await?.rows_affected();
+        let sql = format!(
+            "SELECT COUNT(*) FROM outbox WHERE status = 'sending' AND lease_owner IS NOT ? AND id IN ({placeholders})"
+        );
+        let mut query = sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql)).bind(owner);
+        for id in chunk {
+            query = query.bind(id);
+        }
+        renewal.taken_over += query.fetch_one(&store.pool).await?.max(0) as u64;
     }
-    Ok(renewed)
+    Ok(renewal)
 }
 
 pub(super) async fn claim_outbox(

@@ -352,7 +352,7 @@ impl Store for FlakyStore {
         ids: &[OutboxId],
         owner: &str,
         until: Millis,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<helpdesk::store::Renewal, StoreError> {
         self.inner.renew_lease(ids, owner, until).await
     }
     async fn mark_sent(&self, rows: &[Marked], at: Millis) -> Result<(), StoreError> {
