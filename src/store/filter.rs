@@ -1,13 +1,31 @@
 //! What a ticket list selects, as SQL, once for every backend: which statuses are open,
 //! what counts as resolved in a period, what came back. A [`Dialect`] says how the backend
-//! writes a parameter, a moment and a field of an event's JSON.
+//! writes a parameter, a moment, a field of an event's JSON and the earlier of two moments.
 
-use super::{TicketFilter, TicketStatus};
+use super::{TicketFilter, TicketSort, TicketStatus};
 
 /// A value bound to a list's query.
 pub(crate) enum Bind {
     Text(String),
     Int(i64),
+}
+
+/// Binds a list's values to its query, in order, whichever the backend.
+pub(crate) fn bind_all<'q, DB: sqlx::Database>(
+    mut query: sqlx::query::Query<'q, DB, DB::Arguments>,
+    values: Vec<Bind>,
+) -> sqlx::query::Query<'q, DB, DB::Arguments>
+where
+    for<'t> String: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> i64: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
+    for v in values {
+        query = match v {
+            Bind::Text(t) => query.bind(t),
+            Bind::Int(i) => query.bind(i),
+        };
+    }
+    query
 }
 
 /// How one backend writes the pieces of a filter.
@@ -18,19 +36,43 @@ pub(crate) struct Dialect {
     pub moment: fn(usize) -> String,
     /// A text field of a JSON column.
     pub json_text: fn(&str, &str) -> String,
+    /// The earlier of two moments: the one set if the other is NULL, NULL if neither is.
+    pub earlier_of: fn(&str, &str) -> String,
 }
 
 pub(crate) const SQLITE: Dialect = Dialect {
     param: |_| "?".to_string(),
     moment: |_| "?".to_string(),
     json_text: |column, field| format!("json_extract({column}, '$.{field}')"),
+    // SQLite's two-argument MIN is NULL when either is.
+    earlier_of: |a, b| format!("COALESCE(MIN({a}, {b}), {a}, {b})"),
 };
 
 pub(crate) const POSTGRES: Dialect = Dialect {
     param: |n| format!("${n}"),
     moment: |n| format!("hd_ts(${n})"),
     json_text: |column, field| format!("({column} ->> '{field}')"),
+    // LEAST skips NULLs.
+    earlier_of: |a, b| format!("LEAST({a}, {b})"),
 };
+
+/// The `ORDER BY` of a ticket list, and its page (starting with a space).
+pub(crate) fn order_and_page(filter: &TicketFilter, d: &Dialect) -> String {
+    let order = match filter.sort {
+        TicketSort::Created => "t.created_at, t.id".to_string(),
+        TicketSort::Age => "t.status_since, t.id".to_string(),
+        // The earlier of the two targets; a ticket with neither comes last.
+        TicketSort::Due => {
+            let due = (d.earlier_of)("t.first_response_due", "t.resolution_due");
+            format!("{due} IS NULL, {due}, t.id")
+        }
+    };
+    let page = match filter.page {
+        Some((limit, offset)) => format!(" LIMIT {limit} OFFSET {offset}"),
+        None => String::new(),
+    };
+    format!(" ORDER BY {order}{page}")
+}
 
 /// The `WHERE` of a ticket list (empty, or starting with a space) and its values.
 pub(crate) fn filter_sql(filter: &TicketFilter, d: &Dialect) -> (String, Vec<Bind>) {

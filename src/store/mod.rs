@@ -459,6 +459,31 @@ pub struct NewOutgoing<'a> {
     pub hold: Option<Hold>,
 }
 
+/// The outbox columns a new row's hold fills in, the same on every backend.
+impl NewOutgoing<'_> {
+    pub(crate) fn status(&self) -> &'static str {
+        if self.hold.is_some() {
+            "held"
+        } else {
+            "pending"
+        }
+    }
+
+    pub(crate) fn held_for(&self) -> Option<String> {
+        self.hold
+            .as_ref()
+            .and_then(|h| h.flood_from.as_ref())
+            .map(|a| a.to_string())
+    }
+
+    pub(crate) fn held_status(&self) -> Option<&'static str> {
+        self.hold
+            .as_ref()
+            .and_then(|h| h.ticket_status)
+            .map(|s| s.as_str())
+    }
+}
+
 /// Why an outgoing mail is kept back, and what decides its fate later.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Hold {

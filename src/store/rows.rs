@@ -169,6 +169,20 @@ pub(crate) fn summary(row: &impl Cols) -> Result<TicketSummary, StoreError> {
 }
 
 /// A stored inbound mail a new one may repeat, from its id, ticket and outcome.
+/// One line of the overview's backlog: a tier, a status and its number of tickets.
+pub(crate) fn backlog_line(
+    (tier, status, n): (String, String, i64),
+) -> Result<(Tier, TicketStatus, i64), StoreError> {
+    Ok((
+        Tier::from_str(&tier).map_err(|_| corrupt(format!("tier {tier:?}")))?,
+        TicketStatus::from_str(&status).map_err(|_| corrupt(format!("status {status:?}")))?,
+        n,
+    ))
+}
+
+/// The `sla_fired` bits that say a target was missed.
+pub(crate) const BREACHED: i32 = (Fired::FIRST_RESPONSE_BREACH | Fired::RESOLUTION_BREACH) as i32;
+
 pub(crate) fn earlier(
     (row, ticket, outcome): (i64, Option<i64>, String),
 ) -> Result<EarlierMail, StoreError> {

@@ -723,7 +723,7 @@ async fn timers_are_claimed_once(store: Arc<dyn Store>) {
 async fn lists_and_details_read_what_was_written(store: Arc<dyn Store>) {
     let a = new_ticket(&*store, 10, "zoe@example.com", T0).await;
     let b = new_ticket(&*store, 11, "max@example.com", T0 + 1).await;
-    new_ticket(&*store, 12, "ann@example.com", T0 + 2).await;
+    let c = new_ticket(&*store, 12, "ann@example.com", T0 + 2).await;
     let mut tx = store.begin().await.unwrap();
     tx.set_ticket_status(b, TicketStatus::Resolved, false, T0 + 50)
         .await
@@ -751,6 +751,20 @@ async fn lists_and_details_read_what_was_written(store: Arc<dyn Store>) {
     )
     .await
     .unwrap();
+    // Both targets, the resolution's the earlier: it sorts before a's only one.
+    tx.set_timing(
+        c,
+        &Timing {
+            clock: TicketClock::started(T0),
+            dues: Dues {
+                first_response: Some(T0 + 300),
+                resolution: Some(T0 + 40),
+            },
+            due_at: Some(T0 + 40),
+        },
+    )
+    .await
+    .unwrap();
     tx.set_satisfaction(b, 4, Some("quick"), T0 + 60)
         .await
         .unwrap();
@@ -773,11 +787,17 @@ async fn lists_and_details_read_what_was_written(store: Arc<dyn Store>) {
         sort: TicketSort::Due,
         ..TicketFilter::default()
     };
-    let listed = store.list_tickets(&due_first).await.unwrap();
+    let listed: Vec<String> = store
+        .list_tickets(&due_first)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.code)
+        .collect();
     assert_eq!(
-        listed[0].code,
-        code(10).as_str(),
-        "the one with a target first"
+        listed,
+        [code(12).as_str(), code(10).as_str(), code(11).as_str()],
+        "by the earlier of the two targets; the one with none last"
     );
     let resolved = TicketFilter {
         resolved: Some((T0, T0 + 100)),

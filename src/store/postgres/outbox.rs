@@ -75,20 +75,10 @@ pub(super) async fn enqueue(tx: &mut PgTx, o: NewOutgoing<'_>) -> Result<OutboxI
     .bind(o.kind)
     .bind(o.mail_from)
     .bind(jsonb_list(o.rcpt_to))
-    .bind(if o.hold.is_some() { "held" } else { "pending" })
+    .bind(o.status())
     .bind(o.at)
-    .bind(
-        o.hold
-            .as_ref()
-            .and_then(|h| h.flood_from.as_ref())
-            .map(|a| a.to_string()),
-    )
-    .bind(
-        o.hold
-            .as_ref()
-            .and_then(|h| h.ticket_status)
-            .map(|s| s.as_str()),
-    )
+    .bind(o.held_for())
+    .bind(o.held_status())
     .fetch_one(&mut *tx.tx)
     .await?;
     // Wakes every gateway's outbox at commit (a notification is sent only if the

@@ -1,8 +1,8 @@
 //! What people read: ticket lists, one ticket in full, the dashboard's counts.
 
 use super::*;
-use crate::store::filter::{Bind, POSTGRES, filter_sql};
-use crate::store::rows::{corrupt, quoted_list, summary};
+use crate::store::filter::{POSTGRES, bind_all, filter_sql, order_and_page};
+use crate::store::rows::{BREACHED, backlog_line, corrupt, quoted_list, summary};
 
 const SUMMARY_SELECT: &str = "SELECT t.code, t.status, t.tier, t.customer, t.customer_name, t.subject, \
      t.language, t.category, t.priority, t.assignee, t.reopen_count::bigint AS reopen_count, \
@@ -19,35 +19,15 @@ const SUMMARY_SELECT: &str = "SELECT t.code, t.status, t.tier, t.customer, t.cus
         FROM ticket_participants p WHERE p.ticket_id = t.id) AS participants \
      FROM tickets t";
 
-fn bind_all<'q>(
-    mut query: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
-    values: Vec<Bind>,
-) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
-    for v in values {
-        query = match v {
-            Bind::Text(t) => query.bind(t),
-            Bind::Int(i) => query.bind(i),
-        };
-    }
-    query
-}
-
 pub(super) async fn list_tickets(
     store: &PgStore,
     filter: &TicketFilter,
 ) -> Result<Vec<TicketSummary>, StoreError> {
     let (filter_sql, values) = filter_sql(filter, &POSTGRES);
-    let order = match filter.sort {
-        TicketSort::Created => "t.created_at, t.id",
-        TicketSort::Age => "t.status_since, t.id",
-        // LEAST ignores NULLs: the earlier target, or the only one; none sorts last.
-        TicketSort::Due => "LEAST(t.first_response_due, t.resolution_due) ASC NULLS LAST, t.id",
-    };
-    let page = match filter.page {
-        Some((limit, offset)) => format!(" LIMIT {limit} OFFSET {offset}"),
-        None => String::new(),
-    };
-    let sql = format!("{SUMMARY_SELECT}{filter_sql} ORDER BY {order}{page}");
+    let sql = format!(
+        "{SUMMARY_SELECT}{filter_sql}{}",
+        order_and_page(filter, &POSTGRES)
+    );
     let rows = bind_all(sqlx::query(AssertSqlSafe(sql)), values)
         .fetch_all(&store.pool)
         .await?;
@@ -172,18 +152,8 @@ pub(super) async fn overview(
     .await?;
     let backlog = backlog
         .into_iter()
-        .map(|(t, status, n)| {
-            Ok((
-                tier(&t)?,
-                TicketStatus::from_str(&status)
-                    .map_err(|_| corrupt(format!("status {status:?}")))?,
-                n,
-            ))
-        })
+        .map(backlog_line)
         .collect::<Result<Vec<_>, StoreError>>()?;
-    let breach = i32::from(
-        crate::domain::Fired::FIRST_RESPONSE_BREACH | crate::domain::Fired::RESOLUTION_BREACH,
-    );
     let (due_soon, breached): (i64, i64) = sqlx::query_as(AssertSqlSafe(format!(
         "SELECT \
            COUNT(*) FILTER (WHERE (first_response_due > hd_ts($1) AND first_response_due <= hd_ts($2)) \
@@ -193,7 +163,7 @@ pub(super) async fn overview(
     )))
     .bind(now)
     .bind(due_before)
-    .bind(breach)
+    .bind(BREACHED)
     .fetch_one(&mut *tx)
     .await?;
     let oldest = sqlx::query(AssertSqlSafe(format!(

@@ -29,18 +29,8 @@ pub(super) async fn overview(
         .await?;
         let backlog = backlog
             .into_iter()
-            .map(|(tier, status, n)| {
-                Ok((
-                    Tier::from_str(&tier).map_err(|_| corrupt(format!("tier {tier:?}")))?,
-                    TicketStatus::from_str(&status)
-                        .map_err(|_| corrupt(format!("status {status:?}")))?,
-                    n,
-                ))
-            })
+            .map(backlog_line)
             .collect::<Result<Vec<_>, StoreError>>()?;
-        let breach = i64::from(
-            crate::domain::Fired::FIRST_RESPONSE_BREACH | crate::domain::Fired::RESOLUTION_BREACH,
-        );
         let (due_soon, breached): (i64, i64) = sqlx::query_as(AssertSqlSafe(format!(
             "SELECT \
                COALESCE(SUM((first_response_due > ?1 AND first_response_due <= ?2) \
@@ -50,7 +40,7 @@ pub(super) async fn overview(
         )))
         .bind(now)
         .bind(due_before)
-        .bind(breach)
+        .bind(BREACHED)
         .fetch_one(&mut *conn)
         .await?;
         let oldest = sqlx::query(AssertSqlSafe(format!(

@@ -12,7 +12,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{AssertSqlSafe, Row, Sqlite, SqliteConnection, SqlitePool};
 
-use super::rows::{address, corrupt, earlier, json_list, ticket_ref};
+use super::rows::{BREACHED, address, backlog_line, corrupt, earlier, json_list, ticket_ref};
 use super::script::{Script, Stmt};
 use super::*;
 

@@ -195,21 +195,11 @@ pub(super) async fn enqueue(tx: &mut SqliteTx, o: NewOutgoing<'_>) -> Result<Out
         .bind(o.kind)
         .bind(o.mail_from)
         .bind(json_list(o.rcpt_to))
-        .bind(if o.hold.is_some() { "held" } else { "pending" })
+        .bind(o.status())
         .bind(o.at)
         .bind(o.at)
-        .bind(
-            o.hold
-                .as_ref()
-                .and_then(|h| h.flood_from.as_ref())
-                .map(|a| a.to_string()),
-        )
-        .bind(
-            o.hold
-                .as_ref()
-                .and_then(|h| h.ticket_status)
-                .map(|s| s.as_str()),
-        ),
+        .bind(o.held_for())
+        .bind(o.held_status()),
     )
     .await?;
     Ok(id)

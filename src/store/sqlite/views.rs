@@ -15,23 +15,10 @@ pub(super) const SUMMARY_SELECT: &str = "SELECT t.code, t.status, t.tier, t.cust
         WHERE p.ticket_id = t.id ORDER BY p.added_at, p.address)) AS participants \
      FROM tickets t";
 
-use crate::store::filter::{Bind, SQLITE};
+use crate::store::filter::{Bind, SQLITE, bind_all, order_and_page};
 
 fn filter_sql(filter: &TicketFilter) -> (String, Vec<Bind>) {
     crate::store::filter::filter_sql(filter, &SQLITE)
-}
-
-fn bind_all<'q>(
-    mut query: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments>,
-    values: Vec<Bind>,
-) -> sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments> {
-    for v in values {
-        query = match v {
-            Bind::Text(t) => query.bind(t),
-            Bind::Int(i) => query.bind(i),
-        };
-    }
-    query
 }
 
 pub(super) async fn list_tickets(
@@ -39,20 +26,10 @@ pub(super) async fn list_tickets(
     filter: &TicketFilter,
 ) -> Result<Vec<TicketSummary>, StoreError> {
     let (filter_sql, values) = filter_sql(filter);
-    let order = match filter.sort {
-        TicketSort::Created => "t.created_at, t.id",
-        TicketSort::Age => "t.status_since, t.id",
-        TicketSort::Due => {
-            "COALESCE(MIN(t.first_response_due, t.resolution_due), t.first_response_due, \
-             t.resolution_due) IS NULL, COALESCE(MIN(t.first_response_due, t.resolution_due), \
-             t.first_response_due, t.resolution_due), t.id"
-        }
-    };
-    let page = match filter.page {
-        Some((limit, offset)) => format!(" LIMIT {limit} OFFSET {offset}"),
-        None => String::new(),
-    };
-    let sql = format!("{SUMMARY_SELECT}{filter_sql} ORDER BY {order}{page}");
+    let sql = format!(
+        "{SUMMARY_SELECT}{filter_sql}{}",
+        order_and_page(filter, &SQLITE)
+    );
     let rows = bind_all(sqlx::query(AssertSqlSafe(sql)), values)
         .fetch_all(&store.pool)
         .await?;
