@@ -8,20 +8,24 @@ use crate::store::rows::{direction, earlier, outcome};
 /// of that range (a hostile or broken header) is kept as unknown.
 const SENT_DATE_RANGE: std::ops::RangeInclusive<Millis> = -62_135_596_800_000..=253_402_300_799_999;
 
-/// One statement for both questions, over the rows that carry the Message-ID (a handful at
-/// most), so that PostgreSQL reads them through `messages_message_id` whatever plan it caches.
-/// Asked as two statements each with `ORDER BY id LIMIT 1`, the cached generic plan walked a
-/// whole index instead, a cost that grew with the desk (1.1 ms a mail at 2,000 messages).
+/// One statement for both questions. The rows carrying the Message-ID are gathered first
+/// (`MATERIALIZED`), so PostgreSQL reads them through `messages_message_id` whatever plan it
+/// caches: asked as two statements each with `ORDER BY id LIMIT 1`, the cached generic plan
+/// walked a whole index instead, a cost that grew with the desk (1.1 ms a mail at 2,000
+/// messages). At most two rows come back, the first user and the first same mail, so a
+/// flood reusing one Message-ID does not send the whole set back for every mail.
 pub(super) async fn message_id_seen(
     tx: &mut PgTx,
     message_id: &str,
     content: &MailContent<'_>,
 ) -> Result<MessageIdSeen, StoreError> {
     let rows: Vec<(i64, Option<i64>, String, bool)> = sqlx::query_as(
-        "SELECT id, ticket_id, outcome, direction = 'inbound' \
+        "WITH m AS MATERIALIZED (SELECT id, ticket_id, outcome, direction = 'inbound' \
            AND (content_sha256 = $2 OR (content_sha256 IS NULL AND from_addr IS NOT DISTINCT FROM $3 \
-                AND subject = $4 AND body_text = $5)) IS TRUE \
-         FROM messages WHERE message_id = $1 AND outcome <> 'duplicate' ORDER BY id",
+                AND subject = $4 AND body_text = $5)) IS TRUE AS same \
+           FROM messages WHERE message_id = $1 AND outcome <> 'duplicate') \
+         (SELECT * FROM m ORDER BY id LIMIT 1) \
+         UNION ALL (SELECT * FROM m WHERE same ORDER BY id LIMIT 1)",
     )
     .bind(no_nul(Some(message_id)))
     .bind(content.sha256)
@@ -30,24 +34,25 @@ pub(super) async fn message_id_seen(
     .bind(no_nul(Some(content.body_text)))
     .fetch_all(&mut *tx.tx)
     .await?;
-    let in_use = rows.first().map(|row| row.0);
+    let in_use = rows.iter().map(|row| row.0).min();
     let same = rows
         .into_iter()
-        .find(|row| row.3)
+        .filter(|row| row.3)
+        .min_by_key(|row| row.0)
         .map(|(id, ticket, outcome, _)| earlier((id, ticket, outcome)))
         .transpose()?;
     Ok(MessageIdSeen { same, in_use })
 }
 
-/// Without `LIMIT`, for the reason given at [`message_id_seen`]: the rows of one digest are
-/// few, and the only index that finds them is `messages_sha`.
+/// The rows of one digest gathered first, for the reason given at [`message_id_seen`]: the
+/// only index that finds them is `messages_sha`.
 pub(super) async fn message_by_sha(
     tx: &mut PgTx,
     sha256: &str,
 ) -> Result<Option<EarlierMail>, StoreError> {
     let rows: Vec<(i64, Option<i64>, String)> = sqlx::query_as(
-        "SELECT id, ticket_id, outcome FROM messages WHERE raw_sha256 = $1 \
-         AND direction = 'inbound' AND outcome <> 'duplicate' ORDER BY id",
+        "WITH m AS MATERIALIZED (SELECT id, ticket_id, outcome FROM messages WHERE raw_sha256 = $1 \
+         AND direction = 'inbound' AND outcome <> 'duplicate') SELECT * FROM m ORDER BY id LIMIT 1",
     )
     .bind(sha256)
     .fetch_all(&mut *tx.tx)
